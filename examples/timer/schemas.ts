@@ -1,0 +1,18 @@
+/** The timer's wire shapes (the seed's CDDL), as schemas. */
+import { s } from '../../src/core/schema.js';
+
+export const EchoRequest = s.object({ message: s.string(), delayMs: s.int() });
+export const ComplexRequest = s.object({
+  messages: s.array(EchoRequest),
+  tags: s.array(s.string()),
+  note: s.optional(s.string()),
+  retries: s.optional(s.int()),
+});
+export const JobSpec = s.object({ name: s.string(), payload: s.array(s.string()), priority: s.int() });
+export const RetryPolicy = s.object({ maxAttempts: s.int(), backoffMs: s.int(), retryOn: s.array(s.string()) });
+export const ScheduleConfig = s.object({ startAtMs: s.int(), intervalMs: s.int(), jitter: s.optional(s.int()) });
+
+export const EchoParams = s.object({ req: EchoRequest });
+export const ComplexParams = s.object({ req: ComplexRequest });
+export const ScheduleParams = s.object({ job: JobSpec, retry: RetryPolicy, schedule: ScheduleConfig });
+export const NoParams = s.object({});

@@ -1,0 +1,169 @@
+/**
+ * The CBOR profile of ipcbor, on top of cborg.
+ *
+ * Encoding is interop-safe: definite lengths, shortest integers, shortest
+ * lossless floats, no tags, object keys in insertion order, Uint8Array as a
+ * byte string, `undefined` properties omitted (and a bare `undefined` sent as
+ * null). Values with no portable form (Date, Set, RegExp, typed arrays other
+ * than Uint8Array, functions, symbols, cycles) are refused with
+ * IPCBOR_ERR_ENCODE rather than sent in a form a peer may misread.
+ *
+ * Decoding treats every byte as hostile: no tags at all (nothing can
+ * construct an object from a tag, so bignums, dates and sets are refused),
+ * no indefinite lengths, no `undefined`, text-keyed maps only (they become
+ * plain objects; a `__proto__` key is refused), duplicate keys refused,
+ * invalid UTF-8 refused, nesting capped, and the item must fill the input
+ * exactly. Integers beyond 2^53 come back as bigint (at most 64 bits: the
+ * bignum tags are refused).
+ */
+import { Token, Tokenizer, Type, decode as cborgDecode, encode as cborgEncode } from 'cborg';
+import type { DecodeOptions, EncodeOptions } from 'cborg';
+import { DEFAULT_MAX_DEPTH } from '../constants.js';
+import { IpcborError } from '../errors.js';
+
+export interface Codec {
+  encode(value: unknown): Uint8Array;
+  decode(bytes: Uint8Array): unknown;
+}
+
+export interface CodecOptions {
+  /** Deepest nesting of arrays and maps accepted when decoding. Default 64. */
+  maxDepth?: number;
+}
+
+const refuse = (what: string) => (): never => {
+  throw new IpcborError('IPCBOR_ERR_ENCODE', `${what} has no interop-safe CBOR form; convert it first`);
+};
+
+const NULL_TOKENS = [new Token(Type.null, null)];
+
+const encodeOptions: EncodeOptions = {
+  // cborg sorts map keys by default; peers that read fields in declaration
+  // order (the seed references) need insertion order.
+  mapSorter: undefined,
+  ignoreUndefinedProperties: true,
+  typeEncoders: {
+    undefined: () => NULL_TOKENS,
+    Date: refuse('a Date'),
+    Int8Array: refuse('an Int8Array'),
+    Uint8ClampedArray: refuse('a Uint8ClampedArray'),
+    Int16Array: refuse('an Int16Array'),
+    Uint16Array: refuse('a Uint16Array'),
+    Int32Array: refuse('an Int32Array'),
+    Uint32Array: refuse('a Uint32Array'),
+    Float32Array: refuse('a Float32Array'),
+    Float64Array: refuse('a Float64Array'),
+    BigInt64Array: refuse('a BigInt64Array'),
+    BigUint64Array: refuse('a BigUint64Array'),
+    DataView: refuse('a DataView'),
+    ArrayBuffer: refuse('an ArrayBuffer (wrap it in a Uint8Array)'),
+  },
+};
+
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Bytes of the head of a CBOR item whose first byte is `b` (for strings). */
+function headLength(b: number): number {
+  const minor = b & 31;
+  return minor < 24 ? 1 : minor === 24 ? 2 : minor === 25 ? 3 : minor === 26 ? 5 : 9;
+}
+
+/**
+ * Wraps cborg's tokenizer to enforce what cborg has no option for: a depth
+ * limit (checked per token, so 100,000 nested arrays fail fast instead of
+ * exhausting the stack), strict UTF-8, and no `__proto__` keys.
+ */
+class StrictTokenizer {
+  private readonly inner: Tokenizer;
+  private readonly data: Uint8Array;
+  private readonly maxDepth: number;
+  /** Items still to come in each open container (maps count keys and values). */
+  private readonly remaining: number[] = [];
+  private readonly isMap: boolean[] = [];
+
+  constructor(data: Uint8Array, options: DecodeOptions, maxDepth: number) {
+    this.inner = new Tokenizer(data, options);
+    this.data = data;
+    this.maxDepth = maxDepth;
+  }
+
+  done(): boolean {
+    return this.inner.done();
+  }
+
+  pos(): number {
+    return this.inner.pos();
+  }
+
+  next(): Token {
+    const start = this.inner.pos();
+    const token = this.inner.next();
+    const top = this.remaining.length - 1;
+    let isKey = false;
+    if (top >= 0) {
+      isKey = this.isMap[top]! && this.remaining[top]! % 2 === 0;
+      this.remaining[top]!--;
+    }
+    const type = token.type;
+    if (type === Type.string) {
+      const text = token.value as string;
+      if (text.includes('\uFFFD')) {
+        const end = this.inner.pos();
+        try {
+          utf8Fatal.decode(this.data.subarray(start + headLength(this.data[start]!), end));
+        } catch {
+          throw new IpcborError('IPCBOR_ERR_DECODE', 'text string is not valid UTF-8');
+        }
+      }
+      if (isKey && text === '__proto__') throw new IpcborError('IPCBOR_ERR_DECODE', 'map key "__proto__" is not accepted');
+    }
+    if ((type === Type.array || type === Type.map) && (token.value as number) > 0) {
+      if (this.remaining.length >= this.maxDepth) {
+        throw new IpcborError('IPCBOR_ERR_DECODE', `nesting deeper than ${this.maxDepth} levels`);
+      }
+      this.remaining.push(type === Type.map ? (token.value as number) * 2 : (token.value as number));
+      this.isMap.push(type === Type.map);
+    } else {
+      while (this.remaining.length > 0 && this.remaining[this.remaining.length - 1] === 0) {
+        this.remaining.pop();
+        this.isMap.pop();
+      }
+    }
+    return token;
+  }
+}
+
+export function createCodec(options: CodecOptions = {}): Codec {
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const decodeOptions: DecodeOptions = {
+    allowIndefinite: false,
+    allowUndefined: false,
+    allowBigInt: true,
+    useMaps: false,
+    rejectDuplicateMapKeys: true,
+    tags: [],
+  };
+  return {
+    encode(value: unknown): Uint8Array {
+      try {
+        return cborgEncode(value, encodeOptions);
+      } catch (err) {
+        if (err instanceof IpcborError) throw err;
+        throw new IpcborError('IPCBOR_ERR_ENCODE', (err as Error).message.replace(/^CBOR encode error: /, ''), { cause: err });
+      }
+    },
+    decode(bytes: Uint8Array): unknown {
+      if (bytes.length === 0) throw new IpcborError('IPCBOR_ERR_DECODE', 'empty payload: expected one CBOR item');
+      try {
+        const tokenizer = new StrictTokenizer(bytes, decodeOptions, maxDepth);
+        return cborgDecode(bytes, { ...decodeOptions, tokenizer });
+      } catch (err) {
+        if (err instanceof IpcborError) throw err;
+        throw new IpcborError('IPCBOR_ERR_DECODE', (err as Error).message.replace(/^CBOR decode error: /, ''), { cause: err });
+      }
+    },
+  };
+}
+
+/** The codec with default limits. */
+export const cbor: Codec = createCodec();

@@ -1,0 +1,31 @@
+/**
+ * Every default limit of ipcbor lives here, so that the documentation
+ * (README "Limits", docs/PROTOCOL.md) has one place to agree with.
+ */
+
+/** Longest method name accepted, in UTF-8 bytes. */
+export const DEFAULT_MAX_METHOD_BYTES = 256;
+
+/** Largest payload / body of one frame, in bytes (16 MiB). */
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+/** Deepest nesting of arrays and maps a decoded CBOR item may have. */
+export const DEFAULT_MAX_DEPTH = 64;
+
+/** Calls one connection may have in flight on the server before it stops reading. */
+export const DEFAULT_MAX_INFLIGHT = 1024;
+
+/** Event frames queued for one slow subscriber connection before the oldest are dropped. */
+export const DEFAULT_EVENT_QUEUE = 1024;
+
+/** Items a stream receiver grants its sender before it must grant more (credit window). */
+export const DEFAULT_STREAM_WINDOW = 64;
+
+/** Bytes a connection may buffer for writing before the writer waits for `drain`. */
+export const DEFAULT_WRITE_HIGH_WATER = 1024 * 1024;
+
+/** Version of the extended protocol this implementation speaks (docs/PROTOCOL.md). */
+export const PROTOCOL_VERSION = 1;
+
+/** Reserved method namespace: seed-style names never start with `$`. */
+export const RESERVED_PREFIX = '$ipcbor.';

@@ -1,0 +1,102 @@
+/**
+ * Errors with stable string codes. Tests and users match on `code`, never on
+ * message text. `instanceof IpcborError` also holds across two installed
+ * copies of the package, because the check looks for a registered symbol
+ * rather than one class identity.
+ */
+
+export type ErrorCode =
+  /** Connecting failed (no server at the address, refused, timed out). */
+  | 'IPCBOR_ERR_CONNECT'
+  /** A connection closed (or was never open) while a call waited on it. */
+  | 'IPCBOR_ERR_CONNECTION_CLOSED'
+  /** A call's timeout elapsed on the client. */
+  | 'IPCBOR_ERR_TIMEOUT'
+  /** A call's deadline passed on the server, which stopped the handler. */
+  | 'IPCBOR_ERR_DEADLINE_EXCEEDED'
+  /** The caller aborted (cancelled) a call. */
+  | 'IPCBOR_ERR_CANCELLED'
+  /** The server answered with an error (seed: ret != 0, text only). */
+  | 'IPCBOR_ERR_REMOTE'
+  /** No handler for the method. */
+  | 'IPCBOR_ERR_UNKNOWN_METHOD'
+  /** The request payload is not what the method takes. */
+  | 'IPCBOR_ERR_INVALID_PARAMS'
+  /** A handler threw. */
+  | 'IPCBOR_ERR_HANDLER'
+  /** A frame's declared length is over the receiver's limit. */
+  | 'IPCBOR_ERR_FRAME_TOO_LARGE'
+  /** A method name is over the limit. */
+  | 'IPCBOR_ERR_METHOD_TOO_LONG'
+  /** A frame that cannot be parsed (bad UTF-8 method, bad extended frame). */
+  | 'IPCBOR_ERR_BAD_FRAME'
+  /** CBOR that the strict decoder refuses. */
+  | 'IPCBOR_ERR_DECODE'
+  /** A value that has no interop-safe CBOR form. */
+  | 'IPCBOR_ERR_ENCODE'
+  /** An address string or flag set that cannot be parsed or used. */
+  | 'IPCBOR_ERR_INVALID_ADDRESS'
+  /** The peer broke the protocol (an answer nobody asked for, a bad negotiation). */
+  | 'IPCBOR_ERR_PROTOCOL'
+  /** The feature needs the extended protocol but the peer speaks only the seed framing. */
+  | 'IPCBOR_ERR_NOT_SUPPORTED'
+  /** The server is shutting down and takes no new calls. */
+  | 'IPCBOR_ERR_SHUTTING_DOWN'
+  /** Too many calls in flight. */
+  | 'IPCBOR_ERR_OVERLOADED';
+
+const BRAND = Symbol.for('ipcbor.error');
+
+export interface IpcborErrorOptions {
+  cause?: unknown;
+  /** The method of the call that failed, when there is one. */
+  method?: string;
+  /** Structured data sent by the peer with a remote error (extended protocol). */
+  data?: unknown;
+}
+
+export class IpcborError extends Error {
+  readonly code: ErrorCode | (string & {});
+  readonly method: string | undefined;
+  readonly data: unknown;
+
+  constructor(code: ErrorCode | (string & {}), message: string, options: IpcborErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.method = options.method;
+    this.data = options.data;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  override get name(): string {
+    return 'IpcborError';
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // Subclasses keep the ordinary prototype check; the base class also
+    // recognises errors made by another installed copy of ipcbor.
+    if (this !== IpcborError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+}
+
+/**
+ * An error the remote side reported. `code` is the code the peer sent
+ * (extended protocol) or `IPCBOR_ERR_REMOTE` (seed framing, text only).
+ */
+export class RemoteError extends IpcborError {
+  override get name(): string {
+    return 'RemoteError';
+  }
+}
+
+/** The message of any thrown value, for sending on the wire; never a stack. */
+export function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'string') return err;
+  try {
+    return String(err);
+  } catch {
+    return 'unknown error';
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The streaming frame decoder: feed it chunks of any size, it calls the sink
+ * once per complete frame. It owns all partial-frame state and does no I/O.
+ * Every declared length is checked against its limit as soon as it is read,
+ * before a byte of what it announces is buffered. See encoder.ts for the
+ * frame layouts.
+ */
+import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_METHOD_BYTES } from '../constants.js';
+import { IpcborError } from '../errors.js';
+import { ChunkQueue } from './chunks.js';
+
+/** What the next bytes are: seed requests (server side), seed responses (client side) or extended frames. */
+export type DecoderMode = 'request' | 'response' | 'extended';
+
+export interface FrameSink {
+  request?(method: string, payload: Uint8Array): void;
+  response?(ret: number, body: Uint8Array): void;
+  extended?(head: Uint8Array, payload: Uint8Array): void;
+}
+
+export interface FrameLimits {
+  /** Longest method name, in UTF-8 bytes. Default 256. */
+  maxMethodBytes?: number;
+  /** Largest payload or body of one frame, in bytes. Default 16 MiB. */
+  maxFrameBytes?: number;
+}
+
+/** Largest head of an extended frame (method name, error code and text). */
+export const MAX_HEAD_BYTES = 64 * 1024;
+
+const enum State {
+  Head,
+  Method,
+  Body,
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export class FrameDecoder {
+  /** Switch between frames (e.g. from the sink callback after a negotiation). */
+  mode: DecoderMode;
+  readonly maxMethodBytes: number;
+  readonly maxFrameBytes: number;
+  private readonly sink: FrameSink;
+  private readonly queue = new ChunkQueue();
+  private state = State.Head;
+  private need = 0;
+  private ret = 0;
+  private method = '';
+  private head: Uint8Array = new Uint8Array(0);
+  private failure: IpcborError | undefined;
+
+  constructor(mode: DecoderMode, sink: FrameSink, limits: FrameLimits = {}) {
+    this.mode = mode;
+    this.sink = sink;
+    this.maxMethodBytes = limits.maxMethodBytes ?? DEFAULT_MAX_METHOD_BYTES;
+    this.maxFrameBytes = limits.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  }
+
+  /** Bytes received and not yet part of a delivered frame. */
+  get buffered(): number {
+    return this.queue.length;
+  }
+
+  /** True between frames: nothing of a started frame is buffered. */
+  get idle(): boolean {
+    return this.state === State.Head && this.queue.length === 0;
+  }
+
+  /**
+   * Feed bytes. Frames completed by them are delivered to the sink before
+   * this returns. A malformed frame throws an IpcborError; the decoder is
+   * then dead and every later push throws the same error.
+   */
+  push(chunk: Uint8Array): void {
+    if (this.failure) throw this.failure;
+    this.queue.push(chunk);
+    this.drain();
+  }
+
+  private fail(code: 'IPCBOR_ERR_METHOD_TOO_LONG' | 'IPCBOR_ERR_FRAME_TOO_LARGE' | 'IPCBOR_ERR_BAD_FRAME', message: string): IpcborError {
+    this.failure = new IpcborError(code, message);
+    return this.failure;
+  }
+
+  private drain(): void {
+    const q = this.queue;
+    for (;;) {
+      switch (this.state) {
+        case State.Head: {
+          const headLen = this.mode === 'response' ? 8 : 4;
+          if (q.length < headLen) return;
+          if (this.mode === 'response') {
+            this.ret = q.peekU32() | 0;
+            q.skip(4);
+            this.need = this.checkBody(q.peekU32());
+            q.skip(4);
+            this.state = State.Body;
+            break;
+          }
+          const len = q.peekU32();
+          if (this.mode === 'request' && len > this.maxMethodBytes) {
+            throw this.fail('IPCBOR_ERR_METHOD_TOO_LONG', `method name of ${len} bytes is over the limit of ${this.maxMethodBytes} bytes`);
+          }
+          if (this.mode === 'extended' && len > MAX_HEAD_BYTES) {
+            throw this.fail('IPCBOR_ERR_BAD_FRAME', `frame head of ${len} bytes is over the limit of ${MAX_HEAD_BYTES} bytes`);
+          }
+          q.skip(4);
+          this.need = len + 4;
+          this.state = State.Method;
+          break;
+        }
+        case State.Method: {
+          if (q.length < this.need) return;
+          const raw = q.take(this.need - 4);
+          if (this.mode === 'extended') {
+            this.head = raw;
+          } else {
+            try {
+              this.method = utf8.decode(raw);
+            } catch {
+              throw this.fail('IPCBOR_ERR_BAD_FRAME', 'method name is not valid UTF-8');
+            }
+          }
+          this.need = this.checkBody(q.peekU32());
+          q.skip(4);
+          this.state = State.Body;
+          break;
+        }
+        case State.Body: {
+          if (q.length < this.need) return;
+          const body = q.take(this.need);
+          this.state = State.Head;
+          this.deliver(body);
+          break;
+        }
+      }
+    }
+  }
+
+  private checkBody(len: number): number {
+    if (len > this.maxFrameBytes) {
+      throw this.fail('IPCBOR_ERR_FRAME_TOO_LARGE', `frame of ${len} bytes is over the limit of ${this.maxFrameBytes} bytes`);
+    }
+    return len;
+  }
+
+  private deliver(body: Uint8Array): void {
+    switch (this.mode) {
+      case 'request':
+        this.sink.request?.(this.method, body);
+        break;
+      case 'response':
+        this.sink.response?.(this.ret, body);
+        break;
+      case 'extended':
+        this.sink.extended?.(this.head, body);
+        break;
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * What a server session asks of the code it serves: find the method by
+ * name, then call it. Services (src/core/service.ts) build one; a plain
+ * object of handler functions is wrapped by `handlersDispatcher`.
+ */
+import type { ConnectionInfo } from './transport.js';
+
+export interface CallContext {
+  /** The method name as it was called (with its service prefix, if any). */
+  readonly method: string;
+  /**
+   * Aborts when the call is cancelled, its deadline passes, or the
+   * connection goes. Its `reason` is an IpcborError saying which.
+   */
+  readonly signal: AbortSignal;
+  /** Who is calling. */
+  readonly connection: ConnectionInfo;
+  /** When the server stops the call (ms since the epoch), if the caller set a deadline. */
+  readonly deadline: number | undefined;
+}
+
+// Handlers see params as the decoded request; a typed service narrows it.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Handler = (params: any, ctx: CallContext) => unknown;
+
+export interface MethodEntry {
+  /** Run the method: validate params (throwing IPCBOR_ERR_INVALID_PARAMS) and call the handler. */
+  invoke(params: unknown, ctx: CallContext): unknown;
+}
+
+export interface Dispatcher {
+  lookup(method: string): MethodEntry | undefined;
+  /** Every callable method name, for "did you mean" answers and introspection. */
+  methodNames(): string[];
+}
+
+/** A dispatcher over a plain object of handler functions. */
+export function handlersDispatcher(handlers: Record<string, Handler>): Dispatcher {
+  const table = new Map<string, MethodEntry>();
+  for (const [name, fn] of Object.entries(handlers)) {
+    if (typeof fn !== 'function') throw new TypeError(`handler ${name} is not a function`);
+    table.set(name, { invoke: fn });
+  }
+  return {
+    lookup: (method) => table.get(method),
+    methodNames: () => [...table.keys()],
+  };
+}

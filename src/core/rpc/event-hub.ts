@@ -1,0 +1,34 @@
+/**
+ * Fans events out to the connections that subscribed. The payload is
+ * encoded once per event, however many subscribers there are, and only if
+ * there is at least one.
+ */
+import { cbor, type Codec } from '../codec/cbor.js';
+import type { ServerSession } from './server-session.js';
+
+export class EventHub {
+  private readonly sessions = new Set<ServerSession>();
+
+  constructor(private readonly codec: Codec = cbor) {}
+
+  add(session: ServerSession): void {
+    this.sessions.add(session);
+  }
+
+  delete(session: ServerSession): void {
+    this.sessions.delete(session);
+  }
+
+  /** Send `payload` as event `name` to every subscribed connection. Returns how many it was sent to. */
+  emit(name: string, payload: unknown): number {
+    let bytes: Uint8Array | undefined;
+    let count = 0;
+    for (const s of this.sessions) {
+      if (!s.wants(name)) continue;
+      bytes ??= this.codec.encode(payload);
+      s.sendEvent(name, bytes);
+      count++;
+    }
+    return count;
+  }
+}

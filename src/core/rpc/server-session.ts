@@ -1,0 +1,571 @@
+/**
+ * One server-side connection: decodes frames, dispatches calls, writes
+ * answers. It speaks the seed framing until the client opens the extended
+ * protocol with a hello (see protocol.ts), and never does I/O itself: bytes
+ * come in through `receive` and leave through the Transport.
+ *
+ * Seed framing has no request id, so seed calls run concurrently but their
+ * answers leave in request order (a FIFO of slots). Extended calls carry
+ * ids and are answered as soon as they finish.
+ */
+import { cbor, type Codec } from '../codec/cbor.js';
+import {
+  DEFAULT_EVENT_QUEUE,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_INFLIGHT,
+  DEFAULT_MAX_METHOD_BYTES,
+  DEFAULT_STREAM_WINDOW,
+} from '../constants.js';
+import { IpcborError, messageOf } from '../errors.js';
+import { FrameDecoder } from '../frame/decoder.js';
+import { encodeErrorResponse, encodeExtended, encodeResponse, type FrameParts } from '../frame/encoder.js';
+import type { CallContext, Dispatcher } from './dispatcher.js';
+import { encodeKindId } from './heads.js';
+import { HELLO_METHOD, Kind, acceptHello, decodeHead, type Head, type HelloResponse } from './protocol.js';
+import { InboundStream, addCredit, createOutbound, isAsyncIterable, pumpStream, stopOutbound, type OutboundStream } from './streams.js';
+import type { ConnectionInfo, Transport } from './transport.js';
+
+export interface ServerLimits {
+  /** Longest method name accepted, in UTF-8 bytes (default 256). */
+  maxMethodBytes?: number;
+  /** Largest payload of one frame accepted, in bytes (default 16 MiB). */
+  maxFrameBytes?: number;
+  /** Calls in flight on one connection before the server stops reading from it (default 1024). */
+  maxInflight?: number;
+  /** Longest deadline the server grants a call, in ms; longer or absent deadlines are cut to it. Default: none. */
+  maxTimeout?: number;
+  /** Stream items the server accepts per stream before granting more (default 64). */
+  window?: number;
+  /** Events queued for a slow subscriber before the oldest are dropped (default 1024). */
+  eventQueue?: number;
+}
+
+export interface ServerSessionOptions extends ServerLimits {
+  codec?: Codec;
+  /** Answer the hello and speak the extended protocol (default true). */
+  extended?: boolean;
+  /** Free text sent in the hello answer. */
+  serverName?: string;
+  /** Called with failures nobody else hears of (a notification's handler threw, a protocol violation). */
+  onError?: (err: unknown, connection: ConnectionInfo) => void;
+}
+
+/** How a call ended, before it is framed for the connection's protocol. */
+type Outcome = { ok: true; value: unknown } | { ok: false; error: IpcborError };
+
+interface SeedSlot {
+  parts: FrameParts | undefined;
+}
+
+interface ServerCall {
+  readonly id: number;
+  readonly controller: AbortController;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  input: InboundStream | undefined;
+  output: OutboundStream | undefined;
+  done: boolean;
+}
+
+export const SUBSCRIBE = '$ipcbor.subscribe';
+export const UNSUBSCRIBE = '$ipcbor.unsubscribe';
+
+const PAUSE_INFLIGHT = 1;
+const PAUSE_WRITE = 2;
+const PAUSE_STOPPED = 4;
+
+const setTimer = globalThis.setTimeout;
+const clearTimer = globalThis.clearTimeout;
+
+/** Turn whatever a handler threw into an error with a code. */
+export function toIpcborError(err: unknown, method?: string): IpcborError {
+  if (err instanceof IpcborError) return err;
+  return new IpcborError('IPCBOR_ERR_HANDLER', messageOf(err), { cause: err, ...(method === undefined ? {} : { method }) });
+}
+
+export class ServerSession {
+  readonly info: { -readonly [K in keyof ConnectionInfo]: ConnectionInfo[K] };
+  /** Event names this connection subscribed to; `*` means all. */
+  readonly subscriptions = new Set<string>();
+
+  private readonly transport: Transport;
+  private readonly dispatcher: Dispatcher;
+  private readonly codec: Codec;
+  private readonly decoder: FrameDecoder;
+  private readonly connection = new AbortController();
+  private readonly options: ServerSessionOptions;
+  private readonly maxInflight: number;
+  private readonly window: number;
+  private mode: 'seed' | 'extended' = 'seed';
+  private requests = 0;
+  private inflight = 0;
+  private pauses = 0;
+  private ending = false;
+  private dead = false;
+  private readonly slots: SeedSlot[] = [];
+  private readonly calls = new Map<number, ServerCall>();
+  private peerMaxFrame = Infinity;
+  private peerWindow = DEFAULT_STREAM_WINDOW;
+  private drainWaiters: (() => void)[] = [];
+  private eventBacklog: [name: string, payload: Uint8Array][] = [];
+  private eventsDropped = 0;
+  private onIdle: (() => void) | undefined;
+
+  constructor(transport: Transport, dispatcher: Dispatcher, info: Omit<ConnectionInfo, 'protocol'>, options: ServerSessionOptions = {}) {
+    this.transport = transport;
+    this.dispatcher = dispatcher;
+    this.options = options;
+    this.codec = options.codec ?? cbor;
+    this.maxInflight = options.maxInflight ?? DEFAULT_MAX_INFLIGHT;
+    this.window = options.window ?? DEFAULT_STREAM_WINDOW;
+    this.info = { ...info, protocol: 'seed' };
+    this.decoder = new FrameDecoder(
+      'request',
+      {
+        request: (method, payload) => this.onSeedRequest(method, payload),
+        extended: (head, payload) => this.onExtended(head, payload),
+      },
+      { maxMethodBytes: options.maxMethodBytes ?? DEFAULT_MAX_METHOD_BYTES, maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES },
+    );
+  }
+
+  /** Aborts when the connection goes. */
+  get signal(): AbortSignal {
+    return this.connection.signal;
+  }
+
+  /** Calls received and not yet answered. */
+  get pending(): number {
+    return this.inflight;
+  }
+
+  // ---- input from the transport -------------------------------------------
+
+  receive(chunk: Uint8Array): void {
+    if (this.dead || this.pauses & PAUSE_STOPPED) return;
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      this.failConnection(toIpcborError(err));
+    }
+  }
+
+  /** The transport can take more after `write` returned false. */
+  drained(): void {
+    this.unpause(PAUSE_WRITE);
+    this.flushEvents();
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** The transport closed (peer gone, or we ended it). Every running handler's signal aborts. */
+  closed(cause?: unknown): void {
+    if (this.dead) return;
+    this.dead = true;
+    const reason = new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed', { cause });
+    this.connection.abort(reason);
+    for (const call of this.calls.values()) this.finish(call, reason);
+    this.slots.length = 0;
+    this.eventBacklog = [];
+    this.drained();
+    this.onIdle?.();
+  }
+
+  /**
+   * Stop reading, let calls in flight finish and their answers leave, then
+   * end the connection. Resolves when it is closed.
+   */
+  shutdown(): Promise<void> {
+    this.pause(PAUSE_STOPPED);
+    this.ending = true;
+    if (this.dead) return Promise.resolve();
+    const done = new Promise<void>((resolve) => (this.onIdle = resolve));
+    this.endIfIdle();
+    return done;
+  }
+
+  /** Close at once; running handlers see their signal abort. */
+  destroy(): void {
+    this.transport.destroy();
+    this.closed();
+  }
+
+  // ---- seed framing ---------------------------------------------------------
+
+  private onSeedRequest(method: string, payload: Uint8Array): void {
+    const first = this.requests++ === 0;
+    if (method === HELLO_METHOD && first && this.options.extended !== false) {
+      this.answerHello(payload);
+      return;
+    }
+    const slot: SeedSlot = { parts: undefined };
+    this.slots.push(slot);
+    this.began();
+    const ctx = this.context(method, this.connection.signal, undefined);
+    void this.run(method, payload, ctx).then((outcome) => {
+      slot.parts = this.seedFrame(outcome);
+      this.ended();
+      this.flushSlots();
+    });
+  }
+
+  private answerHello(payload: Uint8Array): void {
+    let parts: FrameParts;
+    try {
+      const hello = acceptHello(this.codec.decode(payload));
+      this.peerMaxFrame = hello.maxFrameBytes;
+      this.peerWindow = hello.window;
+      const answer: HelloResponse = {
+        version: hello.version,
+        maxFrameBytes: this.decoder.maxFrameBytes,
+        window: this.window,
+        server: this.options.serverName ?? 'ipcbor',
+      };
+      parts = encodeResponse(0, this.codec.encode(answer));
+      // Everything after the hello request is extended framing.
+      this.decoder.mode = 'extended';
+      this.mode = 'extended';
+      this.info.protocol = 'extended';
+    } catch (err) {
+      parts = encodeErrorResponse(messageOf(err));
+    }
+    this.write(parts);
+  }
+
+  private seedFrame(outcome: Outcome): FrameParts {
+    if (!outcome.ok) return encodeErrorResponse(outcome.error.message);
+    try {
+      return encodeResponse(0, this.codec.encode(outcome.value));
+    } catch (err) {
+      return encodeErrorResponse(`result could not be encoded: ${messageOf(err)}`);
+    }
+  }
+
+  private flushSlots(): void {
+    const slots = this.slots;
+    while (slots.length > 0 && slots[0]!.parts !== undefined) {
+      this.write(slots.shift()!.parts!);
+    }
+    this.endIfIdle();
+  }
+
+  // ---- calls ------------------------------------------------------------------
+
+  private context(method: string, signal: AbortSignal, deadline: number | undefined): CallContext {
+    return { method, signal, connection: this.info, deadline };
+  }
+
+  private async run(method: string, payload: Uint8Array | InboundStream, ctx: CallContext): Promise<Outcome> {
+    if (method === SUBSCRIBE || method === UNSUBSCRIBE) return this.subscription(method, payload);
+    const entry = this.dispatcher.lookup(method);
+    if (entry === undefined) {
+      return { ok: false, error: new IpcborError('IPCBOR_ERR_UNKNOWN_METHOD', `unknown method: ${method}`, { method }) };
+    }
+    let params: unknown;
+    if (payload instanceof InboundStream) {
+      params = payload;
+    } else {
+      try {
+        params = payload.length === 0 ? undefined : this.codec.decode(payload);
+      } catch (err) {
+        return { ok: false, error: new IpcborError('IPCBOR_ERR_INVALID_PARAMS', `invalid payload: ${messageOf(err)}`, { method, cause: err }) };
+      }
+    }
+    try {
+      return { ok: true, value: await entry.invoke(params, ctx) };
+    } catch (err) {
+      return { ok: false, error: toIpcborError(err, method) };
+    }
+  }
+
+  /** `$ipcbor.subscribe` / `$ipcbor.unsubscribe` {event}: connection state, not a handler. */
+  private subscription(method: string, payload: Uint8Array | InboundStream): Outcome {
+    if (this.mode !== 'extended') {
+      return { ok: false, error: new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol', { method }) };
+    }
+    let event: unknown;
+    try {
+      event = payload instanceof InboundStream ? undefined : (this.codec.decode(payload) as { event?: unknown } | null)?.event;
+    } catch {
+      event = undefined;
+    }
+    if (typeof event !== 'string' || event === '') {
+      return { ok: false, error: new IpcborError('IPCBOR_ERR_INVALID_PARAMS', 'event: expected a non-empty event name (or "*")', { method }) };
+    }
+    if (method === SUBSCRIBE) this.subscriptions.add(event);
+    else this.subscriptions.delete(event);
+    return { ok: true, value: null };
+  }
+
+  private began(): void {
+    if (++this.inflight >= this.maxInflight) this.pause(PAUSE_INFLIGHT);
+  }
+
+  private ended(): void {
+    if (--this.inflight < this.maxInflight) this.unpause(PAUSE_INFLIGHT);
+  }
+
+  // ---- extended framing -----------------------------------------------------
+
+  private onExtended(headBytes: Uint8Array, payload: Uint8Array): void {
+    let head: Head;
+    try {
+      head = decodeHead(this.codec, headBytes);
+    } catch (err) {
+      this.failConnection(toIpcborError(err));
+      return;
+    }
+    switch (head.kind) {
+      case Kind.Call:
+        return this.onCall(head.id, head.method, head.opts.timeout, head.opts.stream === true, payload);
+      case Kind.Notify: {
+        const ctx = this.context(head.method, this.connection.signal, undefined);
+        void this.run(head.method, payload, ctx).then((outcome) => {
+          if (!outcome.ok) this.options.onError?.(outcome.error, this.info);
+        });
+        return;
+      }
+      case Kind.Cancel: {
+        const call = this.calls.get(head.id);
+        if (call) this.finish(call, new IpcborError('IPCBOR_ERR_CANCELLED', 'the caller cancelled the call'));
+        return;
+      }
+      case Kind.Item:
+      case Kind.End:
+      case Kind.Error:
+        return this.onInput(head, payload);
+      case Kind.Credit: {
+        const out = this.calls.get(head.id)?.output;
+        if (out) addCredit(out, head.n);
+        return;
+      }
+      default:
+        this.failConnection(new IpcborError('IPCBOR_ERR_PROTOCOL', `a client may not send frame kind ${head.kind}`));
+    }
+  }
+
+  private onCall(id: number, method: string, timeout: number | undefined, streamed: boolean, payload: Uint8Array): void {
+    if (this.calls.has(id)) {
+      this.failConnection(new IpcborError('IPCBOR_ERR_PROTOCOL', `call id ${id} is already in flight`));
+      return;
+    }
+    if (this.ending) {
+      this.sendError(id, new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method }));
+      return;
+    }
+    const controller = new AbortController();
+    const call: ServerCall = { id, controller, timer: undefined, input: undefined, output: undefined, done: false };
+    this.calls.set(id, call);
+    this.began();
+    const connectionSignal = this.connection.signal;
+    const onGone = () => controller.abort(connectionSignal.reason);
+    connectionSignal.addEventListener('abort', onGone, { once: true });
+    controller.signal.addEventListener('abort', () => connectionSignal.removeEventListener('abort', onGone), { once: true });
+
+    const max = this.options.maxTimeout;
+    const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
+    let deadline: number | undefined;
+    if (ms !== undefined) {
+      deadline = Date.now() + ms;
+      call.timer = setTimer(() => {
+        const err = new IpcborError('IPCBOR_ERR_DEADLINE_EXCEEDED', `deadline of ${ms} ms exceeded`, { method });
+        this.sendError(id, err);
+        this.finish(call, err);
+      }, ms);
+    }
+    if (streamed) {
+      call.input = new InboundStream(this.window, {
+        grant: (n) => this.writeHead([Kind.Credit, id, n]),
+        cancel: () => this.writeHead([Kind.Cancel, id]),
+      });
+    }
+    const ctx = this.context(method, controller.signal, deadline);
+    void this.run(method, call.input ?? payload, ctx).then((outcome) => this.complete(call, method, outcome));
+  }
+
+  private onInput(head: Head & { id: number }, payload: Uint8Array): void {
+    if (head.kind === Kind.Error && head.id === 0) {
+      // The client reports a connection-level failure and will close.
+      this.options.onError?.(new IpcborError(head.code, head.message), this.info);
+      return;
+    }
+    const input = this.calls.get(head.id)?.input;
+    if (!input) return; // late frame of a finished call
+    if (head.kind === Kind.End) {
+      input.end();
+    } else if (head.kind === Kind.Error) {
+      input.fail(new IpcborError(head.code, head.message));
+    } else {
+      let item: unknown;
+      try {
+        item = this.codec.decode(payload);
+      } catch (err) {
+        input.fail(toIpcborError(err));
+        return;
+      }
+      if (!input.push(item)) this.failConnection(new IpcborError('IPCBOR_ERR_PROTOCOL', `stream ${head.id} sent more items than its credit`));
+    }
+  }
+
+  private complete(call: ServerCall, method: string, outcome: Outcome): void {
+    if (call.done) return;
+    if (!outcome.ok) {
+      this.sendError(call.id, outcome.error);
+      this.finish(call);
+      return;
+    }
+    const value = outcome.value;
+    if (isAsyncIterable(value) && !(value instanceof Uint8Array)) {
+      const out = createOutbound(this.peerWindow);
+      call.output = out;
+      const id = call.id;
+      void pumpStream(value, out, {
+        item: (v) => this.sendPayload(Kind.Item, id, v, method),
+        end: () => {
+          this.writeHead([Kind.End, id]);
+          this.finish(call);
+        },
+        error: (err) => {
+          this.sendError(id, toIpcborError(err, method));
+          this.finish(call);
+        },
+        writable: () => this.whenWritable(),
+      }).finally(() => this.finish(call));
+      return;
+    }
+    try {
+      this.sendPayload(Kind.Result, call.id, value, method);
+    } catch (err) {
+      this.sendError(call.id, toIpcborError(err, method));
+    }
+    this.finish(call);
+  }
+
+  /** Send RESULT or ITEM; a value that cannot be sent becomes an ERROR for the call. */
+  private sendPayload(kind: number, id: number, value: unknown, method: string): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode(value);
+    } catch (err) {
+      throw new IpcborError('IPCBOR_ERR_ENCODE', `result could not be encoded: ${messageOf(err)}`, { method, cause: err });
+    }
+    if (bytes.length > this.peerMaxFrame) {
+      throw new IpcborError('IPCBOR_ERR_FRAME_TOO_LARGE', `result of ${bytes.length} bytes is over the client's limit of ${this.peerMaxFrame} bytes`, { method });
+    }
+    this.write(encodeExtended(encodeKindId(kind, id), bytes));
+  }
+
+  private finish(call: ServerCall, reason?: IpcborError): void {
+    if (call.done) return;
+    call.done = true;
+    this.calls.delete(call.id);
+    if (call.timer !== undefined) clearTimer(call.timer);
+    if (reason) call.controller.abort(reason);
+    call.input?.fail(reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended'));
+    if (call.output) stopOutbound(call.output);
+    this.ended();
+    this.endIfIdle();
+  }
+
+  private sendError(id: number, err: IpcborError): void {
+    let data: Uint8Array | undefined;
+    if (err.data !== undefined) {
+      try {
+        data = this.codec.encode(err.data);
+      } catch {
+        data = undefined;
+      }
+    }
+    this.write(encodeExtended(this.codec.encode([Kind.Error, id, err.code, err.message]), data));
+  }
+
+  private writeHead(head: unknown[]): void {
+    this.write(encodeExtended(this.codec.encode(head)));
+  }
+
+  // ---- events ---------------------------------------------------------------
+
+  /** Does this connection want events of this name? */
+  wants(name: string): boolean {
+    return this.mode === 'extended' && !this.dead && (this.subscriptions.has(name) || this.subscriptions.has('*'));
+  }
+
+  /**
+   * Deliver an encoded event. While the transport is backed up, events wait
+   * in a bounded queue; when it is full the oldest is dropped and the next
+   * event delivered carries the count of those dropped.
+   */
+  sendEvent(name: string, payload: Uint8Array): void {
+    if (this.dead) return;
+    if (this.pauses & PAUSE_WRITE || this.eventBacklog.length > 0) {
+      if (this.eventBacklog.length >= (this.options.eventQueue ?? DEFAULT_EVENT_QUEUE)) {
+        this.eventBacklog.shift();
+        this.eventsDropped++;
+      }
+      this.eventBacklog.push([name, payload]);
+      return;
+    }
+    this.writeEvent(name, payload);
+  }
+
+  private writeEvent(name: string, payload: Uint8Array): void {
+    const head = this.eventsDropped > 0 ? [Kind.Event, name, this.eventsDropped] : [Kind.Event, name];
+    this.eventsDropped = 0;
+    this.write(encodeExtended(this.codec.encode(head), payload));
+  }
+
+  private flushEvents(): void {
+    while (this.eventBacklog.length > 0 && !(this.pauses & PAUSE_WRITE) && !this.dead) {
+      const [name, payload] = this.eventBacklog.shift()!;
+      this.writeEvent(name, payload);
+    }
+  }
+
+  // ---- writing and flow control ---------------------------------------------
+
+  private write(parts: FrameParts): void {
+    if (this.dead) return;
+    if (!this.transport.write(parts)) this.pause(PAUSE_WRITE);
+  }
+
+  private whenWritable(): Promise<void> | undefined {
+    if (!(this.pauses & PAUSE_WRITE) || this.dead) return undefined;
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private pause(bit: number): void {
+    if (this.pauses === 0) this.transport.pause();
+    this.pauses |= bit;
+  }
+
+  private unpause(bit: number): void {
+    if (!(this.pauses & bit)) return;
+    this.pauses &= ~bit;
+    if (this.pauses === 0 && !this.dead) this.transport.resume();
+  }
+
+  private endIfIdle(): void {
+    if (this.ending && this.inflight === 0 && this.slots.length === 0 && !this.dead) {
+      this.transport.end();
+    }
+  }
+
+  /**
+   * A frame that cannot be parsed or a broken protocol rule: answer with a
+   * clear error where the peer can still read one (after the answers it is
+   * owed), then close this connection only.
+   */
+  private failConnection(err: IpcborError): void {
+    if (this.ending) return;
+    this.options.onError?.(err, this.info);
+    this.pause(PAUSE_STOPPED);
+    this.ending = true;
+    if (this.mode === 'seed') {
+      this.slots.push({ parts: encodeErrorResponse(err.message) });
+      this.flushSlots();
+    } else {
+      this.sendError(0, err);
+      this.endIfIdle();
+    }
+  }
+}

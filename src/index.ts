@@ -1,0 +1,14 @@
+/**
+ * ipcbor: CBOR messages over unix sockets and TCP, byte-compatible with the
+ * seed C and Nim peers.
+ */
+export { serve, type Server, type ServeOptions, type Servable } from './node/server.js';
+export { connect, type Client, type ConnectOptions } from './node/client.js';
+export { parseAddress, formatAddress, addressFromArgs, type Address } from './node/address.js';
+export { IpcborError, RemoteError, type ErrorCode } from './core/errors.js';
+export { cbor, createCodec, type Codec } from './core/codec/cbor.js';
+export type { CallContext, Handler, Dispatcher } from './core/rpc/dispatcher.js';
+export type { CallOptionsClient as CallOptions } from './core/rpc/client-session.js';
+export type { ConnectionInfo } from './core/rpc/transport.js';
+export { Subscription, type EventListener, type EventMessage } from './core/rpc/subscription.js';
+export * from './core/constants.js';

@@ -1,0 +1,83 @@
+/**
+ * Addresses: `unix:/path/to.sock`, `tcp:host:port`, `tcp:[::1]:port`, and the
+ * seed programs' flags `--unix PATH` / `--tcp HOST PORT`.
+ */
+import { IpcborError } from '../core/errors.js';
+
+export type Address = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+/** Longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL); macOS allows 103. */
+export const MAX_UNIX_PATH_BYTES = process.platform === 'darwin' ? 103 : 107;
+
+const invalid = (msg: string) => new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', msg);
+
+function port(text: string, whole: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) throw invalid(`bad port "${text}" in address "${whole}": expected 0 to 65535`);
+  return Number(text);
+}
+
+export function unixAddress(path: string): Address {
+  if (path === '') throw invalid('unix socket path is empty');
+  const bytes = Buffer.byteLength(path);
+  if (bytes > MAX_UNIX_PATH_BYTES) {
+    throw invalid(`unix socket path is ${bytes} bytes, over the limit of ${MAX_UNIX_PATH_BYTES} on this system: use a shorter path (${path})`);
+  }
+  return { kind: 'unix', path };
+}
+
+export function tcpAddress(host: string, portText: string | number): Address {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (h === '') throw invalid('tcp host is empty');
+  return { kind: 'tcp', host: h, port: typeof portText === 'number' ? port(String(portText), `${host}:${portText}`) : port(portText, `${host}:${portText}`) };
+}
+
+/** Parse `unix:PATH` or `tcp:HOST:PORT` (IPv6 hosts in brackets). */
+export function parseAddress(text: string | Address): Address {
+  if (typeof text !== 'string') return text;
+  if (text.startsWith('unix:')) return unixAddress(text.slice(5));
+  if (text.startsWith('tcp:')) {
+    const rest = text.slice(4);
+    const m = /^\[([^\]]+)\]:(\d+)$/.exec(rest) ?? /^([^:[\]]+):(\d+)$/.exec(rest);
+    if (!m) throw invalid(`bad tcp address "${text}": expected tcp:HOST:PORT, with IPv6 hosts in brackets (tcp:[::1]:9099)`);
+    return tcpAddress(m[1]!, m[2]!);
+  }
+  throw invalid(`bad address "${text}": expected unix:PATH or tcp:HOST:PORT`);
+}
+
+export function formatAddress(a: Address): string {
+  if (a.kind === 'unix') return `unix:${a.path}`;
+  return a.host.includes(':') ? `tcp:[${a.host}]:${a.port}` : `tcp:${a.host}:${a.port}`;
+}
+
+/**
+ * Take an address from program arguments: `--unix PATH`, `--tcp HOST PORT`,
+ * or one `unix:…` / `tcp:…` argument. Returns the address and the
+ * arguments left over.
+ */
+export function addressFromArgs(args: readonly string[]): { address: Address; rest: string[] } {
+  const rest: string[] = [];
+  let address: Address | undefined;
+  const set = (a: Address) => {
+    if (address) throw invalid('more than one address given');
+    address = a;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--unix') {
+      const p = args[++i];
+      if (p === undefined) throw invalid('--unix needs a PATH');
+      set(unixAddress(p));
+    } else if (arg === '--tcp') {
+      const host = args[++i];
+      const p = args[++i];
+      if (host === undefined || p === undefined) throw invalid('--tcp needs a HOST and a PORT');
+      set(tcpAddress(host, p));
+    } else if (arg.startsWith('unix:') || arg.startsWith('tcp:')) {
+      set(parseAddress(arg));
+    } else {
+      rest.push(arg);
+    }
+  }
+  if (!address) throw invalid('no address given: use --unix PATH, --tcp HOST PORT, unix:PATH or tcp:HOST:PORT');
+  return { address, rest };
+}
