@@ -11,7 +11,8 @@
  * Decoding treats every byte as hostile: no tags at all (nothing can
  * construct an object from a tag, so bignums, dates and sets are refused),
  * no indefinite lengths, no `undefined`, text-keyed maps only (they become
- * plain objects; a `__proto__` key is refused), duplicate keys refused,
+ * plain objects, where a `__proto__` key is an own property as with
+ * JSON.parse and never touches the prototype), duplicate keys refused,
  * invalid UTF-8 refused, nesting capped, and the item must fill the input
  * exactly. Integers beyond 2^53 come back as bigint (at most 64 bits: the
  * bignum tags are refused).
@@ -71,7 +72,7 @@ function headLength(b: number): number {
 /**
  * Wraps cborg's tokenizer to enforce what cborg has no option for: a depth
  * limit (checked per token, so 100,000 nested arrays fail fast instead of
- * exhausting the stack), strict UTF-8, and no `__proto__` keys.
+ * exhausting the stack) and strict UTF-8.
  */
 class StrictTokenizer {
   private readonly inner: Tokenizer;
@@ -79,7 +80,6 @@ class StrictTokenizer {
   private readonly maxDepth: number;
   /** Items still to come in each open container (maps count keys and values). */
   private readonly remaining: number[] = [];
-  private readonly isMap: boolean[] = [];
 
   constructor(data: Uint8Array, options: DecodeOptions, maxDepth: number) {
     this.inner = new Tokenizer(data, options);
@@ -99,11 +99,7 @@ class StrictTokenizer {
     const start = this.inner.pos();
     const token = this.inner.next();
     const top = this.remaining.length - 1;
-    let isKey = false;
-    if (top >= 0) {
-      isKey = this.isMap[top]! && this.remaining[top]! % 2 === 0;
-      this.remaining[top]!--;
-    }
+    if (top >= 0) this.remaining[top]!--;
     const type = token.type;
     if (type === Type.string) {
       const text = token.value as string;
@@ -115,18 +111,15 @@ class StrictTokenizer {
           throw new IpcborError('IPCBOR_ERR_DECODE', 'text string is not valid UTF-8');
         }
       }
-      if (isKey && text === '__proto__') throw new IpcborError('IPCBOR_ERR_DECODE', 'map key "__proto__" is not accepted');
     }
     if ((type === Type.array || type === Type.map) && (token.value as number) > 0) {
       if (this.remaining.length >= this.maxDepth) {
         throw new IpcborError('IPCBOR_ERR_DECODE', `nesting deeper than ${this.maxDepth} levels`);
       }
       this.remaining.push(type === Type.map ? (token.value as number) * 2 : (token.value as number));
-      this.isMap.push(type === Type.map);
     } else {
       while (this.remaining.length > 0 && this.remaining[this.remaining.length - 1] === 0) {
         this.remaining.pop();
-        this.isMap.pop();
       }
     }
     return token;

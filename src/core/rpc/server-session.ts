@@ -92,6 +92,12 @@ export class ServerSession {
   private readonly codec: Codec;
   private readonly decoder: FrameDecoder;
   private readonly connection = new AbortController();
+  /**
+   * Controllers of seed calls in flight, aborted when the connection goes.
+   * (Kept here rather than as listeners on the connection signal, which
+   * would pile up one listener per call.)
+   */
+  private readonly live = new Set<AbortController>();
   private readonly options: ServerSessionOptions;
   private readonly maxInflight: number;
   private readonly window: number;
@@ -164,6 +170,8 @@ export class ServerSession {
     this.dead = true;
     const reason = new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed', { cause });
     this.connection.abort(reason);
+    for (const c of this.live) c.abort(reason);
+    this.live.clear();
     for (const call of this.calls.values()) this.finish(call, reason);
     this.slots.length = 0;
     this.eventBacklog = [];
@@ -201,8 +209,10 @@ export class ServerSession {
     const slot: SeedSlot = { parts: undefined };
     this.slots.push(slot);
     this.began();
-    const ctx = this.context(method, this.connection.signal, undefined);
-    void this.run(method, payload, ctx).then((outcome) => {
+    const controller = new AbortController();
+    this.live.add(controller);
+    void this.run(method, payload, this.context(method, controller.signal, undefined)).then((outcome) => {
+      this.live.delete(controller);
       slot.parts = this.seedFrame(outcome);
       this.ended();
       this.flushSlots();
@@ -319,8 +329,10 @@ export class ServerSession {
       case Kind.Call:
         return this.onCall(head.id, head.method, head.opts.timeout, head.opts.stream === true, payload);
       case Kind.Notify: {
-        const ctx = this.context(head.method, this.connection.signal, undefined);
-        void this.run(head.method, payload, ctx).then((outcome) => {
+        const controller = new AbortController();
+        this.live.add(controller);
+        void this.run(head.method, payload, this.context(head.method, controller.signal, undefined)).then((outcome) => {
+          this.live.delete(controller);
           if (!outcome.ok) this.options.onError?.(outcome.error, this.info);
         });
         return;
@@ -357,10 +369,6 @@ export class ServerSession {
     const call: ServerCall = { id, controller, timer: undefined, input: undefined, output: undefined, done: false };
     this.calls.set(id, call);
     this.began();
-    const connectionSignal = this.connection.signal;
-    const onGone = () => controller.abort(connectionSignal.reason);
-    connectionSignal.addEventListener('abort', onGone, { once: true });
-    controller.signal.addEventListener('abort', () => connectionSignal.removeEventListener('abort', onGone), { once: true });
 
     const max = this.options.maxTimeout;
     const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);

@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { cbor, createCodec } from '../../src/core/codec/cbor.js';
+import { IpcborError } from '../../src/core/errors.js';
+import { golden, hex, toHex, values } from '../fixtures/golden.js';
+
+function decodeCode(h: string | Uint8Array): string {
+  try {
+    cbor.decode(typeof h === 'string' ? hex(h) : h);
+  } catch (err) {
+    assert.ok(err instanceof IpcborError);
+    return err.code;
+  }
+  assert.fail(`decoded ${typeof h === 'string' ? h : toHex(h)} without complaint`);
+}
+
+function encodeCode(v: unknown): string {
+  try {
+    cbor.encode(v);
+  } catch (err) {
+    assert.ok(err instanceof IpcborError, String(err));
+    return err.code;
+  }
+  assert.fail('encoded without complaint');
+}
+
+describe('codec: encoding is interop-safe', () => {
+  it('encodes the golden payloads byte for byte (insertion order, shortest ints)', () => {
+    assert.equal(toHex(cbor.encode(values.echoParams)), toHex(hex(golden.echoRequest).subarray(12)));
+    assert.equal(toHex(cbor.encode(values.echoResult)), toHex(hex(golden.echoResponse).subarray(8)));
+    assert.equal(toHex(cbor.encode(values.scheduleParams)), golden.scheduleRequestBody);
+    assert.equal(toHex(cbor.encode(values.scheduleResult)), golden.scheduleResponseBody);
+    assert.equal(toHex(cbor.encode(values.complexParams)), golden.complexRequestBody);
+    assert.equal(toHex(cbor.encode(values.complexResult)), golden.complexResponseBody);
+    assert.equal(toHex(cbor.encode({})), 'a0');
+    assert.equal(toHex(cbor.encode('nim-timer v0.1.0')), '706e696d2d74696d65722076302e312e30');
+  });
+
+  it('keeps object keys in insertion order (no canonical sorting)', () => {
+    assert.equal(toHex(cbor.encode({ bb: 1, a: 2 })), 'a26262620161610' + '2');
+  });
+
+  it('sends Uint8Array and Buffer as byte strings (major type 2)', () => {
+    assert.equal(toHex(cbor.encode(new Uint8Array([1, 2]))), '420102');
+    assert.equal(toHex(cbor.encode(Buffer.from([1, 2]))), '420102');
+  });
+
+  it('omits undefined properties and sends a bare undefined as null', () => {
+    assert.equal(toHex(cbor.encode({ a: 1, b: undefined })), 'a1616101');
+    assert.equal(toHex(cbor.encode(undefined)), 'f6');
+  });
+
+  it('refuses values without a portable form', () => {
+    for (const v of [new Date(), new Set([1]), /x/, new Float32Array(1), new Uint16Array(1), () => 1, Symbol('s'), new ArrayBuffer(2)]) {
+      assert.equal(encodeCode(v), 'IPCBOR_ERR_ENCODE', String(v));
+    }
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    assert.equal(encodeCode(cyclic), 'IPCBOR_ERR_ENCODE');
+  });
+
+  it('never emits a tag (major type 6) for supported values', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const bytes = cbor.encode(v);
+        assert.notEqual(bytes[0]! >> 5, 6);
+      }),
+    );
+  });
+});
+
+describe('codec: decoding is strict on hostile input', () => {
+  it('decodes text-keyed maps to plain objects', () => {
+    const v = cbor.decode(hex('a1616101')) as object;
+    assert.equal(Object.getPrototypeOf(v), Object.prototype);
+    assert.deepEqual(v, { a: 1 });
+  });
+
+  it('refuses claimed lengths of 2^32 and beyond without allocating them', () => {
+    for (const h of ['5affffffff', '7affffffff41', '9affffffff', 'baffffffff', '5b0000000100000000', '9b0000000100000000', '7bffffffff00000000']) {
+      assert.equal(decodeCode(h), 'IPCBOR_ERR_DECODE', h);
+    }
+  });
+
+  it('refuses 100,000-deep nesting without exhausting the stack', () => {
+    const deepArrays = new Uint8Array(100_001).fill(0x81);
+    deepArrays[100_000] = 0x00;
+    assert.equal(decodeCode(deepArrays), 'IPCBOR_ERR_DECODE');
+    const deepMaps = Buffer.concat([Buffer.from('a16161'.repeat(100_000), 'hex'), Buffer.from([0])]);
+    assert.equal(decodeCode(deepMaps), 'IPCBOR_ERR_DECODE');
+  });
+
+  it('accepts nesting up to the limit and is configurable', () => {
+    const at = (n: number) => {
+      const b = new Uint8Array(n + 1).fill(0x81);
+      b[n] = 0;
+      return b;
+    };
+    assert.doesNotThrow(() => cbor.decode(at(64)));
+    assert.equal(decodeCode(at(65)), 'IPCBOR_ERR_DECODE');
+    assert.doesNotThrow(() => createCodec({ maxDepth: 200 }).decode(at(150)));
+  });
+
+  it('refuses invalid UTF-8 in text, short and long, keys and values', () => {
+    for (const h of ['62c328', '63eda080', `78${(40).toString(16)}${'61'.repeat(39)}ff`, 'a162c32801']) {
+      assert.equal(decodeCode(h), 'IPCBOR_ERR_DECODE', h);
+    }
+    assert.equal(cbor.decode(hex('63efbfbd')), '\uFFFD', 'a real U+FFFD is fine');
+  });
+
+  it('refuses truncated items', () => {
+    const full = hex(golden.scheduleRequestBody);
+    for (let n = 1; n < full.length; n++) {
+      assert.equal(decodeCode(full.subarray(0, n)), 'IPCBOR_ERR_DECODE', `cut at ${n}`);
+    }
+    assert.equal(decodeCode(new Uint8Array(0)), 'IPCBOR_ERR_DECODE');
+  });
+
+  it('refuses every tag: dates, bignums, sets, self-described, unknown', () => {
+    for (const h of ['c074323031332d30332d32315432303a30343a30305a', 'c11a514b67b0', 'c249010000000000000000', 'c34100', 'd9010281 01', 'd9d9f7a0', 'd8ff00', 'd81c80']) {
+      assert.equal(decodeCode(h.replace(/ /g, '')), 'IPCBOR_ERR_DECODE', h);
+    }
+  });
+
+  it('refuses duplicate keys, non-text keys, indefinite lengths, undefined, trailing bytes', () => {
+    for (const h of ['a2616101616102', 'a1f401', 'a10101', '9f01ff', 'bf616101ff', '5f4101ff', 'f7', '0101']) {
+      assert.equal(decodeCode(h), 'IPCBOR_ERR_DECODE', h);
+    }
+  });
+
+  it('keeps a "__proto__" key as an own property; the prototype is untouched', () => {
+    const v = cbor.decode(hex('a1695f5f70726f746f5f5fa1617801')) as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(v), Object.prototype);
+    assert.ok(Object.hasOwn(v, '__proto__'));
+    assert.equal(({} as Record<string, unknown>).x, undefined);
+  });
+
+  it('returns 64-bit integers beyond 2^53 as bigint', () => {
+    assert.equal(cbor.decode(hex('1bffffffffffffffff')), 2n ** 64n - 1n);
+    assert.equal(cbor.decode(hex('3bffffffffffffffff')), -(2n ** 64n));
+  });
+
+  it('property: whatever it encodes, it decodes to an equal value', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const back = cbor.decode(cbor.encode(v));
+        assert.deepEqual(back, JSON.parse(JSON.stringify(v)));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('property: random bytes never crash the decoder with anything but IPCBOR_ERR_DECODE', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        try {
+          cbor.decode(bytes);
+        } catch (err) {
+          assert.ok(err instanceof IpcborError && err.code === 'IPCBOR_ERR_DECODE', String(err));
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -1,0 +1,234 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { FrameDecoder, MAX_HEAD_BYTES, type DecoderMode } from '../../src/core/frame/decoder.js';
+import { concatParts, encodeErrorResponse, encodeExtended, encodeRequest, encodeResponse } from '../../src/core/frame/encoder.js';
+import { IpcborError } from '../../src/core/errors.js';
+import { golden, hex, seedRequestHex, toHex } from '../fixtures/golden.js';
+
+type Frame = { method?: string; ret?: number; head?: string; body: string };
+
+function collect(mode: DecoderMode, limits = {}) {
+  const frames: Frame[] = [];
+  const d = new FrameDecoder(
+    mode,
+    {
+      request: (method, payload) => frames.push({ method, body: toHex(payload) }),
+      response: (ret, body) => frames.push({ ret, body: toHex(body) }),
+      extended: (head, payload) => frames.push({ head: toHex(head), body: toHex(payload) }),
+    },
+    limits,
+  );
+  return { d, frames };
+}
+
+const codeOf = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof IpcborError, `expected IpcborError, got ${String(err)}`);
+    return err.code;
+  }
+  assert.fail('expected a throw');
+};
+
+describe('frame encoder', () => {
+  it('encodes the golden version and echo requests', () => {
+    assert.equal(toHex(concatParts(encodeRequest('version', hex('a0')))), golden.versionRequest.replace(/ /g, ''));
+    const echo = hex(golden.echoRequest);
+    const body = echo.subarray(12);
+    assert.equal(toHex(concatParts(encodeRequest('echo', body))), toHex(echo));
+  });
+
+  it('encodes the golden responses', () => {
+    const v = hex(golden.versionResponse);
+    assert.equal(toHex(concatParts(encodeResponse(0, v.subarray(8)))), toHex(v));
+    assert.equal(toHex(concatParts(encodeErrorResponse('forced failure for echo'))), golden.errorResponse.replace(/ /g, ''));
+  });
+
+  it('keeps header and body apart: the body is the very same buffer', () => {
+    const body = new Uint8Array(1 << 20);
+    const [header, out] = encodeRequest('echo', body);
+    assert.equal(out, body);
+    assert.equal(header.length, 12);
+    const [, resp] = encodeResponse(0, body);
+    assert.equal(resp, body);
+  });
+
+  it('sends an empty error text as "unknown error"', () => {
+    assert.equal(Buffer.from(concatParts(encodeErrorResponse('')).subarray(8)).toString(), 'unknown error');
+  });
+
+  it('encodes ret as a signed 32-bit integer', () => {
+    assert.equal(toHex(concatParts(encodeResponse(-1, new Uint8Array(0)))), 'ffffffff00000000');
+  });
+});
+
+describe('frame decoder', () => {
+  const requests = [golden.versionRequest, golden.echoRequest, seedRequestHex('schedule', golden.scheduleRequestBody)].map((h) => hex(h));
+  const responses = [golden.versionResponse, golden.echoResponse, golden.errorResponse].map((h) => hex(h));
+
+  it('decodes each golden request split at every byte position', () => {
+    for (const frame of requests) {
+      for (let cut = 0; cut <= frame.length; cut++) {
+        const { d, frames } = collect('request');
+        d.push(frame.subarray(0, cut));
+        d.push(frame.subarray(cut));
+        assert.equal(frames.length, 1, `cut ${cut}`);
+        const methodLen = new DataView(frame.buffer, frame.byteOffset).getUint32(0);
+        assert.equal(frames[0]!.body, toHex(frame.subarray(8 + methodLen)));
+      }
+    }
+  });
+
+  it('decodes each golden response split at every pair of positions', () => {
+    for (const frame of responses) {
+      for (let a = 0; a <= frame.length; a++) {
+        for (let b = a; b <= frame.length; b++) {
+          const { d, frames } = collect('response');
+          d.push(frame.subarray(0, a));
+          d.push(frame.subarray(a, b));
+          d.push(frame.subarray(b));
+          assert.equal(frames.length, 1);
+          assert.equal(frames[0]!.body, toHex(frame.subarray(8)));
+          assert.equal(frames[0]!.ret, new DataView(frame.buffer, frame.byteOffset).getInt32(0));
+        }
+      }
+    }
+  });
+
+  it('decodes many frames from one chunk, and one byte at a time', () => {
+    const all = concatParts([...requests, ...requests]);
+    const one = collect('request');
+    one.d.push(all);
+    assert.deepEqual(
+      one.frames.map((f) => f.method),
+      ['version', 'echo', 'schedule', 'version', 'echo', 'schedule'],
+    );
+    const bytewise = collect('request');
+    for (let i = 0; i < all.length; i++) bytewise.d.push(all.subarray(i, i + 1));
+    assert.deepEqual(bytewise.frames, one.frames);
+    assert.ok(bytewise.d.idle);
+  });
+
+  it('hands out a view, not a copy, when a frame lies in one chunk', () => {
+    const chunk = hex(golden.echoRequest);
+    let payload: Uint8Array | undefined;
+    new FrameDecoder('request', { request: (_m, p) => (payload = p) }).push(chunk);
+    assert.equal(payload!.buffer, chunk.buffer);
+  });
+
+  it('copies a frame that spans chunks into one buffer', () => {
+    const frame = hex(golden.echoRequest);
+    let payload: Uint8Array | undefined;
+    const d = new FrameDecoder('request', { request: (_m, p) => (payload = p) });
+    d.push(frame.slice(0, 20));
+    d.push(frame.slice(20));
+    assert.notEqual(payload!.buffer, frame.buffer);
+    assert.equal(toHex(payload!), toHex(frame.subarray(12)));
+  });
+
+  it('refuses an oversize method as soon as its length is read', () => {
+    const { d } = collect('request', { maxMethodBytes: 8 });
+    assert.equal(codeOf(() => d.push(hex('00000009'))), 'IPCBOR_ERR_METHOD_TOO_LONG');
+    assert.equal(d.buffered, 4, 'nothing after the length was awaited');
+    assert.equal(codeOf(() => d.push(hex('00'))), 'IPCBOR_ERR_METHOD_TOO_LONG', 'a failed decoder stays failed');
+  });
+
+  it('refuses a payload length of 2^32-1 before buffering any of it', () => {
+    const { d, frames } = collect('request');
+    assert.equal(codeOf(() => d.push(hex('0000000465636f68 ffffffff'))), 'IPCBOR_ERR_FRAME_TOO_LARGE');
+    assert.equal(frames.length, 0);
+    const r = collect('response', { maxFrameBytes: 16 });
+    assert.equal(codeOf(() => r.d.push(hex('00000000 00000011'))), 'IPCBOR_ERR_FRAME_TOO_LARGE');
+  });
+
+  it('accepts a frame exactly at the limit', () => {
+    const { d, frames } = collect('request', { maxFrameBytes: 3, maxMethodBytes: 4 });
+    d.push(hex('00000004 65636f68 00000003 616263'));
+    assert.equal(frames.length, 1);
+  });
+
+  it('refuses a method name that is not UTF-8', () => {
+    const { d } = collect('request');
+    assert.equal(codeOf(() => d.push(hex('00000002 c328 00000001 a0'))), 'IPCBOR_ERR_BAD_FRAME');
+  });
+
+  it('accepts an empty payload (length 0)', () => {
+    const { d, frames } = collect('request');
+    d.push(hex('00000001 78 00000000'));
+    assert.deepEqual(frames, [{ method: 'x', body: '' }]);
+  });
+
+  it('switches mode between frames, inside the sink callback', () => {
+    const frames: string[] = [];
+    const d: FrameDecoder = new FrameDecoder('request', {
+      request: (m) => {
+        frames.push(m);
+        d.mode = 'extended';
+      },
+      extended: (h, p) => frames.push(`${toHex(h)}/${toHex(p)}`),
+    });
+    d.push(concatParts([hex(golden.versionRequest), ...encodeExtended(hex('820401'), hex('a0'))]));
+    assert.deepEqual(frames, ['version', '820401/a0']);
+  });
+
+  it('refuses an extended head over its limit', () => {
+    const { d } = collect('extended');
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(MAX_HEAD_BYTES + 1);
+    assert.equal(codeOf(() => d.push(len)), 'IPCBOR_ERR_BAD_FRAME');
+  });
+
+  it('property: any frames, encoded and cut anywhere, decode to the same frames', () => {
+    const frameArb = fc.record({
+      method: fc.string({ maxLength: 40 }).filter((m) => Buffer.byteLength(m) <= 256),
+      payload: fc.uint8Array({ maxLength: 300 }),
+    });
+    fc.assert(
+      fc.property(fc.array(frameArb, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), (frames, cuts) => {
+        const bytes = concatParts(frames.flatMap((f) => [...encodeRequest(f.method, f.payload)]));
+        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const { d, frames: out } = collect('request');
+        let at = 0;
+        for (const p of [...points, bytes.length]) {
+          d.push(bytes.subarray(at, p));
+          at = p;
+        }
+        assert.deepEqual(
+          out,
+          frames.map((f) => ({ method: f.method, body: toHex(f.payload) })),
+        );
+        assert.ok(d.idle);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('property: response and extended frames survive arbitrary chunking', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.uint8Array({ maxLength: 200 })), { maxLength: 15 }),
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 20 }), { maxLength: 10 }),
+        fc.integer({ min: 1, max: 64 }),
+        (resps, heads, step) => {
+          const r = collect('response');
+          const rb = concatParts(resps.flatMap(([ret, b]) => [...encodeResponse(ret, b)]));
+          for (let i = 0; i < rb.length; i += step) r.d.push(rb.subarray(i, i + step));
+          assert.deepEqual(
+            r.frames,
+            resps.map(([ret, b]) => ({ ret, body: toHex(b) })),
+          );
+          const e = collect('extended');
+          const eb = concatParts(heads.flatMap((h) => [...encodeExtended(h, h)]));
+          for (let i = 0; i < eb.length; i += step) e.d.push(eb.subarray(i, i + step));
+          assert.deepEqual(
+            e.frames,
+            heads.map((h) => ({ head: toHex(h), body: toHex(h) })),
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
