@@ -1,0 +1,65 @@
+/** `ipcbor call ADDRESS METHOD [JSON]` */
+import { connect } from '../node/client.js';
+import { IpcborError } from '../core/errors.js';
+import { fromJson, toJson } from './json.js';
+import { option, type Command } from './command.js';
+
+export const callCommand: Command = {
+  name: 'call',
+  summary: 'call a method and print its result as JSON',
+  usage: 'ipcbor call ADDRESS METHOD [JSON] [--timeout MS] [--protocol auto|seed|extended] [--compact]',
+  help: `Calls METHOD on the service at ADDRESS with the params JSON (default {}),
+converted to CBOR, and prints the result as JSON. Byte strings are written
+{"$bytes": "<hex>"} in both directions.
+
+Exit status: 0 on success; 1 when the server answers with an error (its
+text goes to stderr); 2 on a usage error; 3 when the server cannot be reached
+or the connection fails.
+
+ADDRESS is unix:PATH or tcp:HOST:PORT (IPv6 hosts in brackets).
+
+Options:
+  --timeout MS        give up after MS milliseconds (default 30000)
+  --protocol MODE     auto (default), seed (plain seed framing) or extended
+  --compact           print the JSON on one line
+
+Examples:
+  ipcbor call unix:/tmp/timer.sock version
+  ipcbor call tcp:127.0.0.1:9099 echo '{"req":{"message":"hi","delayMs":0}}'`,
+  options: {
+    timeout: { type: 'string' },
+    protocol: { type: 'string' },
+    compact: { type: 'boolean' },
+  },
+  async run(positionals, values, io) {
+    const [address, method, json] = positionals;
+    if (!address || !method || positionals.length > 3) return io.usage();
+    let params: unknown = {};
+    if (json !== undefined) {
+      try {
+        params = fromJson(json);
+      } catch (err) {
+        io.error(`params are not valid JSON: ${(err as Error).message}`);
+        return 2;
+      }
+    }
+    const timeout = Number(option(values, 'timeout') ?? 30_000);
+    const protocol = (option(values, 'protocol') ?? 'auto') as 'auto' | 'seed' | 'extended';
+    if (!['auto', 'seed', 'extended'].includes(protocol) || !(timeout > 0)) return io.usage();
+    const client = await connect(address, { protocol, connectTimeout: timeout });
+    try {
+      const result = await client.call(method, params, { timeout });
+      io.out(toJson(result, values.compact !== true));
+      return 0;
+    } catch (err) {
+      if (err instanceof IpcborError && err.code === 'IPCBOR_ERR_UNKNOWN_METHOD' && io.hint) {
+        const hint = await io.hint(client, method);
+        io.error(hint ? `${err.message}\n${hint}` : err.message);
+        return 1;
+      }
+      throw err;
+    } finally {
+      await client.close();
+    }
+  },
+};

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/** The `ipcbor` command line. */
+import { parseArgs } from 'node:util';
+import { IpcborError, RemoteError } from '../core/errors.js';
+import { callCommand } from './call.js';
+import type { Command, Io } from './command.js';
+
+const commands: Command[] = [callCommand];
+
+const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets and TCP)
+
+Usage: ipcbor COMMAND [ARGS] [OPTIONS]
+
+Commands:
+${commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
+
+Addresses are unix:PATH or tcp:HOST:PORT.
+Run 'ipcbor COMMAND --help' for the options of a command.`;
+
+export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out: (l) => console.log(l), error: (l) => console.error(l) }): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(mainHelp);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    io.out('ipcbor 0.1.0');
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    io.error(`ipcbor: unknown command '${name}'\n\n${mainHelp}`);
+    return 2;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options: { ...command.options, help: { type: 'boolean', short: 'h' } } });
+  } catch (err) {
+    io.error(`ipcbor ${command.name}: ${(err as Error).message}\nUsage: ${command.usage}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    io.out(`Usage: ${command.usage}\n\n${command.help}`);
+    return 0;
+  }
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  process.once('SIGINT', onSigint);
+  const full: Io = {
+    ...io,
+    signal: ac.signal,
+    usage: () => {
+      io.error(`Usage: ${command.usage}\nRun 'ipcbor ${command.name} --help' for details.`);
+      return 2;
+    },
+  };
+  try {
+    return await command.run(parsed.positionals, parsed.values as Record<string, string | boolean | undefined>, full);
+  } catch (err) {
+    if (err instanceof RemoteError) {
+      io.error(err.message);
+      return 1;
+    }
+    if (err instanceof IpcborError) {
+      io.error(`ipcbor ${command.name}: ${err.message}`);
+      return err.code === 'IPCBOR_ERR_INVALID_ADDRESS' ? 2 : 3;
+    }
+    io.error(`ipcbor ${command.name}: ${(err as Error).stack ?? String(err)}`);
+    return 3;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href;
+if (isEntry) {
+  process.exitCode = await main(process.argv.slice(2));
+}
