@@ -1,5 +1,5 @@
 /** The timer's wire shapes (the seed's CDDL), as schemas. */
-import { s } from '../../src/core/schema.js';
+import { s } from '../../src/index.js';
 
 export const EchoRequest = s.object({ message: s.string(), delayMs: s.int() });
 export const ComplexRequest = s.object({
@@ -11,8 +11,3 @@ export const ComplexRequest = s.object({
 export const JobSpec = s.object({ name: s.string(), payload: s.array(s.string()), priority: s.int() });
 export const RetryPolicy = s.object({ maxAttempts: s.int(), backoffMs: s.int(), retryOn: s.array(s.string()) });
 export const ScheduleConfig = s.object({ startAtMs: s.int(), intervalMs: s.int(), jitter: s.optional(s.int()) });
-
-export const EchoParams = s.object({ req: EchoRequest });
-export const ComplexParams = s.object({ req: ComplexRequest });
-export const ScheduleParams = s.object({ job: JobSpec, retry: RetryPolicy, schedule: ScheduleConfig });
-export const NoParams = s.object({});

@@ -4,8 +4,7 @@
  * `listening ADDRESS` line per address, then serves until SIGINT/SIGTERM.
  */
 import { addressFromArgs, serve, type Address } from '../../src/index.js';
-import { timerHandlers } from './handlers.js';
-import { Timer } from './timer.js';
+import { createTimer } from './timer.js';
 
 function addresses(argv: string[]): Address[] {
   const out: Address[] = [];
@@ -21,8 +20,8 @@ function addresses(argv: string[]): Address[] {
 }
 
 async function main(): Promise<void> {
-  const timer = new Timer('ipc-server');
-  const server = await serve(timerHandlers(timer), addresses(process.argv.slice(2)));
+  const timer = createTimer('ipc-server');
+  const server = await serve(timer, addresses(process.argv.slice(2)));
   for (const a of server.addresses) console.log(`listening ${a}`);
   const stop = () => {
     void server.close().then(() => process.exit(0));

@@ -8,6 +8,7 @@ import { IpcborError } from '../core/errors.js';
 import { ClientSession, type CallOptionsClient, type ClientSessionOptions } from '../core/rpc/client-session.js';
 import type { EventListener, Subscription } from '../core/rpc/subscription.js';
 import type { HelloResponse } from '../core/rpc/protocol.js';
+import { createRemote, type Remote } from '../core/remote.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { SocketTransport } from './socket-transport.js';
 
@@ -35,6 +36,13 @@ export interface Client extends AsyncDisposable {
   readonly closed: Promise<IpcborError>;
   /** Call `method` with `params` (default `{}`); resolves with the result, rejects with an IpcborError. */
   call<R = unknown>(method: string, params?: unknown, options?: CallOptionsClient): Promise<R>;
+  /**
+   * A typed view of a service, from its type alone:
+   * `client.service<typeof timer>().echo({ req })`. Without `prefix` the
+   * methods are called by their bare names (the server's default service);
+   * with it, as `prefix.method`.
+   */
+  service<S>(prefix?: string): Remote<S>;
   /** A one-way call: nothing comes back. */
   notify(method: string, params?: unknown): void;
   /** Receive the server's events `name` (`*`: all) as an async iterable, or through `listener`. */
@@ -106,6 +114,7 @@ export async function connect(address: string | Address, options: ConnectOptions
     },
     closed,
     call: <R>(method: string, params?: unknown, callOptions?: CallOptionsClient) => session.call(method, params, callOptions) as Promise<R>,
+    service: <S>(prefix?: string) => createRemote<S>((m, p, o) => session.call(m, p, o), prefix),
     notify: (method, params) => session.notify(method, params),
     subscribe: <T>(name: string, listener?: EventListener<T>) => session.subscribe(name, listener as EventListener) as Subscription<T>,
     close() {

@@ -6,6 +6,7 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { EventHub } from '../core/rpc/event-hub.js';
 import { handlersDispatcher, type Dispatcher, type Handler } from '../core/rpc/dispatcher.js';
+import { isService, ServiceRouter, type AnyService, type Mounted } from '../core/service.js';
 import { ServerSession, type ServerSessionOptions } from '../core/rpc/server-session.js';
 import type { ConnectionInfo } from '../core/rpc/transport.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
@@ -13,14 +14,16 @@ import { listen, removeSocketFile } from './listen.js';
 import { SocketTransport } from './socket-transport.js';
 
 export interface ServeOptions extends Omit<ServerSessionOptions, 'codec'> {
+  /** With several services: the one that also answers bare method names (default: the first; null: none). */
+  defaultService?: AnyService | null;
   /** Mode bits of a unix socket file (default 0o600: only the owner may connect). */
   permissions?: number;
   /** How long `close()` waits for a connection to finish its calls before cutting it, in ms (default 10,000). */
   closeTimeout?: number;
 }
 
-/** Anything `serve` can put on a socket. */
-export type Servable = Dispatcher | Record<string, Handler> | { dispatcher(): Dispatcher };
+/** Anything `serve` can put on a socket: a service, several, a dispatcher, or a plain object of handlers. */
+export type Servable = AnyService | readonly (AnyService | Mounted)[] | Dispatcher | Record<string, Handler>;
 
 export interface Server extends AsyncDisposable {
   /** Where the server listens, with real ports (`tcp:127.0.0.1:43117`). */
@@ -35,8 +38,9 @@ export interface Server extends AsyncDisposable {
   destroy(): void;
 }
 
-export function toDispatcher(target: Servable): Dispatcher {
-  if (typeof (target as { dispatcher?: unknown }).dispatcher === 'function') return (target as { dispatcher(): Dispatcher }).dispatcher();
+function toDispatcher(target: Servable, options: ServeOptions): Dispatcher {
+  if (isService(target)) return new ServiceRouter([target]);
+  if (Array.isArray(target)) return new ServiceRouter(target as readonly (AnyService | Mounted)[], options.defaultService);
   if (typeof (target as Dispatcher).lookup === 'function' && typeof (target as Dispatcher).methodNames === 'function') return target as Dispatcher;
   return handlersDispatcher(target as Record<string, Handler>);
 }
@@ -44,9 +48,10 @@ export function toDispatcher(target: Servable): Dispatcher {
 let nextConnectionId = 1;
 
 export async function serve(target: Servable, address: string | Address | readonly (string | Address)[], options: ServeOptions = {}): Promise<Server> {
-  const dispatcher = toDispatcher(target);
+  const dispatcher = toDispatcher(target, options);
   const list = (Array.isArray(address) ? address : [address]).map((a) => parseAddress(a as string | Address));
   const hub = new EventHub();
+  const unforward = dispatcher instanceof ServiceRouter ? dispatcher.forwardEvents((name, payload, alias) => hub.emit(name, payload, alias)) : undefined;
   const sessions = new Set<ServerSession>();
   const sockets: NetServer[] = [];
   const bound: string[] = [];
@@ -87,12 +92,14 @@ export async function serve(target: Servable, address: string | Address | readon
       }
     }
   } catch (err) {
+    unforward?.();
     for (const s of sockets) s.close();
     for (const p of unixPaths) removeSocketFile(p);
     throw err;
   }
 
   const stopListening = () => {
+    unforward?.();
     for (const s of sockets) s.close();
     for (const p of unixPaths) removeSocketFile(p);
   };

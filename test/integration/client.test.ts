@@ -8,10 +8,8 @@ import { createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { connect, IpcborError, RemoteError, serve, type Server } from '../../src/index.js';
-import type { CallContext } from '../../src/core/rpc/dispatcher.js';
-import { timerHandlers } from '../../examples/timer/handlers.js';
-import { Timer } from '../../examples/timer/timer.js';
+import { connect, defineService, IpcborError, method, RemoteError, serve, type Server } from '../../src/index.js';
+import { createTimer } from '../../examples/timer/timer.js';
 import { values } from '../fixtures/golden.js';
 import { tempSocket } from '../helpers.js';
 import { FrameDecoder } from '../../src/core/frame/decoder.js';
@@ -31,25 +29,33 @@ async function rejectsWith(p: Promise<unknown>, code: string): Promise<IpcborErr
   assert.fail(`expected rejection with ${code}`);
 }
 
+/** The timer (default service, bare names) and a `test` service beside it. */
 function handlers(log: string[] = []) {
-  return {
-    ...timerHandlers(new Timer('ipc-server')),
-    wait: async (p: { ms: number }, ctx: CallContext) => {
-      await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(resolve, p.ms);
-        ctx.signal.addEventListener('abort', () => {
-          clearTimeout(t);
-          log.push(`aborted:${(ctx.signal.reason as IpcborError).code}`);
-          reject(ctx.signal.reason);
-        });
-      });
-      return p.ms;
+  const test = defineService({
+    name: 'test',
+    version: '1',
+    methods: {
+      wait: method({
+        handler: async (p: { ms: number }, ctx) => {
+          await new Promise<void>((resolve, reject) => {
+            const t = setTimeout(resolve, p.ms);
+            ctx.signal.addEventListener('abort', () => {
+              clearTimeout(t);
+              log.push(`aborted:${(ctx.signal.reason as IpcborError).code}`);
+              reject(ctx.signal.reason);
+            });
+          });
+          return p.ms;
+        },
+      }),
+      fail: method({
+        handler: () => {
+          throw new Error('forced failure for echo');
+        },
+      }),
     },
-    fail: () => {
-      throw new Error('forced failure for echo');
-    },
-    big: (p: { n: number }) => new Uint8Array(p.n),
-  };
+  });
+  return [createTimer('ipc-server'), test];
 }
 
 for (const protocol of ['auto', 'seed'] as const) {
@@ -74,10 +80,10 @@ for (const protocol of ['auto', 'seed'] as const) {
 
     it('rejects a failed call with the server text and keeps the connection', async () => {
       await using client = await connect(address, { protocol });
-      const err = await rejectsWith(client.call('fail'), protocol === 'seed' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_HANDLER');
+      const err = await rejectsWith(client.call('test.fail'), protocol === 'seed' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_HANDLER');
       assert.ok(err instanceof RemoteError);
       assert.equal(err.message, 'forced failure for echo');
-      assert.equal(err.method, 'fail');
+      assert.equal(err.method, 'test.fail');
       const unknown = await rejectsWith(client.call('nope'), protocol === 'seed' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_UNKNOWN_METHOD');
       assert.equal(unknown.message, 'unknown method: nope');
       await rejectsWith(client.call('echo', { req: { message: 1 } }), protocol === 'seed' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_INVALID_PARAMS');
@@ -95,14 +101,14 @@ for (const protocol of ['auto', 'seed'] as const) {
 
     it('times a call out without losing the connection', async () => {
       await using client = await connect(address, { protocol });
-      await rejectsWith(client.call('wait', { ms: 300 }, { timeout: 20 }), 'IPCBOR_ERR_TIMEOUT');
+      await rejectsWith(client.call('test.wait', { ms: 300 }, { timeout: 20 }), 'IPCBOR_ERR_TIMEOUT');
       assert.equal(await client.call('version'), 'nim-timer v0.1.0', 'answers after the late one are matched correctly');
     });
 
     it('aborts a call through its AbortSignal, before or during the call', async () => {
       await using client = await connect(address, { protocol });
       const ac = new AbortController();
-      const p = client.call('wait', { ms: 300 }, { signal: ac.signal });
+      const p = client.call('test.wait', { ms: 300 }, { signal: ac.signal });
       setTimeout(() => ac.abort(new Error('user gave up')), 10);
       const err = await rejectsWith(p, 'IPCBOR_ERR_CANCELLED');
       assert.equal((err.cause as Error).message, 'user gave up');
@@ -119,7 +125,7 @@ for (const protocol of ['auto', 'seed'] as const) {
     it('rejects every pending call at once when the connection drops', async () => {
       const local = await serve(handlers(), `unix:${tempSocket()}`);
       const client = await connect(local.addresses[0]!, { protocol });
-      const pending = [client.call('wait', { ms: 5000 }), client.call('wait', { ms: 5000 }), client.call('echo', { req: { message: 'x', delayMs: 5000 } })];
+      const pending = [client.call('test.wait', { ms: 5000 }), client.call('test.wait', { ms: 5000 }), client.call('echo', { req: { message: 'x', delayMs: 5000 } })];
       await sleep(20);
       const t0 = Date.now();
       local.destroy();
@@ -153,7 +159,7 @@ describe('client and server edges', () => {
     const path = tempSocket();
     const server = await serve(handlers(), `unix:${path}`);
     const client = await connect(`unix:${path}`);
-    const slow = client.call('wait', { ms: 50 });
+    const slow = client.call('test.wait', { ms: 50 });
     await sleep(10);
     await server.close();
     assert.equal(await slow, 50);

@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { serve, type Server } from '../../src/index.js';
-import { timerHandlers } from '../../examples/timer/handlers.js';
-import { Timer } from '../../examples/timer/timer.js';
+import { createTimer } from '../../examples/timer/timer.js';
 import { golden, hex, seedRequestHex, toHex } from '../fixtures/golden.js';
 import { RawReader, rawConnect, tempSocket } from '../helpers.js';
 
@@ -18,7 +17,7 @@ for (const transport of ['unix', 'tcp'] as const) {
     let server: Server;
     let address: string;
     before(async () => {
-      server = await serve(timerHandlers(new Timer('ipc-server')), transport === 'unix' ? `unix:${tempSocket()}` : 'tcp:127.0.0.1:0', {
+      server = await serve(createTimer('ipc-server'), transport === 'unix' ? `unix:${tempSocket()}` : 'tcp:127.0.0.1:0', {
         maxMethodBytes: 64,
         maxFrameBytes: 4096,
       });

@@ -41,8 +41,10 @@ export function handlersDispatcher(handlers: Record<string, Handler>): Dispatche
     if (typeof fn !== 'function') throw new TypeError(`handler ${name} is not a function`);
     table.set(name, { invoke: fn });
   }
+  const names = [...table.keys()];
+  table.set('$ipcbor.describe', { invoke: () => ({ services: [], methods: names }) });
   return {
     lookup: (method) => table.get(method),
-    methodNames: () => [...table.keys()],
+    methodNames: () => names,
   };
 }

@@ -19,14 +19,19 @@ export class EventHub {
     this.sessions.delete(session);
   }
 
-  /** Send `payload` as event `name` to every subscribed connection. Returns how many it was sent to. */
-  emit(name: string, payload: unknown): number {
+  /**
+   * Send `payload` as event `name` to every subscribed connection; a
+   * connection that subscribed to `alias` (the bare name of a default
+   * service's event) gets it under that name. Returns how many it was sent to.
+   */
+  emit(name: string, payload: unknown, alias?: string): number {
     let bytes: Uint8Array | undefined;
     let count = 0;
     for (const s of this.sessions) {
-      if (!s.wants(name)) continue;
+      const as = alias !== undefined && s.wants(alias, true) ? alias : s.wants(name) ? name : undefined;
+      if (as === undefined) continue;
       bytes ??= this.codec.encode(payload);
-      s.sendEvent(name, bytes);
+      s.sendEvent(as, bytes);
       count++;
     }
     return count;

@@ -493,9 +493,9 @@ export class ServerSession {
 
   // ---- events ---------------------------------------------------------------
 
-  /** Does this connection want events of this name? */
-  wants(name: string): boolean {
-    return this.mode === 'extended' && !this.dead && (this.subscriptions.has(name) || this.subscriptions.has('*'));
+  /** Does this connection want events of this name (`exact`: subscribed by this very name, not through `*`)? */
+  wants(name: string, exact = false): boolean {
+    return this.mode === 'extended' && !this.dead && (this.subscriptions.has(name) || (!exact && this.subscriptions.has('*')));
   }
 
   /**

@@ -1,0 +1,39 @@
+/**
+ * The typed remote view of a service: built from the service's *type* only
+ * (`import type`), so a client program need not load the server's code.
+ *
+ *     const timer = client.service<typeof timerService>();
+ *     const r = await timer.echo({ req });   // typed params and result
+ *
+ * At run time it is a Proxy that turns a property name into a call. It never
+ * turns `then`, `toJSON`, symbols or inspection hooks into calls, so the
+ * object can be awaited, logged and serialized safely.
+ */
+import type { CallOptionsClient } from './rpc/client-session.js';
+import type { AnyMethod, Callable, Service } from './service.js';
+
+/** The methods of service type S as remote calls: the same shape as calling the service in-process. */
+export type Remote<S> = S extends Service<infer M, infer _E> ? Callable<M> : S extends Record<string, AnyMethod> ? Callable<S> : never;
+
+const NOT_METHODS = new Set(['then', 'catch', 'finally', 'toJSON', 'constructor', 'inspect', 'valueOf', 'toString', 'asymmetricMatch', '$$typeof', 'nodeType', 'tagName', '__proto__', 'prototype']);
+
+export type CallFn = (method: string, params: unknown, options?: CallOptionsClient) => Promise<unknown>;
+
+export function createRemote<S>(call: CallFn, prefix?: string): Remote<S> {
+  const cache = new Map<string, (params?: unknown, options?: CallOptionsClient) => Promise<unknown>>();
+  return new Proxy(Object.create(null) as object, {
+    get(_target, prop) {
+      if (typeof prop !== 'string' || NOT_METHODS.has(prop)) return undefined;
+      let fn = cache.get(prop);
+      if (!fn) {
+        const method = prefix ? `${prefix}.${prop}` : prop;
+        fn = (params?: unknown, options?: CallOptionsClient) => call(method, params === undefined ? {} : params, options);
+        cache.set(prop, fn);
+      }
+      return fn;
+    },
+    has: () => false,
+    ownKeys: () => [],
+    set: () => false,
+  }) as Remote<S>;
+}

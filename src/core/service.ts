@@ -1,0 +1,344 @@
+/**
+ * Services: define once, call in-process (native, no serialization) or
+ * serve on a socket (CBOR at the edge), and call remotely with the same
+ * types.
+ *
+ *     const timer = defineService({
+ *       name: 'timer', version: '0.1.0',
+ *       methods: {
+ *         echo: method({ params: EchoParams, handler: ({ req }) => ({ echoed: req.message }) }),
+ *       },
+ *     });
+ *     await timer.echo({ req });          // in-process: the handler's own object
+ *     await serve(timer, 'unix:/run/t');  // on a socket
+ *
+ * The object returned by defineService has the methods as its only string
+ * keys, so a method may be called `version` or `name`; the metadata sits
+ * behind a symbol (see `serviceOf`).
+ */
+import type { StandardJSONSchemaV1, StandardSchemaV1 } from '@standard-schema/spec';
+import { RESERVED_PREFIX } from './constants.js';
+import { IpcborError } from './errors.js';
+import type { CallOptionsClient } from './rpc/client-session.js';
+import type { CallContext, Dispatcher, MethodEntry } from './rpc/dispatcher.js';
+import type { ConnectionInfo } from './rpc/transport.js';
+import { validate } from './validate.js';
+
+/** One method: its handler and, optionally, schemas for its params and result. */
+export interface MethodDef<In = unknown, Params = In, Result = unknown> {
+  /** Validates params arriving over a socket; its output type is what the handler gets. */
+  readonly params?: StandardSchemaV1<In, Params>;
+  /** Describes the result (for introspection); results are not validated. */
+  readonly result?: StandardSchemaV1<unknown, NoInfer<Awaited<Result>>>;
+  readonly description?: string;
+  readonly handler: (params: Params, ctx: CallContext) => Result;
+}
+
+/** Any method definition (handlers see their params contravariantly, hence `any`). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyMethod = MethodDef<any, any, any>;
+
+/** Declare a method with a params schema: the handler's params are the schema's output. */
+export function method<S extends StandardSchemaV1, R>(def: {
+  params: S;
+  result?: StandardSchemaV1<unknown, NoInfer<Awaited<R>>>;
+  description?: string;
+  handler: (params: StandardSchemaV1.InferOutput<S>, ctx: CallContext) => R;
+}): MethodDef<StandardSchemaV1.InferInput<S>, StandardSchemaV1.InferOutput<S>, R>;
+/** Declare a method without a schema: params are typed by the handler (unchecked at run time). */
+export function method<P = void, R = unknown>(def: {
+  result?: StandardSchemaV1<unknown, NoInfer<Awaited<R>>>;
+  description?: string;
+  handler: (params: P, ctx: CallContext) => R;
+}): MethodDef<P, P, R>;
+export function method(def: AnyMethod): AnyMethod {
+  return def;
+}
+
+export interface ServiceSpec<M extends Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null>> {
+  /** Also the prefix the service answers under when several share a socket. */
+  name: string;
+  version: string;
+  description?: string;
+  methods: M;
+  /** Events the service emits, with an optional payload schema (for introspection). */
+  events?: E;
+}
+
+/** How a method is called: params first (optional when the method takes none). */
+type ParamsArg<In> = [In] extends [void] ? [params?: Record<string, never>] : undefined extends In ? [params?: In] : [params: In];
+
+/**
+ * The methods of a service as callers see them, in-process and remote
+ * alike: each takes its params and call options and returns a Promise of
+ * the handler's result. Code written against it works with either.
+ */
+export type Callable<M extends Record<string, AnyMethod>> = {
+  readonly [K in keyof M]: M[K] extends MethodDef<infer In, infer _P, infer R> ? (...args: [...ParamsArg<In>, options?: CallOptionsClient]) => Promise<Awaited<R>> : never;
+};
+
+/** Payload type of each declared event. */
+export type EventsOf<E> = { [K in keyof E]: E[K] extends StandardSchemaV1 ? StandardSchemaV1.InferOutput<E[K]> : unknown };
+
+const SERVICE = Symbol.for('ipcbor.service');
+
+export type Service<M extends Record<string, AnyMethod> = Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null> = Record<never, never>> = Callable<M> & {
+  readonly [SERVICE]: ServiceInfo<M, E>;
+};
+
+/** Any service, whatever its methods (what `serve` and the router take). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyService = { readonly [SERVICE]: ServiceInfo<any, any> };
+
+type Listener = (payload: unknown, name: string) => void;
+
+/** What ipcbor knows of a service; reach it with `serviceOf(service)`. */
+export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null> = Record<never, never>> {
+  readonly name: string;
+  readonly version: string;
+  readonly description: string | undefined;
+  readonly methods: M;
+  readonly events: E;
+  /** Where emitted events go: in-process listeners, and the servers this service is served by. */
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly sinks = new Set<(name: string, payload: unknown) => void>();
+
+  constructor(spec: ServiceSpec<M, E>) {
+    this.name = spec.name;
+    this.version = spec.version;
+    this.description = spec.description;
+    this.methods = spec.methods;
+    this.events = (spec.events ?? {}) as E;
+  }
+
+  /**
+   * Emit an event: in-process listeners get the payload object itself; every
+   * server this service is mounted on sends it to its subscribed clients.
+   */
+  emit<K extends keyof E & string>(name: K, payload: EventsOf<E>[K]): void {
+    for (const l of this.listeners.get(name) ?? []) l(payload, name);
+    for (const l of this.listeners.get('*') ?? []) l(payload, name);
+    for (const sink of this.sinks) sink(name, payload);
+  }
+
+  /** Listen in-process to event `name` (`*`: all). Returns a function that stops listening. */
+  on<K extends (keyof E & string) | '*'>(name: K, listener: (payload: K extends keyof E ? EventsOf<E>[K] : unknown, name: string) => void): () => void {
+    let set = this.listeners.get(name);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(name, set);
+    }
+    set.add(listener as Listener);
+    return () => set.delete(listener as Listener);
+  }
+
+  /** @internal a server forwards this service's events */
+  addSink(sink: (name: string, payload: unknown) => void): () => void {
+    this.sinks.add(sink);
+    return () => this.sinks.delete(sink);
+  }
+}
+
+// Names that would break `await service`, JSON.stringify, or object basics.
+const FORBIDDEN = new Set(['then', 'constructor', '__proto__', 'prototype', 'toJSON', 'toString', 'valueOf', 'hasOwnProperty']);
+
+const IN_PROCESS: ConnectionInfo = Object.freeze({ id: 0, transport: 'in-process', protocol: 'extended' as const });
+const NEVER = new AbortController().signal;
+const setTimer = globalThis.setTimeout;
+const clearTimer = globalThis.clearTimeout;
+
+/**
+ * An in-process call: the handler itself, no serialization, no validation
+ * (the types check the params). Timeout and signal settle the call exactly
+ * as they do for a remote call, and the handler sees its signal abort.
+ */
+async function callLocal(name: string, def: AnyMethod, params: unknown, options?: CallOptionsClient): Promise<unknown> {
+  if (!options || (options.signal === undefined && options.timeout === undefined)) {
+    return def.handler(params, { method: name, signal: NEVER, connection: IN_PROCESS, deadline: undefined });
+  }
+  const outer = options.signal;
+  if (outer?.aborted) throw new IpcborError('IPCBOR_ERR_CANCELLED', `${name} was cancelled`, { method: name, cause: outer.reason });
+  const controller = new AbortController();
+  const deadline = options.timeout === undefined ? undefined : Date.now() + options.timeout;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const stopped = new Promise<never>((_resolve, reject) => {
+    if (options.timeout !== undefined) {
+      timer = setTimer(() => {
+        const err = new IpcborError('IPCBOR_ERR_TIMEOUT', `${name} timed out after ${options.timeout} ms`, { method: name });
+        controller.abort(err);
+        reject(err);
+      }, options.timeout);
+    }
+    if (outer) {
+      onAbort = () => {
+        const err = new IpcborError('IPCBOR_ERR_CANCELLED', `${name} was cancelled`, { method: name, cause: outer.reason });
+        controller.abort(err);
+        reject(err);
+      };
+      outer.addEventListener('abort', onAbort, { once: true });
+    }
+  });
+  try {
+    return await Promise.race([def.handler(params, { method: name, signal: controller.signal, connection: IN_PROCESS, deadline }), stopped]);
+  } finally {
+    if (timer !== undefined) clearTimer(timer);
+    if (onAbort) outer!.removeEventListener('abort', onAbort);
+  }
+}
+
+export function defineService<const M extends Record<string, AnyMethod>, const E extends Record<string, StandardSchemaV1 | null> = Record<never, never>>(
+  spec: ServiceSpec<M, E>,
+): Service<M, E> {
+  if (!spec.name || spec.name.startsWith('$') || spec.name.includes('.')) {
+    throw new TypeError(`service name "${spec.name}" must be non-empty, without "." and not start with "$"`);
+  }
+  const info = new ServiceInfo(spec);
+  const target: Record<string | symbol, unknown> = Object.create(null);
+  for (const [name, def] of Object.entries(spec.methods)) {
+    if (name === '' || name.startsWith('$') || FORBIDDEN.has(name)) {
+      throw new TypeError(`method name "${name}" is reserved: names may not be empty, start with "$", or be one of ${[...FORBIDDEN].join(', ')}`);
+    }
+    if (typeof def?.handler !== 'function') throw new TypeError(`method ${name} has no handler`);
+    target[name] = (params?: unknown, options?: CallOptionsClient) => callLocal(name, def, params, options);
+  }
+  Object.defineProperty(target, SERVICE, { value: info });
+  return Object.freeze(target) as unknown as Service<M, E>;
+}
+
+/** The metadata and event emitter of a service made by defineService. */
+export function serviceOf<M extends Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null>>(service: Service<M, E>): ServiceInfo<M, E> {
+  const info = (service as { [SERVICE]?: ServiceInfo<M, E> } | null)?.[SERVICE];
+  if (!info) throw new TypeError('not a service made by defineService');
+  return info;
+}
+
+export function isService(value: unknown): value is AnyService {
+  return typeof value === 'object' && value !== null && (value as { [SERVICE]?: unknown })[SERVICE] instanceof ServiceInfo;
+}
+
+/** A method as the socket side calls it: validate (when there is a schema), then run the handler. */
+function entryOf(name: string, def: AnyMethod): MethodEntry {
+  const schema = def.params;
+  if (!schema) return { invoke: def.handler };
+  return {
+    async invoke(params: unknown, ctx: CallContext) {
+      return def.handler(await validate(schema, params, name), ctx);
+    },
+  };
+}
+
+export interface Mounted {
+  service: AnyService;
+  /** Answer under `prefix.method`; default: the service's name. */
+  prefix?: string;
+}
+
+export interface DescribeMethod {
+  name: string;
+  description?: string;
+  /** JSON Schema of the params, where the schema library can produce one; null when unknown. */
+  params: Record<string, unknown> | null;
+  result: Record<string, unknown> | null;
+}
+
+export interface DescribeService {
+  name: string;
+  version: string;
+  description?: string;
+  /** Methods answer as `prefix.method`. */
+  prefix: string;
+  /** Also answers bare method names (seed clients). */
+  default: boolean;
+  methods: DescribeMethod[];
+  events: { name: string; payload: Record<string, unknown> | null }[];
+}
+
+export interface Description {
+  services: DescribeService[];
+  /** Methods not from a service (a plain handler object); null schemas. */
+  methods?: string[];
+}
+
+export const DESCRIBE_METHOD = `${RESERVED_PREFIX}describe`;
+
+function jsonSchemaOf(schema: StandardSchemaV1 | null | undefined, io: 'input' | 'output'): Record<string, unknown> | null {
+  const conv = (schema as Partial<StandardJSONSchemaV1> | null | undefined)?.['~standard']?.jsonSchema;
+  if (!conv) return null;
+  try {
+    return conv[io]({ target: 'draft-2020-12' });
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A dispatcher over several services: each answers under its prefix, the
+ * default one also under bare names, and `$ipcbor.describe` answers what is
+ * there.
+ */
+export class ServiceRouter implements Dispatcher {
+  private readonly table = new Map<string, MethodEntry>();
+  private readonly mounted: { info: ServiceInfo; prefix: string; isDefault: boolean }[] = [];
+  private description: Description | undefined;
+
+  constructor(services: readonly (AnyService | Mounted)[], defaultService?: AnyService | null) {
+    const list = services.map((s) => (isService(s) ? { service: s } : s));
+    const dflt = defaultService === undefined ? list[0]?.service : defaultService;
+    for (const { service, prefix } of list) {
+      const info = service[SERVICE];
+      const p = prefix ?? info.name;
+      const isDefault = service === dflt;
+      if (this.mounted.some((m) => m.prefix === p)) throw new TypeError(`two services under the prefix "${p}"`);
+      this.mounted.push({ info, prefix: p, isDefault });
+      for (const [name, def] of Object.entries(info.methods as Record<string, AnyMethod>)) {
+        const entry = entryOf(name, def);
+        this.table.set(`${p}.${name}`, entry);
+        if (isDefault) this.table.set(name, entry);
+      }
+    }
+    this.table.set(DESCRIBE_METHOD, { invoke: () => this.describe() });
+  }
+
+  lookup(method: string): MethodEntry | undefined {
+    return this.table.get(method);
+  }
+
+  methodNames(): string[] {
+    return [...this.table.keys()].filter((n) => !n.startsWith('$'));
+  }
+
+  /**
+   * Forward every mounted service's events to `sink` (a server's event
+   * hub) as `prefix.name`; the default service's events may also be
+   * subscribed to by their bare name (the alias).
+   */
+  forwardEvents(sink: (name: string, payload: unknown, alias?: string) => void): () => void {
+    const offs = this.mounted.map(({ info, prefix, isDefault }) =>
+      info.addSink((name, payload) => (isDefault ? sink(`${prefix}.${name}`, payload, name) : sink(`${prefix}.${name}`, payload))),
+    );
+    return () => offs.forEach((off) => off());
+  }
+
+  describe(): Description {
+    this.description ??= {
+      services: this.mounted.map(({ info, prefix, isDefault }) => {
+        const d: DescribeService = {
+          name: info.name,
+          version: info.version,
+          prefix,
+          default: isDefault,
+          methods: Object.entries(info.methods).map(([name, def]) => {
+            const m: DescribeMethod = { name, params: jsonSchemaOf(def.params, 'input'), result: jsonSchemaOf(def.result, 'output') };
+            if (def.description) m.description = def.description;
+            return m;
+          }),
+          events: Object.entries(info.events as Record<string, StandardSchemaV1 | null>).map(([name, schema]) => ({ name, payload: jsonSchemaOf(schema, 'output') })),
+        };
+        if (info.description) d.description = info.description;
+        return d;
+      }),
+    };
+    return this.description;
+  }
+}
