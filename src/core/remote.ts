@@ -13,7 +13,10 @@ import type { CallOptionsClient } from './rpc/client-session.js';
 import type { AnyMethod, Callable, Service } from './service.js';
 
 /** The methods of service type S as remote calls: the same shape as calling the service in-process. */
-export type Remote<S> = S extends Service<infer M, infer _E> ? Callable<M> : S extends Record<string, AnyMethod> ? Callable<S> : never;
+export type Remote<S> = 0 extends 1 & S ? AnyRemote : S extends Service<infer M, infer _E> ? Callable<M> : S extends Record<string, AnyMethod> ? Callable<S> : never;
+
+/** The remote view of an untyped service: any method, any params, results typed `unknown`. */
+export type AnyRemote = { readonly [method: string]: (params?: unknown, options?: CallOptionsClient) => Promise<unknown> };
 
 const NOT_METHODS = new Set(['then', 'catch', 'finally', 'toJSON', 'constructor', 'inspect', 'valueOf', 'toString', 'asymmetricMatch', '$$typeof', 'nodeType', 'tagName', '__proto__', 'prototype']);
 

@@ -156,7 +156,7 @@ export const s = {
 };
 
 type OptionalKeys<Shape> = { [K in keyof Shape]: Shape[K] extends OptionalSchema<unknown> ? K : never }[keyof Shape];
-type Simplify<T> = { [K in keyof T]: T[K] } & {};
+type Simplify<T> = { [K in keyof T]: T[K] };
 export type ObjectOf<Shape extends Record<string, Schema<unknown>>> = Simplify<
   { [K in Exclude<keyof Shape, OptionalKeys<Shape>>]: Infer<Shape[K]> } & { [K in OptionalKeys<Shape>]?: Exclude<Infer<Shape[K]>, undefined> }
 >;

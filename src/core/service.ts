@@ -44,13 +44,13 @@ export function method<S extends StandardSchemaV1, R>(def: {
   result?: StandardSchemaV1<unknown, NoInfer<Awaited<R>>>;
   description?: string;
   handler: (params: StandardSchemaV1.InferOutput<S>, ctx: CallContext) => R;
-}): MethodDef<StandardSchemaV1.InferInput<S>, StandardSchemaV1.InferOutput<S>, R>;
+}): NoInfer<MethodDef<StandardSchemaV1.InferInput<S>, StandardSchemaV1.InferOutput<S>, R>>;
 /** Declare a method without a schema: params are typed by the handler (unchecked at run time). */
 export function method<P = void, R = unknown>(def: {
   result?: StandardSchemaV1<unknown, NoInfer<Awaited<R>>>;
   description?: string;
   handler: (params: P, ctx: CallContext) => R;
-}): MethodDef<P, P, R>;
+}): NoInfer<MethodDef<P, P, R>>;
 export function method(def: AnyMethod): AnyMethod {
   return def;
 }
@@ -66,7 +66,7 @@ export interface ServiceSpec<M extends Record<string, AnyMethod>, E extends Reco
 }
 
 /** How a method is called: params first (optional when the method takes none). */
-type ParamsArg<In> = [In] extends [void] ? [params?: Record<string, never>] : undefined extends In ? [params?: In] : [params: In];
+type ParamsArg<In> = 0 extends 1 & In ? [params?: In] : [In] extends [void] ? [params?: Record<string, never>] : undefined extends In ? [params?: In] : [params: In];
 
 /**
  * The methods of a service as callers see them, in-process and remote
