@@ -3,6 +3,7 @@ import { connect } from '../node/client.js';
 import { IpcborError } from '../core/errors.js';
 import { fromJson, toJson } from './json.js';
 import { option, type Command } from './command.js';
+import { methodNames } from './describe.js';
 
 export const callCommand: Command = {
   name: 'call',
@@ -52,9 +53,10 @@ Examples:
       io.out(toJson(result, values.compact !== true));
       return 0;
     } catch (err) {
-      if (err instanceof IpcborError && err.code === 'IPCBOR_ERR_UNKNOWN_METHOD' && io.hint) {
-        const hint = await io.hint(client, method);
-        io.error(hint ? `${err.message}\n${hint}` : err.message);
+      const unknown = err instanceof IpcborError && (err.code === 'IPCBOR_ERR_UNKNOWN_METHOD' || (err.code === 'IPCBOR_ERR_REMOTE' && err.message.startsWith('unknown method')));
+      if (unknown && client.protocol === 'extended') {
+        const names = await methodNames(client);
+        io.error(names ? `${err.message}\navailable methods: ${names.join(', ')}` : err.message);
         return 1;
       }
       throw err;

@@ -1,13 +1,9 @@
 /** The shape every CLI command has; main.ts parses and dispatches. */
-import type { Client } from '../node/client.js';
-
 export interface Io {
   out(line: string): void;
   error(line: string): void;
   /** Print the command's usage to stderr and return exit status 2. */
   usage(): number;
-  /** Text listing the methods a server has, for an unknown-method error (set by describe). */
-  hint?: (client: Client, method: string) => Promise<string | undefined>;
   /** Aborts on Ctrl-C. */
   signal: AbortSignal;
 }

@@ -24,7 +24,10 @@ export function toJson(value: unknown, pretty = true): string {
   const big: string[] = [];
   const text = JSON.stringify(
     value,
-    (_key, v: unknown) => {
+    function (this: Record<string, unknown>, key, v: unknown) {
+      // `this[key]` is the value before any toJSON (Buffer has one).
+      const raw = this[key];
+      if (raw instanceof Uint8Array) v = raw;
       if (v instanceof Uint8Array) return { $bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex') };
       if (typeof v === 'bigint') {
         big.push(v.toString());

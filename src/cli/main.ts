@@ -3,9 +3,10 @@
 import { parseArgs } from 'node:util';
 import { IpcborError, RemoteError } from '../core/errors.js';
 import { callCommand } from './call.js';
+import { describeCommand } from './describe.js';
 import type { Command, Io } from './command.js';
 
-const commands: Command[] = [callCommand];
+const commands: Command[] = [callCommand, describeCommand];
 
 const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets and TCP)
 

@@ -164,3 +164,14 @@ describe('codec: decoding is strict on hostile input', () => {
     );
   });
 });
+
+describe('codec: byte strings', () => {
+  it('decodes a byte string to a plain Uint8Array copy, even from a Buffer', () => {
+    const input = Buffer.from('a16162420102', 'hex');
+    const v = cbor.decode(input) as { b: Uint8Array };
+    assert.equal(Object.getPrototypeOf(v.b), Uint8Array.prototype);
+    assert.notEqual(v.b.buffer, input.buffer, 'not a view into the input');
+    input[4] = 9;
+    assert.deepEqual([...v.b], [1, 2]);
+  });
+});

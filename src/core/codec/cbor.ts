@@ -145,8 +145,12 @@ export function createCodec(options: CodecOptions = {}): Codec {
         throw new IpcborError('IPCBOR_ERR_ENCODE', (err as Error).message.replace(/^CBOR encode error: /, ''), { cause: err });
       }
     },
-    decode(bytes: Uint8Array): unknown {
-      if (bytes.length === 0) throw new IpcborError('IPCBOR_ERR_DECODE', 'empty payload: expected one CBOR item');
+    decode(input: Uint8Array): unknown {
+      if (input.length === 0) throw new IpcborError('IPCBOR_ERR_DECODE', 'empty payload: expected one CBOR item');
+      // A plain view: cborg slices byte strings out of its input, and a
+      // subclass's slice (Node's Buffer) would be a view into the socket's
+      // chunk instead of a copy of its own.
+      const bytes = Object.getPrototypeOf(input) === Uint8Array.prototype ? input : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
       try {
         const tokenizer = new StrictTokenizer(bytes, decodeOptions, maxDepth);
         return cborgDecode(bytes, { ...decodeOptions, tokenizer });

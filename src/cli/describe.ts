@@ -1,0 +1,108 @@
+/** `ipcbor describe ADDRESS`: what a server offers, readably. */
+import { connect, type Client } from '../node/client.js';
+import type { Description, DescribeMethod } from '../core/service.js';
+import { option, type Command } from './command.js';
+import { toJson } from './json.js';
+
+type Json = Record<string, unknown>;
+
+/** A JSON Schema as a short TypeScript-like type. */
+export function typeText(schema: unknown, depth = 0): string {
+  if (!schema || typeof schema !== 'object') return 'any';
+  const s = schema as Json;
+  if (depth > 6) return '…';
+  if ('const' in s) return JSON.stringify(s.const);
+  if (Array.isArray(s.enum)) return s.enum.map((v) => JSON.stringify(v)).join(' | ');
+  const union = (s.anyOf ?? s.oneOf) as unknown[] | undefined;
+  if (Array.isArray(union)) return union.map((u) => typeText(u, depth + 1)).join(' | ');
+  const type = s.type;
+  if (Array.isArray(type)) return type.map((t) => typeText({ ...s, type: t }, depth + 1)).join(' | ');
+  switch (type) {
+    case 'object': {
+      const props = (s.properties ?? {}) as Record<string, unknown>;
+      const required = new Set((s.required ?? []) as string[]);
+      const fields = Object.entries(props).map(([k, v]) => `${k}${required.has(k) ? '' : '?'}: ${typeText(v, depth + 1)}`);
+      return fields.length === 0 ? '{}' : `{${fields.join(', ')}}`;
+    }
+    case 'array':
+      return `${typeText(s.items, depth + 1)}[]`;
+    case 'string':
+      return s.contentEncoding === 'base64' ? 'bytes' : 'string';
+    case 'integer':
+    case 'number':
+    case 'boolean':
+    case 'null':
+      return type;
+    default:
+      return 'any';
+  }
+}
+
+function signature(name: string, m: DescribeMethod): string {
+  const params = m.params ? typeText(m.params) : '';
+  const result = m.result ? ` -> ${typeText(m.result)}` : '';
+  return `${name}(${params === '{}' ? '' : params})${result}`;
+}
+
+export function describeText(d: Description): string {
+  const out: string[] = [];
+  for (const svc of d.services) {
+    out.push(`${svc.name} ${svc.version}${svc.default ? '  (default service: also answers bare method names)' : ''}${svc.description ? `\n  ${svc.description}` : ''}`);
+    for (const m of svc.methods) {
+      out.push(`  ${signature(`${svc.prefix}.${m.name}`, m)}`);
+      if (m.description) out.push(`      ${m.description}`);
+    }
+    if (svc.events.length > 0) {
+      out.push('  events:');
+      for (const e of svc.events) out.push(`    ${svc.default ? e.name : `${svc.prefix}.${e.name}`}${e.payload ? ` ${typeText(e.payload)}` : ''}`);
+    }
+    out.push('');
+  }
+  if (d.methods && d.methods.length > 0) out.push(`methods: ${d.methods.join(', ')}`);
+  return out.join('\n').trimEnd();
+}
+
+/** Every callable method name, or undefined when the server cannot say (a seed peer). */
+export async function methodNames(client: Client): Promise<string[] | undefined> {
+  try {
+    const d = (await client.call('$ipcbor.describe', {}, { timeout: 5000 })) as Description;
+    return [
+      ...d.services.flatMap((s) => s.methods.flatMap((m) => (s.default ? [m.name, `${s.prefix}.${m.name}`] : [`${s.prefix}.${m.name}`]))),
+      ...(d.methods ?? []),
+    ];
+  } catch {
+    return undefined;
+  }
+}
+
+export const describeCommand: Command = {
+  name: 'describe',
+  summary: 'list the services, methods and events a server offers',
+  usage: 'ipcbor describe ADDRESS [--json] [--timeout MS]',
+  help: `Asks the server at ADDRESS what it offers (the reserved method
+$ipcbor.describe) and prints each service with its methods, their params
+and results (from the services' schemas), and its events.
+
+Options:
+  --json          print the description as JSON
+  --timeout MS    give up after MS milliseconds (default 10000)
+
+Seed peers (the reference C and Nim servers) have no introspection: the
+command then says so and exits 1.`,
+  options: { json: { type: 'boolean' }, timeout: { type: 'string' } },
+  async run(positionals, values, io) {
+    const [address] = positionals;
+    if (!address || positionals.length > 1) return io.usage();
+    const timeout = Number(option(values, 'timeout') ?? 10_000);
+    await using client = await connect(address, { connectTimeout: timeout });
+    let d: Description;
+    try {
+      d = (await client.call('$ipcbor.describe', {}, { timeout })) as Description;
+    } catch (err) {
+      io.error(`${address} does not describe itself (${(err as Error).message}): it may be a seed peer without introspection`);
+      return 1;
+    }
+    io.out(values.json ? toJson(d) : describeText(d));
+    return 0;
+  },
+};
