@@ -4,9 +4,10 @@ import { parseArgs } from 'node:util';
 import { IpcborError, RemoteError } from '../core/errors.js';
 import { callCommand } from './call.js';
 import { describeCommand } from './describe.js';
+import { subscribeCommand } from './subscribe.js';
 import type { Command, Io } from './command.js';
 
-const commands: Command[] = [callCommand, describeCommand];
+const commands: Command[] = [callCommand, describeCommand, subscribeCommand];
 
 const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets and TCP)
 

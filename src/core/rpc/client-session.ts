@@ -432,9 +432,14 @@ export class ClientSession {
     return new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', base ? base.message : 'the connection is closed', { method, cause: base?.cause });
   }
 
-  /** The peer broke the protocol: close, and let `closed` settle everything. */
+  /** The peer broke the protocol: say why (extended protocol), close, and settle everything now. */
   private fail(err: IpcborError): void {
-    this.transport.destroy();
+    if (this.mode === 'extended' && !this.dead && !(err instanceof RemoteError)) {
+      this.write(encodeExtended(this.codec.encode([Kind.Error, 0, err.code, err.message])));
+      this.transport.end();
+    } else {
+      this.transport.destroy();
+    }
     this.closed(err);
   }
 

@@ -76,6 +76,9 @@ const PAUSE_STOPPED = 4;
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;
 
+const utf8 = new TextEncoder();
+const utf8Length = (text: string): number => utf8.encode(text).length;
+
 /** Turn whatever a handler threw into an error with a code. */
 export function toIpcborError(err: unknown, method?: string): IpcborError {
   if (err instanceof IpcborError) return err;
@@ -204,6 +207,11 @@ export class ServerSession {
     const first = this.requests++ === 0;
     if (method === HELLO_METHOD && first && this.options.extended !== false) {
       this.answerHello(payload);
+      return;
+    }
+    if (this.ending) {
+      this.slots.push({ parts: encodeErrorResponse('the server is shutting down') });
+      this.flushSlots();
       return;
     }
     const slot: SeedSlot = { parts: undefined };
@@ -363,6 +371,10 @@ export class ServerSession {
     }
     if (this.ending) {
       this.sendError(id, new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method }));
+      return;
+    }
+    if (method.length > this.decoder.maxMethodBytes / 3 && utf8Length(method) > this.decoder.maxMethodBytes) {
+      this.sendError(id, new IpcborError('IPCBOR_ERR_METHOD_TOO_LONG', `method name of ${utf8Length(method)} bytes is over the limit of ${this.decoder.maxMethodBytes} bytes`));
       return;
     }
     const controller = new AbortController();

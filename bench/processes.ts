@@ -1,0 +1,110 @@
+/**
+ * The server processes of a bench run and their cleanup. Everything the run
+ * creates (a temp dir holding the unix sockets, forked servers) is
+ * registered here and removed on any way out: normal end, thrown error,
+ * Ctrl-C, SIGTERM. Servers also leave by themselves if this process dies
+ * (their IPC channel drops; see child.ts).
+ */
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildReady } from './child.js';
+
+const children = new Set<ChildProcess>();
+let tempDir: string | undefined;
+
+/** A fresh temp dir for this run's sockets (short: unix socket paths are limited to ~100 bytes). */
+export function runDir(): string {
+  tempDir ??= mkdtempSync(join(tmpdir(), 'ipcbor-bench-'));
+  return tempDir;
+}
+
+/**
+ * Pin this process (all its threads) to `cpu`; false if that is not
+ * possible here (no taskset, not Linux, fewer CPUs).
+ *
+ * Why pin: on a small VM a sequential round trip between two processes is
+ * bimodal (about 4x apart) depending on whether the scheduler happens to
+ * put them on one CPU or two, since waking a vCPU that went idle costs tens
+ * of microseconds. Client on one CPU and servers on the other gives every
+ * cell the same, stable setting: one core each.
+ */
+export function pinSelf(cpu: number): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface ServerProcess {
+  readonly address: string;
+  readonly socketPath: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Fork `script` (a compiled bench server) on a socket in the run dir and
+ * wait for it to report ready. `nodeArgs` go to the child's node (e.g.
+ * --cpu-prof); the orchestrator's own flags are not inherited.
+ */
+export function startServer(script: string, name: string, nodeArgs: readonly string[] = [], cpu?: number): Promise<ServerProcess> {
+  const socketPath = join(runDir(), `${name}.sock`);
+  const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
+  // Pinned: node runs under `taskset -c cpu` (taskset execs node, so the pid and the IPC channel are node's).
+  const child =
+    cpu === undefined
+      ? fork(script, [socketPath], { execArgv: [...nodeArgs], stdio: [...stdio] })
+      : fork(script, [socketPath], { execPath: 'taskset', execArgv: ['-c', String(cpu), process.execPath, ...nodeArgs], stdio: [...stdio] });
+  children.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  exited.then(() => children.delete(child));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`${name} server did not start within 10 s`)), 10_000);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      child.kill();
+      reject(err);
+    };
+    const early = (code: number | null, signal: NodeJS.Signals | null) => fail(new Error(`${name} server exited before it was ready (${signal ?? code})`));
+    child.once('exit', early);
+    child.once('message', (m: ChildReady) => {
+      clearTimeout(timer);
+      child.off('exit', early);
+      resolve({
+        address: m.address,
+        socketPath,
+        stop: async () => {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          child.send({ type: 'stop' });
+          // A server that does not leave in time is killed.
+          const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+          await exited;
+          clearTimeout(kill);
+        },
+      });
+    });
+  });
+}
+
+/** Kill whatever is left and remove the run dir. Synchronous, so it can run in an 'exit' handler. */
+export function cleanup(): void {
+  for (const c of children) c.kill('SIGKILL');
+  children.clear();
+  if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+  tempDir = undefined;
+}
+
+/** Clean up on every way out of the process. */
+export function cleanupOnExit(): void {
+  process.once('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      console.error(`\n${sig}: stopping the bench servers`);
+      cleanup();
+      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+    });
+  }
+}

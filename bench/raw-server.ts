@@ -1,0 +1,72 @@
+/**
+ * The raw baseline server: plain `net`, the seed framing, no CBOR. Every
+ * request is answered with ret 0 and its payload bytes as the body. It is
+ * the floor a Node program cannot go under on this machine: ipcbor is
+ * measured against it.
+ *
+ *   request : [u32 method_len][method][u32 payload_len][payload]
+ *   response: [i32 ret][u32 body_len][body]
+ */
+import { createServer, type Socket } from 'node:net';
+import { unlinkSync } from 'node:fs';
+import { ByteQueue } from './byte-queue.js';
+import { runChild } from './child.js';
+
+/** Bodies up to this size are copied behind their header (one write); larger ones go as their own write, uncopied. */
+const COPY_LIMIT = 16 * 1024;
+
+function answer(socket: Socket, body: Buffer): void {
+  if (body.length <= COPY_LIMIT) {
+    const frame = Buffer.allocUnsafe(8 + body.length);
+    frame.writeInt32BE(0, 0);
+    frame.writeUInt32BE(body.length, 4);
+    body.copy(frame, 8);
+    socket.write(frame);
+  } else {
+    const head = Buffer.allocUnsafe(8);
+    head.writeInt32BE(0, 0);
+    head.writeUInt32BE(body.length, 4);
+    socket.write(head);
+    socket.write(body);
+  }
+}
+
+function onConnection(socket: Socket): void {
+  const q = new ByteQueue();
+  socket.on('data', (chunk: Buffer) => {
+    q.push(chunk);
+    // Answers to every request in this chunk leave in one syscall.
+    socket.cork();
+    for (;;) {
+      if (q.length < 4) break;
+      const methodLen = q.u32(0);
+      if (q.length < 8 + methodLen) break;
+      const payloadLen = q.u32(4 + methodLen);
+      if (q.length < 8 + methodLen + payloadLen) break;
+      q.skip(8 + methodLen);
+      answer(socket, q.take(payloadLen));
+    }
+    socket.uncork();
+  });
+  socket.on('error', () => socket.destroy());
+}
+
+runChild(async (socketPath) => {
+  const server = createServer(onConnection);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, resolve);
+  });
+  return {
+    address: `unix:${socketPath}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        try {
+          unlinkSync(socketPath);
+        } catch {
+          // already gone
+        }
+      }),
+  };
+});
