@@ -22,7 +22,7 @@ import { IpcborError } from './errors.js';
 import type { CallOptionsClient } from './rpc/client-session.js';
 import type { CallContext, Dispatcher, MethodEntry } from './rpc/dispatcher.js';
 import type { ConnectionInfo } from './rpc/transport.js';
-import { validate } from './validate.js';
+import { validateThen } from './validate.js';
 
 /** One method: its handler and, optionally, schemas for its params and result. */
 export interface MethodDef<In = unknown, Params = In, Result = unknown> {
@@ -222,9 +222,7 @@ function entryOf(name: string, def: AnyMethod): MethodEntry {
   const schema = def.params;
   if (!schema) return { invoke: def.handler };
   return {
-    async invoke(params: unknown, ctx: CallContext) {
-      return def.handler(await validate(schema, params, name), ctx);
-    },
+    invoke: (params: unknown, ctx: CallContext) => validateThen(schema, params, name, (valid) => def.handler(valid, ctx)),
   };
 }
 

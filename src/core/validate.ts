@@ -19,8 +19,20 @@ export function issuesText(issues: ReadonlyArray<StandardSchemaV1.Issue>, prefix
 }
 
 export async function validate<O>(schema: StandardSchemaV1<unknown, O>, value: unknown, method?: string): Promise<O> {
-  let result = schema['~standard'].validate(value);
-  if (result instanceof Promise) result = await result;
+  return validateThen(schema, value, method, (v) => v);
+}
+
+/**
+ * Validate, then continue with `next`: synchronously when the schema's
+ * validation is synchronous (most are), so a valid call costs no promise.
+ */
+export function validateThen<O, R>(schema: StandardSchemaV1<unknown, O>, value: unknown, method: string | undefined, next: (value: O) => R): R | Promise<Awaited<R>> {
+  const result = schema['~standard'].validate(value);
+  if (result instanceof Promise) return result.then((r) => next(checked(r, method))) as Promise<Awaited<R>>;
+  return next(checked(result, method));
+}
+
+function checked<O>(result: StandardSchemaV1.Result<O>, method: string | undefined): O {
   if (result.issues) {
     throw new IpcborError('IPCBOR_ERR_INVALID_PARAMS', issuesText(result.issues), method === undefined ? {} : { method });
   }

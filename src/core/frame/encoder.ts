@@ -28,12 +28,20 @@ const EMPTY = new Uint8Array(0);
 
 /** Header of a seed request (method length, method, payload length), or of an extended frame (head in place of the method). */
 export function encodeRequestHeader(method: Uint8Array, payloadLength: number): Uint8Array {
-  const header = new Uint8Array(8 + method.length);
-  const view = new DataView(header.buffer);
-  view.setUint32(0, method.length);
+  const m = method.length;
+  const header = new Uint8Array(8 + m);
+  putU32(header, 0, m);
   header.set(method, 4);
-  view.setUint32(4 + method.length, payloadLength);
+  putU32(header, 4 + m, payloadLength);
   return header;
+}
+
+/** Big-endian u32 (also writes an i32's two's complement). Shifts, not a DataView: this is per frame. */
+function putU32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value >>> 24;
+  out[at + 1] = value >>> 16;
+  out[at + 2] = value >>> 8;
+  out[at + 3] = value;
 }
 
 /** A seed request frame. `method` may be pre-encoded UTF-8 (hot path) or a string. */
@@ -45,9 +53,8 @@ export function encodeRequest(method: string | Uint8Array, payload: Uint8Array):
 /** A seed response frame. */
 export function encodeResponse(ret: number, body: Uint8Array): FrameParts {
   const header = new Uint8Array(8);
-  const view = new DataView(header.buffer);
-  view.setInt32(0, ret);
-  view.setUint32(4, body.length);
+  putU32(header, 0, ret);
+  putU32(header, 4, body.length);
   return [header, body];
 }
 

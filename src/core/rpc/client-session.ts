@@ -10,7 +10,7 @@ import { DEFAULT_EVENT_QUEUE, DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW, PR
 import { IpcborError, RemoteError, messageOf } from '../errors.js';
 import { FrameDecoder } from '../frame/decoder.js';
 import { encodeExtended, encodeRequest, type FrameParts } from '../frame/encoder.js';
-import { encodeKindId } from './heads.js';
+import { encodeCallHeader, encodeKindIdHeader } from './heads.js';
 import { HELLO_METHOD, Kind, decodeHead, isPositiveInt, type CallOptions, type Head, type HelloRequest, type HelloResponse } from './protocol.js';
 import { InboundStream, addCredit, createOutbound, isAsyncIterable, pumpStream, stopOutbound, type OutboundStream } from './streams.js';
 import { Subscription, type EventListener } from './subscription.js';
@@ -204,8 +204,11 @@ export class ClientSession {
           if (timeout !== undefined) callOpts.timeout = timeout;
           if (streamed) callOpts.stream = true;
         }
-        const head = callOpts ? [Kind.Call, id, method, callOpts] : [Kind.Call, id, method];
-        this.write(encodeExtended(this.codec.encode(head), payload));
+        this.write(
+          callOpts
+            ? encodeExtended(this.codec.encode([Kind.Call, id, method, callOpts]), payload)
+            : [encodeCallHeader(id, this.methodBytes(method), payload.length), payload],
+        );
         if (streamed) this.sendStream(p, params as AsyncIterable<unknown>);
       }
       if (timeout !== undefined) {
@@ -309,7 +312,7 @@ export class ClientSession {
         if (bytes.length > this.peerMaxFrame) {
           throw new IpcborError('IPCBOR_ERR_FRAME_TOO_LARGE', `stream item of ${bytes.length} bytes is over the server's limit of ${this.peerMaxFrame} bytes`, { method: p.method });
         }
-        this.write(encodeExtended(encodeKindId(Kind.Item, id), bytes));
+        this.write([encodeKindIdHeader(Kind.Item, id, bytes.length), bytes]);
       },
       end: () => this.writeHead([Kind.End, id]),
       error: (err) => {

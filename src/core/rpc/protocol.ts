@@ -16,6 +16,7 @@
 import { PROTOCOL_VERSION } from '../constants.js';
 import { IpcborError } from '../errors.js';
 import type { Codec } from '../codec/cbor.js';
+import { parseCommonHead } from './heads.js';
 
 export const Kind = {
   Call: 1,
@@ -93,6 +94,8 @@ function text(v: unknown, what: string): string {
 }
 
 export function decodeHead(codec: Codec, bytes: Uint8Array): Head {
+  const fast = parseCommonHead(bytes);
+  if (fast) return fast;
   const h = codec.decode(bytes);
   if (!Array.isArray(h) || h.length === 0) throw bad('expected a non-empty array');
   switch (h[0]) {

@@ -20,7 +20,7 @@ import { IpcborError, messageOf } from '../errors.js';
 import { FrameDecoder } from '../frame/decoder.js';
 import { encodeErrorResponse, encodeExtended, encodeResponse, type FrameParts } from '../frame/encoder.js';
 import type { CallContext, Dispatcher } from './dispatcher.js';
-import { encodeKindId } from './heads.js';
+import { encodeKindIdHeader } from './heads.js';
 import { HELLO_METHOD, Kind, acceptHello, decodeHead, type Head, type HelloResponse } from './protocol.js';
 import { InboundStream, addCredit, createOutbound, isAsyncIterable, pumpStream, stopOutbound, type OutboundStream } from './streams.js';
 import type { ConnectionInfo, Transport } from './transport.js';
@@ -57,9 +57,37 @@ interface SeedSlot {
   parts: FrameParts | undefined;
 }
 
+/**
+ * The context a handler gets. Its AbortSignal is made only when the handler
+ * asks for it: most handlers never do, and an AbortController per call is
+ * a large part of a small call's cost.
+ */
+class Context implements CallContext {
+  private controller: AbortController | undefined;
+  private reason: unknown;
+  constructor(
+    readonly method: string,
+    readonly connection: ConnectionInfo,
+    readonly deadline: number | undefined,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason !== undefined) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.controller) this.controller.abort(reason);
+    else this.reason ??= reason;
+  }
+}
+
 interface ServerCall {
   readonly id: number;
-  readonly controller: AbortController;
+  ctx: Context | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
   input: InboundStream | undefined;
   output: OutboundStream | undefined;
@@ -78,6 +106,10 @@ const clearTimer = globalThis.clearTimeout;
 
 const utf8 = new TextEncoder();
 const utf8Length = (text: string): number => utf8.encode(text).length;
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as PromiseLike<unknown>).then === 'function';
+}
 
 /** Turn whatever a handler threw into an error with a code. */
 export function toIpcborError(err: unknown, method?: string): IpcborError {
@@ -100,7 +132,7 @@ export class ServerSession {
    * (Kept here rather than as listeners on the connection signal, which
    * would pile up one listener per call.)
    */
-  private readonly live = new Set<AbortController>();
+  private readonly live = new Set<Context>();
   private readonly options: ServerSessionOptions;
   private readonly maxInflight: number;
   private readonly window: number;
@@ -217,10 +249,10 @@ export class ServerSession {
     const slot: SeedSlot = { parts: undefined };
     this.slots.push(slot);
     this.began();
-    const controller = new AbortController();
-    this.live.add(controller);
-    void this.run(method, payload, this.context(method, controller.signal, undefined)).then((outcome) => {
-      this.live.delete(controller);
+    const ctx = new Context(method, this.info, undefined);
+    this.live.add(ctx);
+    this.run(method, payload, ctx, (outcome) => {
+      this.live.delete(ctx);
       slot.parts = this.seedFrame(outcome);
       this.ended();
       this.flushSlots();
@@ -269,15 +301,16 @@ export class ServerSession {
 
   // ---- calls ------------------------------------------------------------------
 
-  private context(method: string, signal: AbortSignal, deadline: number | undefined): CallContext {
-    return { method, signal, connection: this.info, deadline };
-  }
-
-  private async run(method: string, payload: Uint8Array | InboundStream, ctx: CallContext): Promise<Outcome> {
-    if (method === SUBSCRIBE || method === UNSUBSCRIBE) return this.subscription(method, payload);
+  /**
+   * Run a call and hand its outcome to `done`: at once when the handler
+   * returns a plain value (no promise, no extra microtask), or when its
+   * promise settles.
+   */
+  private run(method: string, payload: Uint8Array | InboundStream, ctx: CallContext, done: (outcome: Outcome) => void): void {
+    if (method === SUBSCRIBE || method === UNSUBSCRIBE) return done(this.subscription(method, payload));
     const entry = this.dispatcher.lookup(method);
     if (entry === undefined) {
-      return { ok: false, error: new IpcborError('IPCBOR_ERR_UNKNOWN_METHOD', `unknown method: ${method}`, { method }) };
+      return done({ ok: false, error: new IpcborError('IPCBOR_ERR_UNKNOWN_METHOD', `unknown method: ${method}`, { method }) });
     }
     let params: unknown;
     if (payload instanceof InboundStream) {
@@ -286,13 +319,22 @@ export class ServerSession {
       try {
         params = payload.length === 0 ? undefined : this.codec.decode(payload);
       } catch (err) {
-        return { ok: false, error: new IpcborError('IPCBOR_ERR_INVALID_PARAMS', `invalid payload: ${messageOf(err)}`, { method, cause: err }) };
+        return done({ ok: false, error: new IpcborError('IPCBOR_ERR_INVALID_PARAMS', `invalid payload: ${messageOf(err)}`, { method, cause: err }) });
       }
     }
+    let value: unknown;
     try {
-      return { ok: true, value: await entry.invoke(params, ctx) };
+      value = entry.invoke(params, ctx);
     } catch (err) {
-      return { ok: false, error: toIpcborError(err, method) };
+      return done({ ok: false, error: toIpcborError(err, method) });
+    }
+    if (isThenable(value)) {
+      value.then(
+        (v) => done({ ok: true, value: v }),
+        (err: unknown) => done({ ok: false, error: toIpcborError(err, method) }),
+      );
+    } else {
+      done({ ok: true, value });
     }
   }
 
@@ -337,10 +379,10 @@ export class ServerSession {
       case Kind.Call:
         return this.onCall(head.id, head.method, head.opts.timeout, head.opts.stream === true, payload);
       case Kind.Notify: {
-        const controller = new AbortController();
-        this.live.add(controller);
-        void this.run(head.method, payload, this.context(head.method, controller.signal, undefined)).then((outcome) => {
-          this.live.delete(controller);
+        const ctx = new Context(head.method, this.info, undefined);
+        this.live.add(ctx);
+        this.run(head.method, payload, ctx, (outcome) => {
+          this.live.delete(ctx);
           if (!outcome.ok) this.options.onError?.(outcome.error, this.info);
         });
         return;
@@ -377,8 +419,7 @@ export class ServerSession {
       this.sendError(id, new IpcborError('IPCBOR_ERR_METHOD_TOO_LONG', `method name of ${utf8Length(method)} bytes is over the limit of ${this.decoder.maxMethodBytes} bytes`));
       return;
     }
-    const controller = new AbortController();
-    const call: ServerCall = { id, controller, timer: undefined, input: undefined, output: undefined, done: false };
+    const call: ServerCall = { id, ctx: undefined, timer: undefined, input: undefined, output: undefined, done: false };
     this.calls.set(id, call);
     this.began();
 
@@ -399,8 +440,9 @@ export class ServerSession {
         cancel: () => this.writeHead([Kind.Cancel, id]),
       });
     }
-    const ctx = this.context(method, controller.signal, deadline);
-    void this.run(method, call.input ?? payload, ctx).then((outcome) => this.complete(call, method, outcome));
+    const ctx = new Context(method, this.info, deadline);
+    call.ctx = ctx;
+    this.run(method, call.input ?? payload, ctx, (outcome) => this.complete(call, method, outcome));
   }
 
   private onInput(head: Head & { id: number }, payload: Uint8Array): void {
@@ -472,7 +514,7 @@ export class ServerSession {
     if (bytes.length > this.peerMaxFrame) {
       throw new IpcborError('IPCBOR_ERR_FRAME_TOO_LARGE', `result of ${bytes.length} bytes is over the client's limit of ${this.peerMaxFrame} bytes`, { method });
     }
-    this.write(encodeExtended(encodeKindId(kind, id), bytes));
+    this.write([encodeKindIdHeader(kind, id, bytes.length), bytes]);
   }
 
   private finish(call: ServerCall, reason?: IpcborError): void {
@@ -480,7 +522,7 @@ export class ServerSession {
     call.done = true;
     this.calls.delete(call.id);
     if (call.timer !== undefined) clearTimer(call.timer);
-    if (reason) call.controller.abort(reason);
+    if (reason) call.ctx?.abort(reason);
     call.input?.fail(reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended'));
     if (call.output) stopOutbound(call.output);
     this.ended();
