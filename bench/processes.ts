@@ -50,14 +50,14 @@ export interface ServerProcess {
  * wait for it to report ready. `nodeArgs` go to the child's node (e.g.
  * --cpu-prof); the orchestrator's own flags are not inherited.
  */
-export function startServer(script: string, name: string, nodeArgs: readonly string[] = [], cpu?: number): Promise<ServerProcess> {
+export function startServer(script: string, name: string, nodeArgs: readonly string[] = [], cpu?: number, args: readonly string[] = []): Promise<ServerProcess> {
   const socketPath = join(runDir(), `${name}.sock`);
   const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
   // Pinned: node runs under `taskset -c cpu` (taskset execs node, so the pid and the IPC channel are node's).
   const child =
     cpu === undefined
-      ? fork(script, [socketPath], { execArgv: [...nodeArgs], stdio: [...stdio] })
-      : fork(script, [socketPath], { execPath: 'taskset', execArgv: ['-c', String(cpu), process.execPath, ...nodeArgs], stdio: [...stdio] });
+      ? fork(script, [socketPath, ...args], { execArgv: [...nodeArgs], stdio: [...stdio] })
+      : fork(script, [socketPath, ...args], { execPath: 'taskset', execArgv: ['-c', String(cpu), process.execPath, ...nodeArgs], stdio: [...stdio] });
   children.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   exited.then(() => children.delete(child));

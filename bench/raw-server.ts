@@ -4,11 +4,16 @@
  * the floor a Node program cannot go under on this machine: ipcbor is
  * measured against it.
  *
+ * Started with the extra argument `cbor`, it also decodes each payload
+ * with plain cborg and encodes the answer again: the least work any CBOR
+ * peer must do per call (the `raw+cborg` column).
+ *
  *   request : [u32 method_len][method][u32 payload_len][payload]
  *   response: [i32 ret][u32 body_len][body]
  */
 import { createServer, type Socket } from 'node:net';
 import { unlinkSync } from 'node:fs';
+import { decode, encode } from 'cborg';
 import { ByteQueue } from './byte-queue.js';
 import { runChild } from './child.js';
 
@@ -31,6 +36,10 @@ function answer(socket: Socket, body: Buffer): void {
   }
 }
 
+const withCbor = process.argv[3] === 'cbor';
+// The same key order ipcbor sends (cborg sorts keys by default).
+const INSERTION_ORDER = { mapSorter: undefined };
+
 function onConnection(socket: Socket): void {
   const q = new ByteQueue();
   socket.on('data', (chunk: Buffer) => {
@@ -44,7 +53,8 @@ function onConnection(socket: Socket): void {
       const payloadLen = q.u32(4 + methodLen);
       if (q.length < 8 + methodLen + payloadLen) break;
       q.skip(8 + methodLen);
-      answer(socket, q.take(payloadLen));
+      const payload = q.take(payloadLen);
+      answer(socket, withCbor ? Buffer.from(encode(decode(payload), INSERTION_ORDER)) : payload);
     }
     socket.uncork();
   });

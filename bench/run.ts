@@ -19,12 +19,13 @@
  */
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { decode, encode } from 'cborg';
 import { cbor, connect, type Client } from '../src/index.js';
 import { cleanup, cleanupOnExit, pinSelf, startServer, type ServerProcess } from './processes.js';
 import { RawClient } from './raw-client.js';
 import { WORKLOADS, measure, type Caller, type Workload } from './workloads.js';
 
-const IMPLS = ['raw', 'extended', 'seed'] as const;
+const IMPLS = ['raw', 'rawcbor', 'extended', 'seed'] as const;
 type Impl = (typeof IMPLS)[number];
 
 const env = process.env;
@@ -40,8 +41,15 @@ const progress = (line: string) => process.stderr.write(`${line}\n`);
 const METHOD = Buffer.from('echo');
 
 /** Open the workload's connections for one implementation (not timed). */
-async function open(impl: Impl, w: Workload, servers: { raw: ServerProcess; ipcbor: ServerProcess }): Promise<Caller[]> {
+type Servers = { raw: ServerProcess; rawcbor: ServerProcess; ipcbor: ServerProcess };
+
+async function open(impl: Impl, w: Workload, servers: Servers): Promise<Caller[]> {
   const one = async (): Promise<Caller> => {
+    if (impl === 'rawcbor') {
+      // Plain cborg on both ends, nothing else: encode per call, decode each answer.
+      const c = await RawClient.connect(servers.rawcbor.socketPath);
+      return { call: async () => decode(await c.call(METHOD, encode(w.params, { mapSorter: undefined }))), close: () => c.close() };
+    }
     if (impl === 'raw') {
       const c = await RawClient.connect(servers.raw.socketPath);
       // The same bytes ipcbor puts on the wire as params, encoded once.
@@ -65,7 +73,7 @@ async function check(impl: Impl, callers: Caller[], w: Workload): Promise<void> 
   }
 }
 
-async function cell(impl: Impl, w: Workload, servers: { raw: ServerProcess; ipcbor: ServerProcess }): Promise<number> {
+async function cell(impl: Impl, w: Workload, servers: Servers): Promise<number> {
   const callers = await open(impl, w, servers);
   try {
     await check(impl, callers, w);
@@ -98,12 +106,24 @@ function verdict(ratio: number | undefined, target: number): string {
 }
 
 function printTable(rows: Row[]): void {
-  const head = ['workload', 'raw', 'ipcbor extended', 'ratio', 'ipcbor seed', 'ratio', 'target'];
+  const head = ['workload', 'raw', 'ipcbor extended', 'ratio', 'ipcbor seed', 'ratio', 'target', 'raw+cborg', 'ext/raw+cborg'];
   const lines = rows.map(({ workload: w, samples }) => {
     const m = (i: Impl) => (samples[i].length ? median(samples[i]) : undefined);
     const raw = m('raw');
     const ratio = (i: Impl) => (raw && m(i) !== undefined ? m(i)! / raw : undefined);
-    return [`${w.id} ${w.title}`, fmt(raw, w.unit), fmt(m('extended'), w.unit), verdict(ratio('extended'), w.target), fmt(m('seed'), w.unit), verdict(ratio('seed'), w.target), `>= ${w.target}`];
+    const rc = m('rawcbor');
+    const vsCbor = rc && m('extended') !== undefined ? (Math.floor((m('extended')! / rc) * 100) / 100).toFixed(2) : '-';
+    return [
+      `${w.id} ${w.title}`,
+      fmt(raw, w.unit),
+      fmt(m('extended'), w.unit),
+      verdict(ratio('extended'), w.target),
+      fmt(m('seed'), w.unit),
+      verdict(ratio('seed'), w.target),
+      `>= ${w.target}`,
+      fmt(rc, w.unit),
+      vsCbor,
+    ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const row = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ');
@@ -112,6 +132,7 @@ function printTable(rows: Row[]): void {
   for (const l of lines) console.log(row(l));
   console.log('');
   console.log('ratio = ipcbor / raw (medians). W3 MiB/s counts the 1 MiB payload once per call (it crosses the socket both ways).');
+  console.log('raw+cborg = the raw loop plus plain cborg encode/decode on both ends: the least any CBOR peer pays per call.');
 }
 
 async function main(): Promise<void> {
@@ -123,13 +144,14 @@ async function main(): Promise<void> {
   progress(`ipcbor bench: node ${meta.node}, ${meta.cpu} (${meta.cores} cores, ${where}), ${seconds} s x ${repeats} per cell after ${warmup} s warm-up`);
 
   const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
-  const [raw, ipcbor] = await Promise.all([
+  const [raw, rawcbor, ipcbor] = await Promise.all([
     startServer(here('./raw-server.js'), 'raw', serverArgs, serverCpu),
+    startServer(here('./raw-server.js'), 'rawcbor', serverArgs, serverCpu, ['cbor']),
     startServer(here('./server.js'), 'ipcbor', serverArgs, serverCpu),
   ]);
-  const servers = { raw, ipcbor };
+  const servers: Servers = { raw, rawcbor, ipcbor };
 
-  const rows: Row[] = workloads.map((workload) => ({ workload, samples: { raw: [], extended: [], seed: [] } }));
+  const rows: Row[] = workloads.map((workload) => ({ workload, samples: { raw: [], rawcbor: [], extended: [], seed: [] } }));
   // Repeats are interleaved (every cell once, then again) so that drift in
   // the machine's speed spreads over all cells rather than hitting one.
   for (let r = 1; r <= repeats; r++) {
@@ -141,7 +163,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  await Promise.all([raw.stop(), ipcbor.stop()]);
+  await Promise.all([raw.stop(), rawcbor.stop(), ipcbor.stop()]);
 
   if (json) {
     const results = rows.map(({ workload: w, samples }) => {
@@ -151,7 +173,7 @@ async function main(): Promise<void> {
         const ratio = i === 'raw' || m === undefined || !raw ? undefined : m / raw;
         return { median: m, samples: samples[i], ratio, pass: ratio === undefined ? undefined : ratio >= w.target };
       };
-      return { workload: w.id, title: w.title, unit: w.unit, target: w.target, raw: of('raw'), extended: of('extended'), seed: of('seed') };
+      return { workload: w.id, title: w.title, unit: w.unit, target: w.target, raw: of('raw'), rawcbor: of('rawcbor'), extended: of('extended'), seed: of('seed') };
     });
     console.log(JSON.stringify({ ...meta, results }, null, 2));
   } else {
