@@ -229,7 +229,9 @@ describe('extended protocol: server.emit and subscription lifetimes', () => {
       unix(),
       { maxInflight: 1 },
     );
-    // Every call, $ipcbor.subscribe included, times out after 100 ms.
+    // Every call, $ipcbor.subscribe included, times out after 100 ms. The
+    // first subscribe fails because the server, at maxInflight, does not read
+    // it in time; any transient failure of that call would do.
     const client = await connect(local.addresses[0]!, { timeout: 100 });
     try {
       const held = client.call('hold', {}, { timeout: 5000 });

@@ -97,9 +97,9 @@ describe('extended protocol: multiplexing', () => {
     const release = deferred();
     await using server = await serve(
       {
-        // Slow until the test releases it (300 ms at most).
+        // Slow until the test releases it (100 ms at most).
         slow: async () => {
-          await Promise.race([release.promise, sleep(300)]);
+          await Promise.race([release.promise, sleep(100)]);
           return 'slow';
         },
         fast: () => 'fast',
@@ -297,7 +297,7 @@ describe('extended protocol: cancellation and deadlines', () => {
       await Promise.all(both.map((d) => d.promise));
       for (const ac of acs) ac.abort();
       assert.deepEqual(await Promise.all(calls), ['IPCBOR_ERR_CANCELLED', 'IPCBOR_ERR_CANCELLED']);
-      assert.equal(await client.call('ping', {}, { timeout: 500 }), 'pong', 'the connection takes new calls once the cancelled ones are gone');
+      assert.equal(await client.call('ping', {}, { timeout: 300 }), 'pong', 'the connection takes new calls once the cancelled ones are gone');
       assert.equal(aborts, 2, 'both handlers saw their signal fire');
     } finally {
       client.destroy();
@@ -314,7 +314,7 @@ describe('extended protocol: cancellation and deadlines', () => {
       client.call('ping').catch(() => {}); // buffered, unread, on the server's side
       await sleep(10);
       client.destroy();
-      const reason = await Promise.race([h.aborted(), sleep(500).then(() => 'still running')]);
+      const reason = await Promise.race([h.aborted(), sleep(300).then(() => 'still running')]);
       assert.equal(codeOf(reason), 'IPCBOR_ERR_CONNECTION_CLOSED');
     } finally {
       client.destroy();
