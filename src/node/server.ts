@@ -118,11 +118,11 @@ export async function serve(target: Servable, address: string | Address | readon
           [...sessions].map(async (s) => {
             let timer: ReturnType<typeof setTimeout> | undefined;
             const cut = new Promise<void>((resolve) => {
+              // Not unref'd: close() must settle, so code after `await close()` runs.
               timer = setTimeout(() => {
                 s.destroy();
                 resolve();
               }, limit);
-              timer.unref();
             });
             await Promise.race([s.shutdown(), cut]);
             clearTimeout(timer);

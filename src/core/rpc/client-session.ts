@@ -37,6 +37,7 @@ export interface ClientSessionOptions {
 
 interface Pending {
   readonly method: string;
+  /** 0 until the call is sent (it may wait in the queue for a free server slot). */
   readonly id: number;
   resolve(value: unknown): void;
   reject(err: unknown): void;
@@ -50,6 +51,14 @@ interface Pending {
   out: OutboundStream | undefined;
   /** Seed framing only: handles the raw answer (the hello uses it). */
   raw?: (ret: number, body: Uint8Array) => void;
+}
+
+/** A call waiting for a free server slot (extended protocol). */
+interface QueuedCall {
+  p: Pending;
+  payload: Uint8Array;
+  callOpts: CallOptions | undefined;
+  source: AsyncIterable<unknown> | undefined;
 }
 
 const setTimer = globalThis.setTimeout;
@@ -67,6 +76,8 @@ export class ClientSession {
   private mode: 'seed' | 'extended' = 'seed';
   private readonly fifo: Pending[] = [];
   private readonly pending = new Map<number, Pending>();
+  private queue: QueuedCall[] = [];
+  private peerMaxInflight = Infinity;
   private nextId = 0;
   private peerMaxFrame = Infinity;
   private peerWindow = DEFAULT_STREAM_WINDOW;
@@ -152,6 +163,7 @@ export class ClientSession {
           }
           this.serverInfo = answer;
           this.peerMaxFrame = answer.maxFrameBytes;
+          if (isPositiveInt(answer.maxInflight)) this.peerMaxInflight = answer.maxInflight;
           this.peerWindow = answer.window;
           // Everything after the hello answer is extended framing.
           this.decoder.mode = 'extended';
@@ -191,25 +203,22 @@ export class ClientSession {
     const timeout = opts.timeout ?? this.options.timeout;
     this.unsettled++;
     return new Promise((resolve, reject) => {
-      const id = this.mode === 'extended' ? this.allocId() : 0;
-      const p = this.newPending(method, id, resolve, reject);
+      const p = this.newPending(method, 0, resolve, reject);
       if (this.mode === 'seed') {
         this.fifo.push(p);
         this.write(encodeRequest(this.methodBytes(method), payload));
       } else {
-        this.pending.set(id, p);
         let callOpts: CallOptions | undefined;
         if (timeout !== undefined || streamed) {
           callOpts = {};
           if (timeout !== undefined) callOpts.timeout = timeout;
           if (streamed) callOpts.stream = true;
         }
-        this.write(
-          callOpts
-            ? encodeExtended(this.codec.encode([Kind.Call, id, method, callOpts]), payload)
-            : [encodeCallHeader(id, this.methodBytes(method), payload.length), payload],
-        );
-        if (streamed) this.sendStream(p, params as AsyncIterable<unknown>);
+        const send: QueuedCall = { p, payload, callOpts, source: streamed ? (params as AsyncIterable<unknown>) : undefined };
+        // The server takes at most `maxInflight` calls per connection; the
+        // rest wait here, in the caller's own process, for a free slot.
+        if (this.pending.size < this.peerMaxInflight) this.send(send);
+        else this.queue.push(send);
       }
       if (timeout !== undefined) {
         p.timer = setTimer(() => this.abandon(p, new IpcborError('IPCBOR_ERR_TIMEOUT', `${method} timed out after ${timeout} ms`, { method })), timeout);
@@ -220,6 +229,27 @@ export class ClientSession {
         signal.addEventListener('abort', p.onAbort, { once: true });
       }
     });
+  }
+
+  private send(q: QueuedCall): void {
+    const { p, payload, callOpts } = q;
+    const id = this.allocId();
+    (p as { id: number }).id = id;
+    this.pending.set(id, p);
+    this.write(
+      callOpts
+        ? encodeExtended(this.codec.encode([Kind.Call, id, p.method, callOpts]), payload)
+        : [encodeCallHeader(id, this.methodBytes(p.method), payload.length), payload],
+    );
+    if (q.source) this.sendStream(p, q.source);
+  }
+
+  /** Send queued calls while the server has free slots. */
+  private sendQueued(): void {
+    while (this.queue.length > 0 && this.pending.size < this.peerMaxInflight && !this.dead) {
+      const next = this.queue.shift()!;
+      if (!next.p.settled) this.send(next);
+    }
   }
 
   /** A one-way call: no answer comes back. Seed peers get a normal call whose answer is dropped. */
@@ -275,6 +305,8 @@ export class ClientSession {
     if (p.settled && !p.stream) return;
     if (this.mode === 'extended' && this.pending.get(p.id) === p) {
       this.writeHead([Kind.Cancel, p.id]);
+    } else if (p.id === 0 && this.queue.length > 0) {
+      this.queue = this.queue.filter((q) => q.p !== p); // never sent: nothing to cancel
     }
     this.settle(p, undefined, err);
   }
@@ -287,7 +319,10 @@ export class ClientSession {
       p.timer = undefined;
       if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
       p.onAbort = undefined;
-      if (this.pending.get(p.id) === p) this.pending.delete(p.id);
+      if (this.pending.get(p.id) === p) {
+        this.pending.delete(p.id);
+        if (this.queue.length > 0) this.sendQueued();
+      }
       if (p.out) stopOutbound(p.out);
     }
     if (err !== undefined) p.stream?.fail(err);
@@ -350,6 +385,10 @@ export class ClientSession {
     sub.ready = ready.then(
       () => undefined,
       (err: unknown) => {
+        // A refused subscribe must not poison the name for later attempts.
+        if (this.serverSubs.get(name) === ready) this.serverSubs.delete(name);
+        set.delete(sub);
+        if (set.size === 0 && this.subs.get(name) === set) this.subs.delete(name);
         sub.close(err);
         throw err;
       },
@@ -370,14 +409,15 @@ export class ClientSession {
     );
   }
 
-  private onEvent(name: string, dropped: number, payload: Uint8Array): void {
+  private onEvent(name: string, dropped: number, alias: string | undefined, payload: Uint8Array): void {
     const named = this.subs.get(name);
+    const aliased = alias === undefined ? undefined : this.subs.get(alias);
     const all = this.subs.get('*');
     if (dropped > 0) {
       this.droppedEvents += dropped;
       for (const set of this.subs.values()) for (const s of set) s.noteDropped(dropped);
     }
-    if (!named && !all) return;
+    if (!named && !aliased && !all) return;
     let value: unknown;
     try {
       value = payload.length === 0 ? undefined : this.codec.decode(payload);
@@ -386,6 +426,7 @@ export class ClientSession {
       return;
     }
     if (named) for (const s of named) s.deliver(name, value);
+    if (aliased) for (const s of aliased) s.deliver(alias!, value);
     if (all) for (const s of all) s.deliver(name, value);
   }
 
@@ -415,9 +456,10 @@ export class ClientSession {
         ? new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the connection closed: ${cause.message}`, { cause })
         : new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed', cause === undefined ? {} : { cause });
     this.dead = err;
-    const all = [...this.fifo, ...this.pending.values()];
+    const all = [...this.fifo, ...this.pending.values(), ...this.queue.map((q) => q.p)];
     this.fifo.length = 0;
     this.pending.clear();
+    this.queue = [];
     for (const p of all) this.settle(p, undefined, this.closedError(p.method));
     for (const set of this.subs.values()) for (const s of set) s.close(err);
     this.subs.clear();
@@ -536,7 +578,7 @@ export class ClientSession {
         return;
       }
       case Kind.Event:
-        return this.onEvent(head.name, head.dropped, payload);
+        return this.onEvent(head.name, head.dropped, head.alias, payload);
       default:
         this.fail(new IpcborError('IPCBOR_ERR_PROTOCOL', `a server may not send frame kind ${head.kind}`));
     }

@@ -20,18 +20,18 @@ export class EventHub {
   }
 
   /**
-   * Send `payload` as event `name` to every subscribed connection; a
-   * connection that subscribed to `alias` (the bare name of a default
-   * service's event) gets it under that name. Returns how many it was sent to.
+   * Send `payload` as event `name` to every connection subscribed to it, to
+   * `*`, or to `alias` (the bare name of a default service's event). Each
+   * connection gets one frame, which names both; its client hands it to
+   * each matching subscription. Returns how many connections it was sent to.
    */
   emit(name: string, payload: unknown, alias?: string): number {
     let bytes: Uint8Array | undefined;
     let count = 0;
     for (const s of this.sessions) {
-      const as = alias !== undefined && s.wants(alias, true) ? alias : s.wants(name) ? name : undefined;
-      if (as === undefined) continue;
+      if (!s.wants(name) && !(alias !== undefined && s.wants(alias))) continue;
       bytes ??= this.codec.encode(payload);
-      s.sendEvent(as, bytes);
+      s.sendEvent(name, bytes, alias);
       count++;
     }
     return count;

@@ -11,7 +11,7 @@
  *     ITEM    [6, id]                  payload: item        either: one stream item
  *     END     [7, id]                  -                    either: stream finished
  *     CREDIT  [8, id, n]               -                    either: n more items may be sent
- *     EVENT   [9, name, dropped?]      payload: event       server -> client
+ *     EVENT   [9, name, dropped?, alias?]  payload: event   server -> client
  */
 import { PROTOCOL_VERSION } from '../constants.js';
 import { IpcborError } from '../errors.js';
@@ -48,6 +48,8 @@ export interface HelloResponse {
   version: number;
   maxFrameBytes: number;
   window: number;
+  /** Calls the client may have in flight on this connection; more are refused with IPCBOR_ERR_OVERLOADED. */
+  maxInflight?: number;
   /** Free text naming the server implementation. */
   server: string;
 }
@@ -79,7 +81,7 @@ export type Head =
   | { kind: typeof Kind.Cancel | typeof Kind.Result | typeof Kind.Item | typeof Kind.End; id: number }
   | { kind: typeof Kind.Error; id: number; code: string; message: string }
   | { kind: typeof Kind.Credit; id: number; n: number }
-  | { kind: typeof Kind.Event; name: string; dropped: number };
+  | { kind: typeof Kind.Event; name: string; dropped: number; alias: string | undefined };
 
 const bad = (why: string) => new IpcborError('IPCBOR_ERR_BAD_FRAME', `bad frame head: ${why}`);
 
@@ -129,7 +131,8 @@ export function decodeHead(codec: Codec, bytes: Uint8Array): Head {
     case Kind.Event: {
       const dropped = h[2] ?? 0;
       if (typeof dropped !== 'number' || !Number.isInteger(dropped) || dropped < 0) throw bad('dropped must be a non-negative integer');
-      return { kind: Kind.Event, name: text(h[1], 'event name'), dropped };
+      const alias = h[3] === undefined ? undefined : text(h[3], 'event alias');
+      return { kind: Kind.Event, name: text(h[1], 'event name'), dropped, alias };
     }
     default:
       throw bad(`unknown frame kind ${String(h[0])}`);

@@ -147,7 +147,7 @@ export class ServerSession {
   private peerMaxFrame = Infinity;
   private peerWindow = DEFAULT_STREAM_WINDOW;
   private drainWaiters: (() => void)[] = [];
-  private eventBacklog: [name: string, payload: Uint8Array][] = [];
+  private eventBacklog: [name: string, payload: Uint8Array, alias: string | undefined][] = [];
   private eventsDropped = 0;
   private onIdle: (() => void) | undefined;
 
@@ -269,6 +269,7 @@ export class ServerSession {
         version: hello.version,
         maxFrameBytes: this.decoder.maxFrameBytes,
         window: this.window,
+        maxInflight: this.maxInflight,
         server: this.options.serverName ?? 'ipcbor',
       };
       parts = encodeResponse(0, this.codec.encode(answer));
@@ -284,6 +285,13 @@ export class ServerSession {
 
   private seedFrame(outcome: Outcome): FrameParts {
     if (!outcome.ok) return encodeErrorResponse(outcome.error.message);
+    if (isAsyncIterable(outcome.value) && !(outcome.value instanceof Uint8Array)) {
+      // The seed framing has one answer per request: no streams. Close the
+      // source so its cleanup runs, and say why.
+      const it = outcome.value[Symbol.asyncIterator]();
+      void Promise.resolve(it.return?.()).catch(() => undefined);
+      return encodeErrorResponse('this method answers with a stream, which needs the extended protocol');
+    }
     try {
       return encodeResponse(0, this.codec.encode(outcome.value));
     } catch (err) {
@@ -357,8 +365,14 @@ export class ServerSession {
     return { ok: true, value: null };
   }
 
+  /**
+   * Seed framing has no other flow control: at the limit the server stops
+   * reading. The extended protocol must keep reading (CANCEL, CREDIT and
+   * stream items free the calls in flight), so there the limit is announced
+   * in the hello and calls beyond it are refused (see onCall).
+   */
   private began(): void {
-    if (++this.inflight >= this.maxInflight) this.pause(PAUSE_INFLIGHT);
+    if (++this.inflight >= this.maxInflight && this.mode === 'seed') this.pause(PAUSE_INFLIGHT);
   }
 
   private ended(): void {
@@ -379,10 +393,17 @@ export class ServerSession {
       case Kind.Call:
         return this.onCall(head.id, head.method, head.opts.timeout, head.opts.stream === true, payload);
       case Kind.Notify: {
+        if (this.inflight >= this.maxInflight) {
+          this.options.onError?.(new IpcborError('IPCBOR_ERR_OVERLOADED', `notification ${head.method} dropped: more than ${this.maxInflight} calls in flight`), this.info);
+          return;
+        }
+        this.began();
         const ctx = new Context(head.method, this.info, undefined);
         this.live.add(ctx);
         this.run(head.method, payload, ctx, (outcome) => {
           this.live.delete(ctx);
+          this.ended();
+          this.endIfIdle();
           if (!outcome.ok) this.options.onError?.(outcome.error, this.info);
         });
         return;
@@ -413,6 +434,10 @@ export class ServerSession {
     }
     if (this.ending) {
       this.sendError(id, new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method }));
+      return;
+    }
+    if (this.inflight >= this.maxInflight) {
+      this.sendError(id, new IpcborError('IPCBOR_ERR_OVERLOADED', `more than ${this.maxInflight} calls in flight on this connection`, { method }));
       return;
     }
     if (method.length > this.decoder.maxMethodBytes / 3 && utf8Length(method) > this.decoder.maxMethodBytes) {
@@ -547,9 +572,9 @@ export class ServerSession {
 
   // ---- events ---------------------------------------------------------------
 
-  /** Does this connection want events of this name (`exact`: subscribed by this very name, not through `*`)? */
-  wants(name: string, exact = false): boolean {
-    return this.mode === 'extended' && !this.dead && (this.subscriptions.has(name) || (!exact && this.subscriptions.has('*')));
+  /** Does this connection want events of this name (by the name or through `*`)? */
+  wants(name: string): boolean {
+    return this.mode === 'extended' && !this.dead && (this.subscriptions.has(name) || this.subscriptions.has('*'));
   }
 
   /**
@@ -557,29 +582,30 @@ export class ServerSession {
    * in a bounded queue; when it is full the oldest is dropped and the next
    * event delivered carries the count of those dropped.
    */
-  sendEvent(name: string, payload: Uint8Array): void {
+  sendEvent(name: string, payload: Uint8Array, alias?: string): void {
     if (this.dead) return;
     if (this.pauses & PAUSE_WRITE || this.eventBacklog.length > 0) {
       if (this.eventBacklog.length >= (this.options.eventQueue ?? DEFAULT_EVENT_QUEUE)) {
         this.eventBacklog.shift();
         this.eventsDropped++;
       }
-      this.eventBacklog.push([name, payload]);
+      this.eventBacklog.push([name, payload, alias]);
       return;
     }
-    this.writeEvent(name, payload);
+    this.writeEvent(name, payload, alias);
   }
 
-  private writeEvent(name: string, payload: Uint8Array): void {
-    const head = this.eventsDropped > 0 ? [Kind.Event, name, this.eventsDropped] : [Kind.Event, name];
+  private writeEvent(name: string, payload: Uint8Array, alias: string | undefined): void {
+    const dropped = this.eventsDropped;
+    const head = alias !== undefined ? [Kind.Event, name, dropped, alias] : dropped > 0 ? [Kind.Event, name, dropped] : [Kind.Event, name];
     this.eventsDropped = 0;
     this.write(encodeExtended(this.codec.encode(head), payload));
   }
 
   private flushEvents(): void {
     while (this.eventBacklog.length > 0 && !(this.pauses & PAUSE_WRITE) && !this.dead) {
-      const [name, payload] = this.eventBacklog.shift()!;
-      this.writeEvent(name, payload);
+      const [name, payload, alias] = this.eventBacklog.shift()!;
+      this.writeEvent(name, payload, alias);
     }
   }
 
