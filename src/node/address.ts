@@ -50,34 +50,37 @@ export function formatAddress(a: Address): string {
 }
 
 /**
- * Take an address from program arguments: `--unix PATH`, `--tcp HOST PORT`,
- * or one `unix:…` / `tcp:…` argument. Returns the address and the
- * arguments left over.
+ * Take addresses from program arguments: `--unix PATH`, `--tcp HOST PORT`,
+ * or `unix:…` / `tcp:…` arguments, any number of them. Returns them in
+ * order, and the arguments left over.
  */
-export function addressFromArgs(args: readonly string[]): { address: Address; rest: string[] } {
+export function addressesFromArgs(args: readonly string[]): { addresses: Address[]; rest: string[] } {
   const rest: string[] = [];
-  let address: Address | undefined;
-  const set = (a: Address) => {
-    if (address) throw invalid('more than one address given');
-    address = a;
-  };
+  const addresses: Address[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--unix') {
       const p = args[++i];
       if (p === undefined) throw invalid('--unix needs a PATH');
-      set(unixAddress(p));
+      addresses.push(unixAddress(p));
     } else if (arg === '--tcp') {
       const host = args[++i];
       const p = args[++i];
       if (host === undefined || p === undefined) throw invalid('--tcp needs a HOST and a PORT');
-      set(tcpAddress(host, p));
+      addresses.push(tcpAddress(host, p));
     } else if (arg.startsWith('unix:') || arg.startsWith('tcp:')) {
-      set(parseAddress(arg));
+      addresses.push(parseAddress(arg));
     } else {
       rest.push(arg);
     }
   }
-  if (!address) throw invalid('no address given: use --unix PATH, --tcp HOST PORT, unix:PATH or tcp:HOST:PORT');
-  return { address, rest };
+  return { addresses, rest };
+}
+
+/** Exactly one address from program arguments (see addressesFromArgs), and the arguments left over. */
+export function addressFromArgs(args: readonly string[]): { address: Address; rest: string[] } {
+  const { addresses, rest } = addressesFromArgs(args);
+  if (addresses.length === 0) throw invalid('no address given: use --unix PATH, --tcp HOST PORT, unix:PATH or tcp:HOST:PORT');
+  if (addresses.length > 1) throw invalid('more than one address given');
+  return { address: addresses[0]!, rest };
 }

@@ -30,7 +30,11 @@ export interface ServerLimits {
   maxMethodBytes?: number;
   /** Largest payload of one frame accepted, in bytes (default 16 MiB). */
   maxFrameBytes?: number;
-  /** Calls in flight on one connection before the server stops reading from it (default 1024). */
+  /**
+   * Calls in flight on one connection (default 1024). Seed framing: the
+   * server stops reading until some finish. Extended: announced in the
+   * hello, and calls beyond it are refused with IPCBOR_ERR_OVERLOADED.
+   */
   maxInflight?: number;
   /** Longest deadline the server grants a call, in ms; longer or absent deadlines are cut to it. Default: none. */
   maxTimeout?: number;
@@ -126,11 +130,10 @@ export class ServerSession {
   private readonly dispatcher: Dispatcher;
   private readonly codec: Codec;
   private readonly decoder: FrameDecoder;
-  private readonly connection = new AbortController();
   /**
-   * Controllers of seed calls in flight, aborted when the connection goes.
-   * (Kept here rather than as listeners on the connection signal, which
-   * would pile up one listener per call.)
+   * Contexts of seed calls and notifications in flight, aborted when the
+   * connection goes. (A set here rather than listeners on one connection
+   * signal, which would pile up one listener per call.)
    */
   private readonly live = new Set<Context>();
   private readonly options: ServerSessionOptions;
@@ -169,16 +172,6 @@ export class ServerSession {
     );
   }
 
-  /** Aborts when the connection goes. */
-  get signal(): AbortSignal {
-    return this.connection.signal;
-  }
-
-  /** Calls received and not yet answered. */
-  get pending(): number {
-    return this.inflight;
-  }
-
   // ---- input from the transport -------------------------------------------
 
   receive(chunk: Uint8Array): void {
@@ -204,7 +197,6 @@ export class ServerSession {
     if (this.dead) return;
     this.dead = true;
     const reason = new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed', { cause });
-    this.connection.abort(reason);
     for (const c of this.live) c.abort(reason);
     this.live.clear();
     for (const call of this.calls.values()) this.finish(call, reason);
