@@ -1,9 +1,11 @@
 /** The ipcbor command line, run as a user would: a child process against a real server. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { defineService, method, serve, type Server } from '../../src/index.js';
+import { connect, defineService, method, serve, type Server } from '../../src/index.js';
 import { createTimer } from '../../examples/timer/timer.js';
 import { tempSocket } from '../helpers.js';
 
@@ -94,5 +96,32 @@ describe('ipcbor CLI', () => {
       JSON.parse(j.stdout).services.map((s: { name: string }) => s.name),
       ['timer', 'bytes'],
     );
+  });
+
+  it('subscribes and prints events as JSON lines', async () => {
+    const child = spawn(process.execPath, [cli, 'subscribe', address, 'on_echo_fired', '--count', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
+    // Wait until the server has the subscription, then fire two events.
+    await using client = await connect(address);
+    for (let i = 0; i < 100 && lines.length === 0; i++) {
+      await client.call('echo', { req: { message: `m${i}`, delayMs: 0 } });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await client.call('echo', { req: { message: 'last', delayMs: 0 } });
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0);
+    assert.equal(lines.length, 2);
+    const first = JSON.parse(lines[0]!);
+    assert.equal(first.event, 'on_echo_fired');
+    assert.equal(first.payload.eventType, 'on_echo_fired');
+    assert.match(first.payload.payload.message, /^m\d+$/);
+  });
+
+  it('says so when asked to subscribe to a seed-only server', async () => {
+    await using seedOnly = await serve({ ping: () => 'pong' }, `unix:${tempSocket()}`, { extended: false });
+    const r = await ipcbor(['subscribe', seedOnly.addresses[0]!, 'x']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /only the seed framing/);
   });
 });
