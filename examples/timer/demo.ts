@@ -14,15 +14,17 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ipcbor-demo-'));
 const socketPath = join(dir, 'timer.sock');
 let server: ChildProcess | undefined;
+let client: ChildProcess | undefined;
 
 function cleanup(): void {
-  if (server && server.exitCode === null) server.kill('SIGTERM');
+  for (const child of [client, server]) if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
 }
 
 function run(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(here, 'client.js'), ...args], { stdio: 'inherit' });
+    client = child;
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`client exited with ${code}`))));
   });
 }
