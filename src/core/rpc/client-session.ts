@@ -214,11 +214,11 @@ export class ClientSession {
           if (timeout !== undefined) callOpts.timeout = timeout;
           if (streamed) callOpts.stream = true;
         }
-        const send: QueuedCall = { p, payload, callOpts, source: streamed ? (params as AsyncIterable<unknown>) : undefined };
+        const source = streamed ? (params as AsyncIterable<unknown>) : undefined;
         // The server takes at most `maxInflight` calls per connection; the
         // rest wait here, in the caller's own process, for a free slot.
-        if (this.pending.size < this.peerMaxInflight) this.send(send);
-        else this.queue.push(send);
+        if (this.pending.size < this.peerMaxInflight) this.send(p, payload, callOpts, source);
+        else this.queue.push({ p, payload, callOpts, source });
       }
       if (timeout !== undefined) {
         p.timer = setTimer(() => this.abandon(p, new IpcborError('IPCBOR_ERR_TIMEOUT', `${method} timed out after ${timeout} ms`, { method })), timeout);
@@ -231,8 +231,7 @@ export class ClientSession {
     });
   }
 
-  private send(q: QueuedCall): void {
-    const { p, payload, callOpts } = q;
+  private send(p: Pending, payload: Uint8Array, callOpts: CallOptions | undefined, source: AsyncIterable<unknown> | undefined): void {
     const id = this.allocId();
     (p as { id: number }).id = id;
     this.pending.set(id, p);
@@ -241,14 +240,14 @@ export class ClientSession {
         ? encodeExtended(this.codec.encode([Kind.Call, id, p.method, callOpts]), payload)
         : [encodeCallHeader(id, this.methodBytes(p.method), payload.length), payload],
     );
-    if (q.source) this.sendStream(p, q.source);
+    if (source) this.sendStream(p, source);
   }
 
   /** Send queued calls while the server has free slots. */
   private sendQueued(): void {
     while (this.queue.length > 0 && this.pending.size < this.peerMaxInflight && !this.dead) {
       const next = this.queue.shift()!;
-      if (!next.p.settled) this.send(next);
+      if (!next.p.settled) this.send(next.p, next.payload, next.callOpts, next.source);
     }
   }
 
