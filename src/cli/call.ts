@@ -47,9 +47,9 @@ Examples:
     const timeout = Number(option(values, 'timeout') ?? 30_000);
     const protocol = (option(values, 'protocol') ?? 'auto') as 'auto' | 'seed' | 'extended';
     if (!['auto', 'seed', 'extended'].includes(protocol) || !(timeout > 0)) return io.usage();
-    const client = await connect(address, { protocol, connectTimeout: timeout });
+    const client = await connect(address, { protocol, connectTimeout: timeout, signal: io.signal });
     try {
-      const result = await client.call(method, params, { timeout });
+      const result = await client.call(method, params, { timeout, signal: io.signal });
       io.out(toJson(result, values.compact !== true));
       return 0;
     } catch (err) {
@@ -61,7 +61,8 @@ Examples:
       }
       throw err;
     } finally {
-      await client.close();
+      if (io.signal.aborted) client.destroy();
+      else await client.close();
     }
   },
 };

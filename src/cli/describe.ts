@@ -94,11 +94,12 @@ command then says so and exits 1.`,
     const [address] = positionals;
     if (!address || positionals.length > 1) return io.usage();
     const timeout = Number(option(values, 'timeout') ?? 10_000);
-    await using client = await connect(address, { connectTimeout: timeout });
+    await using client = await connect(address, { connectTimeout: timeout, signal: io.signal });
     let d: Description;
     try {
-      d = (await client.call('$ipcbor.describe', {}, { timeout })) as Description;
+      d = (await client.call('$ipcbor.describe', {}, { timeout, signal: io.signal })) as Description;
     } catch (err) {
+      if (io.signal.aborted) throw err;
       io.error(`${address} does not describe itself (${(err as Error).message}): it may be a seed peer without introspection`);
       return 1;
     }

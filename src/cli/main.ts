@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** The `ipcbor` command line. */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { IpcborError, RemoteError } from '../core/errors.js';
 import { callCommand } from './call.js';
@@ -45,9 +47,14 @@ export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out
     io.out(`Usage: ${command.usage}\n\n${command.help}`);
     return 0;
   }
+  // The first Ctrl-C stops the command cleanly (it aborts io.signal); a
+  // second one exits at once.
   const ac = new AbortController();
-  const onSigint = () => ac.abort();
-  process.once('SIGINT', onSigint);
+  const onSigint = () => {
+    if (ac.signal.aborted) process.exit(130);
+    ac.abort(new IpcborError('IPCBOR_ERR_CANCELLED', 'interrupted'));
+  };
+  process.on('SIGINT', onSigint);
   const full: Io = {
     ...io,
     signal: ac.signal,
@@ -64,6 +71,7 @@ export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out
       return 1;
     }
     if (err instanceof IpcborError) {
+      if (err.code === 'IPCBOR_ERR_CANCELLED' && ac.signal.aborted) return 130;
       io.error(`ipcbor ${command.name}: ${err.message}`);
       return err.code === 'IPCBOR_ERR_INVALID_ADDRESS' ? 2 : 3;
     }
@@ -74,7 +82,7 @@ export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out
   }
 }
 
-const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href;
+const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
 if (isEntry) {
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -1,4 +1,5 @@
 /** `ipcbor subscribe ADDRESS EVENT`: events as JSON lines until interrupted. */
+import { IpcborError } from '../core/errors.js';
 import { connect } from '../node/client.js';
 import { option, type Command } from './command.js';
 import { toJson } from './json.js';
@@ -25,7 +26,7 @@ Events need the extended protocol; against a seed peer the command exits 1.`,
     const countText = option(values, 'count');
     const count = countText === undefined ? Infinity : Number(countText);
     if (!(count > 0)) return io.usage();
-    const client = await connect(address);
+    const client = await connect(address, { signal: io.signal });
     try {
       if (client.protocol !== 'extended') {
         io.error(`${address} speaks only the seed framing, which has no events`);
@@ -33,16 +34,25 @@ Events need the extended protocol; against a seed peer the command exits 1.`,
       }
       const sub = client.subscribe(event);
       sub.onDrop = (n) => io.out(JSON.stringify({ dropped: n }));
-      io.signal.addEventListener('abort', () => void sub.unsubscribe(), { once: true });
+      const stop = () => void sub.unsubscribe();
+      if (io.signal.aborted) stop();
+      else io.signal.addEventListener('abort', stop, { once: true });
       await sub.ready;
       let seen = 0;
-      for await (const { name, payload } of sub) {
-        io.out(toJson({ event: name, payload }, false));
-        if (++seen >= count) break;
+      try {
+        for await (const { name, payload } of sub) {
+          io.out(toJson({ event: name, payload }, false));
+          if (++seen >= count) break;
+        }
+      } catch (err) {
+        // The server closing the connection is one of the ways this ends.
+        if (!(err instanceof IpcborError && err.code === 'IPCBOR_ERR_CONNECTION_CLOSED')) throw err;
+        io.error(`the server closed the connection after ${seen} events`);
       }
-      return 0;
+      return io.signal.aborted ? 130 : 0;
     } finally {
-      await client.close();
+      if (io.signal.aborted) client.destroy();
+      else await client.close();
     }
   },
 };

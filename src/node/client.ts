@@ -19,8 +19,10 @@ export interface ConnectOptions extends Omit<ClientSessionOptions, 'codec'> {
    * exact bytes of a seed client). `extended`: fail unless the server speaks it.
    */
   protocol?: 'auto' | 'seed' | 'extended';
-  /** Give up connecting after this many ms (default 10,000). */
+  /** Give up connecting, the hello included, after this many ms (default 10,000). */
   connectTimeout?: number;
+  /** Abort connecting (rejects with IPCBOR_ERR_CANCELLED). */
+  signal?: AbortSignal;
 }
 
 export interface Client extends AsyncDisposable {
@@ -53,45 +55,80 @@ export interface Client extends AsyncDisposable {
   destroy(): void;
 }
 
-function openSocket(address: Address, timeout: number): Promise<Socket> {
+/**
+ * Run `step` (connecting, then the hello) against the connect deadline and
+ * the caller's signal; `undo` releases what the step holds if either wins.
+ */
+function bounded<T>(step: Promise<T>, deadline: number, signal: AbortSignal | undefined, address: Address, what: string, undo: () => void): Promise<T> {
   return new Promise((resolve, reject) => {
-    const socket = address.kind === 'unix' ? createConnection(address.path) : createConnection({ host: address.host, port: address.port, noDelay: true });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${formatAddress(address)}: timed out after ${timeout} ms`));
-    }, timeout);
-    socket.once('connect', () => {
+    const fail = (err: IpcborError) => {
+      cleanup();
+      undo();
+      reject(err);
+    };
+    const timer = setTimeout(
+      () => fail(new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${formatAddress(address)}: ${what} timed out`)),
+      Math.max(0, deadline - Date.now()),
+    );
+    const onAbort = () => fail(new IpcborError('IPCBOR_ERR_CANCELLED', `connecting to ${formatAddress(address)} was cancelled`, { cause: signal!.reason }));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const cleanup = () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    step.then(
+      (v) => {
+        cleanup();
+        resolve(v);
+      },
+      (err: unknown) => {
+        cleanup();
+        reject(err);
+      },
+    );
+  });
+}
+
+function openSocket(address: Address): { socket: Socket; connected: Promise<Socket> } {
+  const socket = address.kind === 'unix' ? createConnection(address.path) : createConnection({ host: address.host, port: address.port, noDelay: true });
+  const connected = new Promise<Socket>((resolve, reject) => {
+    socket.once('connect', () => {
       socket.removeAllListeners('error');
       resolve(socket);
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
       reject(new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${formatAddress(address)}: ${err.code ?? err.message}`, { cause: err }));
     });
   });
+  return { socket, connected };
 }
 
-async function open(address: Address, options: ConnectOptions, offer: boolean): Promise<{ session: ClientSession; transport: SocketTransport }> {
-  const socket = await openSocket(address, options.connectTimeout ?? 10_000);
+async function open(address: Address, options: ConnectOptions, offer: boolean, deadline: number): Promise<{ session: ClientSession; transport: SocketTransport }> {
+  if (options.signal?.aborted) throw new IpcborError('IPCBOR_ERR_CANCELLED', `connecting to ${formatAddress(address)} was cancelled`, { cause: options.signal.reason });
+  const { socket, connected } = openSocket(address);
+  await bounded(connected, deadline, options.signal, address, 'connecting', () => socket.destroy());
   const transport = new SocketTransport(socket);
   const session = new ClientSession(transport, options);
   transport.attach(session);
-  if (offer) await session.hello();
+  if (offer) await bounded(session.hello(), deadline, options.signal, address, 'the hello', () => session.destroy());
   return { session, transport };
 }
+
+/** How long close() waits for the peer to close its side after ours. */
+const CLOSE_GRACE_MS = 2000;
 
 export async function connect(address: string | Address, options: ConnectOptions = {}): Promise<Client> {
   const addr = parseAddress(address);
   const mode = options.protocol ?? 'auto';
+  const deadline = Date.now() + (options.connectTimeout ?? 10_000);
   let opened: { session: ClientSession; transport: SocketTransport };
   try {
-    opened = await open(addr, options, mode !== 'seed');
+    opened = await open(addr, options, mode !== 'seed', deadline);
   } catch (err) {
     // A seed peer may drop a connection on a request it does not know
     // instead of answering: connect again and speak the seed framing.
     if (mode !== 'auto' || !(err instanceof IpcborError) || err.code !== 'IPCBOR_ERR_CONNECTION_CLOSED') throw err;
-    opened = await open(addr, options, false);
+    opened = await open(addr, options, false, deadline);
   }
   const { session } = opened;
   if (mode === 'extended' && session.protocol !== 'extended') {
@@ -121,7 +158,10 @@ export async function connect(address: string | Address, options: ConnectOptions
       closing ??= (async () => {
         await session.idle();
         session.end();
+        // The peer closes its side in turn; one that does not is cut off.
+        const cut = setTimeout(() => session.destroy(), CLOSE_GRACE_MS);
         await closed;
+        clearTimeout(cut);
       })();
       return closing;
     },

@@ -7,16 +7,29 @@ import { createConnection, type Server as NetServer } from 'node:net';
 import { IpcborError } from '../core/errors.js';
 import type { Address } from './address.js';
 
-/** Is something accepting connections at this unix path? */
-function probe(path: string): Promise<boolean> {
+/**
+ * Is the socket file at `path` stale? Only a refused connection (or a file
+ * gone meanwhile) says so; a server that accepts, or is too busy to
+ * (EAGAIN: its backlog is full), is alive and must be left alone.
+ */
+function isStale(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection(path);
     s.once('connect', () => {
       s.destroy();
-      resolve(true);
+      resolve(false);
     });
-    s.once('error', () => resolve(false));
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED' || err.code === 'ENOENT'));
   });
+}
+
+/** process.umask(mask), returning the old mask; undefined where it cannot be set (worker threads). */
+function setUmask(mask: number): number | undefined {
+  try {
+    return process.umask(mask);
+  } catch {
+    return undefined;
+  }
 }
 
 function listenOnce(server: NetServer, address: Address): Promise<void> {
@@ -31,8 +44,18 @@ function listenOnce(server: NetServer, address: Address): Promise<void> {
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    if (address.kind === 'unix') server.listen(address.path);
-    else server.listen(address.port, address.host);
+    if (address.kind === 'unix') {
+      // The socket file is created by bind(), inside listen(): with this
+      // umask it is owner-only from its first moment, not after a chmod.
+      const old = setUmask(0o177);
+      try {
+        server.listen(address.path);
+      } finally {
+        if (old !== undefined) setUmask(old);
+      }
+    } else {
+      server.listen(address.port, address.host);
+    }
   });
 }
 
@@ -44,7 +67,7 @@ export async function listen(server: NetServer, address: Address, permissions: n
     if (address.kind !== 'unix' || code !== 'EADDRINUSE') throw listenError(address, err);
     // A socket file is there. If nobody answers on it, it is left over from a
     // crash: replace it. If a server answers, leave it alone.
-    if (await probe(address.path)) {
+    if (!(await isStale(address.path))) {
       throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `a server is already listening on ${address.path}`, { cause: err });
     }
     const st = lstatSync(address.path, { throwIfNoEntry: false });

@@ -98,7 +98,12 @@ export async function serve(target: Servable, address: string | Address | readon
     throw err;
   }
 
+  // Once only: a second call must not remove a socket file that another
+  // server has since created at the same path.
+  let stopped = false;
   const stopListening = () => {
+    if (stopped) return;
+    stopped = true;
     unforward?.();
     for (const s of sockets) s.close();
     for (const p of unixPaths) removeSocketFile(p);

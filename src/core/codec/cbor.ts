@@ -58,6 +58,14 @@ const encodeOptions: EncodeOptions = {
     BigUint64Array: refuse('a BigUint64Array'),
     DataView: refuse('a DataView'),
     ArrayBuffer: refuse('an ArrayBuffer (wrap it in a Uint8Array)'),
+    // A Map is a CBOR map: fine with text keys, refused with any other key
+    // (peers, and ipcbor's own decoder, accept text keys only).
+    Map: (map: Map<unknown, unknown>) => {
+      for (const key of map.keys()) {
+        if (typeof key !== 'string') throw new IpcborError('IPCBOR_ERR_ENCODE', `a Map key of type ${typeof key} has no interop-safe CBOR form; use text keys`);
+      }
+      return null;
+    },
   },
 };
 

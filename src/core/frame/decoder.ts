@@ -49,6 +49,8 @@ export class FrameDecoder {
   private method = '';
   private head: Uint8Array = new Uint8Array(0);
   private failure: IpcborError | undefined;
+  private held = false;
+  private draining = false;
 
   constructor(mode: DecoderMode, sink: FrameSink, limits: FrameLimits = {}) {
     this.mode = mode;
@@ -78,14 +80,40 @@ export class FrameDecoder {
     this.drain();
   }
 
+  /**
+   * Stop delivering frames (backpressure): bytes pushed meanwhile are kept.
+   * Takes effect between frames, also from inside a sink callback.
+   */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Deliver again, starting with the frames held back. May throw like push. */
+  release(): void {
+    this.held = false;
+    if (this.failure) throw this.failure;
+    // From inside a sink callback the running loop carries on by itself.
+    if (!this.draining) this.drain();
+  }
+
   private fail(code: 'IPCBOR_ERR_METHOD_TOO_LONG' | 'IPCBOR_ERR_FRAME_TOO_LARGE' | 'IPCBOR_ERR_BAD_FRAME', message: string): IpcborError {
     this.failure = new IpcborError(code, message);
     return this.failure;
   }
 
   private drain(): void {
+    this.draining = true;
+    try {
+      this.drainFrames();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private drainFrames(): void {
     const q = this.queue;
     for (;;) {
+      if (this.held) return;
       switch (this.state) {
         case State.Head: {
           const headLen = this.mode === 'response' ? 8 : 4;

@@ -61,6 +61,9 @@ interface QueuedCall {
   source: AsyncIterable<unknown> | undefined;
 }
 
+/** Longest delay a timer takes (2^31-1 ms). */
+const MAX_TIMER_MS = 0x7fffffff;
+
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;
 const EMPTY = new Uint8Array(0);
@@ -200,7 +203,14 @@ export class ClientSession {
         new IpcborError('IPCBOR_ERR_FRAME_TOO_LARGE', `params of ${payload.length} bytes are over the server's limit of ${this.peerMaxFrame} bytes`, { method }),
       );
     }
-    const timeout = opts.timeout ?? this.options.timeout;
+    let timeout = opts.timeout ?? this.options.timeout;
+    if (timeout !== undefined) {
+      if (typeof timeout !== 'number' || !(timeout >= 0)) {
+        return Promise.reject(new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`));
+      }
+      // Longer than a timer can wait (about 24.8 days): no deadline at all.
+      if (timeout > MAX_TIMER_MS) timeout = undefined;
+    }
     this.unsettled++;
     return new Promise((resolve, reject) => {
       const p = this.newPending(method, 0, resolve, reject);
@@ -525,7 +535,12 @@ export class ClientSession {
     switch (head.kind) {
       case Kind.Result: {
         const p = this.pending.get(head.id);
-        if (p) this.resolveWith(p, payload);
+        if (!p) return;
+        if (p.stream) {
+          this.settle(p, undefined, new IpcborError('IPCBOR_ERR_PROTOCOL', `the server sent a result for ${p.method} after stream items`, { method: p.method }));
+          return;
+        }
+        this.resolveWith(p, payload);
         return;
       }
       case Kind.Error: {

@@ -108,6 +108,29 @@ const PAUSE_STOPPED = 4;
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;
 
+/** Longest delay a timer takes (2^31-1 ms); a longer deadline is no deadline. */
+export const MAX_TIMER_MS = 0x7fffffff;
+/** Longest error text sent: a head must stay far under its 64 KiB limit. */
+const MAX_ERROR_TEXT = 4096;
+/** How long a connection with a malformed frame waits for the answers it still owes (seed framing). */
+const FAIL_GRACE_MS = 5000;
+
+/** Cut text to at most `max` characters. */
+export function clip(text: string, max = MAX_ERROR_TEXT): string {
+  return text.length <= max ? text : `${text.slice(0, max - 3)}...`;
+}
+
+/** Close an async iterable nobody will read, so its cleanup (`finally`) runs. */
+function discardIterable(value: unknown): void {
+  if (!isAsyncIterable(value) || value instanceof Uint8Array) return;
+  try {
+    const it = value[Symbol.asyncIterator]();
+    void Promise.resolve(it.return?.()).catch(() => undefined);
+  } catch {
+    // a broken iterable: nothing to close
+  }
+}
+
 const utf8 = new TextEncoder();
 const utf8Length = (text: string): number => utf8.encode(text).length;
 
@@ -153,6 +176,10 @@ export class ServerSession {
   private eventBacklog: [name: string, payload: Uint8Array, alias: string | undefined][] = [];
   private eventsDropped = 0;
   private onIdle: (() => void) | undefined;
+  /** A malformed frame arrived: nothing more is read. */
+  private failed = false;
+  /** Notifications running (they have no slot and no id). */
+  private notifying = 0;
 
   constructor(transport: Transport, dispatcher: Dispatcher, info: Omit<ConnectionInfo, 'protocol'>, options: ServerSessionOptions = {}) {
     this.transport = transport;
@@ -175,7 +202,7 @@ export class ServerSession {
   // ---- input from the transport -------------------------------------------
 
   receive(chunk: Uint8Array): void {
-    if (this.dead || this.pauses & PAUSE_STOPPED) return;
+    if (this.dead || this.failed) return;
     try {
       this.decoder.push(chunk);
     } catch (err) {
@@ -207,11 +234,14 @@ export class ServerSession {
   }
 
   /**
-   * Stop reading, let calls in flight finish and their answers leave, then
-   * end the connection. Resolves when it is closed.
+   * Take no new calls, let calls in flight finish and their answers leave,
+   * then end the connection. Resolves when it is closed. A seed connection
+   * stops reading; an extended one reads on, because CANCEL, CREDIT and
+   * stream items are what let its calls finish (new CALLs are refused with
+   * IPCBOR_ERR_SHUTTING_DOWN).
    */
   shutdown(): Promise<void> {
-    this.pause(PAUSE_STOPPED);
+    if (this.mode === 'seed') this.pause(PAUSE_STOPPED);
     this.ending = true;
     if (this.dead) return Promise.resolve();
     const done = new Promise<void>((resolve) => (this.onIdle = resolve));
@@ -240,14 +270,35 @@ export class ServerSession {
     }
     const slot: SeedSlot = { parts: undefined };
     this.slots.push(slot);
+    // Answers leave in order, so a finished answer waits behind a slow one:
+    // count answers owed, not handlers running, against the limit.
+    if (this.slots.length >= this.maxInflight) this.pause(PAUSE_INFLIGHT);
     this.began();
-    const ctx = new Context(method, this.info, undefined);
+    const max = this.options.maxTimeout;
+    const ctx = new Context(method, this.info, max === undefined ? undefined : Date.now() + max);
     this.live.add(ctx);
-    this.run(method, payload, ctx, (outcome) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const answer = (parts: FrameParts) => {
+      if (slot.parts !== undefined) return;
+      if (timer !== undefined) clearTimer(timer);
       this.live.delete(ctx);
-      slot.parts = this.seedFrame(outcome);
+      slot.parts = parts;
       this.ended();
       this.flushSlots();
+    };
+    if (max !== undefined && max <= MAX_TIMER_MS) {
+      timer = setTimer(() => {
+        const err = new IpcborError('IPCBOR_ERR_DEADLINE_EXCEEDED', `deadline of ${max} ms exceeded`, { method });
+        ctx.abort(err);
+        answer(encodeErrorResponse(err.message));
+      }, max);
+    }
+    this.run(method, payload, ctx, (outcome) => {
+      if (slot.parts !== undefined) {
+        if (outcome.ok) discardIterable(outcome.value);
+        return;
+      }
+      answer(this.seedFrame(outcome));
     });
   }
 
@@ -276,12 +327,11 @@ export class ServerSession {
   }
 
   private seedFrame(outcome: Outcome): FrameParts {
-    if (!outcome.ok) return encodeErrorResponse(outcome.error.message);
+    if (!outcome.ok) return encodeErrorResponse(clip(outcome.error.message));
     if (isAsyncIterable(outcome.value) && !(outcome.value instanceof Uint8Array)) {
       // The seed framing has one answer per request: no streams. Close the
       // source so its cleanup runs, and say why.
-      const it = outcome.value[Symbol.asyncIterator]();
-      void Promise.resolve(it.return?.()).catch(() => undefined);
+      discardIterable(outcome.value);
       return encodeErrorResponse('this method answers with a stream, which needs the extended protocol');
     }
     try {
@@ -296,6 +346,7 @@ export class ServerSession {
     while (slots.length > 0 && slots[0]!.parts !== undefined) {
       this.write(slots.shift()!.parts!);
     }
+    if (slots.length < this.maxInflight) this.unpause(PAUSE_INFLIGHT);
     this.endIfIdle();
   }
 
@@ -358,17 +409,18 @@ export class ServerSession {
   }
 
   /**
-   * Seed framing has no other flow control: at the limit the server stops
-   * reading. The extended protocol must keep reading (CANCEL, CREDIT and
-   * stream items free the calls in flight), so there the limit is announced
-   * in the hello and calls beyond it are refused (see onCall).
+   * Calls running or owed an answer. The seed framing has no other flow
+   * control, so there the server stops reading at the limit (see
+   * onSeedRequest). The extended protocol must keep reading (CANCEL, CREDIT
+   * and stream items free the calls in flight): the limit is announced in
+   * the hello and calls beyond it are refused (see onCall).
    */
   private began(): void {
-    if (++this.inflight >= this.maxInflight && this.mode === 'seed') this.pause(PAUSE_INFLIGHT);
+    this.inflight++;
   }
 
   private ended(): void {
-    if (--this.inflight < this.maxInflight) this.unpause(PAUSE_INFLIGHT);
+    this.inflight--;
   }
 
   // ---- extended framing -----------------------------------------------------
@@ -384,22 +436,8 @@ export class ServerSession {
     switch (head.kind) {
       case Kind.Call:
         return this.onCall(head.id, head.method, head.opts.timeout, head.opts.stream === true, payload);
-      case Kind.Notify: {
-        if (this.inflight >= this.maxInflight) {
-          this.options.onError?.(new IpcborError('IPCBOR_ERR_OVERLOADED', `notification ${head.method} dropped: more than ${this.maxInflight} calls in flight`), this.info);
-          return;
-        }
-        this.began();
-        const ctx = new Context(head.method, this.info, undefined);
-        this.live.add(ctx);
-        this.run(head.method, payload, ctx, (outcome) => {
-          this.live.delete(ctx);
-          this.ended();
-          this.endIfIdle();
-          if (!outcome.ok) this.options.onError?.(outcome.error, this.info);
-        });
-        return;
-      }
+      case Kind.Notify:
+        return this.onNotify(head.method, payload);
       case Kind.Cancel: {
         const call = this.calls.get(head.id);
         if (call) this.finish(call, new IpcborError('IPCBOR_ERR_CANCELLED', 'the caller cancelled the call'));
@@ -416,6 +454,48 @@ export class ServerSession {
       }
       default:
         this.failConnection(new IpcborError('IPCBOR_ERR_PROTOCOL', `a client may not send frame kind ${head.kind}`));
+    }
+  }
+
+  /**
+   * A one-way call. Notifications have their own limit (`maxInflight`
+   * running at once; beyond it they are dropped and reported to onError),
+   * since the client cannot see them finish and so cannot count them.
+   */
+  private onNotify(method: string, payload: Uint8Array): void {
+    if (this.ending) return;
+    if (this.notifying >= this.maxInflight) {
+      this.report(new IpcborError('IPCBOR_ERR_OVERLOADED', `notification ${method} dropped: ${this.maxInflight} notifications already running`, { method }));
+      return;
+    }
+    this.notifying++;
+    const max = this.options.maxTimeout;
+    const ctx = new Context(method, this.info, max === undefined ? undefined : Date.now() + max);
+    this.live.add(ctx);
+    const timer =
+      max !== undefined && max <= MAX_TIMER_MS
+        ? setTimer(() => ctx.abort(new IpcborError('IPCBOR_ERR_DEADLINE_EXCEEDED', `deadline of ${max} ms exceeded`, { method })), max)
+        : undefined;
+    this.run(method, payload, ctx, (outcome) => {
+      if (timer !== undefined) clearTimer(timer);
+      this.live.delete(ctx);
+      this.notifying--;
+      this.endIfIdle();
+      if (outcome.ok) discardIterable(outcome.value);
+      else this.report(outcome.error);
+    });
+  }
+
+  /** Tell the server's onError; a throwing onError must not break the connection. */
+  private report(err: unknown): void {
+    const onError = this.options.onError;
+    if (!onError) return;
+    try {
+      onError(err, this.info);
+    } catch (thrown) {
+      queueMicrotask(() => {
+        throw thrown;
+      });
     }
   }
 
@@ -441,9 +521,11 @@ export class ServerSession {
     this.began();
 
     const max = this.options.maxTimeout;
-    const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
+    // A deadline beyond what a timer can wait is no deadline.
+    const asked = timeout !== undefined && timeout <= MAX_TIMER_MS ? timeout : undefined;
+    const ms = asked === undefined ? max : max === undefined ? asked : Math.min(asked, max);
     let deadline: number | undefined;
-    if (ms !== undefined) {
+    if (ms !== undefined && ms <= MAX_TIMER_MS) {
       deadline = Date.now() + ms;
       call.timer = setTimer(() => {
         const err = new IpcborError('IPCBOR_ERR_DEADLINE_EXCEEDED', `deadline of ${ms} ms exceeded`, { method });
@@ -465,7 +547,7 @@ export class ServerSession {
   private onInput(head: Head & { id: number }, payload: Uint8Array): void {
     if (head.kind === Kind.Error && head.id === 0) {
       // The client reports a connection-level failure and will close.
-      this.options.onError?.(new IpcborError(head.code, head.message), this.info);
+      this.report(new IpcborError(head.code, head.message));
       return;
     }
     const input = this.calls.get(head.id)?.input;
@@ -487,7 +569,12 @@ export class ServerSession {
   }
 
   private complete(call: ServerCall, method: string, outcome: Outcome): void {
-    if (call.done) return;
+    if (call.done) {
+      // Cancelled, past its deadline, or the connection went: a stream
+      // returned now is read by nobody.
+      if (outcome.ok) discardIterable(outcome.value);
+      return;
+    }
     if (!outcome.ok) {
       this.sendError(call.id, outcome.error);
       this.finish(call);
@@ -551,11 +638,14 @@ export class ServerSession {
     if (err.data !== undefined) {
       try {
         data = this.codec.encode(err.data);
+        if (data.length > this.peerMaxFrame) data = undefined;
       } catch {
         data = undefined;
       }
     }
-    this.write(encodeExtended(this.codec.encode([Kind.Error, id, err.code, err.message]), data));
+    // Clipped: a head must stay under the peer's 64 KiB head limit, or the
+    // peer would have to drop the whole connection for one long message.
+    this.write(encodeExtended(this.codec.encode([Kind.Error, id, clip(String(err.code), 256), clip(err.message)]), data));
   }
 
   private writeHead(head: unknown[]): void {
@@ -576,6 +666,11 @@ export class ServerSession {
    */
   sendEvent(name: string, payload: Uint8Array, alias?: string): void {
     if (this.dead) return;
+    if (payload.length > this.peerMaxFrame) {
+      // Larger than this client accepts: dropped, and counted as such.
+      this.eventsDropped++;
+      return;
+    }
     if (this.pauses & PAUSE_WRITE || this.eventBacklog.length > 0) {
       if (this.eventBacklog.length >= (this.options.eventQueue ?? DEFAULT_EVENT_QUEUE)) {
         this.eventBacklog.shift();
@@ -613,39 +708,55 @@ export class ServerSession {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
+  /** Stop reading the socket and stop delivering frames already read (they wait in the decoder). */
   private pause(bit: number): void {
-    if (this.pauses === 0) this.transport.pause();
+    if (this.pauses === 0) {
+      this.transport.pause();
+      this.decoder.hold();
+    }
     this.pauses |= bit;
   }
 
   private unpause(bit: number): void {
     if (!(this.pauses & bit)) return;
     this.pauses &= ~bit;
-    if (this.pauses === 0 && !this.dead) this.transport.resume();
+    if (this.pauses !== 0 || this.dead || this.failed) return;
+    this.transport.resume();
+    try {
+      this.decoder.release();
+    } catch (err) {
+      this.failConnection(toIpcborError(err));
+    }
   }
 
   private endIfIdle(): void {
-    if (this.ending && this.inflight === 0 && this.slots.length === 0 && !this.dead) {
+    if (this.ending && this.inflight === 0 && this.notifying === 0 && this.slots.length === 0 && !this.dead) {
       this.transport.end();
     }
   }
 
   /**
    * A frame that cannot be parsed or a broken protocol rule: answer with a
-   * clear error where the peer can still read one (after the answers it is
-   * owed), then close this connection only.
+   * clear error where the peer can still read one, then close this
+   * connection only. Seed framing: the answers owed to earlier requests
+   * leave first (for at most FAIL_GRACE_MS). Extended: every call in flight
+   * ends with the error and the connection closes at once.
    */
   private failConnection(err: IpcborError): void {
-    if (this.ending) return;
-    this.options.onError?.(err, this.info);
+    if (this.failed || this.dead) return;
+    this.failed = true;
+    this.report(err);
     this.pause(PAUSE_STOPPED);
     this.ending = true;
     if (this.mode === 'seed') {
-      this.slots.push({ parts: encodeErrorResponse(err.message) });
+      this.slots.push({ parts: encodeErrorResponse(clip(err.message)) });
       this.flushSlots();
+      const grace = setTimer(() => this.destroy(), FAIL_GRACE_MS);
+      (grace as { unref?: () => void }).unref?.();
     } else {
       this.sendError(0, err);
-      this.endIfIdle();
+      for (const call of this.calls.values()) this.finish(call, err);
+      this.transport.end();
     }
   }
 }

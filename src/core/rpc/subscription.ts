@@ -18,6 +18,17 @@ export interface EventMessage<T = unknown> {
 
 export type EventListener<T = unknown> = (payload: T, name: string) => void;
 
+/**
+ * A user callback threw: that is the user's bug to see (as an uncaught
+ * exception, like an EventEmitter listener's), not a reason to drop the
+ * connection and every call on it.
+ */
+function rethrowLater(err: unknown): void {
+  queueMicrotask(() => {
+    throw err;
+  });
+}
+
 export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>> {
   readonly name: string;
   /** Events lost to overflow (server side or in this handle's queue). */
@@ -50,7 +61,11 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
   deliver(name: string, payload: T): void {
     if (this.ended) return;
     if (this.listener) {
-      this.listener(payload, name);
+      try {
+        this.listener(payload, name);
+      } catch (err) {
+        rethrowLater(err);
+      }
       return;
     }
     const message = { name, payload };
@@ -70,7 +85,11 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
   /** @internal events were lost */
   noteDropped(count: number): void {
     this.dropped += count;
-    this.onDrop?.(count);
+    try {
+      this.onDrop?.(count);
+    } catch (err) {
+      rethrowLater(err);
+    }
   }
 
   /** @internal the connection closed (with `err`) or the server refused the subscription */

@@ -1,0 +1,211 @@
+/**
+ * Regression tests for defects found in review: limits that must hold,
+ * peers that misbehave, and shutdown paths that must complete.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
+import { existsSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { cbor, connect, IpcborError, serve } from '../../src/index.js';
+import type { CallContext } from '../../src/core/rpc/dispatcher.js';
+import { golden, hex, seedRequestHex } from '../fixtures/golden.js';
+import { RawReader, rawConnect, tempSocket } from '../helpers.js';
+import { deferred, RawExtended, rejectsWith, sleep, waitFor } from '../extended-helpers.js';
+
+describe('limits hold', () => {
+  it('seed framing: answers owed behind a slow call count against maxInflight, so reading stops', async () => {
+    const release = deferred();
+    let fast = 0;
+    await using server = await serve({ slow: () => release.promise.then(() => 'slow'), fast: () => ++fast }, `unix:${tempSocket()}`, { maxInflight: 4 });
+    const s = await rawConnect(server.addresses[0]!);
+    const r = new RawReader(s);
+    const frames = [seedRequestHex('slow', 'a0'), ...Array.from({ length: 500 }, () => seedRequestHex('fast', 'a0'))];
+    s.write(hex(frames.join('')));
+    await sleep(100);
+    assert.ok(fast <= 4, `only a bounded number of calls ran behind the slow one (${fast})`);
+    release.resolve();
+    for (let i = 0; i < 501; i++) assert.equal((await r.response()).ret, 0);
+    assert.equal(fast, 500, 'every call ran once reading resumed');
+    s.destroy();
+  });
+
+  it('clips a huge error message instead of sending a head the client must refuse', async () => {
+    await using server = await serve({ boom: () => { throw new Error('x'.repeat(100_000)); }, ping: () => 'pong' }, `unix:${tempSocket()}`);
+    await using client = await connect(server.addresses[0]!);
+    const err = await rejectsWith(client.call('boom'), 'IPCBOR_ERR_HANDLER');
+    assert.ok(err.message.length <= 4096 && err.message.endsWith('...'));
+    assert.equal(await client.call('ping'), 'pong', 'the connection survived');
+    // A validation message built from a huge unknown key, too.
+    const seedClient = await connect(server.addresses[0]!, { protocol: 'seed' });
+    const e2 = await rejectsWith(seedClient.call('boom'), 'IPCBOR_ERR_REMOTE');
+    assert.ok(e2.message.length <= 4096);
+    await seedClient.close();
+  });
+
+  it('drops an event larger than the client accepts, and counts it, without closing the connection', async () => {
+    await using server = await serve({ ping: () => 'pong' }, `unix:${tempSocket()}`);
+    await using client = await connect(server.addresses[0]!, { maxFrameBytes: 1024 });
+    const got: unknown[] = [];
+    const sub = client.subscribe('e', (p) => got.push(p));
+    await sub.ready;
+    server.emit('e', 'y'.repeat(5000));
+    server.emit('e', 'small');
+    await waitFor(() => got.length === 1, 'the small event');
+    assert.deepEqual(got, ['small']);
+    assert.equal(sub.dropped, 1);
+    assert.equal(await client.call('ping'), 'pong');
+  });
+
+  it('applies maxTimeout to seed calls too', async () => {
+    await using server = await serve({ hang: (_p: unknown, ctx: CallContext) => new Promise((_r, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))) }, `unix:${tempSocket()}`, { maxTimeout: 50 });
+    await using client = await connect(server.addresses[0]!, { protocol: 'seed' });
+    const err = await rejectsWith(client.call('hang'), 'IPCBOR_ERR_REMOTE');
+    assert.equal(err.message, 'deadline of 50 ms exceeded');
+  });
+
+  it('does not let notifications take the slots of calls', async () => {
+    const release = deferred();
+    await using server = await serve({ slow: () => release.promise, ping: () => 'pong' }, `unix:${tempSocket()}`, { maxInflight: 2 });
+    await using client = await connect(server.addresses[0]!);
+    client.notify('slow');
+    client.notify('slow');
+    assert.equal(await client.call('ping'), 'pong');
+    release.resolve();
+  });
+});
+
+describe('timeouts are checked', () => {
+  it('refuses a negative or NaN timeout locally and treats one beyond 2^31-1 ms as none', async () => {
+    await using server = await serve({ later: async () => { await sleep(20); return 'done'; } }, `unix:${tempSocket()}`);
+    await using client = await connect(server.addresses[0]!);
+    await assert.rejects(client.call('later', {}, { timeout: -1 }), RangeError);
+    await assert.rejects(client.call('later', {}, { timeout: Number.NaN }), RangeError);
+    assert.equal(await client.call('later', {}, { timeout: 30 * 24 * 3600 * 1000 }), 'done');
+  });
+});
+
+describe('misbehaving peers', () => {
+  it('closes an extended connection at once on a malformed frame, ending its calls', async () => {
+    const aborted = deferred<unknown>();
+    await using server = await serve({ hang: (_p: unknown, ctx: CallContext) => new Promise(() => ctx.signal.addEventListener('abort', () => aborted.resolve(ctx.signal.reason))) }, `unix:${tempSocket()}`);
+    const raw = await RawExtended.open(server.addresses[0]!);
+    raw.send([1, 1, 'hang']);
+    await waitFor(() => server.connections === 1, 'connected');
+    await sleep(10);
+    raw.send([99, 1]);
+    const frame = await raw.next();
+    assert.deepEqual((frame.head as unknown[]).slice(0, 3), [5, 0, 'IPCBOR_ERR_BAD_FRAME']);
+    await raw.closed(2000);
+    assert.equal(((await aborted.promise) as IpcborError).code, 'IPCBOR_ERR_BAD_FRAME');
+  });
+
+  it('gives up on a server that never answers the hello, within connectTimeout', async () => {
+    const path = tempSocket();
+    const held: Socket[] = [];
+    const mute = createServer((s) => held.push(s));
+    await new Promise<void>((r) => mute.listen(path, r));
+    try {
+      const t0 = Date.now();
+      await rejectsWith(connect(`unix:${path}`, { connectTimeout: 200 }), 'IPCBOR_ERR_CONNECT');
+      assert.ok(Date.now() - t0 < 2000);
+    } finally {
+      for (const s of held) s.destroy();
+      mute.close();
+    }
+  });
+
+  it('cancels connecting through a signal', async () => {
+    const path = tempSocket();
+    const held: Socket[] = [];
+    const mute = createServer((s) => held.push(s));
+    await new Promise<void>((r) => mute.listen(path, r));
+    try {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 20);
+      await rejectsWith(connect(`unix:${path}`, { signal: ac.signal }), 'IPCBOR_ERR_CANCELLED');
+    } finally {
+      for (const s of held) s.destroy();
+      mute.close();
+    }
+  });
+});
+
+describe('shutdown paths', () => {
+  it('close() lets a long stream finish: credit keeps flowing while the server closes', async () => {
+    await using server = await serve(
+      {
+        rows: async function* () {
+          for (let i = 0; i < 300; i++) {
+            if (i % 50 === 0) await sleep(1);
+            yield i;
+          }
+        },
+      },
+      `unix:${tempSocket()}`,
+      { closeTimeout: 5000 },
+    );
+    const client = await connect(server.addresses[0]!, { window: 8 });
+    const stream = (await client.call('rows')) as AsyncIterable<number>;
+    const closing = server.close();
+    const got: number[] = [];
+    for await (const n of stream) got.push(n);
+    assert.equal(got.length, 300);
+    await closing;
+  });
+
+  it('closes a stream returned after its call was cancelled', async () => {
+    let closedSources = 0;
+    await using server = await serve(
+      {
+        // A cursor: it holds its resource from the moment it exists, so
+        // nobody reading it must still close it.
+        late: async () => {
+          await sleep(60);
+          return {
+            [Symbol.asyncIterator]: () => ({
+              next: async () => ({ value: 1, done: false }),
+              return: async () => {
+                closedSources++;
+                return { value: undefined, done: true };
+              },
+            }),
+          };
+        },
+      },
+      `unix:${tempSocket()}`,
+    );
+    await using client = await connect(server.addresses[0]!);
+    const ac = new AbortController();
+    const call = client.call('late', {}, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 10);
+    await rejectsWith(call, 'IPCBOR_ERR_CANCELLED');
+    await waitFor(() => closedSources === 1, 'the late stream closed', 2000);
+  });
+
+  it('destroy() after close() leaves a newer server at the same path alone', async () => {
+    const path = tempSocket();
+    const a = await serve({ ping: () => 'a' }, `unix:${path}`);
+    await a.close();
+    await using b = await serve({ ping: () => 'b' }, `unix:${path}`);
+    a.destroy();
+    assert.ok(existsSync(path));
+    await using client = await connect(`unix:${path}`);
+    assert.equal(await client.call('ping'), 'b');
+  });
+
+  it('creates unix sockets owner-only from the start', async () => {
+    const path = tempSocket();
+    await using server = await serve({ ping: () => 'pong' }, `unix:${path}`);
+    const { statSync } = await import('node:fs');
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    void server;
+  });
+});
+
+describe('codec edges', () => {
+  it('refuses a Map with non-text keys, accepts one with text keys', () => {
+    assert.throws(() => cbor.encode(new Map([[1, 2]])), (e: IpcborError) => e.code === 'IPCBOR_ERR_ENCODE');
+    assert.deepEqual(cbor.decode(cbor.encode(new Map([['a', 1]]))), { a: 1 });
+    void golden;
+  });
+});
