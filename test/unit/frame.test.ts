@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { FrameDecoder, MAX_HEAD_BYTES, type DecoderMode } from '../../src/core/frame/decoder.js';
+import { ChunkQueue } from '../../src/core/frame/chunks.js';
 import { concatParts, encodeErrorResponse, encodeExtended, encodeRequest, encodeResponse } from '../../src/core/frame/encoder.js';
 import { IpcborError } from '../../src/core/errors.js';
 import { golden, hex, seedRequestHex, toHex } from '../fixtures/golden.js';
@@ -112,10 +113,11 @@ describe('frame decoder', () => {
   });
 
   it('hands out a view, not a copy, when a frame lies in one chunk', () => {
-    const chunk = hex(golden.echoRequest);
+    const chunk = concatParts(encodeRequest('echo', new Uint8Array(4096).fill(7)));
     let payload: Uint8Array | undefined;
     new FrameDecoder('request', { request: (_m, p) => (payload = p) }).push(chunk);
     assert.equal(payload!.buffer, chunk.buffer);
+    assert.equal(payload!.byteOffset, 12);
   });
 
   it('copies a frame that spans chunks into one buffer', () => {
@@ -228,6 +230,45 @@ describe('frame decoder', () => {
           );
         },
       ),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('chunk queue', () => {
+  it('gathers tiny chunks instead of holding an object per byte', () => {
+    const q = new ChunkQueue();
+    for (let i = 0; i < 100_000; i++) q.push(Uint8Array.of(i & 0xff));
+    assert.equal(q.length, 100_000);
+    assert.ok(q.parts <= 8, `held as ${q.parts} parts`);
+    const all = q.take(100_000);
+    for (let i = 0; i < 100_000; i += 997) assert.equal(all[i], i & 0xff);
+  });
+
+  it('keeps bytes handed out intact while more arrive', () => {
+    const q = new ChunkQueue();
+    q.push(Uint8Array.of(1, 2, 3));
+    const first = q.take(2);
+    q.push(Uint8Array.of(4, 5));
+    assert.deepEqual([...first], [1, 2]);
+    assert.deepEqual([...q.take(3)], [3, 4, 5]);
+  });
+
+  it('property: any mix of chunk sizes reads back the same bytes', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 2000 }), { maxLength: 40 }), fc.array(fc.nat(3000), { maxLength: 40 }), (chunks, takes) => {
+        const q = new ChunkQueue();
+        const all = concatParts(chunks);
+        const out: number[] = [];
+        let ti = 0;
+        for (const c of chunks) {
+          q.push(c);
+          const n = Math.min(takes[ti++ % Math.max(1, takes.length)] ?? 0, q.length);
+          out.push(...q.take(n));
+        }
+        out.push(...q.take(q.length));
+        assert.deepEqual(out, [...all]);
+      }),
       { numRuns: 200 },
     );
   });

@@ -1,7 +1,16 @@
+/** Chunks shorter than this are copied into a shared buffer instead of being kept one object each. */
+const SMALL_CHUNK = 512;
+const POOL_BYTES = 16 * 1024;
+
 /**
  * A queue of received chunks. `take(n)` hands out a view into a chunk when
  * the n bytes lie inside one chunk, and copies only when they span chunks;
  * nothing is ever concatenated per chunk received.
+ *
+ * Tiny chunks (a peer trickling a frame a byte at a time) are gathered
+ * into a shared buffer, so holding a frame costs about its own size, not
+ * an object per byte. Bytes there are never overwritten: a full pool is
+ * replaced, not reused, because views into it may have been handed out.
  */
 export class ChunkQueue {
   private chunks: Uint8Array[] = [];
@@ -9,11 +18,44 @@ export class ChunkQueue {
   private offset = 0;
   /** Bytes held and not yet taken. */
   length = 0;
+  private pool: Uint8Array | undefined;
+  private poolUsed = 0;
+  private poolStart = 0;
+  /** The last element of `chunks` when it is a view of the pool that may still grow. */
+  private poolView: Uint8Array | undefined;
+
+  /** Chunks held (for tests and diagnostics). */
+  get parts(): number {
+    return this.chunks.length;
+  }
 
   push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.length += chunk.length;
+    const n = chunk.length;
+    if (n === 0) return;
+    this.length += n;
+    if (n >= SMALL_CHUNK) {
+      this.chunks.push(chunk);
+      this.poolView = undefined;
+      return;
+    }
+    const last = this.chunks[this.chunks.length - 1];
+    if (this.pool !== undefined && last !== undefined && last === this.poolView && this.poolUsed + n <= POOL_BYTES) {
+      // Grow the trailing view; a view's start stays, so `offset` stays valid.
+      this.pool.set(chunk, this.poolUsed);
+      this.poolUsed += n;
+      this.poolView = this.pool.subarray(this.poolStart, this.poolUsed);
+      this.chunks[this.chunks.length - 1] = this.poolView;
+      return;
+    }
+    if (this.pool === undefined || this.poolUsed + n > POOL_BYTES) {
+      this.pool = new Uint8Array(POOL_BYTES);
+      this.poolUsed = 0;
+    }
+    this.poolStart = this.poolUsed;
+    this.pool.set(chunk, this.poolUsed);
+    this.poolUsed += n;
+    this.poolView = this.pool.subarray(this.poolStart, this.poolUsed);
+    this.chunks.push(this.poolView);
   }
 
   /** The big-endian u32 at the read position; the caller ensures length >= 4. */
