@@ -29,3 +29,9 @@ export const PROTOCOL_VERSION = 1;
 
 /** Reserved method namespace: seed-style names never start with `$`. */
 export const RESERVED_PREFIX = '$ipcbor.';
+
+/** Longest delay a timer can wait (2^31-1 ms, about 24.8 days); a longer timeout or deadline means none. */
+export const MAX_TIMER_MS = 0x7fffffff;
+
+/** Longest error text sent on the wire; an ERROR head must stay far under the 64 KiB head limit. */
+export const MAX_ERROR_TEXT = 4096;

@@ -6,7 +6,7 @@
  * `receive`.
  */
 import { cbor, type Codec } from '../codec/cbor.js';
-import { DEFAULT_EVENT_QUEUE, DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW, PROTOCOL_VERSION } from '../constants.js';
+import { DEFAULT_EVENT_QUEUE, DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW, MAX_TIMER_MS, PROTOCOL_VERSION } from '../constants.js';
 import { IpcborError, RemoteError, messageOf } from '../errors.js';
 import { FrameDecoder } from '../frame/decoder.js';
 import { encodeExtended, encodeRequest, type FrameParts } from '../frame/encoder.js';
@@ -60,9 +60,6 @@ interface QueuedCall {
   callOpts: CallOptions | undefined;
   source: AsyncIterable<unknown> | undefined;
 }
-
-/** Longest delay a timer takes (2^31-1 ms). */
-const MAX_TIMER_MS = 0x7fffffff;
 
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;

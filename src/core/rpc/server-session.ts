@@ -15,6 +15,7 @@ import {
   DEFAULT_MAX_INFLIGHT,
   DEFAULT_MAX_METHOD_BYTES,
   DEFAULT_STREAM_WINDOW,
+  MAX_TIMER_MS,
 } from '../constants.js';
 import { IpcborError, messageOf } from '../errors.js';
 import { FrameDecoder } from '../frame/decoder.js';
@@ -22,6 +23,7 @@ import { encodeErrorResponse, encodeExtended, encodeResponse, type FrameParts } 
 import type { CallContext, Dispatcher } from './dispatcher.js';
 import { encodeKindIdHeader } from './heads.js';
 import { HELLO_METHOD, Kind, acceptHello, decodeHead, type Head, type HelloResponse } from './protocol.js';
+import { Context, clip, discardIterable, isThenable, toIpcborError, type Outcome } from './call.js';
 import { InboundStream, addCredit, createOutbound, isAsyncIterable, pumpStream, stopOutbound, type OutboundStream } from './streams.js';
 import type { ConnectionInfo, Transport } from './transport.js';
 
@@ -54,39 +56,8 @@ export interface ServerSessionOptions extends ServerLimits {
   onError?: (err: unknown, connection: ConnectionInfo) => void;
 }
 
-/** How a call ended, before it is framed for the connection's protocol. */
-type Outcome = { ok: true; value: unknown } | { ok: false; error: IpcborError };
-
 interface SeedSlot {
   parts: FrameParts | undefined;
-}
-
-/**
- * The context a handler gets. Its AbortSignal is made only when the handler
- * asks for it: most handlers never do, and an AbortController per call is
- * a large part of a small call's cost.
- */
-class Context implements CallContext {
-  private controller: AbortController | undefined;
-  private reason: unknown;
-  constructor(
-    readonly method: string,
-    readonly connection: ConnectionInfo,
-    readonly deadline: number | undefined,
-  ) {}
-
-  get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.reason !== undefined) this.controller.abort(this.reason);
-    }
-    return this.controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    if (this.controller) this.controller.abort(reason);
-    else this.reason ??= reason;
-  }
 }
 
 interface ServerCall {
@@ -108,41 +79,11 @@ const PAUSE_STOPPED = 4;
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;
 
-/** Longest delay a timer takes (2^31-1 ms); a longer deadline is no deadline. */
-export const MAX_TIMER_MS = 0x7fffffff;
-/** Longest error text sent: a head must stay far under its 64 KiB limit. */
-const MAX_ERROR_TEXT = 4096;
 /** How long a connection with a malformed frame waits for the answers it still owes (seed framing). */
 const FAIL_GRACE_MS = 5000;
 
-/** Cut text to at most `max` characters. */
-export function clip(text: string, max = MAX_ERROR_TEXT): string {
-  return text.length <= max ? text : `${text.slice(0, max - 3)}...`;
-}
-
-/** Close an async iterable nobody will read, so its cleanup (`finally`) runs. */
-function discardIterable(value: unknown): void {
-  if (!isAsyncIterable(value) || value instanceof Uint8Array) return;
-  try {
-    const it = value[Symbol.asyncIterator]();
-    void Promise.resolve(it.return?.()).catch(() => undefined);
-  } catch {
-    // a broken iterable: nothing to close
-  }
-}
-
 const utf8 = new TextEncoder();
 const utf8Length = (text: string): number => utf8.encode(text).length;
-
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return typeof v === 'object' && v !== null && typeof (v as PromiseLike<unknown>).then === 'function';
-}
-
-/** Turn whatever a handler threw into an error with a code. */
-export function toIpcborError(err: unknown, method?: string): IpcborError {
-  if (err instanceof IpcborError) return err;
-  return new IpcborError('IPCBOR_ERR_HANDLER', messageOf(err), { cause: err, ...(method === undefined ? {} : { method }) });
-}
 
 export class ServerSession {
   readonly info: { -readonly [K in keyof ConnectionInfo]: ConnectionInfo[K] };
