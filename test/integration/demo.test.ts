@@ -1,17 +1,18 @@
 /** `npm run demo` as a user runs it: the output, and nothing left behind (also on Ctrl-C). */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 
 const demo = fileURLToPath(new URL('../../examples/timer/demo.js', import.meta.url));
 const seedLines = '[client] version = nim-timer v0.1.0\n[client] echo.echoed= hello over the wire\n[client] echo.timer = ipc-server';
 
-function demoDirs(): Set<string> {
-  return new Set(readdirSync(tmpdir()).filter((d) => d.startsWith('ipcbor-demo-')));
+/** The temp dir of a demo run, read from its output (`== timer client over unix:/tmp/ipcbor-demo-XXXX/timer.sock`). */
+function demoDirOf(out: string): string {
+  const m = /over unix:(\S+)\/timer\.sock/.exec(out);
+  assert.ok(m, `no unix address in the demo output: ${out}`);
+  return m[1]!;
 }
 
 /** Processes of the group that are running (not zombies). */
@@ -32,7 +33,6 @@ function alive(pid: number): boolean {
 
 describe('the demo', () => {
   it('prints the seed client lines over unix and TCP and cleans up', async () => {
-    const before = demoDirs();
     const child = spawn(process.execPath, [demo], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -41,24 +41,24 @@ describe('the demo', () => {
     assert.match(out, /== timer client over unix:\S+\n/);
     assert.match(out, /== timer client over tcp:127\.0\.0\.1:\d+\n/);
     assert.equal(out.split(seedLines).length, 3, 'the three lines, twice');
-    assert.deepEqual([...demoDirs()].filter((d) => !before.has(d)), [], 'no temp dir left');
+    assert.equal(existsSync(demoDirOf(out)), false, 'its temp dir (and socket) removed');
   });
 
   it('leaves no process and no socket behind on Ctrl-C (SIGINT to the process group)', async () => {
-    const before = demoDirs();
     const child = spawn(process.execPath, [demo], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let out = '';
     const listening = new Promise<void>((resolve) =>
       child.stdout.on('data', (d) => {
         out += d;
-        if (out.includes('== timer client')) resolve();
+        if (/over unix:\S+\/timer\.sock/.test(out)) resolve();
       }),
     );
     await listening;
-    const mine = [...demoDirs()].filter((d) => !before.has(d));
+    const dir = demoDirOf(out);
+    assert.ok(existsSync(dir), 'the demo is running in its temp dir');
     process.kill(-child.pid!, 'SIGINT');
     await new Promise((r) => child.on('exit', r));
-    for (const d of mine) assert.equal(existsSync(join(tmpdir(), d)), false, `${d} removed`);
+    assert.equal(existsSync(dir), false, `${dir} removed`);
     assert.equal(alive(child.pid!), false);
     // No timer server or client left from this demo: its process group
     // empties (exited children may linger a moment as zombies until reaped).
