@@ -9,7 +9,7 @@ export { IpcborError, RemoteError, type ErrorCode } from './core/errors.js';
 export { cbor, createCodec, type Codec } from './core/codec/cbor.js';
 export { defineService, method, serviceOf, isService, ServiceInfo, ServiceRouter } from './core/service.js';
 export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf } from './core/service.js';
-export type { Remote } from './core/remote.js';
+export type { Remote, RemoteEvents } from './core/remote.js';
 export { s, formatPath, type Schema, type Infer } from './core/schema.js';
 export { validate } from './core/validate.js';
 export type { CallContext, Handler, Dispatcher } from './core/rpc/dispatcher.js';

@@ -10,7 +10,8 @@
  * object can be awaited, logged and serialized safely.
  */
 import type { CallOptionsClient } from './rpc/client-session.js';
-import type { AnyMethod, Callable, Service } from './service.js';
+import type { EventListener, Subscription } from './rpc/subscription.js';
+import type { AnyMethod, Callable, EventsOf, Service } from './service.js';
 
 /** The methods of service type S as remote calls: the same shape as calling the service in-process. */
 export type Remote<S> = 0 extends 1 & S ? AnyRemote : S extends Service<infer M, infer _E> ? Callable<M> : S extends Record<string, AnyMethod> ? Callable<S> : never;
@@ -39,4 +40,22 @@ export function createRemote<S>(call: CallFn, prefix?: string): Remote<S> {
     ownKeys: () => [],
     set: () => false,
   }) as Remote<S>;
+}
+
+/**
+ * The events of service type S, typed: `client.events<typeof timer>()
+ * .subscribe('on_echo_fired')` yields the declared payload type. Names are
+ * the service's own; the prefix (if any) is added on the wire.
+ */
+export type RemoteEvents<S> =
+  S extends Service<infer _M, infer E>
+    ? { subscribe<K extends keyof E & string>(name: K, listener?: EventListener<EventsOf<E>[K]>): Subscription<EventsOf<E>[K]> }
+    : { subscribe(name: string, listener?: EventListener): Subscription };
+
+export type SubscribeFn = (name: string, listener?: EventListener) => Subscription;
+
+export function createRemoteEvents<S>(subscribe: SubscribeFn, prefix?: string): RemoteEvents<S> {
+  return {
+    subscribe: (name: string, listener?: EventListener) => subscribe(prefix ? `${prefix}.${name}` : name, listener),
+  } as RemoteEvents<S>;
 }

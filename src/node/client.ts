@@ -8,7 +8,7 @@ import { IpcborError } from '../core/errors.js';
 import { ClientSession, type CallOptionsClient, type ClientSessionOptions } from '../core/rpc/client-session.js';
 import type { EventListener, Subscription } from '../core/rpc/subscription.js';
 import type { HelloResponse } from '../core/rpc/protocol.js';
-import { createRemote, type Remote } from '../core/remote.js';
+import { createRemote, createRemoteEvents, type Remote, type RemoteEvents } from '../core/remote.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { SocketTransport } from './socket-transport.js';
 
@@ -45,6 +45,12 @@ export interface Client extends AsyncDisposable {
    * with it, as `prefix.method`.
    */
   service<S>(prefix?: string): Remote<S>;
+  /**
+   * The events of a service, typed from its type:
+   * `client.events<typeof timer>().subscribe('on_echo_fired')`. Without
+   * `prefix`, by their bare names (the server's default service).
+   */
+  events<S>(prefix?: string): RemoteEvents<S>;
   /** A one-way call: nothing comes back. */
   notify(method: string, params?: unknown): void;
   /** Receive the server's events `name` (`*`: all) as an async iterable, or through `listener`. */
@@ -152,6 +158,7 @@ export async function connect(address: string | Address, options: ConnectOptions
     closed,
     call: <R>(method: string, params?: unknown, callOptions?: CallOptionsClient) => session.call(method, params, callOptions) as Promise<R>,
     service: <S>(prefix?: string) => createRemote<S>((m, p, o) => session.call(m, p, o), prefix),
+    events: <S>(prefix?: string) => createRemoteEvents<S>((name, listener) => session.subscribe(name, listener), prefix),
     notify: (method, params) => session.notify(method, params),
     subscribe: <T>(name: string, listener?: EventListener<T>) => session.subscribe(name, listener as EventListener) as Subscription<T>,
     close() {

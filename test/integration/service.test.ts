@@ -233,4 +233,21 @@ describe('services over a socket', () => {
     assert.equal(String(Object.keys(remote)), '');
     assert.equal(client.inflight, 0, 'none of that made a call');
   });
+
+  it('gives typed events of a service, by bare name or under its prefix', async () => {
+    const timer = createTimer('ipc-server');
+    await using server = await serve(timer, `unix:${tempSocket()}`);
+    await using client = await connect(server.addresses[0]!);
+    const bare = client.events<TimerService>().subscribe('on_echo_fired');
+    const prefixed = client.events<TimerService>('timer').subscribe('on_echo_fired');
+    await Promise.all([bare.ready, prefixed.ready]);
+    await client.service<TimerService>().echo({ req: { message: 'typed', delayMs: 0 } });
+    const it1 = bare[Symbol.asyncIterator]();
+    const it2 = prefixed[Symbol.asyncIterator]();
+    const [a, b] = await Promise.all([it1.next(), it2.next()]);
+    assert.equal(a.value!.name, 'on_echo_fired');
+    assert.equal(a.value!.payload.payload.message, 'typed');
+    assert.equal(b.value!.name, 'timer.on_echo_fired');
+    assert.deepEqual(b.value!.payload, a.value!.payload);
+  });
 });

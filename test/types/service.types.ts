@@ -5,7 +5,7 @@
  */
 import { expectTypeOf } from 'expect-type';
 import { z } from 'zod';
-import { defineService, method, s, type Client, type Remote } from '../../src/index.js';
+import { defineService, method, s, type Client, type Remote, type Subscription } from '../../src/index.js';
 import type { TimerService } from '../../examples/timer/timer.js';
 
 declare const client: Client;
@@ -85,3 +85,11 @@ const anyRemote = client.service<any>();
 expectTypeOf(anyRemote.whatever!({ x: 1 })).resolves.toBeUnknown();
 expectTypeOf(client.call('x')).resolves.toBeUnknown();
 expectTypeOf(client.call<number>('x')).resolves.toBeNumber();
+
+// ---- typed events -------------------------------------------------------------
+const events = client.events<TimerService>();
+const fired = events.subscribe('on_echo_fired');
+expectTypeOf(fired).toEqualTypeOf<Subscription<{ eventType: 'on_echo_fired'; payload: { message: string; echoCount: number } }>>();
+events.subscribe('on_echo_fired', (e) => expectTypeOf(e.payload.echoCount).toBeNumber());
+// @ts-expect-error: the timer declares no such event
+events.subscribe('on_echo_fire');
