@@ -201,7 +201,7 @@ describe('client and server edges', () => {
 
 describe('client against seed peers (no extended protocol)', () => {
   /** A seed-style server written from the seed facts: one request at a time, empty body for an unknown method. */
-  async function seedPeer(onUnknown: 'empty' | 'close') {
+  async function seedPeer(onUnknown: 'empty' | 'text' | 'close') {
     const path = tempSocket();
     const sockets = new Set<Socket>();
     const server = createServer((s) => {
@@ -215,6 +215,9 @@ describe('client against seed peers (no extended protocol)', () => {
             for (const part of encodeResponse(0, cbor.encode({ echoed: req.message, timerName: 'ipc-server' }))) s.write(part);
           } else if (onUnknown === 'close') {
             s.destroy();
+          } else if (onUnknown === 'text') {
+            // The Nim reference names the method.
+            for (const part of encodeErrorResponse(`unknown method: ${method}`)) s.write(part);
           } else {
             for (const part of encodeResponse(1, new Uint8Array(0))) s.write(part);
           }
@@ -233,15 +236,16 @@ describe('client against seed peers (no extended protocol)', () => {
     };
   }
 
-  for (const behaviour of ['empty', 'close'] as const) {
-    it(`falls back to the seed framing when the peer ${behaviour === 'empty' ? 'answers ret 1 with an empty body' : 'drops the connection'}`, async () => {
+  const what = { empty: 'answers ret 1 with an empty body (C)', text: 'answers ret 1 "unknown method: …" (Nim)', close: 'drops the connection' };
+  for (const behaviour of ['empty', 'text', 'close'] as const) {
+    it(`falls back to the seed framing when the peer ${what[behaviour]}`, async () => {
       const peer = await seedPeer(behaviour);
       try {
         await using client = await connect(peer.address);
         assert.equal(client.protocol, 'seed');
         assert.equal(await client.call('version'), 'nim-timer v0.1.0');
         assert.deepEqual(await client.call('echo', values.echoParams), values.echoResult);
-        await rejectsWith(connect(peer.address, { protocol: 'extended' }), behaviour === 'empty' ? 'IPCBOR_ERR_NOT_SUPPORTED' : 'IPCBOR_ERR_CONNECTION_CLOSED');
+        await rejectsWith(connect(peer.address, { protocol: 'extended' }), behaviour === 'close' ? 'IPCBOR_ERR_CONNECTION_CLOSED' : 'IPCBOR_ERR_NOT_SUPPORTED');
         assert.throws(() => client.subscribe('x'), (e: IpcborError) => e.code === 'IPCBOR_ERR_NOT_SUPPORTED');
       } finally {
         peer.close();

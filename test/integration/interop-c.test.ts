@@ -127,6 +127,16 @@ describe('ipcbor client -> C seed server', () => {
     results.forEach((r, i) => assert.equal((r as { echoed: string }).echoed, `n${i}`));
   });
 
+  it('ipcbor describe says a seed peer has no introspection, and exits 1', async () => {
+    const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+    const r = await run(process.execPath, [cli, 'describe', addresses[0]!]).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /does not describe itself.*seed peer/);
+  });
+
   it('ipcbor call (the CLI) works against the C server', async () => {
     const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
     const { stdout } = await run(process.execPath, [cli, 'call', addresses[0]!, 'echo', JSON.stringify(values.echoParams), '--compact']);
