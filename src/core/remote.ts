@@ -11,15 +11,15 @@
  */
 import type { CallOptionsClient } from './rpc/client-session.js';
 import type { EventListener, Subscription } from './rpc/subscription.js';
-import type { AnyMethod, Callable, EventsOf, Service } from './service.js';
+import { RESERVED_NAMES, type AnyMethod, type Callable, type EventsOf, type Service } from './service.js';
 
 /** The methods of service type S as remote calls: the same shape as calling the service in-process. */
-export type Remote<S> = 0 extends 1 & S ? AnyRemote : S extends Service<infer M, infer _E> ? Callable<M> : S extends Record<string, AnyMethod> ? Callable<S> : never;
+export type Remote<S> = unknown extends S ? AnyRemote : S extends Service<infer M, infer _E> ? Callable<M> : S extends Record<string, AnyMethod> ? Callable<S> : never;
 
 /** The remote view of an untyped service: any method, any params, results typed `unknown`. */
 export type AnyRemote = { readonly [method: string]: (params?: unknown, options?: CallOptionsClient) => Promise<unknown> };
 
-const NOT_METHODS = new Set(['then', 'catch', 'finally', 'toJSON', 'constructor', 'inspect', 'valueOf', 'toString', 'asymmetricMatch', '$$typeof', 'nodeType', 'tagName', '__proto__', 'prototype']);
+
 
 export type CallFn = (method: string, params: unknown, options?: CallOptionsClient) => Promise<unknown>;
 
@@ -27,7 +27,7 @@ export function createRemote<S>(call: CallFn, prefix?: string): Remote<S> {
   const cache = new Map<string, (params?: unknown, options?: CallOptionsClient) => Promise<unknown>>();
   return new Proxy(Object.create(null) as object, {
     get(_target, prop) {
-      if (typeof prop !== 'string' || NOT_METHODS.has(prop)) return undefined;
+      if (typeof prop !== 'string' || RESERVED_NAMES.has(prop)) return undefined;
       let fn = cache.get(prop);
       if (!fn) {
         const method = prefix ? `${prefix}.${prop}` : prop;

@@ -103,7 +103,7 @@ export const s = {
   optional<T>(inner: Schema<T>): OptionalSchema<T> {
     const schema = make<T | undefined>(
       (v, path, issues) => (v === undefined || v === null ? undefined : inner.check(v, path, issues)),
-      () => inner.json(),
+      () => ({ anyOf: [inner.json(), { type: 'null' }] }),
     );
     return Object.assign(schema, { optional: true as const });
   },
@@ -120,7 +120,8 @@ export const s = {
         let ok = true;
         for (const key of keys) {
           const field = shape[key]!;
-          const value = input[key];
+          // Own properties only: a missing `toString` must not find Object.prototype's.
+          const value = Object.hasOwn(input, key) ? input[key] : undefined;
           path.push(key);
           if (value === undefined && !(field as Partial<OptionalSchema<unknown>>).optional) {
             fail(issues, path, 'required');

@@ -17,11 +17,12 @@
  * behind a symbol (see `serviceOf`).
  */
 import type { StandardJSONSchemaV1, StandardSchemaV1 } from '@standard-schema/spec';
-import { RESERVED_PREFIX } from './constants.js';
+import { MAX_TIMER_MS, RESERVED_PREFIX } from './constants.js';
 import { IpcborError } from './errors.js';
 import type { CallOptionsClient } from './rpc/client-session.js';
 import type { CallContext, Dispatcher, MethodEntry } from './rpc/dispatcher.js';
 import type { ConnectionInfo } from './rpc/transport.js';
+import { isAsyncIterable } from './rpc/streams.js';
 import { validateThen } from './validate.js';
 
 /** One method: its handler and, optionally, schemas for its params and result. */
@@ -116,9 +117,20 @@ export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, An
    * server this service is mounted on sends it to its subscribed clients.
    */
   emit<K extends keyof E & string>(name: K, payload: EventsOf<E>[K]): void {
-    for (const l of this.listeners.get(name) ?? []) l(payload, name);
-    for (const l of this.listeners.get('*') ?? []) l(payload, name);
-    for (const sink of this.sinks) sink(name, payload);
+    // One throwing listener must not keep the event from the others, nor
+    // from remote subscribers; its error surfaces as an uncaught exception.
+    const guarded = (f: () => void) => {
+      try {
+        f();
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    };
+    for (const l of this.listeners.get(name) ?? []) guarded(() => l(payload, name));
+    for (const l of this.listeners.get('*') ?? []) guarded(() => l(payload, name));
+    for (const sink of this.sinks) guarded(() => sink(name, payload));
   }
 
   /** Listen in-process to event `name` (`*`: all). Returns a function that stops listening. */
@@ -139,52 +151,97 @@ export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, An
   }
 }
 
-// Names that would break `await service`, JSON.stringify, or object basics.
-const FORBIDDEN = new Set(['then', 'constructor', '__proto__', 'prototype', 'toJSON', 'toString', 'valueOf', 'hasOwnProperty']);
+/**
+ * Method names a service may not use: they would break `await service`,
+ * JSON.stringify, object basics, or the detection that test runners,
+ * loggers and frameworks do on objects. The remote proxy never turns these
+ * into calls either (remote.ts), so both sides agree.
+ */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set([
+  'then', 'catch', 'finally', 'constructor', '__proto__', 'prototype', 'toJSON', 'toString', 'valueOf', 'hasOwnProperty',
+  'inspect', 'asymmetricMatch', '$$typeof', 'nodeType', 'tagName',
+]);
 
 const IN_PROCESS: ConnectionInfo = Object.freeze({ id: 0, transport: 'in-process', protocol: 'extended' as const });
 const NEVER = new AbortController().signal;
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;
 
-/**
- * An in-process call: the handler itself, no serialization, no validation
- * (the types check the params). Timeout and signal settle the call exactly
- * as they do for a remote call, and the handler sees its signal abort.
- */
-async function callLocal(name: string, def: AnyMethod, params: unknown, options?: CallOptionsClient): Promise<unknown> {
-  if (!options || (options.signal === undefined && options.timeout === undefined)) {
-    return def.handler(params, { method: name, signal: NEVER, connection: IN_PROCESS, deadline: undefined });
+/** A call timeout as the client checks it: a RangeError if it is not a duration, undefined (none) beyond what a timer takes. */
+export function checkTimeout(timeout: number | undefined): number | undefined {
+  if (timeout === undefined) return undefined;
+  if (typeof timeout !== 'number' || !(timeout >= 0)) {
+    throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`);
   }
-  const outer = options.signal;
+  return timeout > MAX_TIMER_MS ? undefined : timeout;
+}
+
+/**
+ * An in-process call: the handler itself, no serialization. Params are
+ * validated as they would be at the socket edge (so transforms and
+ * defaults of a schema apply the same way). Timeout and signal settle the
+ * call exactly as they do for a remote call, and the handler sees its
+ * signal abort; for a stream result they hold until the stream ends.
+ */
+async function callLocal(name: string, entry: MethodEntry, params: unknown, options?: CallOptionsClient): Promise<unknown> {
+  const timeout = checkTimeout(options?.timeout);
+  const outer = options?.signal;
+  if (timeout === undefined && outer === undefined) {
+    return entry.invoke(params, { method: name, signal: NEVER, connection: IN_PROCESS, deadline: undefined });
+  }
   if (outer?.aborted) throw new IpcborError('IPCBOR_ERR_CANCELLED', `${name} was cancelled`, { method: name, cause: outer.reason });
   const controller = new AbortController();
-  const deadline = options.timeout === undefined ? undefined : Date.now() + options.timeout;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const stopped = new Promise<never>((_resolve, reject) => {
-    if (options.timeout !== undefined) {
-      timer = setTimer(() => {
-        const err = new IpcborError('IPCBOR_ERR_TIMEOUT', `${name} timed out after ${options.timeout} ms`, { method: name });
-        controller.abort(err);
-        reject(err);
-      }, options.timeout);
-    }
-    if (outer) {
-      onAbort = () => {
-        const err = new IpcborError('IPCBOR_ERR_CANCELLED', `${name} was cancelled`, { method: name, cause: outer.reason });
-        controller.abort(err);
-        reject(err);
-      };
-      outer.addEventListener('abort', onAbort, { once: true });
-    }
-  });
-  try {
-    return await Promise.race([def.handler(params, { method: name, signal: controller.signal, connection: IN_PROCESS, deadline }), stopped]);
-  } finally {
+  let stopped: IpcborError | undefined;
+  let onStop: ((err: IpcborError) => void)[] = [];
+  const stop = (err: IpcborError) => {
+    if (stopped) return;
+    stopped = err;
+    controller.abort(err);
+    release();
+    for (const f of onStop) f(err);
+    onStop = [];
+  };
+  const timer = timeout === undefined ? undefined : setTimer(() => stop(new IpcborError('IPCBOR_ERR_TIMEOUT', `${name} timed out after ${timeout} ms`, { method: name })), timeout);
+  const onAbort = () => stop(new IpcborError('IPCBOR_ERR_CANCELLED', `${name} was cancelled`, { method: name, cause: outer!.reason }));
+  outer?.addEventListener('abort', onAbort, { once: true });
+  function release(): void {
     if (timer !== undefined) clearTimer(timer);
-    if (onAbort) outer!.removeEventListener('abort', onAbort);
+    outer?.removeEventListener('abort', onAbort);
   }
+  const whenStopped = () => new Promise<never>((_resolve, reject) => (stopped ? reject(stopped) : onStop.push(reject)));
+  const ctx: CallContext = { method: name, signal: controller.signal, connection: IN_PROCESS, deadline: timeout === undefined ? undefined : Date.now() + timeout };
+  let value: unknown;
+  try {
+    value = await Promise.race([entry.invoke(params, ctx), whenStopped()]);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  if (!isAsyncIterable(value) || value instanceof Uint8Array) {
+    release();
+    return value;
+  }
+  // A stream: the deadline and the signal go on until it ends; when either
+  // fires, the reader gets the error and the source is closed.
+  const it = value[Symbol.asyncIterator]();
+  onStop.push(() => void Promise.resolve(it.return?.()).catch(() => undefined));
+  const guarded: AsyncIterableIterator<unknown> = {
+    next: async () => {
+      const r = await Promise.race([it.next(), whenStopped()]);
+      if (r.done) release();
+      return r;
+    },
+    return: async () => {
+      release();
+      onStop = [];
+      await it.return?.();
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]() {
+      return guarded;
+    },
+  };
+  return guarded;
 }
 
 export function defineService<const M extends Record<string, AnyMethod>, const E extends Record<string, StandardSchemaV1 | null> = Record<never, never>>(
@@ -196,11 +253,12 @@ export function defineService<const M extends Record<string, AnyMethod>, const E
   const info = new ServiceInfo(spec);
   const target: Record<string | symbol, unknown> = Object.create(null);
   for (const [name, def] of Object.entries(spec.methods)) {
-    if (name === '' || name.startsWith('$') || FORBIDDEN.has(name)) {
-      throw new TypeError(`method name "${name}" is reserved: names may not be empty, start with "$", or be one of ${[...FORBIDDEN].join(', ')}`);
+    if (name === '' || name.startsWith('$') || name.includes('.') || RESERVED_NAMES.has(name)) {
+      throw new TypeError(`method name "${name}" is not allowed: names may not be empty, contain ".", start with "$", or be one of ${[...RESERVED_NAMES].join(', ')}`);
     }
     if (typeof def?.handler !== 'function') throw new TypeError(`method ${name} has no handler`);
-    target[name] = (params?: unknown, options?: CallOptionsClient) => callLocal(name, def, params, options);
+    const entry = entryOf(name, def);
+    target[name] = (params?: unknown, options?: CallOptionsClient) => callLocal(name, entry, params, options);
   }
   Object.defineProperty(target, SERVICE, { value: info });
   return Object.freeze(target) as unknown as Service<M, E>;
@@ -286,13 +344,16 @@ export class ServiceRouter implements Dispatcher {
     for (const { service, prefix } of list) {
       const info = service[SERVICE];
       const p = prefix ?? info.name;
-      const isDefault = service === dflt;
+      if (p === '' || p.includes('.') || p.startsWith('$')) throw new TypeError(`prefix "${p}" must be non-empty, without "." and not start with "$"`);
       if (this.mounted.some((m) => m.prefix === p)) throw new TypeError(`two services under the prefix "${p}"`);
+      const isDefault = service === dflt && !this.mounted.some((m) => m.isDefault);
       this.mounted.push({ info, prefix: p, isDefault });
       for (const [name, def] of Object.entries(info.methods as Record<string, AnyMethod>)) {
         const entry = entryOf(name, def);
-        this.table.set(`${p}.${name}`, entry);
-        if (isDefault) this.table.set(name, entry);
+        for (const key of isDefault ? [`${p}.${name}`, name] : [`${p}.${name}`]) {
+          if (this.table.has(key)) throw new TypeError(`two methods answer to "${key}"`);
+          this.table.set(key, entry);
+        }
       }
     }
     this.table.set(DESCRIBE_METHOD, { invoke: () => this.describe() });

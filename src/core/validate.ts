@@ -28,8 +28,11 @@ export async function validate<O>(schema: StandardSchemaV1<unknown, O>, value: u
  */
 export function validateThen<O, R>(schema: StandardSchemaV1<unknown, O>, value: unknown, method: string | undefined, next: (value: O) => R): R | Promise<Awaited<R>> {
   const result = schema['~standard'].validate(value);
-  if (result instanceof Promise) return result.then((r) => next(checked(r, method))) as Promise<Awaited<R>>;
-  return next(checked(result, method));
+  // A thenable, not `instanceof Promise`: a schema may come from another realm.
+  if (typeof (result as PromiseLike<unknown>).then === 'function') {
+    return Promise.resolve(result).then((r) => next(checked(r, method))) as Promise<Awaited<R>>;
+  }
+  return next(checked(result as StandardSchemaV1.Result<O>, method));
 }
 
 function checked<O>(result: StandardSchemaV1.Result<O>, method: string | undefined): O {

@@ -32,7 +32,7 @@ export interface Client extends AsyncDisposable {
   readonly protocol: 'seed' | 'extended';
   /** The server's hello answer (extended protocol only). */
   readonly server: HelloResponse | undefined;
-  /** Calls sent and not yet answered. */
+  /** Calls made and not yet settled (queued ones included; a result stream counts until it resolves). */
   readonly inflight: number;
   /** Resolves (with the reason) once the connection has closed, however it closed. */
   readonly closed: Promise<IpcborError>;
@@ -44,18 +44,18 @@ export interface Client extends AsyncDisposable {
    * methods are called by their bare names (the server's default service);
    * with it, as `prefix.method`.
    */
-  service<S>(prefix?: string): Remote<S>;
+  service<S = unknown>(prefix?: string): Remote<S>;
   /**
    * The events of a service, typed from its type:
    * `client.events<typeof timer>().subscribe('on_echo_fired')`. Without
    * `prefix`, by their bare names (the server's default service).
    */
-  events<S>(prefix?: string): RemoteEvents<S>;
+  events<S = unknown>(prefix?: string): RemoteEvents<S>;
   /** A one-way call: nothing comes back. */
   notify(method: string, params?: unknown): void;
   /** Receive the server's events `name` (`*`: all) as an async iterable, or through `listener`. */
   subscribe<T = unknown>(name: string, listener?: EventListener<T>): Subscription<T>;
-  /** Wait for pending calls to settle, flush, and close. Safe to call twice. */
+  /** Wait for pending calls to settle and open result streams to end, flush, and close. Safe to call twice. */
   close(): Promise<void>;
   /** Close now; pending calls reject with IPCBOR_ERR_CONNECTION_CLOSED. */
   destroy(): void;

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { cbor, connect, IpcborError, serve } from '../../src/index.js';
+import { z } from 'zod';
+import { cbor, connect, defineService, IpcborError, method, s as schema, serve } from '../../src/index.js';
 import type { CallContext } from '../../src/core/rpc/dispatcher.js';
 import { hex, seedRequestHex } from '../fixtures/golden.js';
 import { RawReader, rawConnect, tempSocket } from '../helpers.js';
@@ -206,3 +207,93 @@ describe('codec edges', () => {
     assert.deepEqual(cbor.decode(cbor.encode(new Map([['a', 1]]))), { a: 1 });
   });
 });
+
+describe('client and service layer (second review)', () => {
+  it('close() lets an open result stream finish', async () => {
+    await using server = await serve(
+      {
+        rows: async function* () {
+          for (let i = 0; i < 5; i++) {
+            await sleep(15);
+            yield i;
+          }
+        },
+      },
+      `unix:${tempSocket()}`,
+    );
+    const client = await connect(server.addresses[0]!);
+    const stream = await client.call<AsyncIterable<number>>('rows');
+    const closing = client.close();
+    const got: number[] = [];
+    for await (const n of stream) got.push(n);
+    await closing;
+    assert.deepEqual(got, [0, 1, 2, 3, 4]);
+  });
+
+  it('in-process calls check timeouts like remote ones, and bound streams the same way', async () => {
+    let aborted: unknown;
+    const svc = defineService({
+      name: 'x',
+      version: '1',
+      methods: {
+        later: method({ handler: async () => { await sleep(20); return 'done'; } }),
+        rows: method({
+          handler: async function* (_p: void, ctx) {
+            ctx.signal.addEventListener('abort', () => (aborted = ctx.signal.reason));
+            for (let i = 0; ; i++) {
+              await sleep(10);
+              yield i;
+            }
+          },
+        }),
+      },
+    });
+    await assert.rejects(svc.later(undefined, { timeout: -1 }), RangeError);
+    assert.equal(await svc.later(undefined, { timeout: 3e9 }), 'done', 'beyond 2^31-1 ms: no deadline');
+    const stream = await svc.rows(undefined, { timeout: 60 });
+    const got: number[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const n of stream) got.push(n);
+      })(),
+      (e: IpcborError) => e.code === 'IPCBOR_ERR_TIMEOUT',
+    );
+    assert.ok(got.length > 0 && got.length < 10);
+    assert.equal((aborted as IpcborError).code, 'IPCBOR_ERR_TIMEOUT');
+  });
+
+  it('validates in-process too, so schema transforms and defaults apply the same way', async () => {
+    const svc = defineService({
+      name: 'x',
+      version: '1',
+      methods: {
+        rep: method({
+          params: z.object({ text: z.string(), times: z.number().default(2), n: z.string().transform(Number) }),
+          handler: ({ text, times, n }) => ({ out: text.repeat(times), next: n + 1 }),
+        }),
+      },
+    });
+    assert.deepEqual(await svc.rep({ text: 'ab', n: '41' }), { out: 'abab', next: 42 });
+    await using server = await serve(svc, `unix:${tempSocket()}`);
+    await using client = await connect(server.addresses[0]!);
+    assert.deepEqual(await client.service<typeof svc>().rep({ text: 'ab', n: '41' }), { out: 'abab', next: 42 });
+  });
+
+  it('refuses names the remote proxy could not call, and colliding routes', async () => {
+    for (const name of ['inspect', 'catch', 'asymmetricMatch', 'a.b']) {
+      assert.throws(() => defineService({ name: 'x', version: '1', methods: { [name]: method({ handler: () => 1 }) } }), TypeError, name);
+    }
+    const a = defineService({ name: 'a', version: '1', methods: { m: method({ handler: () => 1 }) } });
+    await assert.rejects(serve([{ service: a, prefix: '$ipcbor' }], 'unix:/nonexistent/x.sock'), TypeError);
+    await assert.rejects(serve([{ service: a, prefix: 'p.q' }], 'unix:/nonexistent/x.sock'), TypeError);
+    const b = defineService({ name: 'b', version: '1', methods: { m: method({ handler: () => 2 }) } });
+    await assert.rejects(serve([a, { service: b, prefix: 'a' }], 'unix:/nonexistent/x.sock'), /two services under the prefix "a"/);
+  });
+
+  it('does not take inherited properties for absent fields', () => {
+    const obj = schema.object({ toString: schema.optional(schema.string()), constructor: schema.optional(schema.unknown()) });
+    const r = obj['~standard'].validate({});
+    assert.deepEqual(r, { value: {} });
+  });
+});
+

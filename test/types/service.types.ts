@@ -93,3 +93,6 @@ expectTypeOf(fired).toEqualTypeOf<Subscription<{ eventType: 'on_echo_fired'; pay
 events.subscribe('on_echo_fired', (e) => expectTypeOf(e.payload.echoCount).toBeNumber());
 // @ts-expect-error: the timer declares no such event
 events.subscribe('on_echo_fire');
+
+// An untyped remote view without a type argument: any method, unknown results.
+expectTypeOf(client.service().whatever!({ x: 1 })).resolves.toBeUnknown();

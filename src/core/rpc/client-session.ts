@@ -12,6 +12,7 @@ import { FrameDecoder } from '../frame/decoder.js';
 import { encodeExtended, encodeRequest, type FrameParts } from '../frame/encoder.js';
 import { encodeCallHeader, encodeKindIdHeader } from './heads.js';
 import { HELLO_METHOD, Kind, decodeHead, isPositiveInt, type CallOptions, type Head, type HelloRequest, type HelloResponse } from './protocol.js';
+import { discardIterable } from './call.js';
 import { InboundStream, addCredit, createOutbound, isAsyncIterable, pumpStream, stopOutbound, type OutboundStream } from './streams.js';
 import { Subscription, type EventListener } from './subscription.js';
 import type { Transport } from './transport.js';
@@ -120,10 +121,21 @@ export class ClientSession {
     return this.unsettled;
   }
 
-  /** Resolves when no call is waiting for its answer (or the connection closed). */
+  /** Resolves when no call is waiting for its answer and no result stream is open (or the connection closed). */
   idle(): Promise<void> {
-    if (this.unsettled === 0 || this.dead) return Promise.resolve();
+    if (this.isIdle() || this.dead) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    return this.unsettled === 0 && this.pending.size === 0 && this.queue.length === 0;
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   get isClosed(): boolean {
@@ -187,6 +199,7 @@ export class ClientSession {
     if (signal?.aborted) return Promise.reject(cancelled(method, signal.reason));
     const streamed = isAsyncIterable(params) && !(params instanceof Uint8Array);
     if (streamed && this.mode === 'seed') {
+      discardIterable(params);
       return Promise.reject(new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'streaming params need the extended protocol, which this server does not speak', { method }));
     }
     let payload: Uint8Array;
@@ -312,7 +325,12 @@ export class ClientSession {
     if (this.mode === 'extended' && this.pending.get(p.id) === p) {
       this.writeHead([Kind.Cancel, p.id]);
     } else if (p.id === 0 && this.queue.length > 0) {
-      this.queue = this.queue.filter((q) => q.p !== p); // never sent: nothing to cancel
+      // Never sent: nothing to cancel on the server; close a streamed source.
+      const queued = this.queue.find((q) => q.p === p);
+      if (queued) {
+        this.queue = this.queue.filter((q) => q !== queued);
+        if (queued.source) discardIterable(queued.source);
+      }
     }
     this.settle(p, undefined, err);
   }
@@ -332,15 +350,13 @@ export class ClientSession {
       if (p.out) stopOutbound(p.out);
     }
     if (err !== undefined) p.stream?.fail(err);
-    if (p.settled) return;
-    p.settled = true;
-    if (err !== undefined) p.reject(err);
-    else p.resolve(value);
-    if (p.raw === undefined && --this.unsettled === 0 && this.idleWaiters.length > 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
+    if (!p.settled) {
+      p.settled = true;
+      if (err !== undefined) p.reject(err);
+      else p.resolve(value);
+      if (p.raw === undefined) this.unsettled--;
     }
+    this.checkIdle();
   }
 
   private sendStream(p: Pending, source: AsyncIterable<unknown>): void {

@@ -137,9 +137,11 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
         if (this.waiter) return Promise.reject(new IpcborError('IPCBOR_ERR_PROTOCOL', 'a subscription may be read by one reader at a time'));
         return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
       },
-      return: async () => {
-        await this.unsubscribe();
-        return { value: undefined, done: true };
+      // Leaving the loop ends the subscription here and now; the server is
+      // told without waiting for its answer.
+      return: () => {
+        void this.unsubscribe();
+        return Promise.resolve({ value: undefined, done: true });
       },
     };
   }
