@@ -17,9 +17,9 @@
  * behind a symbol (see `serviceOf`).
  */
 import type { StandardJSONSchemaV1, StandardSchemaV1 } from '@standard-schema/spec';
-import { MAX_TIMER_MS, RESERVED_PREFIX } from './constants.js';
+import { RESERVED_PREFIX } from './constants.js';
 import { IpcborError } from './errors.js';
-import type { CallOptionsClient } from './rpc/client-session.js';
+import { checkTimeout, type CallOptionsClient } from './rpc/client-session.js';
 import type { CallContext, Dispatcher, MethodEntry } from './rpc/dispatcher.js';
 import type { ConnectionInfo } from './rpc/transport.js';
 import { isAsyncIterable } from './rpc/streams.js';
@@ -166,15 +166,6 @@ const IN_PROCESS: ConnectionInfo = Object.freeze({ id: 0, transport: 'in-process
 const NEVER = new AbortController().signal;
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;
-
-/** A call timeout as the client checks it: a RangeError if it is not a duration, undefined (none) beyond what a timer takes. */
-export function checkTimeout(timeout: number | undefined): number | undefined {
-  if (timeout === undefined) return undefined;
-  if (typeof timeout !== 'number' || !(timeout >= 0)) {
-    throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`);
-  }
-  return timeout > MAX_TIMER_MS ? undefined : timeout;
-}
 
 /**
  * An in-process call: the handler itself, no serialization. Params are

@@ -64,6 +64,20 @@ interface QueuedCall {
 
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;
+
+/**
+ * A call's timeout, checked the one way both remote and in-process calls
+ * do: a RangeError if it is not a duration; undefined (no deadline) when
+ * absent or longer than a timer can wait (2^31-1 ms, about 24.8 days).
+ */
+export function checkTimeout(timeout: number | undefined): number | undefined {
+  if (timeout === undefined) return undefined;
+  if (typeof timeout !== 'number' || !(timeout >= 0)) {
+    throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`);
+  }
+  return timeout > MAX_TIMER_MS ? undefined : timeout;
+}
+
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
@@ -213,13 +227,11 @@ export class ClientSession {
         new IpcborError('IPCBOR_ERR_FRAME_TOO_LARGE', `params of ${payload.length} bytes are over the server's limit of ${this.peerMaxFrame} bytes`, { method }),
       );
     }
-    let timeout = opts.timeout ?? this.options.timeout;
-    if (timeout !== undefined) {
-      if (typeof timeout !== 'number' || !(timeout >= 0)) {
-        return Promise.reject(new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`));
-      }
-      // Longer than a timer can wait (about 24.8 days): no deadline at all.
-      if (timeout > MAX_TIMER_MS) timeout = undefined;
+    let timeout: number | undefined;
+    try {
+      timeout = checkTimeout(opts.timeout ?? this.options.timeout);
+    } catch (err) {
+      return Promise.reject(err);
     }
     this.unsettled++;
     return new Promise((resolve, reject) => {
