@@ -332,6 +332,7 @@ export class ServiceRouter implements Dispatcher {
   constructor(services: readonly (AnyService | Mounted)[], defaultService?: AnyService | null) {
     const list = services.map((s) => (isService(s) ? { service: s } : s));
     const dflt = defaultService === undefined ? list[0]?.service : defaultService;
+    if (dflt && !list.some((m) => m.service === dflt)) throw new TypeError('defaultService must be one of the services served');
     for (const { service, prefix } of list) {
       const info = service[SERVICE];
       const p = prefix ?? info.name;

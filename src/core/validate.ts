@@ -8,7 +8,7 @@ import { IpcborError } from './errors.js';
 import { formatPath } from './schema.js';
 
 export function issuesText(issues: ReadonlyArray<StandardSchemaV1.Issue>, prefix = ''): string {
-  return issues
+  const shown = issues
     .slice(0, 10)
     .map((i) => {
       const p = formatPath(i.path);
@@ -16,6 +16,7 @@ export function issuesText(issues: ReadonlyArray<StandardSchemaV1.Issue>, prefix
       return where ? `${where}: ${i.message}` : i.message;
     })
     .join('; ');
+  return issues.length > 10 ? `${shown}; and ${issues.length - 10} more` : shown;
 }
 
 export async function validate<O>(schema: StandardSchemaV1<unknown, O>, value: unknown, method?: string): Promise<O> {

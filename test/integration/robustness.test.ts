@@ -295,5 +295,24 @@ describe('client and service layer (second review)', () => {
     const r = obj['~standard'].validate({});
     assert.deepEqual(r, { value: {} });
   });
+
+  it('says so when a listener subscription is iterated, and when there are more than ten issues', async () => {
+    await using server = await serve({ ping: () => 'pong' }, `unix:${tempSocket()}`);
+    await using client = await connect(server.addresses[0]!);
+    const sub = client.subscribe('e', () => {});
+    assert.throws(() => sub[Symbol.asyncIterator](), (e: IpcborError) => e.code === 'IPCBOR_ERR_PROTOCOL');
+    await sub.unsubscribe();
+    const many = schema.object({});
+    const input = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`k${i}`, i]));
+    const r = many['~standard'].validate(input) as { issues: { message: string }[] };
+    const { issuesText } = await import('../../src/core/validate.js');
+    assert.match(issuesText(r.issues), /k9: unknown field; and 2 more$/);
+  });
+
+  it('refuses a defaultService that is not among the services', async () => {
+    const a = defineService({ name: 'a', version: '1', methods: { m: method({ handler: () => 1 }) } });
+    const b = defineService({ name: 'b', version: '1', methods: { m: method({ handler: () => 2 }) } });
+    await assert.rejects(serve([a], 'unix:/nonexistent/x.sock', { defaultService: b }), /defaultService must be one of the services/);
+  });
 });
 

@@ -420,7 +420,14 @@ export class ClientSession {
       () => undefined,
       (err: unknown) => {
         // A refused subscribe must not poison the name for later attempts.
-        if (this.serverSubs.get(name) === ready) this.serverSubs.delete(name);
+        if (this.serverSubs.get(name) === ready) {
+          this.serverSubs.delete(name);
+          // Given up on here (timeout), it may still have reached the
+          // server: take it back, best effort, unless another took its place.
+          if (err instanceof IpcborError && (err.code === 'IPCBOR_ERR_TIMEOUT' || err.code === 'IPCBOR_ERR_CANCELLED') && !this.dead) {
+            this.call('$ipcbor.unsubscribe', { event: name }).catch(noop);
+          }
+        }
         set.delete(sub);
         if (set.size === 0 && this.subs.get(name) === set) this.subs.delete(name);
         sub.close(err);

@@ -113,6 +113,12 @@ export class InboundStream<T = unknown> implements AsyncIterableIterator<T> {
     return Promise.resolve({ value: undefined, done: true });
   }
 
+  /** Like `return()` (the sender is told to stop), then rejects with `err`. */
+  throw(err?: unknown): Promise<IteratorResult<T>> {
+    void this.return();
+    return Promise.reject(err);
+  }
+
   [Symbol.asyncIterator](): this {
     return this;
   }

@@ -122,6 +122,9 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
   }
 
   [Symbol.asyncIterator](): AsyncIterator<EventMessage<T>> {
+    if (this.listener) {
+      throw new IpcborError('IPCBOR_ERR_PROTOCOL', 'this subscription hands its events to its listener; subscribe without a listener to iterate');
+    }
     return {
       next: () => {
         const value = this.queue.shift();
