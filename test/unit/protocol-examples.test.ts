@@ -33,9 +33,9 @@ const examples: [string, string, string][] = [
   ['EVENT', ext([9, 'on_echo_fired'], fired), '00000010 82096d6f6e5f6563686f5f6669726564 00000038 a2696576656e74547970656d6f6e5f6563686f5f6669726564677061796c6f6164a2676d657373616765626869696563686f436f756e7401'],
   ['EVENT dropped', ext([9, 'on_echo_fired', 5], fired).slice(0, 50), '00000011 83096d6f6e5f6563686f5f666972656405 00000038'],
   ['CALL stream', ext([1, 8, 'upload', { stream: true }]), '00000013 8401086675706c6f6164a16673747265616df5 00000000'],
-  ['ITEM', ext([6, 7], 1), '00000003 820607 00000001 01'],
-  ['END', ext([7, 7]), '00000003 820707 00000000'],
-  ['CREDIT', ext([8, 7, 32]), '00000005 8308071820 00000000'],
+  ['ITEM', ext([6, 8], 1), '00000003 820608 00000001 01'],
+  ['END', ext([7, 8]), '00000003 820708 00000000'],
+  ['CREDIT', ext([8, 8, 32]), '00000005 8308081820 00000000'],
 ];
 
 describe('docs/PROTOCOL.md examples', () => {
@@ -53,6 +53,6 @@ describe('docs/PROTOCOL.md examples', () => {
   it('the documented heads decode to what they say', () => {
     assert.deepEqual(decodeHead(cbor, hex('83096d6f6e5f6563686f5f666972656405')), { kind: Kind.Event, name: 'on_echo_fired', dropped: 5, alias: undefined });
     assert.deepEqual(decodeHead(cbor, cbor.encode([9, 'timer.on_echo_fired', 0, 'on_echo_fired'])), { kind: Kind.Event, name: 'timer.on_echo_fired', dropped: 0, alias: 'on_echo_fired' });
-    assert.deepEqual(decodeHead(cbor, hex('8308071820')), { kind: Kind.Credit, id: 7, n: 32 });
+    assert.deepEqual(decodeHead(cbor, hex('8308081820')), { kind: Kind.Credit, id: 8, n: 32 });
   });
 });
