@@ -1,5 +1,6 @@
 /** `ipcbor describe ADDRESS`: what a server offers, readably. */
 import { connect, type Client } from '../node/client.js';
+import { DESCRIBE_METHOD } from '../core/rpc/protocol.js';
 import type { Description, DescribeMethod } from '../core/service.js';
 import { option, type Command } from './command.js';
 import { toJson } from './json.js';
@@ -65,7 +66,7 @@ export function describeText(d: Description): string {
 /** Every callable method name, or undefined when the server cannot say (a seed peer). */
 export async function methodNames(client: Client): Promise<string[] | undefined> {
   try {
-    const d = (await client.call('$ipcbor.describe', {}, { timeout: 5000 })) as Description;
+    const d = (await client.call(DESCRIBE_METHOD, {}, { timeout: 5000 })) as Description;
     return [
       ...d.services.flatMap((s) => s.methods.flatMap((m) => (s.default ? [m.name, `${s.prefix}.${m.name}`] : [`${s.prefix}.${m.name}`]))),
       ...(d.methods ?? []),
@@ -97,7 +98,7 @@ command then says so and exits 1.`,
     await using client = await connect(address, { connectTimeout: timeout, signal: io.signal });
     let d: Description;
     try {
-      d = (await client.call('$ipcbor.describe', {}, { timeout, signal: io.signal })) as Description;
+      d = (await client.call(DESCRIBE_METHOD, {}, { timeout, signal: io.signal })) as Description;
     } catch (err) {
       if (io.signal.aborted) throw err;
       io.error(`${address} does not describe itself (${(err as Error).message}): it may be a seed peer without introspection`);

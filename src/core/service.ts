@@ -17,9 +17,9 @@
  * behind a symbol (see `serviceOf`).
  */
 import type { StandardJSONSchemaV1, StandardSchemaV1 } from '@standard-schema/spec';
-import { RESERVED_PREFIX } from './constants.js';
 import { IpcborError } from './errors.js';
 import { checkTimeout, type CallOptionsClient } from './rpc/client-session.js';
+import { DESCRIBE_METHOD } from './rpc/protocol.js';
 import type { CallContext, Dispatcher, MethodEntry } from './rpc/dispatcher.js';
 import type { ConnectionInfo } from './rpc/transport.js';
 import { isAsyncIterable } from './rpc/streams.js';
@@ -307,7 +307,6 @@ export interface Description {
   methods?: string[];
 }
 
-export const DESCRIBE_METHOD = `${RESERVED_PREFIX}describe`;
 
 function jsonSchemaOf(schema: StandardSchemaV1 | null | undefined, io: 'input' | 'output'): Record<string, unknown> | null {
   const conv = (schema as Partial<StandardJSONSchemaV1> | null | undefined)?.['~standard']?.jsonSchema;

@@ -11,7 +11,7 @@ import { IpcborError, RemoteError, messageOf } from '../errors.js';
 import { FrameDecoder } from '../frame/decoder.js';
 import { encodeExtended, encodeRequest, type FrameParts } from '../frame/encoder.js';
 import { encodeCallHeader, encodeKindIdHeader } from './heads.js';
-import { HELLO_METHOD, Kind, decodeHead, isPositiveInt, type CallOptions, type Head, type HelloRequest, type HelloResponse } from './protocol.js';
+import { HELLO_METHOD, Kind, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, decodeHead, isPositiveInt, type CallOptions, type Head, type HelloRequest, type HelloResponse } from './protocol.js';
 import { discardIterable } from './call.js';
 import { InboundStream, addCredit, createOutbound, isAsyncIterable, pumpStream, stopOutbound, type OutboundStream } from './streams.js';
 import { Subscription, type EventListener } from './subscription.js';
@@ -150,10 +150,6 @@ export class ClientSession {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
-  }
-
-  get isClosed(): boolean {
-    return this.dead !== undefined;
   }
 
   /** Called once, with the error every pending call was rejected with, when the connection goes. */
@@ -403,7 +399,7 @@ export class ClientSession {
     if (this.mode !== 'extended') {
       throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this server does not speak');
     }
-    if (this.dead) throw this.closedError('$ipcbor.subscribe');
+    if (this.dead) throw this.closedError(SUBSCRIBE_METHOD);
     const sub = new Subscription(name, listener, this.options.eventQueue ?? DEFAULT_EVENT_QUEUE, (s) => this.unsubscribe(s));
     let set = this.subs.get(name);
     if (!set) {
@@ -413,7 +409,7 @@ export class ClientSession {
     set.add(sub);
     let ready = this.serverSubs.get(name);
     if (!ready) {
-      ready = this.call('$ipcbor.subscribe', { event: name });
+      ready = this.call(SUBSCRIBE_METHOD, { event: name });
       this.serverSubs.set(name, ready);
     }
     sub.ready = ready.then(
@@ -425,7 +421,7 @@ export class ClientSession {
           // Given up on here (timeout), it may still have reached the
           // server: take it back, best effort, unless another took its place.
           if (err instanceof IpcborError && (err.code === 'IPCBOR_ERR_TIMEOUT' || err.code === 'IPCBOR_ERR_CANCELLED') && !this.dead) {
-            this.call('$ipcbor.unsubscribe', { event: name }).catch(noop);
+            this.call(UNSUBSCRIBE_METHOD, { event: name }).catch(noop);
           }
         }
         set.delete(sub);
@@ -444,7 +440,7 @@ export class ClientSession {
     this.subs.delete(sub.name);
     this.serverSubs.delete(sub.name);
     if (this.dead) return Promise.resolve();
-    return this.call('$ipcbor.unsubscribe', { event: sub.name }).then(
+    return this.call(UNSUBSCRIBE_METHOD, { event: sub.name }).then(
       () => undefined,
       () => undefined,
     );

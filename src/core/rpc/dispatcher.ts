@@ -3,6 +3,7 @@
  * name, then call it. Services (src/core/service.ts) build one; a plain
  * object of handler functions is wrapped by `handlersDispatcher`.
  */
+import { DESCRIBE_METHOD } from './protocol.js';
 import type { ConnectionInfo } from './transport.js';
 
 export interface CallContext {
@@ -42,7 +43,7 @@ export function handlersDispatcher(handlers: Record<string, Handler>): Dispatche
     table.set(name, { invoke: fn });
   }
   const names = [...table.keys()];
-  table.set('$ipcbor.describe', { invoke: () => ({ services: [], methods: names }) });
+  table.set(DESCRIBE_METHOD, { invoke: () => ({ services: [], methods: names }) });
   return {
     lookup: (method) => table.get(method),
     methodNames: () => names,

@@ -33,6 +33,10 @@ export type Kind = (typeof Kind)[keyof typeof Kind];
 
 /** The seed-framed request that opens the extended protocol. */
 export const HELLO_METHOD = '$ipcbor.hello';
+/** The reserved methods (docs/PROTOCOL.md §12): introspection and event subscriptions. */
+export const DESCRIBE_METHOD = '$ipcbor.describe';
+export const SUBSCRIBE_METHOD = '$ipcbor.subscribe';
+export const UNSUBSCRIBE_METHOD = '$ipcbor.unsubscribe';
 
 export interface HelloRequest {
   /** Highest extended protocol version the client speaks. */

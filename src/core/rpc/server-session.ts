@@ -22,7 +22,7 @@ import { FrameDecoder } from '../frame/decoder.js';
 import { encodeErrorResponse, encodeExtended, encodeResponse, type FrameParts } from '../frame/encoder.js';
 import type { CallContext, Dispatcher } from './dispatcher.js';
 import { encodeKindIdHeader } from './heads.js';
-import { HELLO_METHOD, Kind, acceptHello, decodeHead, type Head, type HelloResponse } from './protocol.js';
+import { HELLO_METHOD, Kind, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, acceptHello, decodeHead, type Head, type HelloResponse } from './protocol.js';
 import { Context, clip, discardIterable, isThenable, toIpcborError, type Outcome } from './call.js';
 import { InboundStream, addCredit, createOutbound, isAsyncIterable, pumpStream, stopOutbound, type OutboundStream } from './streams.js';
 import type { ConnectionInfo, Transport } from './transport.js';
@@ -69,8 +69,6 @@ interface ServerCall {
   done: boolean;
 }
 
-export const SUBSCRIBE = '$ipcbor.subscribe';
-export const UNSUBSCRIBE = '$ipcbor.unsubscribe';
 
 const PAUSE_INFLIGHT = 1;
 const PAUSE_WRITE = 2;
@@ -299,7 +297,7 @@ export class ServerSession {
    * promise settles.
    */
   private run(method: string, payload: Uint8Array | InboundStream, ctx: CallContext, done: (outcome: Outcome) => void): void {
-    if (method === SUBSCRIBE || method === UNSUBSCRIBE) return done(this.subscription(method, payload));
+    if (method === SUBSCRIBE_METHOD || method === UNSUBSCRIBE_METHOD) return done(this.subscription(method, payload));
     const entry = this.dispatcher.lookup(method);
     if (entry === undefined) {
       return done({ ok: false, error: new IpcborError('IPCBOR_ERR_UNKNOWN_METHOD', `unknown method: ${method}`, { method }) });
@@ -344,7 +342,7 @@ export class ServerSession {
     if (typeof event !== 'string' || event === '') {
       return { ok: false, error: new IpcborError('IPCBOR_ERR_INVALID_PARAMS', 'event: expected a non-empty event name (or "*")', { method }) };
     }
-    if (method === SUBSCRIBE) this.subscriptions.add(event);
+    if (method === SUBSCRIBE_METHOD) this.subscriptions.add(event);
     else this.subscriptions.delete(event);
     return { ok: true, value: null };
   }
