@@ -12,8 +12,8 @@ export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Desc
 export type { Remote, RemoteEvents } from './core/remote.js';
 export { s, formatPath, type Schema, type Infer } from './core/schema.js';
 export { validate } from './core/validate.js';
-export type { CallContext, Handler, Dispatcher } from './core/rpc/dispatcher.js';
-export type { CallOptionsClient as CallOptions } from './core/rpc/client-session.js';
-export type { ConnectionInfo } from './core/rpc/transport.js';
-export { Subscription, type EventListener, type EventMessage } from './core/rpc/subscription.js';
+export type { CallContext, Handler, Dispatcher } from './core/server/dispatcher.js';
+export type { CallOptionsClient as CallOptions } from './core/client/connection.js';
+export type { ConnectionInfo } from './core/transport.js';
+export { Subscription, type EventListener, type EventMessage } from './core/client/subscription.js';
 export * from './core/constants.js';

@@ -1,6 +1,6 @@
 /** `ipcbor describe ADDRESS`: what a server offers, readably. */
 import { connect, type Client } from '../node/client.js';
-import { DESCRIBE_METHOD } from '../core/rpc/protocol.js';
+import { DESCRIBE_METHOD } from '../core/protocol/heads.js';
 import type { Description, DescribeMethod } from '../core/service.js';
 import { option, type Command } from './command.js';
 import { toJson } from './json.js';

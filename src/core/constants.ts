@@ -18,6 +18,34 @@ export const DEFAULT_MAX_INFLIGHT = 1024;
 /** Event frames queued for one slow subscriber connection before the oldest are dropped. */
 export const DEFAULT_EVENT_QUEUE = 1024;
 
+/** Bytes of events queued for one slow subscriber (server) or one unread subscription (client) before the oldest are dropped. */
+export const DEFAULT_EVENT_QUEUE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Bytes one connection may make us hold (a frame arriving, payloads of its
+ * running calls, answers, items and events queued): past it, that
+ * connection is not read until some are released.
+ */
+export const DEFAULT_MAX_CONNECTION_BYTES = 32 * 1024 * 1024;
+
+/** The same, across all of a server's connections together. */
+export const DEFAULT_MAX_SERVER_BYTES = 256 * 1024 * 1024;
+
+/** Connections a server holds at once; more are closed as they arrive. */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+
+/** Time a peer has to finish a frame once its first byte arrived, in ms. */
+export const DEFAULT_FRAME_TIMEOUT = 30_000;
+
+/** TCP keepalive: idle time before the first probe, in ms (0: off). */
+export const DEFAULT_KEEPALIVE = 60_000;
+
+/** Event names one connection may subscribe to at once. */
+export const DEFAULT_MAX_SUBSCRIPTIONS = 256;
+
+/** Longest event name, in UTF-8 bytes (subscribe and emit). */
+export const DEFAULT_MAX_EVENT_NAME_BYTES = 256;
+
 /** Items a stream receiver grants its sender before it must grant more (credit window). */
 export const DEFAULT_STREAM_WINDOW = 64;
 

@@ -42,8 +42,14 @@ export type ErrorCode =
   | 'IPCBOR_ERR_NOT_SUPPORTED'
   /** The server is shutting down and takes no new calls. */
   | 'IPCBOR_ERR_SHUTTING_DOWN'
-  /** Too many calls in flight. */
-  | 'IPCBOR_ERR_OVERLOADED';
+  /** Too many calls in flight, connections, or subscriptions. */
+  | 'IPCBOR_ERR_OVERLOADED'
+  /** No such event to subscribe to. */
+  | 'IPCBOR_ERR_UNKNOWN_EVENT'
+  /** A peer took too long to finish a frame it had started. */
+  | 'IPCBOR_ERR_FRAME_TIMEOUT'
+  /** A connection was idle for longer than the idle timeout. */
+  | 'IPCBOR_ERR_IDLE_TIMEOUT';
 
 const BRAND = Symbol.for('ipcbor.error');
 

@@ -1,13 +1,23 @@
-/** The transport-free core: framing, codec, sessions. Runs on any byte stream; no Node APIs. */
+/**
+ * The platform-free core, for building a transport of your own (a
+ * WebSocket, a pipe, a message port): a server that takes Transports, a
+ * client that dials through a function you give it, the codec, and the
+ * service layer. It uses no Node API. Internals (the peer, the frame
+ * decoder, heads) are not exported: they change.
+ */
 export * from './constants.js';
 export { IpcborError, RemoteError, type ErrorCode, type IpcborErrorOptions } from './errors.js';
 export { cbor, createCodec, type Codec, type CodecOptions } from './codec/cbor.js';
-export { FrameDecoder, MAX_HEAD_BYTES, type DecoderMode, type FrameLimits, type FrameSink } from './frame/decoder.js';
-export { encodeRequest, encodeResponse, encodeErrorResponse, encodeExtended, concatParts, type FrameParts } from './frame/encoder.js';
-export { ServerSession, type ServerLimits, type ServerSessionOptions } from './rpc/server-session.js';
-export { ClientSession, type CallOptionsClient, type ClientSessionOptions } from './rpc/client-session.js';
-export { EventHub } from './rpc/event-hub.js';
-export { handlersDispatcher, type CallContext, type Dispatcher, type Handler, type MethodEntry } from './rpc/dispatcher.js';
-export { Subscription, type EventListener, type EventMessage } from './rpc/subscription.js';
-export { Kind, HELLO_METHOD, type HelloRequest, type HelloResponse } from './rpc/protocol.js';
-export type { Transport, ConnectionInfo } from './rpc/transport.js';
+export type { Transport, TransportSink, ConnectionInfo, Disposable } from './transport.js';
+export { ServerCore, type ServerCoreOptions, type Servable } from './server/server.js';
+export type { ServerConnection, ServerLimits } from './server/connection.js';
+export { dispatch, type IncomingCall, type Executor } from './server/call.js';
+export type { CallContext, Dispatcher, Handler, MethodEntry } from './server/dispatcher.js';
+export { createClient, type Client, type ClientOptions, type Dialer, type OpenTransport } from './client/client.js';
+export type { CallOptionsClient as CallOptions } from './client/connection.js';
+export { Subscription, type EventListener, type EventMessage } from './client/subscription.js';
+export { defineService, method, serviceOf, isService, ServiceInfo, ServiceRouter } from './service.js';
+export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf } from './service.js';
+export type { Remote, RemoteEvents } from './remote.js';
+export { s, formatPath, type Schema, type Infer } from './schema.js';
+export { validate } from './validate.js';

@@ -9,8 +9,8 @@
  * turns `then`, `toJSON`, symbols or inspection hooks into calls, so the
  * object can be awaited, logged and serialized safely.
  */
-import type { CallOptionsClient } from './rpc/client-session.js';
-import type { EventListener, Subscription } from './rpc/subscription.js';
+import type { CallOptionsClient } from './client/connection.js';
+import type { EventListener, Subscription } from './client/subscription.js';
 import { RESERVED_NAMES, type AnyMethod, type Callable, type EventsOf, type Service } from './service.js';
 
 /** The methods of service type S as remote calls: the same shape as calling the service in-process. */

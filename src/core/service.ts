@@ -18,11 +18,11 @@
  */
 import type { StandardJSONSchemaV1, StandardSchemaV1 } from '@standard-schema/spec';
 import { IpcborError } from './errors.js';
-import { checkTimeout, type CallOptionsClient } from './rpc/client-session.js';
-import { DESCRIBE_METHOD } from './rpc/protocol.js';
-import type { CallContext, Dispatcher, MethodEntry } from './rpc/dispatcher.js';
-import type { ConnectionInfo } from './rpc/transport.js';
-import { isAsyncIterable } from './rpc/streams.js';
+import { checkTimeout, type CallOptionsClient } from './client/connection.js';
+import { DESCRIBE_METHOD } from './protocol/heads.js';
+import type { CallContext, Dispatcher, MethodEntry } from './server/dispatcher.js';
+import type { ConnectionInfo } from './transport.js';
+import { isAsyncIterable } from './peer/streams.js';
 import { validateThen } from './validate.js';
 
 /** One method: its handler and, optionally, schemas for its params and result. */

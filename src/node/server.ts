@@ -1,29 +1,25 @@
 /**
- * `serve()`: put a dispatcher (a service, or a plain object of handlers) on
- * one or more addresses. The sessions do the protocol; this file only
- * accepts sockets, tracks them, and shuts down.
+ * `serve()`: put a service (or several, or a dispatcher, or a plain object
+ * of handlers) on one or more addresses. The core server does everything
+ * but sockets; this file listens, hands it each socket, and removes what it
+ * created on close.
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { EventHub } from '../core/rpc/event-hub.js';
-import { handlersDispatcher, type Dispatcher, type Handler } from '../core/rpc/dispatcher.js';
-import { isService, ServiceRouter, type AnyService, type Mounted } from '../core/service.js';
-import { ServerSession, type ServerSessionOptions } from '../core/rpc/server-session.js';
-import type { ConnectionInfo } from '../core/rpc/transport.js';
+import { DEFAULT_KEEPALIVE } from '../core/constants.js';
+import { ServerCore, type Servable, type ServerCoreOptions } from '../core/server/server.js';
+import type { Executor } from '../core/server/call.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { listen, removeSocketFile } from './listen.js';
 import { SocketTransport } from './socket-transport.js';
 
-export interface ServeOptions extends Omit<ServerSessionOptions, 'codec'> {
-  /** With several services: the one that also answers bare method names (default: the first; null: none). */
-  defaultService?: AnyService | null;
+export type { Servable } from '../core/server/server.js';
+
+export interface ServeOptions extends Omit<ServerCoreOptions, 'codec'> {
   /** Mode bits of a unix socket file (default 0o600: only the owner may connect). */
   permissions?: number;
-  /** How long `close()` waits for a connection to finish its calls before cutting it, in ms (default 10,000). */
-  closeTimeout?: number;
+  /** TCP keepalive: idle ms before the first probe (default 60,000; 0: off). Finds peers that vanished without a FIN. */
+  keepAlive?: number;
 }
-
-/** Anything `serve` can put on a socket: a service, several, a dispatcher, or a plain object of handlers. */
-export type Servable = AnyService | readonly (AnyService | Mounted)[] | Dispatcher | Record<string, Handler>;
 
 export interface Server extends AsyncDisposable {
   /** Where the server listens, with real ports (`tcp:127.0.0.1:43117`). */
@@ -38,49 +34,34 @@ export interface Server extends AsyncDisposable {
   destroy(): void;
 }
 
-function toDispatcher(target: Servable, options: ServeOptions): Dispatcher {
-  if (isService(target)) return new ServiceRouter([target]);
-  if (Array.isArray(target)) return new ServiceRouter(target as readonly (AnyService | Mounted)[], options.defaultService);
-  if (typeof (target as Dispatcher).lookup === 'function' && typeof (target as Dispatcher).methodNames === 'function') return target as Dispatcher;
-  return handlersDispatcher(target as Record<string, Handler>);
-}
-
-let nextConnectionId = 1;
-
-export async function serve(target: Servable, address: string | Address | readonly (string | Address)[], options: ServeOptions = {}): Promise<Server> {
-  const dispatcher = toDispatcher(target, options);
+/** @internal serve with another executor (the lazy server, the event loop). */
+export async function serveWith(target: Servable, address: string | Address | readonly (string | Address)[], options: ServeOptions, executor: Executor | undefined): Promise<{ server: Server; core: ServerCore }> {
+  const core = new ServerCore(target, options, executor);
   const list = (Array.isArray(address) ? address : [address]).map((a) => parseAddress(a as string | Address));
-  const hub = new EventHub();
-  const unforward = dispatcher instanceof ServiceRouter ? dispatcher.forwardEvents((name, payload, alias) => hub.emit(name, payload, alias)) : undefined;
-  const sessions = new Set<ServerSession>();
   const sockets: NetServer[] = [];
   const bound: string[] = [];
   const unixPaths: string[] = [];
-  let closing: Promise<void> | undefined;
+  const keepAlive = options.keepAlive ?? DEFAULT_KEEPALIVE;
 
   const accept = (kind: string) => (socket: Socket) => {
-    if (kind === 'tcp') socket.setNoDelay(true);
+    if (kind === 'tcp') {
+      socket.setNoDelay(true);
+      if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
+    }
     const transport = new SocketTransport(socket);
+    // Errors after accept are the connection's business (its close says why).
+    socket.on('error', () => {});
     const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : undefined;
-    const info: Omit<ConnectionInfo, 'protocol'> = remote ? { id: nextConnectionId++, transport: kind, remote } : { id: nextConnectionId++, transport: kind };
-    const session = new ServerSession(transport, dispatcher, info, options);
-    sessions.add(session);
-    hub.add(session);
-    transport.attach({
-      receive: (c) => session.receive(c),
-      drained: () => session.drained(),
-      closed: (cause) => {
-        sessions.delete(session);
-        hub.delete(session);
-        session.closed(cause);
-      },
-    });
-    if (closing) void session.shutdown();
+    const connection = core.accept(transport, remote === undefined ? { transport: kind } : { transport: kind, remote });
+    if (connection) transport.attach(connection);
   };
 
   try {
     for (const a of list) {
       const netServer = createServer(accept(a.kind));
+      // Accept errors (EMFILE when descriptors run out) must not stop the
+      // server: libuv keeps listening and accepts again once some free up.
+      netServer.on('error', () => {});
       await listen(netServer, a, options.permissions ?? 0o600);
       sockets.push(netServer);
       if (a.kind === 'unix') {
@@ -92,7 +73,7 @@ export async function serve(target: Servable, address: string | Address | readon
       }
     }
   } catch (err) {
-    unforward?.();
+    core.destroy();
     for (const s of sockets) s.close();
     for (const p of unixPaths) removeSocketFile(p);
     throw err;
@@ -104,7 +85,6 @@ export async function serve(target: Servable, address: string | Address | readon
   const stopListening = () => {
     if (stopped) return;
     stopped = true;
-    unforward?.();
     for (const s of sockets) s.close();
     for (const p of unixPaths) removeSocketFile(p);
   };
@@ -112,38 +92,24 @@ export async function serve(target: Servable, address: string | Address | readon
   const server: Server = {
     addresses: bound,
     get connections() {
-      return sessions.size;
+      return core.size;
     },
-    emit: (name, payload = null) => hub.emit(name, payload),
+    emit: (name, payload = null) => core.emit(name, payload),
     close() {
-      closing ??= (async () => {
-        stopListening();
-        const limit = options.closeTimeout ?? 10_000;
-        await Promise.all(
-          [...sessions].map(async (s) => {
-            let timer: ReturnType<typeof setTimeout> | undefined;
-            const cut = new Promise<void>((resolve) => {
-              // Not unref'd: close() must settle, so code after `await close()` runs.
-              timer = setTimeout(() => {
-                s.destroy();
-                resolve();
-              }, limit);
-            });
-            await Promise.race([s.shutdown(), cut]);
-            clearTimeout(timer);
-          }),
-        );
-      })();
-      return closing;
+      stopListening();
+      return core.close();
     },
     destroy() {
-      closing ??= Promise.resolve();
       stopListening();
-      for (const s of sessions) s.destroy();
+      core.destroy();
     },
     [Symbol.asyncDispose]() {
       return server.close();
     },
   };
-  return server;
+  return { server, core };
+}
+
+export async function serve(target: Servable, address: string | Address | readonly (string | Address)[], options: ServeOptions = {}): Promise<Server> {
+  return (await serveWith(target, address, options, undefined)).server;
 }

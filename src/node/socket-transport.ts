@@ -7,13 +7,8 @@
 import type { Socket } from 'node:net';
 import { DEFAULT_WRITE_HIGH_WATER } from '../core/constants.js';
 import type { FrameParts } from '../core/frame/encoder.js';
-import type { Transport } from '../core/rpc/transport.js';
-
-export interface SessionLike {
-  receive(chunk: Uint8Array): void;
-  drained(): void;
-  closed(cause?: unknown): void;
-}
+import type { OpenTransport } from '../core/client/client.js';
+import type { TransportSink } from '../core/transport.js';
 
 /** Parts up to this size are copied into the tick's batch; larger ones are written as they are. */
 const COALESCE_BYTES = 16 * 1024;
@@ -27,8 +22,9 @@ function flushLater(t: SocketTransport): void {
   t.flush();
 }
 
-export class SocketTransport implements Transport {
+export class SocketTransport implements OpenTransport {
   private error: Error | undefined;
+  private sink: TransportSink | undefined;
   /** Parts written this tick, in order, and their size. */
   private queued: Uint8Array[] = [];
   private queuedBytes = 0;
@@ -36,13 +32,18 @@ export class SocketTransport implements Transport {
 
   constructor(readonly socket: Socket) {}
 
-  /** Wire the socket's events to a session. */
-  attach(session: SessionLike): void {
+  /** Wire the socket's events to a connection. */
+  attach(sink: TransportSink): void {
     const s = this.socket;
-    s.on('data', (chunk: Buffer) => session.receive(chunk));
-    s.on('drain', () => session.drained());
+    this.sink = sink;
+    s.on('data', (chunk: Buffer) => sink.onData(chunk));
+    s.on('drain', () => sink.onDrain());
     s.on('error', (err: Error) => (this.error = err));
-    s.on('close', () => session.closed(this.error));
+    s.on('close', () => sink.onClose(this.error));
+  }
+
+  get pendingBytes(): number {
+    return this.queuedBytes + this.socket.writableLength;
   }
 
   write(parts: FrameParts): boolean {
@@ -99,6 +100,9 @@ export class SocketTransport implements Transport {
     }
     writeRun();
     s.uncork();
+    // The socket took what it could: the sink re-reads pendingBytes (when
+    // the socket backs up, its own 'drain' follows later).
+    if (s.writableLength < DEFAULT_WRITE_HIGH_WATER) this.sink?.onDrain();
   }
 
   pause(): void {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { cbor } from '../../src/core/codec/cbor.js';
-import { encodeCallHeader, encodeKindIdHeader, parseCommonHead } from '../../src/core/rpc/heads.js';
+import { encodeCallHeader, encodeKindIdHeader, parseCommonHead } from '../../src/core/protocol/fast-heads.js';
 import { encodeExtended } from '../../src/core/frame/encoder.js';
-import { decodeHead, Kind } from '../../src/core/rpc/protocol.js';
+import { decodeHead, Kind } from '../../src/core/protocol/heads.js';
 import { IpcborError } from '../../src/core/errors.js';
 
 const id = fc.integer({ min: 1, max: 0xffffffff });

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { concatParts, encodeExtended, encodeRequest, encodeResponse } from '../../src/core/frame/encoder.js';
-import { encodeCallHeader, encodeKindIdHeader } from '../../src/core/rpc/heads.js';
-import { decodeHead, Kind } from '../../src/core/rpc/protocol.js';
+import { encodeCallHeader, encodeKindIdHeader } from '../../src/core/protocol/fast-heads.js';
+import { decodeHead, Kind } from '../../src/core/protocol/heads.js';
 import { hex, toHex } from '../fixtures/golden.js';
 
 const ext = (head: unknown[], payload?: unknown) => toHex(concatParts(encodeExtended(cbor.encode(head), payload === undefined ? new Uint8Array(0) : cbor.encode(payload))));

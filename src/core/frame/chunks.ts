@@ -7,10 +7,14 @@ const POOL_BYTES = 16 * 1024;
  * the n bytes lie inside one chunk, and copies only when they span chunks;
  * nothing is ever concatenated per chunk received.
  *
- * Tiny chunks (a peer trickling a frame a byte at a time) are gathered
- * into a shared buffer, so holding a frame costs about its own size, not
- * an object per byte. Bytes there are never overwritten: a full pool is
+ * A chunk that arrives to an empty queue is kept as it is (the common case:
+ * it holds whole frames, handed out as views, and nothing is copied). Tiny
+ * chunks behind it (a peer trickling a frame a byte at a time) are gathered
+ * into a shared buffer, so holding a frame costs about its own size, not an
+ * object per byte. Bytes there are never overwritten: a full pool is
  * replaced, not reused, because views into it may have been handed out.
+ * When the queue empties, it lets go of the pool: an idle connection holds
+ * no read buffer.
  */
 export class ChunkQueue {
   private chunks: Uint8Array[] = [];
@@ -32,8 +36,9 @@ export class ChunkQueue {
   push(chunk: Uint8Array): void {
     const n = chunk.length;
     if (n === 0) return;
+    const empty = this.length === 0;
     this.length += n;
-    if (n >= SMALL_CHUNK) {
+    if (n >= SMALL_CHUNK || empty) {
       this.chunks.push(chunk);
       this.poolView = undefined;
       return;
@@ -74,6 +79,14 @@ export class ChunkQueue {
     return value;
   }
 
+  /** Forget the pool once nothing is held: the next small chunk starts afresh. */
+  private emptied(): void {
+    if (this.length !== 0) return;
+    this.pool = undefined;
+    this.poolView = undefined;
+    this.poolUsed = 0;
+  }
+
   /** The next n bytes: a view when they lie in one chunk, a copy otherwise. */
   take(n: number): Uint8Array {
     const first = this.chunks[0];
@@ -87,6 +100,7 @@ export class ChunkQueue {
         this.chunks.shift();
         this.offset = 0;
       }
+      this.emptied();
       return view;
     }
     const out = new Uint8Array(n);
@@ -102,6 +116,7 @@ export class ChunkQueue {
         this.offset = 0;
       }
     }
+    this.emptied();
     return out;
   }
 
@@ -118,5 +133,13 @@ export class ChunkQueue {
         this.offset = 0;
       }
     }
+    this.emptied();
+  }
+
+  /** Bytes of memory held for the bytes not yet taken (pool included): what an idle connection must keep at zero. */
+  get retainedBytes(): number {
+    let n = this.pool?.length ?? 0;
+    for (const c of this.chunks) if (c.buffer !== this.pool?.buffer) n += c.length;
+    return n;
   }
 }

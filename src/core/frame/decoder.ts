@@ -51,6 +51,8 @@ export class FrameDecoder {
   private failure: IpcborError | undefined;
   private held = false;
   private draining = false;
+  /** Frames delivered so far (a frame timer uses it to see progress). */
+  delivered = 0;
 
   constructor(mode: DecoderMode, sink: FrameSink, limits: FrameLimits = {}) {
     this.mode = mode;
@@ -62,6 +64,11 @@ export class FrameDecoder {
   /** Bytes received and not yet part of a delivered frame. */
   get buffered(): number {
     return this.queue.length;
+  }
+
+  /** Memory the decoder keeps for bytes not yet delivered (0 when idle). */
+  get retainedBytes(): number {
+    return this.queue.retainedBytes;
   }
 
   /** True between frames: nothing of a started frame is buffered. */
@@ -174,6 +181,7 @@ export class FrameDecoder {
   }
 
   private deliver(body: Uint8Array): void {
+    this.delivered++;
     switch (this.mode) {
       case 'request':
         this.sink.request?.(this.method, body);

@@ -4,19 +4,19 @@
  * there is at least one.
  */
 import { cbor, type Codec } from '../codec/cbor.js';
-import type { ServerSession } from './server-session.js';
+import type { ServerConnection } from './connection.js';
 
 export class EventHub {
-  private readonly sessions = new Set<ServerSession>();
+  private readonly connections = new Set<ServerConnection>();
 
   constructor(private readonly codec: Codec = cbor) {}
 
-  add(session: ServerSession): void {
-    this.sessions.add(session);
+  add(connection: ServerConnection): void {
+    this.connections.add(connection);
   }
 
-  delete(session: ServerSession): void {
-    this.sessions.delete(session);
+  delete(connection: ServerConnection): void {
+    this.connections.delete(connection);
   }
 
   /**
@@ -28,10 +28,10 @@ export class EventHub {
   emit(name: string, payload: unknown, alias?: string): number {
     let bytes: Uint8Array | undefined;
     let count = 0;
-    for (const s of this.sessions) {
-      if (!s.wants(name) && !(alias !== undefined && s.wants(alias))) continue;
+    for (const c of this.connections) {
+      if (!c.wants(name) && !(alias !== undefined && c.wants(alias))) continue;
       bytes ??= this.codec.encode(payload);
-      s.sendEvent(name, bytes, alias);
+      c.sendEvent(name, bytes, alias);
       count++;
     }
     return count;

@@ -3,8 +3,8 @@
  * name, then call it. Services (src/core/service.ts) build one; a plain
  * object of handler functions is wrapped by `handlersDispatcher`.
  */
-import { DESCRIBE_METHOD } from './protocol.js';
-import type { ConnectionInfo } from './transport.js';
+import { DESCRIBE_METHOD } from '../protocol/heads.js';
+import type { ConnectionInfo } from '../transport.js';
 
 export interface CallContext {
   /** The method name as it was called (with its service prefix, if any). */
@@ -18,6 +18,8 @@ export interface CallContext {
   readonly connection: ConnectionInfo;
   /** When the server stops the call (ms since the epoch), if the caller set a deadline. */
   readonly deadline: number | undefined;
+  /** What the application handed to the lazy server's `handleNewMessages(context)`; undefined elsewhere. */
+  readonly app?: unknown;
 }
 
 // Handlers see params as the decoded request; a typed service narrows it.
@@ -27,12 +29,25 @@ export type Handler = (params: any, ctx: CallContext) => unknown;
 export interface MethodEntry {
   /** Run the method: validate params (throwing IPCBOR_ERR_INVALID_PARAMS) and call the handler. */
   invoke(params: unknown, ctx: CallContext): unknown;
+  /**
+   * False when the method takes no params (no schema, and a handler that
+   * declares no parameter): its payload is never decoded, so a large
+   * payload sent to it costs no decoding.
+   */
+  readonly takesParams?: boolean;
 }
 
 export interface Dispatcher {
   lookup(method: string): MethodEntry | undefined;
   /** Every callable method name, for "did you mean" answers and introspection. */
   methodNames(): string[];
+  /** The event names a client may subscribe to; undefined: any name. */
+  eventNames?(): ReadonlySet<string> | undefined;
+}
+
+/** A handler that declares no parameter takes none: its payload need not be decoded. */
+export function takesParams(handler: (...args: never[]) => unknown): boolean {
+  return handler.length > 0;
 }
 
 /** A dispatcher over a plain object of handler functions. */
@@ -40,10 +55,10 @@ export function handlersDispatcher(handlers: Record<string, Handler>): Dispatche
   const table = new Map<string, MethodEntry>();
   for (const [name, fn] of Object.entries(handlers)) {
     if (typeof fn !== 'function') throw new TypeError(`handler ${name} is not a function`);
-    table.set(name, { invoke: fn });
+    table.set(name, { invoke: fn, takesParams: takesParams(fn) });
   }
   const names = [...table.keys()];
-  table.set(DESCRIBE_METHOD, { invoke: () => ({ services: [], methods: names }) });
+  table.set(DESCRIBE_METHOD, { invoke: () => ({ services: [], methods: names }), takesParams: false });
   return {
     lookup: (method) => table.get(method),
     methodNames: () => names,

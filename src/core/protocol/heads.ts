@@ -1,7 +1,7 @@
 /**
- * Frame kinds and heads of the extended protocol (docs/PROTOCOL.md, "Extended
- * protocol"). A head is a small CBOR array whose first element is the kind;
- * the payload, when the kind has one, travels separately after it.
+ * Frame kinds and heads of the extended protocol (docs/PROTOCOL.md §7-11).
+ * A head is a small CBOR array whose first element is the kind; the
+ * payload, when the kind has one, travels separately after it.
  *
  *     CALL    [1, id, method, opts?]   payload: params      client -> server
  *     NOTIFY  [2, method]              payload: params      client -> server
@@ -12,11 +12,15 @@
  *     END     [7, id]                  -                    either: stream finished
  *     CREDIT  [8, id, n]               -                    either: n more items may be sent
  *     EVENT   [9, name, dropped?, alias?]  payload: event   server -> client
+ *
+ * Both ends decode heads here and build them here: there is one ERROR head
+ * (clipped, so no peer must refuse it), one CREDIT range, one id range.
  */
-import { PROTOCOL_VERSION } from '../constants.js';
+import { MAX_ERROR_TEXT, MAX_TIMER_MS } from '../constants.js';
 import { IpcborError } from '../errors.js';
 import type { Codec } from '../codec/cbor.js';
-import { parseCommonHead } from './heads.js';
+import { encodeExtended, type FrameParts } from '../frame/encoder.js';
+import { parseCommonHead } from './fast-heads.js';
 
 export const Kind = {
   Call: 1,
@@ -38,44 +42,17 @@ export const DESCRIBE_METHOD = '$ipcbor.describe';
 export const SUBSCRIBE_METHOD = '$ipcbor.subscribe';
 export const UNSUBSCRIBE_METHOD = '$ipcbor.unsubscribe';
 
-export interface HelloRequest {
-  /** Highest extended protocol version the client speaks. */
-  version: number;
-  /** Largest payload the client accepts. */
-  maxFrameBytes: number;
-  /** Stream items the client accepts before it grants more credit. */
-  window: number;
-}
-
-export interface HelloResponse {
-  /** The version both sides now speak (at most the client's). */
-  version: number;
-  maxFrameBytes: number;
-  window: number;
-  /** Calls the client may have in flight on this connection; more are refused with IPCBOR_ERR_OVERLOADED. */
-  maxInflight?: number;
-  /** Free text naming the server implementation. */
-  server: string;
-}
+/** Largest call id, and largest CREDIT grant: ids and grants are u32 on the wire. */
+export const MAX_ID = 0xffffffff;
 
 export interface CallOptions {
-  /** Milliseconds the server may spend before it stops the handler. */
+  /**
+   * Milliseconds the server may spend before it stops the handler.
+   * Undefined: no deadline (absent, or longer than a timer can wait).
+   */
   timeout?: number;
   /** The params are a stream the client sends as ITEM frames. */
   stream?: boolean;
-}
-
-export function isPositiveInt(v: unknown): v is number {
-  return typeof v === 'number' && Number.isInteger(v) && v > 0;
-}
-
-/** Check a hello request; returns the version to speak. */
-export function acceptHello(value: unknown): HelloRequest {
-  const v = value as Partial<HelloRequest> | null;
-  if (typeof v !== 'object' || v === null || !isPositiveInt(v.version) || !isPositiveInt(v.maxFrameBytes) || !isPositiveInt(v.window)) {
-    throw new IpcborError('IPCBOR_ERR_PROTOCOL', 'hello needs {version, maxFrameBytes, window} as positive integers');
-  }
-  return { version: Math.min(v.version, PROTOCOL_VERSION), maxFrameBytes: v.maxFrameBytes, window: v.window };
 }
 
 /** A decoded head, checked for shape. */
@@ -90,13 +67,27 @@ export type Head =
 const bad = (why: string) => new IpcborError('IPCBOR_ERR_BAD_FRAME', `bad frame head: ${why}`);
 
 function id(v: unknown, zeroOk = false): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < (zeroOk ? 0 : 1) || v > 0xffffffff) throw bad('id must be an integer from 1 to 2^32-1');
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < (zeroOk ? 0 : 1) || v > MAX_ID) throw bad('id must be an integer from 1 to 2^32-1');
   return v;
 }
 
 function text(v: unknown, what: string): string {
   if (typeof v !== 'string') throw bad(`${what} must be text`);
   return v;
+}
+
+/**
+ * A call's `timeout` option: a non-negative integer or float of ms. A value
+ * beyond what a timer can wait (2^31-1 ms, or a 64-bit integer that decodes
+ * as bigint) is no deadline, as docs/PROTOCOL.md §8 says.
+ */
+function timeoutOption(v: unknown): number | undefined {
+  if (typeof v === 'bigint') {
+    if (v < 0n) throw bad('timeout must be a non-negative number');
+    return undefined;
+  }
+  if (typeof v !== 'number' || !(v >= 0)) throw bad('timeout must be a non-negative number');
+  return v > MAX_TIMER_MS ? undefined : v;
 }
 
 export function decodeHead(codec: Codec, bytes: Uint8Array): Head {
@@ -107,13 +98,14 @@ export function decodeHead(codec: Codec, bytes: Uint8Array): Head {
   switch (h[0]) {
     case Kind.Call: {
       const o = h[3];
-      if (o !== undefined && o !== null && (typeof o !== 'object' || Array.isArray(o))) throw bad('call options must be a map');
+      if (o !== undefined && o !== null && (typeof o !== 'object' || Array.isArray(o) || o instanceof Uint8Array)) throw bad('call options must be a map');
       const opts: CallOptions = {};
       if (o) {
+        // Unknown option keys are ignored: a later version may add some.
         const { timeout, stream } = o as Record<string, unknown>;
         if (timeout !== undefined) {
-          if (typeof timeout !== 'number' || !(timeout >= 0)) throw bad('timeout must be a non-negative number');
-          opts.timeout = timeout;
+          const t = timeoutOption(timeout);
+          if (t !== undefined) opts.timeout = t;
         }
         if (stream === true) opts.stream = true;
       }
@@ -129,8 +121,9 @@ export function decodeHead(codec: Codec, bytes: Uint8Array): Head {
     case Kind.Error:
       return { kind: Kind.Error, id: id(h[1], true), code: text(h[2], 'code'), message: text(h[3], 'message') };
     case Kind.Credit: {
-      if (!isPositiveInt(h[2])) throw bad('credit must be a positive integer');
-      return { kind: Kind.Credit, id: id(h[1]), n: h[2] };
+      const n = h[2];
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_ID) throw bad('credit must be an integer from 1 to 2^32-1');
+      return { kind: Kind.Credit, id: id(h[1]), n };
     }
     case Kind.Event: {
       const dropped = h[2] ?? 0;
@@ -141,4 +134,18 @@ export function decodeHead(codec: Codec, bytes: Uint8Array): Head {
     default:
       throw bad(`unknown frame kind ${String(h[0])}`);
   }
+}
+
+/** Cut text to at most `max` characters. */
+export function clip(text: string, max = MAX_ERROR_TEXT): string {
+  return text.length <= max ? text : `${text.slice(0, max - 3)}...`;
+}
+
+/**
+ * An ERROR frame. Code and message are clipped, so the head stays far under
+ * the 64 KiB head limit whoever sends it: no peer ever has to drop a whole
+ * connection over one long message. `data`, if any, is the encoded payload.
+ */
+export function errorFrame(codec: Codec, id: number, code: string, message: string, data?: Uint8Array): FrameParts {
+  return encodeExtended(codec.encode([Kind.Error, id, clip(code, 256), clip(message)]), data);
 }

@@ -1,0 +1,117 @@
+/**
+ * Bytes held on a peer's behalf (docs/PROTOCOL.md §4, README "Limits").
+ *
+ * Each connection has a ConnectionBudget; a server's connections share one
+ * ServerBudget. A connection is charged for what it makes us hold: bytes of
+ * a frame still arriving, payloads (and their decoded size) of calls still
+ * running, answers, stream items and events queued but not yet sent, items
+ * received and not yet read. Past its own bound, or past its fair share of
+ * the server's bound while the server is over, a connection stops reading
+ * (back-pressure) until enough is released: nothing grows without bound,
+ * and a connection that holds little (a new client) is always read.
+ */
+
+/** Estimated bytes of one decoded CBOR item (a JS value with its slot), charged on top of the wire bytes. */
+export const DECODED_ITEM_BYTES = 32;
+
+/** A connection may always hold this much, whatever the server holds: enough to take in a small call. */
+const MIN_SHARE = 64 * 1024;
+
+export class ServerBudget {
+  held = 0;
+  /** Connections that share the budget. */
+  members = 0;
+  private readonly waiters = new Set<() => void>();
+  private waking = false;
+
+  constructor(readonly limit: number) {}
+
+  get over(): boolean {
+    return this.held > this.limit;
+  }
+
+  /** While the server is over, may a connection holding `own` bytes still read? Only within its fair share. */
+  allows(own: number): boolean {
+    return !this.over || own <= Math.max(MIN_SHARE, this.limit / Math.max(1, this.members));
+  }
+
+  add(n: number): void {
+    this.held += n;
+  }
+
+  remove(n: number): void {
+    const was = this.over;
+    this.held -= n;
+    if (was && !this.over) this.wake();
+  }
+
+  /** Call `f` once when the server next goes under its bound (or a member leaves). */
+  waitUnder(f: () => void): void {
+    this.waiters.add(f);
+  }
+
+  forget(f: () => void): void {
+    this.waiters.delete(f);
+  }
+
+  join(): void {
+    this.members++;
+  }
+
+  leave(): void {
+    this.members--;
+    // Fair shares grew: a waiting connection may read again.
+    if (this.waiters.size > 0) this.wake();
+  }
+
+  /** Once per microtask, however many releases there were: each waiter re-checks for itself. */
+  private wake(): void {
+    if (this.waking) return;
+    this.waking = true;
+    queueMicrotask(() => {
+      this.waking = false;
+      const all = [...this.waiters];
+      this.waiters.clear();
+      for (const f of all) f();
+    });
+  }
+}
+
+export class ConnectionBudget {
+  held = 0;
+  /** Told of every release while set (the connection waits for room). */
+  listener: (() => void) | undefined;
+  private closed = false;
+
+  constructor(
+    readonly limit: number,
+    readonly server: ServerBudget | undefined = undefined,
+  ) {
+    server?.join();
+  }
+
+  charge(n: number): void {
+    this.held += n;
+    this.server?.add(n);
+  }
+
+  release(n: number): void {
+    this.held -= n;
+    this.server?.remove(n);
+    this.listener?.();
+  }
+
+  /** May this connection read more? */
+  get allowsReading(): boolean {
+    return this.held <= this.limit && (this.server === undefined || this.server.allows(this.held));
+  }
+
+  /** The connection is gone: give back all it held and leave the server's count. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.listener = undefined;
+    if (this.held !== 0) this.release(this.held);
+    this.server?.leave();
+  }
+}

@@ -1,0 +1,637 @@
+/**
+ * One end of a connection, the same code on both sides: framing in and
+ * out, the connection's state, back-pressure and the byte budget, the
+ * frame and idle timers, and everything of the extended protocol that goes
+ * both ways (stream items and credit, CANCEL of a stream, ERROR frames,
+ * the connection-level ERROR). The server connection and the client
+ * connection extend it with what only their side does (running calls,
+ * matching answers). No I/O here: bytes come in through the TransportSink
+ * methods and leave through the Transport.
+ */
+import { DEFAULT_STREAM_WINDOW, MAX_TIMER_MS } from '../constants.js';
+import type { Codec } from '../codec/cbor.js';
+import { IpcborError, RemoteError, messageOf } from '../errors.js';
+import { FrameDecoder, type DecoderMode } from '../frame/decoder.js';
+import { encodeExtended, type FrameParts } from '../frame/encoder.js';
+import { encodeKindIdHeader } from '../protocol/fast-heads.js';
+import { Kind, decodeHead, errorFrame, type Head } from '../protocol/heads.js';
+import type { Disposable, Transport, TransportSink } from '../transport.js';
+import { disposable } from '../transport.js';
+import { ConnectionBudget, DECODED_ITEM_BYTES } from './budget.js';
+import { AsyncQueue } from './queue.js';
+
+export interface PeerOptions {
+  codec: Codec;
+  /** Largest payload accepted. */
+  maxFrameBytes: number;
+  /** Longest seed method name accepted (server side). */
+  maxMethodBytes?: number;
+  /** Stream items this end accepts per stream before it grants more. */
+  window: number;
+  budget: ConnectionBudget;
+  /** ms a peer has to finish a frame once its first byte arrived (0: no limit). */
+  frameTimeout: number;
+  /** ms without a frame, and with nothing in flight, before the connection is closed (0: never). */
+  idleTimeout: number;
+  /**
+   * Stop reading while our own writes are backed up. Right for a server (a
+   * client that does not read its answers may not send more calls); wrong
+   * for a client, where both ends waiting on each other would deadlock.
+   */
+  pauseWhileWriteBlocked: boolean;
+}
+
+/** `open`, then `closing` (no new work, finishing what runs), then `closed`. */
+export type PeerState = 'open' | 'closing' | 'closed';
+
+/** A stream this end receives: its items wait in a queue; credit is granted as they are read. */
+interface Inbound {
+  readonly queue: AsyncQueue<unknown>;
+  /** Items the sender may still send. */
+  allowance: number;
+  /** Items read since credit was last granted. */
+  consumed: number;
+}
+
+/** A stream this end sends: it may send `credit` more items. */
+interface Outbound {
+  credit: number;
+  stopped: boolean;
+  wake: (() => void) | undefined;
+}
+
+const setTimer = globalThis.setTimeout;
+const clearTimer = globalThis.clearTimeout;
+
+/** A timer that does not keep the process alive where the platform allows. */
+export function backgroundTimer(f: () => void, ms: number): ReturnType<typeof setTimeout> {
+  const t = setTimer(f, Math.min(ms, MAX_TIMER_MS));
+  (t as { unref?: () => void }).unref?.();
+  return t;
+}
+
+export abstract class Peer implements TransportSink {
+  state: PeerState = 'open';
+  /** `seed` until a hello succeeds, then `extended`. */
+  protocol: 'seed' | 'extended' = 'seed';
+  /** Resolves once the connection has closed, however it closed: IPCBOR_ERR_CONNECTION_CLOSED, with the reason as its cause. */
+  readonly closed: Promise<IpcborError>;
+  /** Largest payload the other end accepts (from its hello). */
+  peerMaxFrame = Infinity;
+  /** Items the other end accepts per stream before granting more (from its hello). */
+  peerWindow = DEFAULT_STREAM_WINDOW;
+
+  protected readonly transport: Transport;
+  protected readonly codec: Codec;
+  protected readonly decoder: FrameDecoder;
+  protected readonly budget: ConnectionBudget;
+  protected readonly window: number;
+  private readonly options: PeerOptions;
+  private readonly inbound = new Map<number, Inbound>();
+  private readonly outbound = new Map<number, Outbound>();
+  private resolveClosed!: (err: IpcborError) => void;
+  private closeReason: IpcborError | undefined;
+  private reading = true;
+  protected writeBlocked = false;
+  private writeWaiters: (() => void)[] = [];
+  /** Bytes charged for what the transport has not written yet, and for the decoder's partial frame. */
+  private chargedOut = 0;
+  private chargedIn = 0;
+  private frameTimer: ReturnType<typeof setTimeout> | undefined;
+  private frameMark = 0;
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastFrameAt = 0;
+  /** Room was released (here or on the server): read again, and let waiting writers on. */
+  private readonly recheck = () => {
+    this.updateReading();
+    if (this.writeWaiters.length > 0 && !this.writeBlocked && (this.state === 'closed' || this.budget.allowsReading)) this.wakeWriters();
+  };
+
+  constructor(transport: Transport, mode: DecoderMode, options: PeerOptions) {
+    this.transport = transport;
+    this.options = options;
+    this.codec = options.codec;
+    this.budget = options.budget;
+    this.window = options.window;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.decoder = new FrameDecoder(
+      mode,
+      {
+        request: (method, payload) => this.frame(() => this.onSeedRequest(method, payload)),
+        response: (ret, body) => this.frame(() => this.onSeedResponse(ret, body)),
+        extended: (head, payload) => this.frame(() => this.onExtended(head, payload)),
+      },
+      options.maxMethodBytes === undefined ? { maxFrameBytes: options.maxFrameBytes } : { maxFrameBytes: options.maxFrameBytes, maxMethodBytes: options.maxMethodBytes },
+    );
+    if (options.idleTimeout > 0) this.armIdle(options.idleTimeout);
+  }
+
+  // ---- what each side adds --------------------------------------------------
+
+  /** A seed request arrived (server side). */
+  protected onSeedRequest(_method: string, _payload: Uint8Array): void {
+    this.fail(new IpcborError('IPCBOR_ERR_PROTOCOL', 'unexpected seed request'));
+  }
+
+  /** A seed response arrived (client side). */
+  protected onSeedResponse(_ret: number, _body: Uint8Array): void {
+    this.fail(new IpcborError('IPCBOR_ERR_PROTOCOL', 'unexpected seed response'));
+  }
+
+  /** An extended frame that only one side handles (CALL, NOTIFY, RESULT, EVENT). */
+  protected abstract onFrame(head: Head, payload: Uint8Array): void;
+  /** The other end cancelled call `id` (after its outbound stream, if any, was stopped). */
+  protected abstract onCancel(id: number): void;
+  /** The other end reported an error for call `id` (after its inbound stream, if any, failed). */
+  protected abstract onCallError(id: number, err: RemoteError): void;
+  /** An ITEM or END arrived for an id with no stream yet: the side may open one (a client's result stream). */
+  protected abstract inboundFor(id: number): AsyncQueue<unknown> | undefined;
+  /** The connection closed: settle everything. Called once. */
+  protected abstract onClosed(reason: IpcborError): void;
+  /** Is nothing in flight (for the idle timer and a graceful close)? */
+  protected abstract get quiet(): boolean;
+  /** Extra reasons not to read now (the server's seed answers owed). */
+  protected holdsReading(): boolean {
+    return false;
+  }
+  /** The transport can take more: a side may send what it held back. */
+  protected onWritable(): void {}
+  /** Something the other end did wrong that it will not hear of by itself. */
+  protected report(_err: IpcborError): void {}
+
+  // ---- TransportSink ---------------------------------------------------------
+
+  onData(chunk: Uint8Array): void {
+    if (this.state === 'closed') return;
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      this.fail(asIpcborError(err));
+      return;
+    }
+    this.syncIn();
+  }
+
+  onDrain(): void {
+    this.syncOut();
+    if (!this.writeBlocked) return;
+    this.writeBlocked = false;
+    const waiters = this.writeWaiters;
+    this.writeWaiters = [];
+    for (const w of waiters) w();
+    this.onWritable();
+    this.updateReading();
+  }
+
+  onClose(cause?: unknown): void {
+    if (this.closeReason) return;
+    const reason =
+      cause instanceof IpcborError
+        ? cause
+        : new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', cause === undefined ? 'the connection closed' : `the connection closed: ${messageOf(cause)}`, cause === undefined ? {} : { cause });
+    this.closeReason = reason;
+    this.state = 'closed';
+    if (this.frameTimer !== undefined) clearTimer(this.frameTimer);
+    if (this.idleTimer !== undefined) clearTimer(this.idleTimer);
+    this.budget.server?.forget(this.recheck);
+    const gone = new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed', { cause: reason });
+    for (const s of this.inbound.values()) s.queue.fail(gone);
+    this.inbound.clear();
+    for (const o of this.outbound.values()) stop(o);
+    this.outbound.clear();
+    this.wakeWriters();
+    this.onClosed(reason);
+    this.budget.close();
+    this.resolveClosed(
+      reason.code === 'IPCBOR_ERR_CONNECTION_CLOSED' ? reason : new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the connection closed: ${reason.message}`, { cause: reason }),
+    );
+  }
+
+  // ---- state -------------------------------------------------------------------
+
+  /** Why the connection closed (undefined while open). */
+  get reason(): IpcborError | undefined {
+    return this.closeReason;
+  }
+
+  /** Call `listener` once the connection has closed. */
+  onceClosed(listener: (reason: IpcborError) => void): Disposable {
+    let live = true;
+    void this.closed.then((r) => live && listener(r));
+    return disposable(() => (live = false));
+  }
+
+  /** Close at once: what is not written is dropped. */
+  destroy(cause?: IpcborError): void {
+    if (this.state === 'closed') return;
+    this.transport.destroy();
+    this.onClose(cause);
+  }
+
+  /**
+   * The other end broke the protocol or sent what cannot be read: tell it
+   * why (extended protocol: ERROR on id 0; seed: the side decides), then
+   * close. Every call and stream ends with the error.
+   */
+  fail(err: IpcborError): void {
+    if (this.state === 'closed') return;
+    this.report(err);
+    if (this.protocol === 'extended' && !(err instanceof RemoteError)) {
+      this.write(errorFrame(this.codec, 0, err.code, err.message));
+      this.state = 'closing';
+      this.transport.end();
+      // Everything settles now; the transport's close follows.
+      this.onClose(err);
+    } else {
+      this.destroy(err);
+    }
+  }
+
+  /** Flush what was written, then close. */
+  protected endTransport(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closing';
+    this.transport.end();
+  }
+
+  // ---- reading: back-pressure, budget, timers ----------------------------------
+
+  /** Run one received frame; a frame that throws fails the connection rather than the process. */
+  private frame(run: () => void): void {
+    if (this.state === 'closed') return;
+    this.lastFrameAt = Date.now();
+    try {
+      run();
+    } catch (err) {
+      this.fail(asIpcborError(err));
+    }
+  }
+
+  /** Charge the partial frame the decoder holds, and time it. */
+  private syncIn(): void {
+    const held = this.decoder.buffered;
+    if (held !== this.chargedIn) {
+      this.budget.charge(held - this.chargedIn);
+      this.chargedIn = held;
+    }
+    this.armFrameTimer();
+    this.updateReading();
+  }
+
+  private armFrameTimer(): void {
+    const limit = this.options.frameTimeout;
+    if (limit <= 0) return;
+    if (this.decoder.idle || !this.reading || this.state === 'closed') {
+      if (this.frameTimer !== undefined) clearTimer(this.frameTimer);
+      this.frameTimer = undefined;
+      return;
+    }
+    if (this.frameTimer !== undefined) return;
+    this.frameMark = this.decoder.delivered;
+    this.frameTimer = backgroundTimer(() => {
+      this.frameTimer = undefined;
+      // A frame was delivered meanwhile: the one pending now started later.
+      if (this.decoder.delivered !== this.frameMark) return this.armFrameTimer();
+      if (this.decoder.idle || !this.reading) return;
+      this.fail(new IpcborError('IPCBOR_ERR_FRAME_TIMEOUT', `a frame was not finished within ${limit} ms of its first byte`));
+    }, limit);
+  }
+
+  private armIdle(limit: number): void {
+    this.lastFrameAt = Date.now();
+    const check = () => {
+      this.idleTimer = undefined;
+      if (this.state === 'closed') return;
+      const idleFor = Date.now() - this.lastFrameAt;
+      if (idleFor >= limit && this.quiet && this.decoder.idle) {
+        this.report(new IpcborError('IPCBOR_ERR_IDLE_TIMEOUT', `closed after ${limit} ms idle`));
+        this.endTransport();
+        return;
+      }
+      this.idleTimer = backgroundTimer(check, Math.max(1, limit - Math.min(idleFor, limit) || limit));
+    };
+    this.idleTimer = backgroundTimer(check, limit);
+  }
+
+  /**
+   * Read or not: reading goes on while the connection is open, within its
+   * budget, and (on a server) while its answers are leaving.
+   */
+  protected updateReading(): void {
+    if (this.state === 'closed') return;
+    const budgetOk = this.budget.allowsReading;
+    const want = budgetOk && !(this.writeBlocked && this.options.pauseWhileWriteBlocked) && !this.holdsReading();
+    if (!budgetOk) {
+      // Released bytes, here or anywhere on the server, bring us back.
+      this.budget.listener = this.recheck;
+      this.budget.server?.waitUnder(this.recheck);
+    } else {
+      this.budget.listener = undefined;
+    }
+    if (want === this.reading) return;
+    this.reading = want;
+    if (!want) {
+      this.transport.pause();
+      this.decoder.hold();
+      this.armFrameTimer();
+      return;
+    }
+    this.transport.resume();
+    try {
+      this.decoder.release();
+    } catch (err) {
+      this.fail(asIpcborError(err));
+      return;
+    }
+    this.syncIn();
+  }
+
+  // ---- writing -------------------------------------------------------------
+
+  protected write(parts: FrameParts): void {
+    if (this.state === 'closed') return;
+    if (!this.transport.write(parts)) this.writeBlocked = true;
+    this.syncOut();
+    if (this.writeBlocked && this.options.pauseWhileWriteBlocked) this.updateReading();
+  }
+
+  /** Charge the bytes the transport holds unwritten. */
+  private syncOut(): void {
+    const pending = this.transport.pendingBytes;
+    if (pending !== this.chargedOut) {
+      this.budget.charge(pending - this.chargedOut);
+      this.chargedOut = pending;
+    }
+  }
+
+  /** Resolves when more may be written (back-pressure and budget), or at once. */
+  protected whenWritable(): Promise<void> | undefined {
+    if (this.state === 'closed' || (!this.writeBlocked && this.budget.allowsReading)) return undefined;
+    return new Promise((resolve) => {
+      this.writeWaiters.push(resolve);
+      // Over budget: updateReading registers for the release that wakes us.
+      this.updateReading();
+    });
+  }
+
+  private wakeWriters(): void {
+    const waiters = this.writeWaiters;
+    this.writeWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  protected writeHead(head: readonly unknown[]): void {
+    if (this.state === 'closed') return;
+    this.write(encodeExtended(this.codec.encode(head)));
+  }
+
+  /**
+   * RESULT or ITEM with its value. A value that cannot be encoded, or is
+   * over the other end's limit, throws (the caller turns it into an ERROR).
+   */
+  protected writeValue(kind: number, id: number, value: unknown, method: string): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode(value);
+    } catch (err) {
+      throw new IpcborError('IPCBOR_ERR_ENCODE', `${kind === Kind.Item ? 'stream item' : 'result'} could not be encoded: ${messageOf(err)}`, { method, cause: err });
+    }
+    this.checkOutgoing(bytes.length, kind === Kind.Item ? 'stream item' : 'result', method);
+    this.write([encodeKindIdHeader(kind, id, bytes.length), bytes]);
+  }
+
+  /** Refuse to send what the other end said it will not take. */
+  protected checkOutgoing(length: number, what: string, method: string): void {
+    if (length > this.peerMaxFrame) {
+      throw new IpcborError('IPCBOR_ERR_FRAME_TOO_LARGE', `${what} of ${length} bytes is over the peer's limit of ${this.peerMaxFrame} bytes`, { method });
+    }
+  }
+
+  /** ERROR for call `id` (0: the connection), with the error's data if it can be sent. */
+  protected writeError(id: number, err: IpcborError): void {
+    let data: Uint8Array | undefined;
+    if (err.data !== undefined) {
+      try {
+        data = this.codec.encode(err.data);
+        if (data.length > this.peerMaxFrame) data = undefined;
+      } catch {
+        data = undefined;
+      }
+    }
+    this.write(errorFrame(this.codec, id, String(err.code), err.message, data));
+  }
+
+  // ---- decoding ----------------------------------------------------------------
+
+  /** Decode a payload; returns the value and what holding it costs (wire bytes plus decoded items). */
+  protected decodeCosted(payload: Uint8Array): { value: unknown; cost: number } {
+    const value = this.codec.decode(payload);
+    return { value, cost: payload.length + ((this.codec as { lastItems?: number }).lastItems ?? 1) * DECODED_ITEM_BYTES };
+  }
+
+  private onExtended(headBytes: Uint8Array, payload: Uint8Array): void {
+    const head = decodeHead(this.codec, headBytes);
+    switch (head.kind) {
+      case Kind.Item:
+      case Kind.End:
+        return this.onStreamFrame(head.kind, head.id, payload);
+      case Kind.Credit: {
+        const out = this.outbound.get(head.id);
+        if (out) {
+          // Credit adds up, and never past what a number holds exactly.
+          out.credit = Math.min(out.credit + head.n, Number.MAX_SAFE_INTEGER);
+          wake(out);
+        }
+        return;
+      }
+      case Kind.Cancel: {
+        const out = this.outbound.get(head.id);
+        if (out) stop(out);
+        return this.onCancel(head.id);
+      }
+      case Kind.Error: {
+        let data: unknown;
+        if (payload.length > 0) {
+          try {
+            data = this.codec.decode(payload);
+          } catch {
+            data = undefined;
+          }
+        }
+        const err = new RemoteError(head.code, head.message, { data });
+        if (head.id === 0) {
+          // The other end gave up on the connection and is closing it.
+          this.report(err);
+          this.destroy(err);
+          return;
+        }
+        // The side settles its call first (a client names the method in the
+        // error its reader gets); a stream still open ends with the error.
+        this.onCallError(head.id, err);
+        this.closeInbound(head.id, err);
+        return;
+      }
+      default:
+        return this.onFrame(head, payload);
+    }
+  }
+
+  private onStreamFrame(kind: typeof Kind.Item | typeof Kind.End, id: number, payload: Uint8Array): void {
+    let s = this.inbound.get(id);
+    if (!s) {
+      const queue = this.inboundFor(id);
+      if (!queue) return; // a late frame of a stream already finished here
+      s = this.adoptInbound(id, queue);
+    }
+    if (kind === Kind.End) {
+      this.inbound.delete(id);
+      s.queue.end();
+      this.onStreamEnd(id);
+      return;
+    }
+    if (--s.allowance < 0) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `stream ${id} sent more items than its credit`);
+    let item: { value: unknown; cost: number };
+    try {
+      item = this.decodeCosted(payload);
+    } catch (err) {
+      this.inbound.delete(id);
+      const e = new IpcborError('IPCBOR_ERR_DECODE', `stream item: ${messageOf(err)}`, { cause: err });
+      s.queue.fail(e);
+      // Tell the sender to stop; the reader sees the error.
+      this.writeHead([Kind.Cancel, id]);
+      return;
+    }
+    this.budget.charge(item.cost);
+    s.queue.push(item.value, item.cost);
+    this.updateReading();
+  }
+
+  /** A queue for a stream this end receives on call `id`, with credit granted as the reader takes items. */
+  protected openInbound(id: number): AsyncQueue<unknown> {
+    const queue: AsyncQueue<unknown> = new AsyncQueue({
+      released: (bytes, taken) => {
+        this.budget.release(bytes);
+        const s = this.inbound.get(id);
+        if (!taken || s === undefined || s.queue !== queue) return;
+        // Grant in batches of half a window: fewer CREDIT frames, no stall.
+        if (++s.consumed >= Math.max(1, this.window >> 1)) {
+          s.allowance += s.consumed;
+          this.writeHead([Kind.Credit, id, s.consumed]);
+          s.consumed = 0;
+        }
+      },
+      stopped: () => {
+        if (this.inbound.get(id)?.queue !== queue) return;
+        this.inbound.delete(id);
+        this.writeHead([Kind.Cancel, id]);
+        this.onReaderStopped(id);
+      },
+    });
+    this.adoptInbound(id, queue);
+    return queue;
+  }
+
+  private adoptInbound(id: number, queue: AsyncQueue<unknown>): Inbound {
+    let s = this.inbound.get(id);
+    if (s?.queue === queue) return s;
+    s = { queue, allowance: this.window, consumed: 0 };
+    this.inbound.set(id, s);
+    return s;
+  }
+
+  /** Inbound stream `id` ended (END arrived). */
+  protected onStreamEnd(_id: number): void {}
+
+  /** The reader of inbound stream `id` stopped early (CANCEL was sent). */
+  protected onReaderStopped(_id: number): void {}
+
+  /** End inbound stream `id` here (its call ended): the reader gets `err`. */
+  protected closeInbound(id: number, err: IpcborError): void {
+    const s = this.inbound.get(id);
+    if (!s) return;
+    this.inbound.delete(id);
+    s.queue.fail(err);
+  }
+
+  // ---- sending a stream ------------------------------------------------------
+
+  /**
+   * Send `source` as the stream of call `id`, item by item as credit
+   * allows, waiting whenever the transport is backed up or the connection
+   * is over its budget: each item is checked before it is asked for.
+   * Resolves with how it ended: `done`, `stopped` (the other end
+   * cancelled, or the call ended), or the error it failed with (sent as
+   * ERROR for the call). The source is closed unless it finished by itself.
+   */
+  protected async sendStream(id: number, source: AsyncIterable<unknown>, method: string): Promise<'done' | 'stopped' | IpcborError> {
+    const out: Outbound = { credit: this.peerWindow, stopped: false, wake: undefined };
+    this.outbound.set(id, out);
+    let it: AsyncIterator<unknown> | undefined;
+    let sourceDone = false;
+    try {
+      it = source[Symbol.asyncIterator]();
+      for (;;) {
+        while (!out.stopped && out.credit <= 0) await new Promise<void>((r) => (out.wake = r));
+        if (out.stopped) return 'stopped';
+        const blocked = this.whenWritable();
+        if (blocked) await blocked;
+        if (out.stopped || this.state === 'closed') return 'stopped';
+        let r: IteratorResult<unknown>;
+        try {
+          r = await it.next();
+        } catch (err) {
+          sourceDone = true;
+          throw err;
+        }
+        if (r.done) {
+          sourceDone = true;
+          if (out.stopped) return 'stopped';
+          this.writeHead([Kind.End, id]);
+          return 'done';
+        }
+        if (out.stopped) return 'stopped';
+        out.credit--;
+        this.writeValue(Kind.Item, id, r.value, method);
+      }
+    } catch (err) {
+      if (out.stopped) return 'stopped';
+      const e = asIpcborError(err, method, 'IPCBOR_ERR_HANDLER');
+      this.writeError(id, e);
+      return e;
+    } finally {
+      if (this.outbound.get(id) === out) this.outbound.delete(id);
+      if (!sourceDone && it) {
+        try {
+          await it.return?.();
+        } catch {
+          // the source's own cleanup failed; nobody is left to tell
+        }
+      }
+    }
+  }
+
+  /** Stop sending the stream of call `id` (the call ended here). */
+  protected stopOutbound(id: number): void {
+    const out = this.outbound.get(id);
+    if (!out) return;
+    this.outbound.delete(id);
+    stop(out);
+  }
+}
+
+function wake(out: Outbound): void {
+  const w = out.wake;
+  out.wake = undefined;
+  w?.();
+}
+
+function stop(out: Outbound): void {
+  out.stopped = true;
+  wake(out);
+}
+
+/** Whatever was thrown, as an IpcborError (a foreign error keeps its text and becomes the cause). */
+export function asIpcborError(err: unknown, method?: string, code: 'IPCBOR_ERR_PROTOCOL' | 'IPCBOR_ERR_HANDLER' = 'IPCBOR_ERR_PROTOCOL'): IpcborError {
+  if (err instanceof IpcborError) return err;
+  return new IpcborError(code, messageOf(err), method === undefined ? { cause: err } : { cause: err, method });
+}

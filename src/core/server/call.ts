@@ -1,0 +1,122 @@
+/**
+ * A call as the server runs it. Decoding a frame makes an IncomingCall and
+ * hands it to an executor; the executor decides when it runs (the usual
+ * server: at once; the lazy server: when the application asks). Running it
+ * means `dispatch`: find the method, decode and check the params, call the
+ * handler, and settle the call once with `reply` or `fail`.
+ */
+import { IpcborError, messageOf } from '../errors.js';
+import type { ConnectionInfo } from '../transport.js';
+import type { CallContext, Dispatcher } from './dispatcher.js';
+
+/**
+ * The context a handler gets. Its AbortSignal is made only when the handler
+ * asks for it: most handlers never do, and an AbortController per call is
+ * a large part of a small call's cost.
+ */
+export class Context implements CallContext {
+  private controller: AbortController | undefined;
+  private reason: unknown;
+  /** What the application passed to the executor that ran the call (the lazy server's context). */
+  app: unknown = undefined;
+
+  constructor(
+    readonly method: string,
+    readonly connection: ConnectionInfo,
+    readonly deadline: number | undefined,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason !== undefined) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.reason !== undefined || this.controller?.signal.aborted === true;
+  }
+
+  abort(reason: unknown): void {
+    if (this.controller) this.controller.abort(reason);
+    else this.reason ??= reason;
+  }
+}
+
+/** A decoded call, waiting to be run by an executor. */
+export interface IncomingCall {
+  readonly method: string;
+  readonly ctx: Context;
+  /**
+   * The params: decoded on first use (a method that takes none never pays
+   * for decoding), charged to the connection's budget; throws
+   * IPCBOR_ERR_INVALID_PARAMS when the payload is not valid CBOR. A
+   * streamed call's params are its stream.
+   */
+  params(): unknown;
+  /** Settle with the handler's value (an async iterable becomes a stream). Later calls are ignored. */
+  reply(value: unknown): void;
+  /** Settle with an error. Later calls are ignored. */
+  fail(err: IpcborError): void;
+  /** True once settled, cancelled, or its connection closed: running it is pointless. */
+  readonly done: boolean;
+}
+
+/** Decides when calls run. The usual server runs each at once. */
+export type Executor = (call: IncomingCall) => void;
+
+/** Run a call now: the usual server's executor, given its dispatcher. */
+export function immediate(dispatcher: Dispatcher): Executor {
+  return (call) => dispatch(call, dispatcher);
+}
+
+/**
+ * Run one call against a dispatcher and settle it: at once when the
+ * handler returns a plain value (no promise, no extra microtask), or when
+ * its promise settles.
+ */
+export function dispatch(call: IncomingCall, dispatcher: Dispatcher, app?: unknown): void {
+  if (call.done) return;
+  const method = call.method;
+  if (app !== undefined) call.ctx.app = app;
+  const entry = dispatcher.lookup(method);
+  if (entry === undefined) {
+    call.fail(new IpcborError('IPCBOR_ERR_UNKNOWN_METHOD', `unknown method: ${method}`, { method }));
+    return;
+  }
+  let params: unknown;
+  if (entry.takesParams !== false) {
+    try {
+      params = call.params();
+    } catch (err) {
+      call.fail(err instanceof IpcborError ? err : new IpcborError('IPCBOR_ERR_INVALID_PARAMS', messageOf(err), { method, cause: err }));
+      return;
+    }
+  }
+  let value: unknown;
+  try {
+    value = entry.invoke(params, call.ctx);
+  } catch (err) {
+    call.fail(toIpcborError(err, method));
+    return;
+  }
+  if (isThenable(value)) {
+    value.then(
+      (v) => call.reply(v),
+      (err: unknown) => call.fail(toIpcborError(err, method)),
+    );
+  } else {
+    call.reply(value);
+  }
+}
+
+export function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as PromiseLike<unknown>).then === 'function';
+}
+
+/** Turn whatever a handler threw into an error with a code. */
+export function toIpcborError(err: unknown, method?: string): IpcborError {
+  if (err instanceof IpcborError) return err;
+  return new IpcborError('IPCBOR_ERR_HANDLER', messageOf(err), { cause: err, ...(method === undefined ? {} : { method }) });
+}

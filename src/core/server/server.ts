@@ -1,0 +1,194 @@
+/**
+ * A server without sockets: it takes Transports, one per connection, and
+ * runs them against one dispatcher, one executor, one event hub and one
+ * byte budget. `serve()` (src/node/server.ts) only listens and hands it
+ * sockets; the lazy server and the event loop reuse it with another
+ * executor.
+ */
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTION_BYTES, DEFAULT_MAX_SERVER_BYTES } from '../constants.js';
+import { IpcborError } from '../errors.js';
+import { ConnectionBudget, ServerBudget } from '../peer/budget.js';
+import { backgroundTimer } from '../peer/peer.js';
+import { isService, ServiceRouter, type AnyService, type Mounted } from '../service.js';
+import type { ConnectionInfo, Disposable, Transport } from '../transport.js';
+import { disposable } from '../transport.js';
+import { immediate, type Executor } from './call.js';
+import { ServerConnection, type ServerConnectionOptions } from './connection.js';
+import { handlersDispatcher, type Dispatcher, type Handler } from './dispatcher.js';
+import { EventHub } from './event-hub.js';
+
+export interface ServerCoreOptions extends ServerConnectionOptions {
+  /** With several services: the one that also answers bare method names (default: the first; null: none). */
+  defaultService?: AnyService | null;
+  /** Connections held at once (default 10,000); more are refused as they arrive. */
+  maxConnections?: number;
+  /** Bytes all connections together may make the server hold (default 256 MiB). */
+  maxServerBytes?: number;
+  /** How long `close()` waits for a connection to finish its calls before cutting it, in ms (default 10,000). */
+  closeTimeout?: number;
+}
+
+/** Anything a server can serve: a service, several, a dispatcher, or a plain object of handlers. */
+export type Servable = AnyService | readonly (AnyService | Mounted)[] | Dispatcher | Record<string, Handler>;
+
+export function toDispatcher(target: Servable, defaultService?: AnyService | null): Dispatcher {
+  if (isService(target)) return new ServiceRouter([target]);
+  if (Array.isArray(target)) return new ServiceRouter(target as readonly (AnyService | Mounted)[], defaultService);
+  if (typeof (target as Dispatcher).lookup === 'function' && typeof (target as Dispatcher).methodNames === 'function') return target as Dispatcher;
+  return handlersDispatcher(target as Record<string, Handler>);
+}
+
+/** Refused connections answered at once, beyond the limit, before the rest are simply closed. */
+const REFUSING_MAX = 64;
+/** How long a refused connection may take to send its first frame and read the answer. */
+const REFUSE_GRACE_MS = 2000;
+
+export class ServerCore implements AsyncDisposable {
+  readonly dispatcher: Dispatcher;
+  readonly hub: EventHub;
+  readonly budget: ServerBudget;
+  private readonly options: ServerCoreOptions;
+  private readonly connections = new Set<ServerConnection>();
+  private readonly host: { executor: Executor; eventNames: () => ReadonlySet<string> | undefined };
+  private readonly connectListeners = new Set<(c: ServerConnection) => void>();
+  private readonly closeListeners = new Set<(c: ServerConnection, reason: IpcborError) => void>();
+  private readonly unforward: (() => void) | undefined;
+  private refusing = 0;
+  private nextId = 1;
+  private closing: Promise<void> | undefined;
+
+  constructor(target: Servable, options: ServerCoreOptions = {}, executor?: Executor) {
+    this.options = options;
+    this.dispatcher = toDispatcher(target, options.defaultService);
+    this.hub = new EventHub();
+    this.budget = new ServerBudget(options.maxServerBytes ?? DEFAULT_MAX_SERVER_BYTES);
+    const dispatcher = this.dispatcher;
+    this.host = {
+      executor: executor ?? immediate(dispatcher),
+      eventNames: () => dispatcher.eventNames?.(),
+    };
+    this.unforward = dispatcher instanceof ServiceRouter ? dispatcher.forwardEvents((name, payload, alias) => this.hub.emit(name, payload, alias)) : undefined;
+  }
+
+  /** Connections open now. */
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /** True once close() or destroy() was called. */
+  get stopping(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /**
+   * A new connection on `transport`: attach the transport to what this
+   * returns. Over maxConnections, or while closing, the connection is
+   * refused: a client that sends a hello hears IPCBOR_ERR_OVERLOADED (or
+   * IPCBOR_ERR_SHUTTING_DOWN), a seed client gets the same text as the
+   * error of its first call, and the connection closes. Returns undefined
+   * when even that is too much (the transport is already destroyed).
+   */
+  accept(transport: Transport, info: { transport: string; remote?: string }): ServerConnection | undefined {
+    const id = this.nextId++;
+    const full: Omit<ConnectionInfo, 'protocol'> = info.remote === undefined ? { id, transport: info.transport } : { id, transport: info.transport, remote: info.remote };
+    const max = this.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    if (this.connections.size >= max || this.closing) {
+      if (this.refusing >= REFUSING_MAX) {
+        transport.destroy();
+        return undefined;
+      }
+      const why = this.closing
+        ? new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down')
+        : new IpcborError('IPCBOR_ERR_OVERLOADED', `the server holds its maximum of ${max} connections`);
+      return this.refuse(transport, full, why);
+    }
+    const budget = new ConnectionBudget(this.options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES, this.budget);
+    const c = new ServerConnection(transport, this.host, full, this.options, budget);
+    this.connections.add(c);
+    this.hub.add(c);
+    void c.closed.then((reason) => {
+      this.connections.delete(c);
+      this.hub.delete(c);
+      for (const l of this.closeListeners) guarded(() => l(c, reason));
+    });
+    for (const l of this.connectListeners) guarded(() => l(c));
+    return c;
+  }
+
+  /** Answer the first frame with `why`, then close; cut after a short grace. */
+  private refuse(transport: Transport, info: Omit<ConnectionInfo, 'protocol'>, why: IpcborError): ServerConnection {
+    this.refusing++;
+    const c = new ServerConnection(transport, { executor: (call) => call.fail(why), eventNames: () => undefined }, info, this.options);
+    c.refusal = why;
+    const cut = backgroundTimer(() => c.destroy(why), REFUSE_GRACE_MS);
+    void c.closed.then(() => {
+      clearTimeout(cut);
+      this.refusing--;
+    });
+    return c;
+  }
+
+  /** Call `listener` with every new connection. */
+  onConnect(listener: (c: ServerConnection) => void): Disposable {
+    this.connectListeners.add(listener);
+    return disposable(() => this.connectListeners.delete(listener));
+  }
+
+  /** Call `listener` when a connection has closed, with why. */
+  onDisconnect(listener: (c: ServerConnection, reason: IpcborError) => void): Disposable {
+    this.closeListeners.add(listener);
+    return disposable(() => this.closeListeners.delete(listener));
+  }
+
+  /** Send event `name` to every connection subscribed to it; returns how many. */
+  emit(name: string, payload: unknown = null): number {
+    return this.hub.emit(name, payload);
+  }
+
+  /**
+   * Take no new connections or calls, let calls in flight finish (cut
+   * after closeTimeout), close every connection. Safe to call twice.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.unforward?.();
+      const limit = this.options.closeTimeout ?? 10_000;
+      await Promise.all(
+        [...this.connections].map(async (c) => {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const cut = new Promise<void>((resolve) => {
+            // Not a background timer: close() must settle, so code after `await close()` runs.
+            timer = setTimeout(() => {
+              c.destroy();
+              resolve();
+            }, limit);
+          });
+          await Promise.race([c.shutdown(), cut]);
+          clearTimeout(timer);
+        }),
+      );
+    })();
+    return this.closing;
+  }
+
+  /** Stop at once: abort every handler, drop every connection. */
+  destroy(): void {
+    this.closing ??= Promise.resolve();
+    this.unforward?.();
+    for (const c of this.connections) c.destroy();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function guarded(f: () => void): void {
+  try {
+    f();
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
+}

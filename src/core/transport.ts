@@ -1,0 +1,63 @@
+/**
+ * What a connection needs from a byte stream, and what it gives back. The
+ * Node socket adapter (src/node/socket-transport.ts) is one Transport; a
+ * WebSocket or an in-memory pipe (test/memory-transport.ts) can be others.
+ * The peer calls the Transport; the Transport calls the peer's sink.
+ */
+import type { FrameParts } from './frame/encoder.js';
+
+export interface Transport {
+  /**
+   * Queue a frame for writing. Returns false once the bytes not yet handed
+   * to the operating system reach the transport's high-water mark: wait for
+   * `onDrain` before writing more.
+   */
+  write(parts: FrameParts): boolean;
+  /** Bytes written and not yet handed to the operating system. */
+  readonly pendingBytes: number;
+  /** Stop delivering received bytes (backpressure); `resume` starts again. */
+  pause(): void;
+  resume(): void;
+  /** Flush what was written, then close. */
+  end(): void;
+  /** Close at once, dropping what is not yet written. */
+  destroy(): void;
+}
+
+/** How a Transport reports back to the connection it carries. */
+export interface TransportSink {
+  /** Bytes arrived. */
+  onData(chunk: Uint8Array): void;
+  /** Written bytes were handed on: `pendingBytes` went down (below the high-water mark). */
+  onDrain(): void;
+  /** The stream closed, for whatever reason; `cause` is the error, if one closed it. Called once. */
+  onClose(cause?: unknown): void;
+}
+
+/** Facts about the peer, handed to handlers in `ctx.connection`. */
+export interface ConnectionInfo {
+  /** Unique per server, from 1. */
+  readonly id: number;
+  /** `unix`, `tcp`, `tls`, `ws`, `memory`, … */
+  readonly transport: string;
+  /** The peer's address where the transport has one (`127.0.0.1:51234`). */
+  readonly remote?: string;
+  /** Which framing the connection speaks: the seed framing, or the negotiated extended protocol. */
+  readonly protocol: 'seed' | 'extended';
+}
+
+/** Something to undo: what every listener registration returns. */
+export interface Disposable {
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+export function disposable(dispose: () => void): Disposable {
+  let done = false;
+  const once = () => {
+    if (done) return;
+    done = true;
+    dispose();
+  };
+  return { dispose: once, [Symbol.dispose]: once };
+}
