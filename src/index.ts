@@ -8,7 +8,7 @@ export { parseAddress, formatAddress, addressFromArgs, addressesFromArgs, type A
 export { IpcborError, RemoteError, type ErrorCode } from './core/errors.js';
 export { cbor, createCodec, type Codec } from './core/codec/cbor.js';
 export { defineService, method, serviceOf, isService, ServiceInfo, ServiceRouter } from './core/service.js';
-export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf } from './core/service.js';
+export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf, Unlisten } from './core/service.js';
 export type { Remote, RemoteEvents } from './core/remote.js';
 export { s, formatPath, type Schema, type Infer } from './core/schema.js';
 export { validate } from './core/validate.js';

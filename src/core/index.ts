@@ -17,7 +17,7 @@ export { createClient, type Client, type ClientOptions, type Dialer, type OpenTr
 export type { CallOptionsClient as CallOptions } from './client/connection.js';
 export { Subscription, type EventListener, type EventMessage } from './client/subscription.js';
 export { defineService, method, serviceOf, isService, ServiceInfo, ServiceRouter } from './service.js';
-export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf } from './service.js';
+export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf, Unlisten } from './service.js';
 export type { Remote, RemoteEvents } from './remote.js';
 export { s, formatPath, type Schema, type Infer } from './schema.js';
 export { validate } from './validate.js';

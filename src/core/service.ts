@@ -20,7 +20,7 @@ import type { StandardJSONSchemaV1, StandardSchemaV1 } from '@standard-schema/sp
 import { IpcborError } from './errors.js';
 import { checkTimeout, type CallOptionsClient } from './client/connection.js';
 import { DESCRIBE_METHOD } from './protocol/heads.js';
-import type { CallContext, Dispatcher, MethodEntry } from './server/dispatcher.js';
+import { takesParams, type CallContext, type Dispatcher, type MethodEntry } from './server/dispatcher.js';
 import type { ConnectionInfo } from './transport.js';
 import { isAsyncIterable } from './peer/streams.js';
 import { validateThen } from './validate.js';
@@ -93,6 +93,9 @@ export type AnyService = { readonly [SERVICE]: ServiceInfo<any, any> };
 
 type Listener = (payload: unknown, name: string) => void;
 
+/** What `on()` returns: call it, or dispose of it (`using`), to stop listening. */
+export type Unlisten = (() => void) & Disposable & { dispose(): void };
+
 /** What ipcbor knows of a service; reach it with `serviceOf(service)`. */
 export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null> = Record<never, never>> {
   readonly name: string;
@@ -134,14 +137,15 @@ export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, An
   }
 
   /** Listen in-process to event `name` (`*`: all). Returns a function that stops listening. */
-  on<K extends (keyof E & string) | '*'>(name: K, listener: (payload: K extends keyof E ? EventsOf<E>[K] : unknown, name: string) => void): () => void {
+  on<K extends (keyof E & string) | '*'>(name: K, listener: (payload: K extends keyof E ? EventsOf<E>[K] : unknown, name: string) => void): Unlisten {
     let set = this.listeners.get(name);
     if (!set) {
       set = new Set();
       this.listeners.set(name, set);
     }
     set.add(listener as Listener);
-    return () => set.delete(listener as Listener);
+    const off = () => void set.delete(listener as Listener);
+    return Object.assign(off, { dispose: off, [Symbol.dispose]: off });
   }
 
   /** @internal a server forwards this service's events */
@@ -269,7 +273,7 @@ export function isService(value: unknown): value is AnyService {
 /** A method as the socket side calls it: validate (when there is a schema), then run the handler. */
 function entryOf(name: string, def: AnyMethod): MethodEntry {
   const schema = def.params;
-  if (!schema) return { invoke: def.handler };
+  if (!schema) return { invoke: def.handler, takesParams: takesParams(def.handler) };
   return {
     invoke: (params: unknown, ctx: CallContext) => validateThen(schema, params, name, (valid) => def.handler(valid, ctx)),
   };
@@ -325,6 +329,7 @@ function jsonSchemaOf(schema: StandardSchemaV1 | null | undefined, io: 'input' |
  */
 export class ServiceRouter implements Dispatcher {
   private readonly table = new Map<string, MethodEntry>();
+  private readonly events = new Set<string>();
   private readonly mounted: { info: ServiceInfo; prefix: string; isDefault: boolean }[] = [];
   private description: Description | undefined;
 
@@ -347,7 +352,18 @@ export class ServiceRouter implements Dispatcher {
         }
       }
     }
-    this.table.set(DESCRIBE_METHOD, { invoke: () => this.describe() });
+    this.table.set(DESCRIBE_METHOD, { invoke: () => this.describe(), takesParams: false });
+    for (const { info, prefix, isDefault } of this.mounted) {
+      for (const event of Object.keys(info.events as object)) {
+        this.events.add(`${prefix}.${event}`);
+        if (isDefault) this.events.add(event);
+      }
+    }
+  }
+
+  /** The events clients may subscribe to: each service's under its prefix, the default one's also bare. */
+  eventNames(): ReadonlySet<string> {
+    return this.events;
   }
 
   lookup(method: string): MethodEntry | undefined {
