@@ -4,6 +4,7 @@ import { IpcborError } from '../core/errors.js';
 import { fromJson, toJson } from './json.js';
 import { option, type Command } from './command.js';
 import { methodNames } from './describe.js';
+import { isAsyncIterable } from '../core/peer/streams.js';
 
 export const callCommand: Command = {
   name: 'call',
@@ -11,7 +12,8 @@ export const callCommand: Command = {
   usage: 'ipcbor call ADDRESS METHOD [JSON] [--timeout MS] [--protocol auto|seed|extended] [--compact]',
   help: `Calls METHOD on the service at ADDRESS with the params JSON (default {}),
 converted to CBOR, and prints the result as JSON. Byte strings are written
-{"$bytes": "<hex>"} in both directions.
+{"$bytes": "<hex>"} in both directions. A method that answers with a
+stream prints one JSON line per item until the stream ends.
 
 Exit status: 0 on success; 1 when the server answers with an error (its
 text goes to stderr); 2 on a usage error; 3 when the server cannot be reached
@@ -50,6 +52,11 @@ Examples:
     const client = await connect(address, { protocol, connectTimeout: timeout, signal: io.signal });
     try {
       const result = await client.call(method, params, { timeout, signal: io.signal });
+      if (isAsyncIterable(result)) {
+        // A stream: one JSON line per item, as they arrive, until it ends.
+        for await (const item of result) io.out(toJson(item, false));
+        return 0;
+      }
       io.out(toJson(result, values.compact !== true));
       return 0;
     } catch (err) {

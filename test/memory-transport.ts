@@ -1,0 +1,116 @@
+/**
+ * An in-memory Transport pair: what one end writes, the other receives on
+ * a later microtask, with pause/resume, a high-water mark and drain, end
+ * and destroy. The protocol is unit-tested over it, with no socket.
+ */
+import type { OpenTransport } from '../src/core/client/client.js';
+import type { FrameParts } from '../src/core/frame/encoder.js';
+import type { TransportSink } from '../src/core/transport.js';
+
+export class MemoryTransport implements OpenTransport {
+  other!: MemoryTransport;
+  sink: TransportSink | undefined;
+  /** Bytes written to us and not yet delivered to our sink (we are paused, or it is not yet our turn). */
+  private inbox: Uint8Array[] = [];
+  inboxBytes = 0;
+  paused = false;
+  closed = false;
+  /** The other end asked to end once its bytes are delivered. */
+  private ending = false;
+  private scheduled = false;
+  /** Every chunk our sink received, for tests. */
+  readonly received: Uint8Array[] = [];
+  written = 0;
+
+  constructor(readonly highWater = 1024 * 1024) {}
+
+  static pair(highWater?: number): [MemoryTransport, MemoryTransport] {
+    const a = new MemoryTransport(highWater);
+    const b = new MemoryTransport(highWater);
+    a.other = b;
+    b.other = a;
+    return [a, b];
+  }
+
+  attach(sink: TransportSink): void {
+    this.sink = sink;
+    this.schedule();
+  }
+
+  write(parts: FrameParts): boolean {
+    if (this.closed || this.ending) return true;
+    const [h, b] = parts;
+    const chunk = new Uint8Array(h.length + b.length);
+    chunk.set(h, 0);
+    chunk.set(b, h.length);
+    this.written += chunk.length;
+    this.other.enqueue(chunk);
+    return this.pendingBytes < this.highWater;
+  }
+
+  /** Raw bytes into the other end, as a misbehaving peer would send them. */
+  writeRaw(bytes: Uint8Array): void {
+    this.other.enqueue(bytes);
+  }
+
+  get pendingBytes(): number {
+    return this.other.inboxBytes;
+  }
+
+  private enqueue(chunk: Uint8Array): void {
+    if (this.closed) return;
+    this.inbox.push(chunk);
+    this.inboxBytes += chunk.length;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.deliver();
+    });
+  }
+
+  private deliver(): void {
+    const wasFull = this.inboxBytes >= this.other.highWater;
+    while (!this.paused && !this.closed && this.sink && this.inbox.length > 0) {
+      const chunk = this.inbox.shift()!;
+      this.inboxBytes -= chunk.length;
+      this.received.push(chunk);
+      this.sink.onData(chunk);
+    }
+    if (wasFull && this.inboxBytes < this.other.highWater) this.other.sink?.onDrain();
+    if (this.inbox.length === 0 && this.other.ending && !this.closed) this.closeBoth();
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.schedule();
+  }
+
+  end(): void {
+    if (this.closed) return;
+    this.ending = true;
+    this.other.schedule();
+  }
+
+  destroy(): void {
+    this.closeBoth();
+  }
+
+  private closeBoth(): void {
+    for (const t of [this, this.other]) {
+      if (t.closed) continue;
+      t.closed = true;
+      t.inbox = [];
+      t.inboxBytes = 0;
+      queueMicrotask(() => t.sink?.onClose());
+    }
+  }
+}
