@@ -121,7 +121,7 @@ export class ClientConnection extends Peer {
       budget: new ConnectionBudget(options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES),
       frameTimeout: options.frameTimeout ?? 0,
       idleTimeout: 0,
-      pauseWhileWriteBlocked: false,
+      side: 'client',
     });
     this.opts = options;
   }

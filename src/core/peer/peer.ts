@@ -34,11 +34,14 @@ export interface PeerOptions {
   /** ms without a frame, and with nothing in flight, before the connection is closed (0: never). */
   idleTimeout: number;
   /**
-   * Stop reading while our own writes are backed up. Right for a server (a
-   * client that does not read its answers may not send more calls); wrong
-   * for a client, where both ends waiting on each other would deadlock.
+   * Which end this is. A server guards its resources against the peer:
+   * what it has written and the peer has not read counts against the
+   * budget, and it stops reading while its writes are backed up (a client
+   * that does not read its answers may not send more calls). A client
+   * counts only what the server pushes at it: its own writes are its
+   * caller's doing, and both ends waiting on each other would deadlock.
    */
-  pauseWhileWriteBlocked: boolean;
+  side: 'server' | 'client';
 }
 
 /** `open`, then `closing` (no new work, finishing what runs), then `closed`. */
@@ -104,7 +107,8 @@ export abstract class Peer implements TransportSink {
   /** Room was released (here or on the server): read again, and let waiting writers on. */
   private readonly recheck = () => {
     this.updateReading();
-    if (this.writeWaiters.length > 0 && !this.writeBlocked && (this.state === 'closed' || this.budget.allowsReading)) this.wakeWriters();
+    if (this.writeWaiters.length > 0 && (this.state === 'closed' || this.mayWrite)) this.wakeWriters();
+    else if (this.writeWaiters.length > 0 && !this.writeBlocked) this.budget.server?.waitUnder(this.recheck);
   };
 
   constructor(transport: Transport, mode: DecoderMode, options: PeerOptions) {
@@ -174,11 +178,10 @@ export abstract class Peer implements TransportSink {
 
   onDrain(): void {
     this.syncOut();
-    if (!this.writeBlocked) return;
+    const wasBlocked = this.writeBlocked;
     this.writeBlocked = false;
-    const waiters = this.writeWaiters;
-    this.writeWaiters = [];
-    for (const w of waiters) w();
+    if (this.writeWaiters.length > 0 && this.mayWrite) this.wakeWriters();
+    if (!wasBlocked) return;
     this.onWritable();
     this.updateReading();
   }
@@ -320,7 +323,7 @@ export abstract class Peer implements TransportSink {
   protected updateReading(): void {
     if (this.state === 'closed') return;
     const budgetOk = this.budget.allowsReading;
-    const want = budgetOk && !(this.writeBlocked && this.options.pauseWhileWriteBlocked) && !this.holdsReading();
+    const want = budgetOk && !(this.writeBlocked && this.options.side === 'server') && !this.holdsReading();
     if (!budgetOk) {
       // Released bytes, here or anywhere on the server, bring us back.
       this.budget.listener = this.recheck;
@@ -352,11 +355,12 @@ export abstract class Peer implements TransportSink {
     if (this.state === 'closed') return;
     if (!this.transport.write(parts)) this.writeBlocked = true;
     this.syncOut();
-    if (this.writeBlocked && this.options.pauseWhileWriteBlocked) this.updateReading();
+    if (this.writeBlocked && this.options.side === 'server') this.updateReading();
   }
 
-  /** Charge the bytes the transport holds unwritten. */
+  /** Charge the bytes the transport holds unwritten (a server's budget counts them). */
   private syncOut(): void {
+    if (this.options.side !== 'server') return;
     const pending = this.transport.pendingBytes;
     if (pending !== this.chargedOut) {
       this.budget.charge(pending - this.chargedOut);
@@ -364,13 +368,25 @@ export abstract class Peer implements TransportSink {
     }
   }
 
-  /** Resolves when more may be written (back-pressure and budget), or at once. */
+  /**
+   * May a stream ask its source for another item? Not while the transport
+   * is backed up, nor while the server is over its budget and this
+   * connection holds more than its share in unsent bytes. Only bytes on
+   * their way out count here: they drain as the peer reads, whatever the
+   * streams do, so a stream can never wait on itself.
+   */
+  private get mayWrite(): boolean {
+    if (this.writeBlocked) return false;
+    const server = this.budget.server;
+    return this.options.side !== 'server' || server === undefined || server.allows(this.chargedOut);
+  }
+
+  /** Resolves when more may be written (see mayWrite), or undefined at once. */
   protected whenWritable(): Promise<void> | undefined {
-    if (this.state === 'closed' || (!this.writeBlocked && this.budget.allowsReading)) return undefined;
+    if (this.state === 'closed' || this.mayWrite) return undefined;
     return new Promise((resolve) => {
       this.writeWaiters.push(resolve);
-      // Over budget: updateReading registers for the release that wakes us.
-      this.updateReading();
+      if (!this.writeBlocked) this.budget.server?.waitUnder(this.recheck);
     });
   }
 

@@ -167,7 +167,7 @@ export class ServerConnection extends Peer {
       budget: budget ?? new ConnectionBudget(options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES),
       frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
       idleTimeout: options.idleTimeout ?? 0,
-      pauseWhileWriteBlocked: true,
+      side: 'server',
     });
     this.host = host;
     this.opts = options;
