@@ -28,6 +28,11 @@ describe('ipcbor CLI', () => {
       version: '1',
       methods: {
         blob: method({ handler: (p: { data: Uint8Array }) => ({ data: p.data, len: p.data.length, big: 2n ** 60n }) }),
+        count: method({
+          handler: async function* (p: { n: number }) {
+            for (let i = 0; i < p.n; i++) yield { i };
+          },
+        }),
       },
     });
     server = await serve([createTimer('ipc-server'), bytes], `unix:${tempSocket()}`);
@@ -45,6 +50,14 @@ describe('ipcbor CLI', () => {
     assert.match(call.stdout, /Exit status/);
     const none = await ipcbor([]);
     assert.equal(none.code, 2);
+  });
+
+  it('prints a stream as JSON lines and exits 0 when it ends', async () => {
+    const t0 = Date.now();
+    const r = await ipcbor(['call', address, 'bytes.count', '{"n":3}']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['{"i":0}', '{"i":1}', '{"i":2}']);
+    assert.ok(Date.now() - t0 < 10_000, 'it does not wait for the call timeout');
   });
 
   it('calls a method and prints the result as JSON', async () => {

@@ -9,7 +9,7 @@ import { cbor } from '../../src/core/codec/cbor.js';
 import { createClient, type Client, type ClientOptions } from '../../src/core/client/client.js';
 import { IpcborError, RemoteError } from '../../src/core/errors.js';
 import { FrameDecoder } from '../../src/core/frame/decoder.js';
-import { encodeExtended, encodeRequest } from '../../src/core/frame/encoder.js';
+import { concatParts as concat, encodeExtended, encodeRequest, encodeResponse } from '../../src/core/frame/encoder.js';
 import { ServerCore, type Servable, type ServerCoreOptions } from '../../src/core/server/server.js';
 import type { ServerConnection } from '../../src/core/server/connection.js';
 import type { CallContext } from '../../src/core/server/dispatcher.js';
@@ -153,6 +153,62 @@ describe('peer: calls over memory', () => {
       for (let i = 1; i <= 40; i++) yield i;
     }
     assert.equal(await client.call('sum', src()), 820);
+  });
+
+  it('a handler that stops reading its input stream sends CANCEL: the client closes its source', async () => {
+    const closed = deferred<void>();
+    const { client } = await pair({
+      first: async (p: AsyncIterable<number>) => {
+        for await (const x of p) return x;
+      },
+    });
+    async function* endless() {
+      try {
+        for (let i = 7; ; i++) yield i;
+      } finally {
+        closed.resolve();
+      }
+    }
+    assert.equal(await client.call('first', endless()), 7);
+    await closed.promise;
+  });
+
+  it('a RESULT after stream items fails the call (IPCBOR_ERR_PROTOCOL)', async () => {
+    const [c, s] = MemoryTransport.pair();
+    const dec = new FrameDecoder('request', {
+      request: () => {
+        s.writeRaw(concat(encodeResponse(0, cbor.encode({ version: 1, maxFrameBytes: 1 << 20, window: 8, server: 'x' }))));
+        dec.mode = 'extended';
+      },
+      extended: (h) => {
+        const id = (cbor.decode(h) as number[])[1]!;
+        s.writeRaw(concat(encodeExtended(cbor.encode([6, id]), cbor.encode(1))));
+        s.writeRaw(concat(encodeExtended(cbor.encode([4, id]), cbor.encode(2))));
+      },
+    });
+    s.attach({ onData: (d) => dec.push(d), onDrain() {}, onClose() {} });
+    const client = await createClient(async () => c, 'memory');
+    const stream = await client.call<AsyncIterable<number>>('x');
+    const got: number[] = [];
+    await rejectsWith(
+      (async () => {
+        for await (const x of stream) got.push(x);
+      })(),
+      'IPCBOR_ERR_PROTOCOL',
+    );
+    assert.deepEqual(got, [1]);
+  });
+
+  it('an unread subscription on the client is bounded by bytes, oldest dropped', async () => {
+    const { core, client } = await pair(handlers, {}, { eventQueueBytes: 32 * 1024 });
+    const sub = client.subscribe('tick');
+    await sub.ready;
+    const blob = new Uint8Array(8 * 1024);
+    for (let i = 0; i < 50; i++) core.emit('tick', { i, blob });
+    await client.call('ping');
+    assert.ok(sub.dropped >= 40, `dropped ${sub.dropped}`);
+    const first = await sub[Symbol.asyncIterator]().next();
+    assert.ok(!first.done && (first.value.payload as { i: number }).i >= 40, 'the newest are kept');
   });
 
   it('ERROR for a call carries code, message and data; the stream before it is delivered', async () => {
