@@ -20,6 +20,7 @@ import { deferred, rejectsWith, untilAborted, waitFor } from '../extended-helper
 
 const handlers = {
   ping: () => 'pong',
+  whoami: (_p: unknown, ctx: CallContext) => ({ id: ctx.connection.id }),
   echo: (p: unknown) => p,
   hang: (_p: unknown, ctx: CallContext) => untilAborted(ctx.signal),
   count: async function* (p: { n: number }) {
@@ -509,10 +510,10 @@ describe('peer: resource bounds', () => {
     const { core, client, c } = await pair(handlers, { eventQueueBytes: 64 * 1024 });
     const sub = client.subscribe('tick');
     await sub.ready;
+    const conn = core.connection((await client.call<{ id: number }>('whoami')).id)!;
     c.pause();
     const blob = new Uint8Array(16 * 1024);
     for (let i = 0; i < 200; i++) core.emit('tick', { i, blob });
-    const conn = [...(core as unknown as { connections: Set<ServerConnection> }).connections][0]!;
     assert.ok(conn.eventsDropped > 100, `dropped ${conn.eventsDropped}`);
     c.resume();
     const first = await sub[Symbol.asyncIterator]().next();

@@ -101,9 +101,9 @@ export class ConnectionBudget {
     this.listener?.();
   }
 
-  /** May this connection read more? */
-  get allowsReading(): boolean {
-    return this.held <= this.limit && (this.server === undefined || this.server.allows(this.held));
+  /** May a connection holding `bytes` of this budget take in more (its own bound, and its share of the server's)? */
+  allows(bytes: number): boolean {
+    return bytes <= this.limit && (this.server === undefined || this.server.allows(bytes));
   }
 
   /** The connection is gone: give back all it held and leave the server's count. */

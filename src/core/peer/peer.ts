@@ -42,7 +42,16 @@ export interface PeerOptions {
    * caller's doing, and both ends waiting on each other would deadlock.
    */
   side: 'server' | 'client';
+  /** Run `f` after pending I/O (Node: setImmediate): where a connection yields after a burst of frames. */
+  defer?: (f: () => void) => void;
 }
+
+/**
+ * Frames one connection may have run in one turn of the event loop before
+ * it yields: a chunk can carry thousands of tiny frames, and one peer must
+ * not hold up every other for as long as they take.
+ */
+const FRAMES_PER_TURN = 256;
 
 /** `open`, then `closing` (no new work, finishing what runs), then `closed`. */
 export type PeerState = 'open' | 'closing' | 'closed';
@@ -65,6 +74,13 @@ interface Outbound {
 
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;
+
+/** Run after pending I/O: setImmediate where the platform has it (Node), else a zero timer. */
+const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+const afterIo = (f: () => void): void => {
+  if (immediate) immediate(f);
+  else setTimer(f, 0);
+};
 
 /** A timer that does not keep the process alive where the platform allows. */
 export function backgroundTimer(f: () => void, ms: number): ReturnType<typeof setTimeout> {
@@ -94,7 +110,15 @@ export abstract class Peer implements TransportSink {
   private readonly outbound = new Map<number, Outbound>();
   private resolveClosed!: (err: IpcborError) => void;
   private closeReason: IpcborError | undefined;
+  /** Complete frames are handed on (the decoder is not held). */
+  private delivering = true;
+  /** The transport is read. */
   private reading = true;
+  /** Frames run in this turn, and whether the connection is waiting for the next turn. */
+  private burst = 0;
+  private turnScheduled = false;
+  private yielding = false;
+  private readonly defer: (f: () => void) => void;
   protected writeBlocked = false;
   private writeWaiters: (() => void)[] = [];
   /** Bytes charged for what the transport has not written yet, and for the decoder's partial frame. */
@@ -118,6 +142,7 @@ export abstract class Peer implements TransportSink {
     this.budget = options.budget;
     this.window = options.window;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.defer = options.defer ?? afterIo;
     this.decoder = new FrameDecoder(
       mode,
       {
@@ -167,6 +192,7 @@ export abstract class Peer implements TransportSink {
 
   onData(chunk: Uint8Array): void {
     if (this.state === 'closed') return;
+    this.scheduleTurnEnd();
     try {
       this.decoder.push(chunk);
     } catch (err) {
@@ -267,8 +293,33 @@ export abstract class Peer implements TransportSink {
       run();
     } catch (err) {
       this.fail(asIpcborError(err));
+      return;
+    }
+    // Checked per frame, not per chunk: one chunk can carry thousands of
+    // small frames, and the budget (or the turn) must stop them between two.
+    if (++this.burst >= FRAMES_PER_TURN) {
+      this.yielding = true;
+      this.scheduleTurnEnd();
+      this.updateReading();
+    } else if (!this.budget.allows(this.budget.held - this.chargedIn)) {
+      this.updateReading();
     }
   }
+
+  private scheduleTurnEnd(): void {
+    if (this.turnScheduled) return;
+    this.turnScheduled = true;
+    this.defer(this.endTurn);
+  }
+
+  /** A new turn: the frame count starts again, and a connection that yielded reads on. */
+  private readonly endTurn = () => {
+    this.turnScheduled = false;
+    this.burst = 0;
+    if (!this.yielding) return;
+    this.yielding = false;
+    this.updateReading();
+  };
 
   /** Charge the partial frame the decoder holds, and time it. */
   private syncIn(): void {
@@ -284,7 +335,8 @@ export abstract class Peer implements TransportSink {
   private armFrameTimer(): void {
     const limit = this.options.frameTimeout;
     if (limit <= 0) return;
-    if (this.decoder.idle || !this.reading || this.state === 'closed') {
+    // Timed only while the frame waits on the peer: not while we hold it back.
+    if (this.decoder.idle || !this.delivering || this.state === 'closed') {
       if (this.frameTimer !== undefined) clearTimer(this.frameTimer);
       this.frameTimer = undefined;
       return;
@@ -295,7 +347,7 @@ export abstract class Peer implements TransportSink {
       this.frameTimer = undefined;
       // A frame was delivered meanwhile: the one pending now started later.
       if (this.decoder.delivered !== this.frameMark) return this.armFrameTimer();
-      if (this.decoder.idle || !this.reading) return;
+      if (this.decoder.idle || !this.delivering) return;
       this.fail(new IpcborError('IPCBOR_ERR_FRAME_TIMEOUT', `a frame was not finished within ${limit} ms of its first byte`));
     }, limit);
   }
@@ -317,36 +369,54 @@ export abstract class Peer implements TransportSink {
   }
 
   /**
-   * Read or not: reading goes on while the connection is open, within its
-   * budget, and (on a server) while its answers are leaving.
+   * Deliver frames, and read the transport, or not.
+   *
+   * Frames are delivered while what the connection holds *besides* the
+   * bytes still in the decoder is within its budget (and its share of the
+   * server's), and, on a server, while its answers are leaving. So a frame
+   * that has arrived can always be delivered once its calls are done:
+   * bytes waiting in the decoder never keep themselves waiting.
+   *
+   * The transport is read while frames are delivered and the connection,
+   * those bytes included, is within its share of the server's budget. A
+   * frame larger than the connection's own budget (within maxFrameBytes)
+   * still arrives whole; a server over its budget stops reading even
+   * mid-frame, and the frame timer ends a peer that then never finishes.
    */
   protected updateReading(): void {
     if (this.state === 'closed') return;
-    const budgetOk = this.budget.allowsReading;
-    const want = budgetOk && !(this.writeBlocked && this.options.side === 'server') && !this.holdsReading();
-    if (!budgetOk) {
+    const held = this.budget.held;
+    const budgetOk = this.budget.allows(held - this.chargedIn);
+    const deliver = budgetOk && !this.yielding && !(this.writeBlocked && this.options.side === 'server') && !this.holdsReading();
+    const read = deliver && (this.budget.server === undefined || this.budget.server.allows(held));
+    if (!budgetOk || (deliver && !read)) {
       // Released bytes, here or anywhere on the server, bring us back.
       this.budget.listener = this.recheck;
       this.budget.server?.waitUnder(this.recheck);
     } else {
       this.budget.listener = undefined;
     }
-    if (want === this.reading) return;
-    this.reading = want;
-    if (!want) {
-      this.transport.pause();
-      this.decoder.hold();
-      this.armFrameTimer();
-      return;
+    if (read !== this.reading) {
+      this.reading = read;
+      if (read) this.transport.resume();
+      else this.transport.pause();
     }
-    this.transport.resume();
-    try {
-      this.decoder.release();
-    } catch (err) {
-      this.fail(asIpcborError(err));
-      return;
+    if (deliver !== this.delivering) {
+      this.delivering = deliver;
+      if (!deliver) {
+        this.decoder.hold();
+      } else {
+        try {
+          this.decoder.release();
+        } catch (err) {
+          this.fail(asIpcborError(err));
+          return;
+        }
+        this.syncIn();
+        return;
+      }
     }
-    this.syncIn();
+    this.armFrameTimer();
   }
 
   // ---- writing -------------------------------------------------------------

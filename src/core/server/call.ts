@@ -61,6 +61,8 @@ export interface IncomingCall {
   fail(err: IpcborError): void;
   /** True once settled, cancelled, or its connection closed: running it is pointless. */
   readonly done: boolean;
+  /** A notification: nobody waits for its answer (reply and fail only end it). */
+  readonly oneWay?: boolean;
 }
 
 /** Decides when calls run. The usual server runs each at once. */

@@ -81,6 +81,14 @@ export interface ConnectionHost {
   eventNames(): ReadonlySet<string> | undefined;
 }
 
+/**
+ * What a call costs the budget beyond its payload (its objects, timer,
+ * context): so the budget bounds the number of calls held too, however
+ * small their payloads (the lazy server parks calls; a pipelining client
+ * queues them).
+ */
+const CALL_BYTES = 256;
+
 /** How long a seed connection with a malformed frame waits for the answers it still owes. */
 const FAIL_GRACE_MS = 5000;
 
@@ -108,7 +116,11 @@ class ServerCall implements IncomingCall {
     readonly ctx: Context,
     private payload: Uint8Array | undefined,
   ) {
-    this.cost = payload?.length ?? 0;
+    this.cost = CALL_BYTES + (payload?.length ?? 0);
+  }
+
+  get oneWay(): boolean {
+    return this.kind === 'notify';
   }
 
   params(): unknown {

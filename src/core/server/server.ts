@@ -38,6 +38,9 @@ export function toDispatcher(target: Servable, defaultService?: AnyService | nul
   return handlersDispatcher(target as Record<string, Handler>);
 }
 
+/** Connection ids are unique in the process, whichever server accepted the connection. */
+let nextConnectionId = 1;
+
 /** Refused connections answered at once, beyond the limit, before the rest are simply closed. */
 const REFUSING_MAX = 64;
 /** How long a refused connection may take to send its first frame and read the answer. */
@@ -48,13 +51,12 @@ export class ServerCore implements AsyncDisposable {
   readonly hub: EventHub;
   readonly budget: ServerBudget;
   private readonly options: ServerCoreOptions;
-  private readonly connections = new Set<ServerConnection>();
+  private readonly connections = new Map<number, ServerConnection>();
   private readonly host: { executor: Executor; eventNames: () => ReadonlySet<string> | undefined };
   private readonly connectListeners = new Set<(c: ServerConnection) => void>();
   private readonly closeListeners = new Set<(c: ServerConnection, reason: IpcborError) => void>();
   private readonly unforward: (() => void) | undefined;
   private refusing = 0;
-  private nextId = 1;
   private closing: Promise<void> | undefined;
 
   constructor(target: Servable, options: ServerCoreOptions = {}, executor?: Executor) {
@@ -89,7 +91,7 @@ export class ServerCore implements AsyncDisposable {
    * when even that is too much (the transport is already destroyed).
    */
   accept(transport: Transport, info: { transport: string; remote?: string }): ServerConnection | undefined {
-    const id = this.nextId++;
+    const id = nextConnectionId++;
     const full: Omit<ConnectionInfo, 'protocol'> = info.remote === undefined ? { id, transport: info.transport } : { id, transport: info.transport, remote: info.remote };
     const max = this.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     if (this.connections.size >= max || this.closing) {
@@ -104,10 +106,10 @@ export class ServerCore implements AsyncDisposable {
     }
     const budget = new ConnectionBudget(this.options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES, this.budget);
     const c = new ServerConnection(transport, this.host, full, this.options, budget);
-    this.connections.add(c);
+    this.connections.set(id, c);
     this.hub.add(c);
     void c.closed.then((reason) => {
-      this.connections.delete(c);
+      this.connections.delete(id);
       this.hub.delete(c);
       for (const l of this.closeListeners) guarded(() => l(c, reason));
     });
@@ -126,6 +128,11 @@ export class ServerCore implements AsyncDisposable {
       this.refusing--;
     });
     return c;
+  }
+
+  /** The open connection with this id (`ctx.connection.id`), if any. */
+  connection(id: number): ServerConnection | undefined {
+    return this.connections.get(id);
   }
 
   /** Call `listener` with every new connection. */
@@ -154,7 +161,7 @@ export class ServerCore implements AsyncDisposable {
       this.unforward?.();
       const limit = this.options.closeTimeout ?? 10_000;
       await Promise.all(
-        [...this.connections].map(async (c) => {
+        [...this.connections.values()].map(async (c) => {
           let timer: ReturnType<typeof setTimeout> | undefined;
           const cut = new Promise<void>((resolve) => {
             // Not a background timer: close() must settle, so code after `await close()` runs.
@@ -175,7 +182,7 @@ export class ServerCore implements AsyncDisposable {
   destroy(): void {
     this.closing ??= Promise.resolve();
     this.unforward?.();
-    for (const c of this.connections) c.destroy();
+    for (const c of this.connections.values()) c.destroy();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -1,0 +1,94 @@
+/**
+ * The lazy server (the seed's `ipc-server`): connections are accepted and
+ * requests decoded in the background, but no handler runs until the
+ * application calls `handleNewMessages(context)` from its own loop.
+ *
+ *     const server = await serveLazy(admin, 'sim-admin');
+ *     setInterval(() => {
+ *       simulation.step();
+ *       server.handleNewMessages(simulation);   // settings change only between steps
+ *     }, 100);
+ */
+import { IpcborError } from '../core/errors.js';
+import { ParkedCalls } from '../core/server/parked.js';
+import type { Servable } from '../core/server/server.js';
+import type { Address } from './address.js';
+import { serveWith, type ServeOptions, type Server } from './server.js';
+import { connect, type ConnectOptions } from './client.js';
+import type { CallOptionsClient } from '../core/client/connection.js';
+
+export interface LazyServer extends Server {
+  /** Calls waiting for the next handleNewMessages (some may have ended meanwhile). */
+  readonly pending: number;
+  /**
+   * Run every call that arrived since the last time, with `context` as the
+   * handlers' `ctx.app`, and send their answers. Handlers that return a
+   * plain value complete inside this call; async ones complete later.
+   * Returns how many calls were run.
+   */
+  handleNewMessages(context?: unknown): number;
+  /** The same, and resolves once every call it ran has been answered. */
+  handleNewMessagesAsync(context?: unknown): Promise<number>;
+  /** Resolves when a call is waiting (at once if one is), for a loop that sleeps until there is work. */
+  nextMessage(): Promise<void>;
+}
+
+/**
+ * Serve `target` lazily. Calls wait, parked, until the application asks;
+ * each holds its place in its connection's byte budget, so a connection
+ * whose calls pile up is no longer read (back-pressure), and a call's
+ * deadline and cancellation still end it while it waits.
+ */
+export async function serveLazy(target: Servable, address: string | Address | readonly (string | Address)[], options: ServeOptions = {}): Promise<LazyServer> {
+  const parked = new ParkedCalls();
+  const { server, core } = await serveWith(target, address, options, parked.executor);
+  // Calls still parked when the server closes never started: they are
+  // refused like calls that arrive during a shutdown, so close() need not
+  // wait for an application loop that may have stopped.
+  const refuseParked = () => {
+    for (const call of parked.take()) call.fail(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method: call.method }));
+  };
+  const lazy: LazyServer = {
+    addresses: server.addresses,
+    get connections() {
+      return server.connections;
+    },
+    get pending() {
+      return parked.size;
+    },
+    emit: (name, payload) => server.emit(name, payload),
+    close: () => {
+      refuseParked();
+      return server.close();
+    },
+    destroy: () => {
+      refuseParked();
+      server.destroy();
+    },
+    [Symbol.asyncDispose]: () => lazy.close(),
+    handleNewMessages: (context?: unknown) => parked.run(core.dispatcher, context),
+    handleNewMessagesAsync: (context?: unknown) => parked.runSettled(core.dispatcher, context),
+    nextMessage: () =>
+      new Promise<void>((resolve) => {
+        if (parked.size > 0) return resolve();
+        const off = parked.onParked(() => {
+          off();
+          resolve();
+        });
+      }),
+  };
+  return lazy;
+}
+
+/**
+ * The seed's `client_send`: connect, make one call, close. For scripts;
+ * a program that calls more than once should keep a client.
+ */
+export async function callOnce<R = unknown>(address: string | Address, method: string, params?: unknown, options: ConnectOptions & CallOptionsClient = {}): Promise<R> {
+  const client = await connect(address, options);
+  try {
+    return await client.call<R>(method, params, { ...(options.timeout === undefined ? {} : { timeout: options.timeout }), ...(options.signal === undefined ? {} : { signal: options.signal }) });
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,340 @@
+/**
+ * The event loop (libIPC's `ipc_wait_event`): one object through which an
+ * application handles everything, one event at a time.
+ *
+ *     await using loop = createLoop();
+ *     await loop.serve('pong');
+ *     loop.add(process.stdin);
+ *     for (;;) {
+ *       const ev = await loop.wait(1000);
+ *       switch (ev.type) {
+ *         case 'connection':    ...; break;
+ *         case 'disconnection': ...; break;
+ *         case 'message':       ev.message.reply(ev.message.params()); break;
+ *         case 'timer':         ...; break;   // a second with nothing else
+ *         case 'external':      ...; break;   // a line on stdin
+ *         case 'error':         ...; break;
+ *       }
+ *     }
+ *
+ * It is the usual server with another executor: every call is parked and
+ * handed to the application as a `message` event, and it stays charged to
+ * its connection's byte budget until answered, so a loop that falls behind
+ * stops reading its peers instead of growing.
+ */
+import type { Readable } from 'node:stream';
+import { cbor } from '../core/codec/cbor.js';
+import { IpcborError, messageOf } from '../core/errors.js';
+import type { ServerConnection } from '../core/server/connection.js';
+import { dispatch, type IncomingCall } from '../core/server/call.js';
+import { ParkedCalls } from '../core/server/parked.js';
+import type { Servable, ServerCore } from '../core/server/server.js';
+import type { ConnectionInfo } from '../core/transport.js';
+import type { Address } from './address.js';
+import { connect, type Client, type ConnectOptions } from './client.js';
+import { serveWith, type ServeOptions, type Server } from './server.js';
+
+/** One connection the loop serves. */
+export interface LoopConnection {
+  readonly info: ConnectionInfo;
+  /** Send event `name` to this connection alone (its client gets it if it subscribed to the name or `*`). */
+  write(name: string, payload?: unknown): void;
+  /** Finish what runs, then close. */
+  close(): Promise<void>;
+}
+
+/** A call that arrived: answer it now, or keep it and answer later. */
+export interface LoopMessage {
+  readonly method: string;
+  /** The decoded params (throws IPCBOR_ERR_INVALID_PARAMS if they are not valid CBOR). */
+  params(): unknown;
+  /** Its deadline, signal (cancellation) and connection. */
+  readonly ctx: IncomingCall['ctx'];
+  /** A notification: nobody waits for an answer. */
+  readonly oneWay: boolean;
+  /** True once answered, cancelled, past its deadline, or its connection closed. */
+  readonly done: boolean;
+  reply(value: unknown): void;
+  fail(err: IpcborError | Error | string): void;
+}
+
+export type LoopEvent =
+  | { type: 'connection'; connection: LoopConnection }
+  | { type: 'disconnection'; connection: LoopConnection; reason: IpcborError }
+  | { type: 'message'; connection: LoopConnection; message: LoopMessage }
+  | { type: 'timer' }
+  | { type: 'error'; error: IpcborError; connection?: LoopConnection }
+  | { type: 'external'; source: Readable; data: Buffer | string | null };
+
+export interface LoopOptions extends ServeOptions {
+  /**
+   * Answer these methods without the loop: a service (or handlers) whose
+   * methods run as on the usual server. Everything else reaches the loop
+   * as a `message`. `$ipcbor.*` methods are always answered.
+   */
+  handlers?: Servable;
+}
+
+export interface EventLoop extends AsyncIterable<LoopEvent>, AsyncDisposable {
+  /** Listen on `address` too; resolves with where it listens. */
+  serve(address: string | Address | readonly (string | Address)[]): Promise<readonly string[]>;
+  /** Connect to a server; its closing comes as a `disconnection` of `client`. */
+  connect(address: string | Address, options?: ConnectOptions): Promise<Client>;
+  /** The next event, or `{type: 'timer'}` when `timeoutMs` passes with none (no timeout: wait for one). */
+  wait(timeoutMs?: number): Promise<LoopEvent>;
+  /** Deliver the data of a readable stream (stdin, a pipe, a socket of your own) as `external` events; `null` data when it ends. */
+  add(source: Readable): void;
+  /** Stop delivering a stream added with `add`. */
+  remove(source: Readable): void;
+  /** Send event `name` to one connection. */
+  write(connection: LoopConnection, name: string, payload?: unknown): void;
+  /** Send event `name` to every connection subscribed to it; returns how many. */
+  emit(name: string, payload?: unknown): number;
+  /** Events waiting to be taken. */
+  readonly pending: number;
+  /** Stop listening, close the connections and clients, end iteration. */
+  close(): Promise<void>;
+}
+
+/** External data queued before a source is paused until the loop catches up. */
+const EXTERNAL_HIGH_WATER = 64;
+
+/** A client the loop dialed, as a connection event names it. */
+interface DialedConnection extends LoopConnection {
+  readonly client: Client;
+}
+
+export function createLoop(options: LoopOptions = {}): EventLoop {
+  const parked = new ParkedCalls();
+  const queue: LoopEvent[] = [];
+  const waiters: ((ev: LoopEvent | undefined) => void)[] = [];
+  const servers: { server: Server; core: ServerCore }[] = [];
+  const clients = new Set<Client>();
+  const handles = new WeakMap<ServerConnection, LoopConnection>();
+  /** Connections whose `connection` event has not been taken yet: a close before it drops both. */
+  const unseen = new Set<LoopConnection>();
+  const sources = new Map<Readable, { data: (d: Buffer | string) => void; end: () => void; error: (e: Error) => void }>();
+  let externalQueued = 0;
+  let closed = false;
+  const handlers = options.handlers ?? {};
+
+  const push = (ev: LoopEvent) => {
+    if (closed) return;
+    const w = waiters.shift();
+    if (w) take(ev, w);
+    else queue.push(ev);
+  };
+
+  /** Hand `ev` to a waiter, keeping the bookkeeping of what was seen. */
+  const take = (ev: LoopEvent, to: (ev: LoopEvent) => void) => {
+    if (ev.type === 'connection') unseen.delete(ev.connection);
+    if (ev.type === 'external' && ev.data !== null && --externalQueued < EXTERNAL_HIGH_WATER) {
+      for (const s of sources.keys()) if (s.isPaused()) s.resume();
+    }
+    to(ev);
+  };
+
+  /** The next event still worth handing out (a message whose call ended while queued is not). */
+  const next = (): LoopEvent | undefined => {
+    while (queue.length > 0) {
+      const ev = queue.shift()!;
+      if (ev.type === 'message' && ev.message.done) continue;
+      return ev;
+    }
+    return undefined;
+  };
+
+  const handleOf = (c: ServerConnection): LoopConnection => {
+    let h = handles.get(c);
+    if (!h) {
+      h = {
+        info: c.info,
+        write: (name, payload = null) => {
+          if (c.protocol !== 'extended') throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this connection does not speak');
+          c.sendEvent(name, cbor.encode(payload));
+        },
+        close: () => c.shutdown(),
+      };
+      handles.set(c, h);
+    }
+    return h;
+  };
+
+  parked.onParked(() => {
+    for (const call of parked.take()) {
+      // The protocol's own methods, and those the options name, answer by themselves.
+      const core = servers[0]?.core;
+      if (call.method.startsWith('$') || (core && options.handlers && core.dispatcher.lookup(call.method))) {
+        if (core) dispatch(call, core.dispatcher);
+        continue;
+      }
+      const id = call.ctx.connection.id;
+      let owner: ServerConnection | undefined;
+      for (const s of servers) owner ??= s.core.connection(id);
+      push({ type: 'message', connection: owner ? handleOf(owner) : detached(call), message: messageOf_(call) });
+    }
+  });
+
+  const loop: EventLoop = {
+    async serve(address) {
+      if (closed) throw new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the loop is closed');
+      const s = await serveWith(handlers, address, options, parked.executor);
+      servers.push(s);
+      s.core.onConnect((c) => {
+        const h = handleOf(c);
+        unseen.add(h);
+        push({ type: 'connection', connection: h });
+      });
+      s.core.onDisconnect((c, reason) => {
+        const h = handleOf(c);
+        if (unseen.delete(h)) {
+          // Never seen by the application: it need not hear of it going either.
+          const i = queue.findIndex((e) => e.type === 'connection' && e.connection === h);
+          if (i >= 0) queue.splice(i, 1);
+          return;
+        }
+        push({ type: 'disconnection', connection: h, reason });
+      });
+      return s.server.addresses;
+    },
+
+    async connect(address, connectOptions) {
+      const client = await connect(address, connectOptions);
+      clients.add(client);
+      const h: DialedConnection = {
+        client,
+        info: { id: 0, transport: 'client', protocol: client.protocol, remote: client.address },
+        write: () => {
+          throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'write() sends events to connections the loop serves; call the client instead');
+        },
+        close: () => client.close(),
+      };
+      void client.closed.then((reason) => {
+        clients.delete(client);
+        push({ type: 'disconnection', connection: h, reason });
+      });
+      return client;
+    },
+
+    wait(timeoutMs) {
+      const ev = next();
+      if (ev) return Promise.resolve(ev).then((e) => (take(e, () => undefined), e));
+      if (closed) return Promise.reject(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the loop is closed'));
+      return new Promise<LoopEvent>((resolve, reject) => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const w = (e: LoopEvent | undefined) => {
+          if (timer !== undefined) clearTimeout(timer);
+          if (e === undefined) reject(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the loop is closed'));
+          else resolve(e);
+        };
+        waiters.push(w);
+        if (timeoutMs !== undefined) {
+          timer = setTimeout(() => {
+            const i = waiters.indexOf(w);
+            if (i >= 0) waiters.splice(i, 1);
+            resolve({ type: 'timer' });
+          }, Math.max(0, timeoutMs));
+        }
+      });
+    },
+
+    add(source) {
+      if (sources.has(source)) return;
+      const on = {
+        data: (data: Buffer | string) => {
+          externalQueued++;
+          if (externalQueued >= EXTERNAL_HIGH_WATER) source.pause();
+          push({ type: 'external', source, data });
+        },
+        end: () => {
+          loop.remove(source);
+          push({ type: 'external', source, data: null });
+        },
+        error: (e: Error) => push({ type: 'error', error: new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `an external source failed: ${messageOf(e)}`, { cause: e }) }),
+      };
+      sources.set(source, on);
+      source.on('data', on.data);
+      source.on('end', on.end);
+      source.on('error', on.error);
+    },
+
+    remove(source) {
+      const on = sources.get(source);
+      if (!on) return;
+      sources.delete(source);
+      source.off('data', on.data);
+      source.off('end', on.end);
+      source.off('error', on.error);
+    },
+
+    write(connection, name, payload) {
+      connection.write(name, payload);
+    },
+
+    emit(name, payload = null) {
+      let n = 0;
+      for (const s of servers) n += s.core.emit(name, payload);
+      return n;
+    },
+
+    get pending() {
+      return queue.length;
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const source of [...sources.keys()]) loop.remove(source);
+      for (const w of waiters.splice(0)) w(undefined);
+      queue.length = 0;
+      await Promise.all([...servers.map((s) => s.server.close()), ...[...clients].map((c) => c.close())]);
+    },
+
+    [Symbol.asyncIterator]() {
+      return {
+        next: () =>
+          loop.wait().then(
+            (value) => ({ value, done: false as const }),
+            (err: unknown) => {
+              if (closed) return { value: undefined, done: true as const };
+              throw err;
+            },
+          ),
+        return: async () => ({ value: undefined, done: true as const }),
+      };
+    },
+
+    [Symbol.asyncDispose]() {
+      return loop.close();
+    },
+  };
+  return loop;
+}
+
+/** A message's connection when it is already gone from the server's table. */
+function detached(call: IncomingCall): LoopConnection {
+  return {
+    info: call.ctx.connection,
+    write: () => {
+      throw new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed');
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+function messageOf_(call: IncomingCall): LoopMessage {
+  return {
+    method: call.method,
+    params: () => call.params(),
+    ctx: call.ctx,
+    oneWay: call.oneWay === true,
+    get done() {
+      return call.done;
+    },
+    reply: (value) => call.reply(value),
+    fail: (err) =>
+      call.fail(
+        err instanceof IpcborError ? err : new IpcborError('IPCBOR_ERR_HANDLER', typeof err === 'string' ? err : err.message, typeof err === 'string' ? { method: call.method } : { method: call.method, cause: err }),
+      ),
+  };
+}
