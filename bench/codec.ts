@@ -1,7 +1,8 @@
 /**
  * `npm run bench:codec`: ns per encode and per decode of a few typical
  * messages, ipcbor's codec against the cborg-based codec it replaced
- * (test/unit/codec-reference.ts), in one process and one run.
+ * (test/unit/codec-reference.ts), in one process and one run, their timed
+ * rounds interleaved.
  *
  *   node dist/bench/codec.js [--json]
  *
@@ -36,30 +37,47 @@ const MESSAGES: [string, unknown][] = [
   ['array of 1000 ints', Array.from({ length: 1000 }, (_, i) => i * 37 - 5000)],
 ];
 
-/** ns per call of `fn`, median of `rounds` timed rounds of about `ms` each. */
-function time(fn: () => unknown): number {
-  // Calibrate a batch that takes about 1 ms, warm up, then time rounds.
+/** A batch size for `fn` that takes about a millisecond. */
+function calibrate(fn: () => unknown): number {
   let batch = 1;
   for (;;) {
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < batch; i++) fn();
-    if (Number(process.hrtime.bigint() - t0) > 1e6) break;
+    if (Number(process.hrtime.bigint() - t0) > 1e6) return batch;
     batch *= 2;
   }
-  const results: number[] = [];
-  for (let r = 0; r < rounds + 1; r++) {
-    let calls = 0;
-    const t0 = process.hrtime.bigint();
-    let elapsed = 0;
-    while (elapsed < ms * 1e6) {
-      for (let i = 0; i < batch; i++) fn();
-      calls += batch;
-      elapsed = Number(process.hrtime.bigint() - t0);
-    }
-    if (r > 0) results.push(elapsed / calls); // round 0 is warm-up
+}
+
+/** ns per call of `fn` over about `ms` milliseconds. */
+function round(fn: () => unknown, batch: number): number {
+  let calls = 0;
+  let elapsed = 0;
+  const t0 = process.hrtime.bigint();
+  while (elapsed < ms * 1e6) {
+    for (let i = 0; i < batch; i++) fn();
+    calls += batch;
+    elapsed = Number(process.hrtime.bigint() - t0);
   }
-  results.sort((a, b) => a - b);
-  return results[Math.floor(results.length / 2)]!;
+  return elapsed / calls;
+}
+
+/**
+ * ns per call of each function, the median of `rounds` rounds. The rounds
+ * of the two alternate, so that a busy spell of the machine hits both.
+ */
+function timePair(a: () => unknown, b: () => unknown): [number, number] {
+  const batchA = calibrate(a);
+  const batchB = calibrate(b);
+  round(a, batchA); // warm-up
+  round(b, batchB);
+  const ra: number[] = [];
+  const rb: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    ra.push(round(a, batchA));
+    rb.push(round(b, batchB));
+  }
+  const median = (xs: number[]) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  return [median(ra), median(rb)];
 }
 
 let sink = 0;
@@ -68,14 +86,15 @@ for (const [message, value] of MESSAGES) {
   const bytes = cbor.encode(value);
   if (Buffer.compare(bytes, referenceCbor.encode(value)) !== 0) throw new Error(`${message}: the encoders disagree`);
   process.stderr.write(`${message}...\n`);
-  rows.push({
-    message,
-    bytes: bytes.length,
-    oldEncode: time(() => (sink += referenceCbor.encode(value).length)),
-    newEncode: time(() => (sink += cbor.encode(value).length)),
-    oldDecode: time(() => (sink += referenceCbor.decode(bytes) === null ? 1 : 0)),
-    newDecode: time(() => (sink += cbor.decode(bytes) === null ? 1 : 0)),
-  });
+  const [oldEncode, newEncode] = timePair(
+    () => (sink += referenceCbor.encode(value).length),
+    () => (sink += cbor.encode(value).length),
+  );
+  const [oldDecode, newDecode] = timePair(
+    () => (sink += referenceCbor.decode(bytes) === null ? 1 : 0),
+    () => (sink += cbor.decode(bytes) === null ? 1 : 0),
+  );
+  rows.push({ message, bytes: bytes.length, oldEncode, newEncode, oldDecode, newDecode });
 }
 
 if (json) {
@@ -92,6 +111,6 @@ if (json) {
     console.log(`| ${row.map((c, j) => (j === 0 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join(' | ')} |`);
     if (i === 0) console.log(`|${widths.map((w, j) => (j === 0 ? ':' : '-') + '-'.repeat(w) + (j === 0 ? '-' : ':')).join('|')}|`);
   }
-  console.log(`\nns per call, median of ${rounds} rounds of ${ms} ms; node ${process.version}. old = the cborg-based codec (test/unit/codec-reference.ts).`);
+  console.log(`\nns per call, median of ${rounds} interleaved rounds of ${ms} ms; node ${process.version}. old = the cborg-based codec (test/unit/codec-reference.ts).`);
 }
 if (sink === -1) console.log(sink);

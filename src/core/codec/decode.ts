@@ -136,16 +136,36 @@ function claim(n: number): void {
 }
 
 function decodeItem(depth: number): unknown {
-  if (pos >= end) notEnough();
+  const d = data;
+  const p = pos;
+  if (p >= end) notEnough();
   started++;
-  const b = data[pos++]!;
+  const b = d[p]!;
+  pos = p + 1;
   const minor = b & 31;
   switch (b >> 5) {
     case 0:
       if (minor < 24) return minor;
+      // One- and two-byte integers inline: the commonest after the tiny ones.
+      if (minor === 24 && p + 2 <= end) {
+        pos = p + 2;
+        return d[p + 1]!;
+      }
+      if (minor === 25 && p + 3 <= end) {
+        pos = p + 3;
+        return (d[p + 1]! << 8) | d[p + 2]!;
+      }
       return minor === 27 ? readUint64(false) : readInt(minor);
     case 1:
       if (minor < 24) return -1 - minor;
+      if (minor === 24 && p + 2 <= end) {
+        pos = p + 2;
+        return -1 - d[p + 1]!;
+      }
+      if (minor === 25 && p + 3 <= end) {
+        pos = p + 3;
+        return -1 - ((d[p + 1]! << 8) | d[p + 2]!);
+      }
       return minor === 27 ? readUint64(true) : -1 - readInt(minor);
     case 2: {
       const n = readLength(minor, 'byte string');
