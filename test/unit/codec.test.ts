@@ -175,3 +175,132 @@ describe('codec: byte strings', () => {
     assert.deepEqual([...v.b], [1, 2]);
   });
 });
+
+describe('codec: encoder edges (as the cborg-based encoder did them)', () => {
+  it('writes integral doubles beyond 2^53, -0, NaN and infinities as cborg did', () => {
+    assert.equal(toHex(cbor.encode(-0)), '00');
+    assert.equal(toHex(cbor.encode(2 ** 53 - 1)), '1b001fffffffffffff');
+    assert.equal(toHex(cbor.encode(-(2 ** 53 - 1))), '3b001ffffffffffffe');
+    assert.equal(toHex(cbor.encode(2 ** 53)), 'fa5a000000');
+    assert.equal(toHex(cbor.encode(2 ** 60)), 'fa5d800000');
+    assert.equal(toHex(cbor.encode(1e300)), 'fb7e37e43c8800759c');
+    assert.equal(toHex(cbor.encode(NaN)), 'f97e00');
+    assert.equal(toHex(cbor.encode(Infinity)), 'f97c00');
+    assert.equal(toHex(cbor.encode(-Infinity)), 'f9fc00');
+    assert.equal(toHex(cbor.encode(2 ** -24)), 'f90001', 'a float16 subnormal that is a power of two');
+    assert.equal(toHex(cbor.encode(3 * 2 ** -24)), 'fa34400000', 'other float16 subnormals go as float32, as cborg did');
+  });
+
+  it('writes bigints within 64 bits as integers and refuses the rest', () => {
+    assert.equal(toHex(cbor.encode(5n)), '05');
+    assert.equal(toHex(cbor.encode(2n ** 64n - 1n)), '1bffffffffffffffff');
+    assert.equal(toHex(cbor.encode(-(2n ** 64n))), '3bffffffffffffffff');
+    assert.equal(encodeCode(2n ** 64n), 'IPCBOR_ERR_ENCODE');
+    assert.equal(encodeCode(-(2n ** 64n) - 1n), 'IPCBOR_ERR_ENCODE');
+  });
+
+  it('replaces lone surrogates with U+FFFD, short and long strings alike', () => {
+    assert.equal(toHex(cbor.encode('\ud800')), '63efbfbd');
+    assert.equal(toHex(cbor.encode('a\udc00b')), '6561efbfbd62');
+    assert.equal(toHex(cbor.encode('x'.repeat(70) + '\ud800')).slice(0, 4), '7849');
+  });
+
+  it('writes Maps with text keys as maps and refuses other keys', () => {
+    assert.equal(toHex(cbor.encode(new Map([['a', 1], ['b', undefined]]))), 'a26161016162f6');
+    assert.equal(encodeCode(new Map([[1, 1]])), 'IPCBOR_ERR_ENCODE');
+  });
+
+  it('writes class instances and null-prototype objects as their own enumerable properties', () => {
+    class P {
+      x = 1;
+      get y() {
+        return 2;
+      }
+    }
+    assert.equal(toHex(cbor.encode(new P())), 'a1617801');
+    assert.equal(toHex(cbor.encode(Object.assign(Object.create(null) as object, { a: 1 }))), 'a1616101');
+    for (const v of [new Error('x'), Promise.resolve(), new WeakMap(), new DataView(new ArrayBuffer(1)), new BigInt64Array(1), new Int8Array(1)]) {
+      assert.equal(encodeCode(v), 'IPCBOR_ERR_ENCODE', String(v));
+    }
+  });
+
+  it('sizes heads right when undefined properties are left out of a large object', () => {
+    const big: Record<string, unknown> = {};
+    for (let i = 0; i < 30; i++) big[`k${i}`] = i < 20 ? undefined : i;
+    const bytes = cbor.encode(big);
+    assert.equal(bytes[0], 0xaa, 'ten entries, a one-byte head');
+    assert.deepEqual(cbor.decode(bytes), Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i + 20}`, i + 20])));
+  });
+
+  it('returns a fresh copy each call: results survive later encodes', () => {
+    const a = cbor.encode({ a: 'first' });
+    const b = cbor.encode({ b: 'x'.repeat(100_000) });
+    cbor.encode({ c: 3 });
+    assert.deepEqual(cbor.decode(a), { a: 'first' });
+    assert.equal((cbor.decode(b) as { b: string }).b.length, 100_000);
+    assert.notEqual(a.buffer, b.buffer);
+  });
+
+  it('survives an encode started from a getter during another encode', () => {
+    const inner = { get v() {
+      return toHex(cbor.encode({ nested: [1, 2, 3] }));
+    } };
+    assert.deepEqual(cbor.decode(cbor.encode({ before: 1, inner, after: 'x'.repeat(40) })), {
+      before: 1,
+      inner: { v: toHex(cbor.encode({ nested: [1, 2, 3] })) },
+      after: 'x'.repeat(40),
+    });
+  });
+
+  it('refuses deep cycles (a cycle found below the first levels too) and encodes deep non-cyclic values', () => {
+    const root: Record<string, unknown> = {};
+    let at = root;
+    for (let i = 0; i < 100; i++) at = (at.next = {}) as Record<string, unknown>;
+    assert.doesNotThrow(() => cbor.encode(root));
+    at.back = root;
+    assert.equal(encodeCode(root), 'IPCBOR_ERR_ENCODE');
+    const arr: unknown[] = [];
+    arr.push([arr]);
+    assert.equal(encodeCode(arr), 'IPCBOR_ERR_ENCODE');
+    assert.deepEqual(cbor.decode(cbor.encode({ ok: true })), { ok: true }, 'the encoder works after a refusal');
+  });
+});
+
+describe('codec: decoder edges', () => {
+  it('decodes ±2^53 as numbers (beyond them, bigints)', () => {
+    assert.equal(cbor.decode(hex('1b0020000000000000')), 2 ** 53);
+    assert.equal(cbor.decode(hex('3b001fffffffffffff')), -(2 ** 53));
+    assert.equal(cbor.decode(hex('1b0020000000000001')), 2n ** 53n + 1n);
+  });
+
+  it('decodes float16, float32 and float64, subnormals and -0 included', () => {
+    assert.ok(Object.is(cbor.decode(hex('f98000')), -0));
+    assert.equal(cbor.decode(hex('f903ff')), 1023 * 2 ** -24);
+    assert.equal(cbor.decode(hex('fa00000001')), 2 ** -149);
+    assert.equal(cbor.decode(hex('fb0000000000000001')), 5e-324);
+  });
+
+  it('decodes repeated short keys right, from its key cache and around it', () => {
+    const msg = { id: 1, name: 'a', ['x'.repeat(17)]: 2, é: 3, '': 4 };
+    for (let i = 0; i < 3; i++) assert.deepEqual(cbor.decode(cbor.encode(msg)), msg);
+    // Same length, same first, middle and last byte: a likely collision in the cache.
+    assert.deepEqual(cbor.decode(cbor.encode({ abxd: 1, aXxd: 2, abyd: 3 })), { abxd: 1, aXxd: 2, abyd: 3 });
+    assert.equal(decodeCode('a1 62 c328 01'.replace(/ /g, '')), 'IPCBOR_ERR_DECODE');
+  });
+
+  it('refuses input that is not a Uint8Array', () => {
+    assert.equal(decodeCode('' as unknown as string), 'IPCBOR_ERR_DECODE');
+    try {
+      cbor.decode([0] as unknown as Uint8Array);
+      assert.fail('decoded an array');
+    } catch (err) {
+      assert.ok(err instanceof IpcborError && err.code === 'IPCBOR_ERR_DECODE');
+    }
+  });
+
+  it('decodes from a view into a larger buffer without reading outside it', () => {
+    const big = hex('ff 83 01 02 03 ff'.replace(/ /g, ''));
+    assert.deepEqual(cbor.decode(big.subarray(1, 5)), [1, 2, 3]);
+    assert.equal(decodeCode(big.subarray(1, 4)), 'IPCBOR_ERR_DECODE');
+  });
+});
