@@ -5,6 +5,8 @@
 export { serve, type Server, type ServeOptions, type Servable } from './node/server.js';
 export { connect, type Client, type ConnectOptions } from './node/client.js';
 export { parseAddress, formatAddress, addressFromArgs, addressesFromArgs, type Address } from './node/address.js';
+export { runtimeDir, socketPathFor, listServiceNames } from './node/rundir.js';
+export { checkSocketOwner, type SocketOwner } from './node/trust.js';
 export { IpcborError, RemoteError, type ErrorCode } from './core/errors.js';
 export { cbor, createCodec, type Codec } from './core/codec/cbor.js';
 export { defineService, method, serviceOf, isService, ServiceInfo, ServiceRouter } from './core/service.js';

@@ -11,6 +11,7 @@ import type { HelloResponse } from '../core/rpc/protocol.js';
 import { createRemote, createRemoteEvents, type Remote, type RemoteEvents } from '../core/remote.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { SocketTransport } from './socket-transport.js';
+import { checkUnixPeer } from './trust.js';
 
 export interface ConnectOptions extends Omit<ClientSessionOptions, 'codec'> {
   /**
@@ -23,6 +24,12 @@ export interface ConnectOptions extends Omit<ClientSessionOptions, 'codec'> {
   connectTimeout?: number;
   /** Abort connecting (rejects with IPCBOR_ERR_CANCELLED). */
   signal?: AbortSignal;
+  /**
+   * Unix sockets: whose socket to accept besides your own and root's (a
+   * uid), or `'any'` for no check. By default a socket owned by another
+   * user, or a symlink, is refused with IPCBOR_ERR_CONNECT (see trust.ts).
+   */
+  socketOwner?: number | 'any';
 }
 
 export interface Client extends AsyncDisposable {
@@ -111,6 +118,7 @@ function openSocket(address: Address): { socket: Socket; connected: Promise<Sock
 
 async function open(address: Address, options: ConnectOptions, offer: boolean, deadline: number): Promise<{ session: ClientSession; transport: SocketTransport }> {
   if (options.signal?.aborted) throw new IpcborError('IPCBOR_ERR_CANCELLED', `connecting to ${formatAddress(address)} was cancelled`, { cause: options.signal.reason });
+  checkUnixPeer(address, options.socketOwner);
   const { socket, connected } = openSocket(address);
   await bounded(connected, deadline, options.signal, address, 'connecting', () => socket.destroy());
   const transport = new SocketTransport(socket);

@@ -10,7 +10,7 @@ import { isService, ServiceRouter, type AnyService, type Mounted } from '../core
 import { ServerSession, type ServerSessionOptions } from '../core/rpc/server-session.js';
 import type { ConnectionInfo } from '../core/rpc/transport.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
-import { listen, removeSocketFile } from './listen.js';
+import { listen, type Release } from './listen.js';
 import { SocketTransport } from './socket-transport.js';
 
 export interface ServeOptions extends Omit<ServerSessionOptions, 'codec'> {
@@ -55,7 +55,7 @@ export async function serve(target: Servable, address: string | Address | readon
   const sessions = new Set<ServerSession>();
   const sockets: NetServer[] = [];
   const bound: string[] = [];
-  const unixPaths: string[] = [];
+  const releases: Release[] = [];
   let closing: Promise<void> | undefined;
 
   const accept = (kind: string) => (socket: Socket) => {
@@ -81,10 +81,9 @@ export async function serve(target: Servable, address: string | Address | readon
   try {
     for (const a of list) {
       const netServer = createServer(accept(a.kind));
-      await listen(netServer, a, options.permissions ?? 0o600);
+      releases.push(await listen(netServer, a, options.permissions ?? 0o600));
       sockets.push(netServer);
       if (a.kind === 'unix') {
-        unixPaths.push(a.path);
         bound.push(formatAddress(a));
       } else {
         const info = netServer.address();
@@ -93,8 +92,9 @@ export async function serve(target: Servable, address: string | Address | readon
     }
   } catch (err) {
     unforward?.();
+    // Socket files first, while still listening: see listen.ts.
+    for (const release of releases) release();
     for (const s of sockets) s.close();
-    for (const p of unixPaths) removeSocketFile(p);
     throw err;
   }
 
@@ -105,8 +105,8 @@ export async function serve(target: Servable, address: string | Address | readon
     if (stopped) return;
     stopped = true;
     unforward?.();
+    for (const release of releases) release();
     for (const s of sockets) s.close();
-    for (const p of unixPaths) removeSocketFile(p);
   };
 
   const server: Server = {
