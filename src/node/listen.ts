@@ -200,8 +200,8 @@ async function publish(tmp: string, path: string, mine: BigIntStats, address: Ad
       const state = await probe(path);
       if (state === 'live') {
         const who = Number(now.uid) === currentUid() ? '' : ` (its socket is owned by uid ${now.uid})`;
-        const what = address.name !== undefined ? `service "${address.name}" at ${path}` : path;
-        throw new IpcborError('IPCBOR_ERR_ALREADY_RUNNING', `a server is already running at ${what}${who}`);
+        const what = address.name !== undefined ? ` (service "${address.name}")` : '';
+        throw new IpcborError('IPCBOR_ERR_ALREADY_RUNNING', `a server is already running at ${path}${what}${who}`);
       }
       if (state === 'gone') return false;
       if (state !== 'stale') {
