@@ -4,8 +4,8 @@ import { greeter } from './greeter.js';
 
 // 'greeter': a socket in your runtime directory; or 'unix:/path', 'tcp:0.0.0.0:9099'
 const server = await serve(greeter, process.argv[2] ?? 'greeter');
-console.log(`listening ${server.addresses[0]}`);
-// Close (which removes the socket file) and exit.
+// On Ctrl-C or SIGTERM: close (which removes the socket file) and exit.
 const stop = () => void server.close().then(() => process.exit(0));
 process.once('SIGINT', stop);
 process.once('SIGTERM', stop);
+console.log(`listening ${server.addresses[0]}`);

@@ -15,12 +15,13 @@ async function main(): Promise<void> {
   }
   const timer = createTimer('ipc-server');
   const server = await serve(timer, addresses);
-  for (const a of server.addresses) console.log(`listening ${a}`);
+  // Ready for a signal before saying so: a supervisor may send one at once.
   const stop = () => {
     void server.close().then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  for (const a of server.addresses) console.log(`listening ${a}`);
 }
 
 main().catch((err: Error) => {
