@@ -173,9 +173,12 @@ function checkBound(tmp: string, permissions: number): BigIntStats {
   if (!st || !st.isSocket() || (me !== undefined && Number(st.uid) !== me)) {
     throw invalid(`the socket just bound at ${tmp} is not there or not ours any more: is someone else writing to ${dirname(tmp)}?`);
   }
+  // Connecting to a unix socket takes write permission on it: a write bit
+  // not asked for lets someone in. (Only where the umask cannot be set, in a
+  // worker thread, can the mode differ from `permissions` at all.)
   const mode = Number(st.mode) & 0o777;
-  if ((mode & ~permissions) !== 0) {
-    throw invalid(`the socket bound at ${tmp} has mode ${mode.toString(8)}, more open than the ${permissions.toString(8)} asked for (the umask could not be set: a worker thread?)`);
+  if ((mode & 0o222 & ~permissions) !== 0) {
+    throw invalid(`the socket bound at ${tmp} has mode ${mode.toString(8)}, more open than the ${permissions.toString(8)} asked for: the umask could not be set (a worker thread?) and is ${(0o777 & ~mode).toString(8)}`);
   }
   return st;
 }
