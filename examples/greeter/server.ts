@@ -2,7 +2,10 @@
 import { serve } from '../../src/index.js';
 import { greeter } from './greeter.js';
 
-const server = await serve(greeter, process.argv[2] ?? 'unix:/tmp/greeter.sock'); // or 'tcp:0.0.0.0:9099'
+// 'greeter': a socket in your runtime directory; or 'unix:/path', 'tcp:0.0.0.0:9099'
+const server = await serve(greeter, process.argv[2] ?? 'greeter');
+// On Ctrl-C or SIGTERM: close (which removes the socket file) and exit.
+const stop = () => void server.close().then(() => process.exit(0));
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);
 console.log(`listening ${server.addresses[0]}`);
-process.on('SIGINT', () => void server.close());
-process.on('SIGTERM', () => void server.close());

@@ -19,7 +19,8 @@ Exit status: 0 on success; 1 when the server answers with an error (its
 text goes to stderr); 2 on a usage error; 3 when the server cannot be reached
 or the connection fails.
 
-ADDRESS is unix:PATH or tcp:HOST:PORT (IPv6 hosts in brackets).
+ADDRESS is a service NAME (see 'ipcbor ls'), unix:PATH, or tcp:HOST:PORT
+(IPv6 hosts in brackets).
 
 Options:
   --timeout MS        give up after MS milliseconds (default 30000)
@@ -27,7 +28,7 @@ Options:
   --compact           print the JSON on one line
 
 Examples:
-  ipcbor call unix:/tmp/timer.sock version
+  ipcbor call timer version
   ipcbor call tcp:127.0.0.1:9099 echo '{"req":{"message":"hi","delayMs":0}}'`,
   options: {
     timeout: { type: 'string' },

@@ -6,10 +6,11 @@ import { parseArgs } from 'node:util';
 import { IpcborError, RemoteError } from '../core/errors.js';
 import { callCommand } from './call.js';
 import { describeCommand } from './describe.js';
+import { lsCommand } from './ls.js';
 import { subscribeCommand } from './subscribe.js';
 import type { Command, Io } from './command.js';
 
-const commands: Command[] = [callCommand, describeCommand, subscribeCommand];
+const commands: Command[] = [callCommand, describeCommand, lsCommand, subscribeCommand];
 
 const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets and TCP)
 
@@ -18,7 +19,8 @@ Usage: ipcbor COMMAND [ARGS] [OPTIONS]
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
 
-Addresses are unix:PATH or tcp:HOST:PORT.
+Addresses are unix:PATH, tcp:HOST:PORT, or the NAME of a service started by
+name (its socket is NAME.sock in the runtime directory; 'ipcbor ls' lists them).
 Run 'ipcbor COMMAND --help' for the options of a command.`;
 
 export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out: (l) => console.log(l), error: (l) => console.error(l) }): Promise<number> {
@@ -47,14 +49,17 @@ export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out
     io.out(`Usage: ${command.usage}\n\n${command.help}`);
     return 0;
   }
-  // The first Ctrl-C stops the command cleanly (it aborts io.signal); a
-  // second one exits at once.
+  // The first Ctrl-C (or SIGTERM) stops the command cleanly (it aborts
+  // io.signal); a second one exits at once.
   const ac = new AbortController();
-  const onSigint = () => {
-    if (ac.signal.aborted) process.exit(130);
-    ac.abort(new IpcborError('IPCBOR_ERR_CANCELLED', 'interrupted'));
+  let exitStatus = 130;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(exitStatus);
+    exitStatus = signal === 'SIGTERM' ? 143 : 130;
+    ac.abort(new IpcborError('IPCBOR_ERR_CANCELLED', signal === 'SIGTERM' ? 'terminated' : 'interrupted'));
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const full: Io = {
     ...io,
     signal: ac.signal,
@@ -64,21 +69,23 @@ export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out
     },
   };
   try {
-    return await command.run(parsed.positionals, parsed.values as Record<string, string | boolean | undefined>, full);
+    const status = await command.run(parsed.positionals, parsed.values as Record<string, string | boolean | undefined>, full);
+    return status === 130 && ac.signal.aborted ? exitStatus : status;
   } catch (err) {
     if (err instanceof RemoteError) {
       io.error(err.message);
       return 1;
     }
     if (err instanceof IpcborError) {
-      if (err.code === 'IPCBOR_ERR_CANCELLED' && ac.signal.aborted) return 130;
+      if (err.code === 'IPCBOR_ERR_CANCELLED' && ac.signal.aborted) return exitStatus;
       io.error(`ipcbor ${command.name}: ${err.message}`);
       return err.code === 'IPCBOR_ERR_INVALID_ADDRESS' ? 2 : 3;
     }
     io.error(`ipcbor ${command.name}: ${(err as Error).stack ?? String(err)}`);
     return 3;
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

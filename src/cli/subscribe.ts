@@ -10,7 +10,7 @@ export const subscribeCommand: Command = {
   usage: 'ipcbor subscribe ADDRESS EVENT [--count N]',
   help: `Subscribes to EVENT (or * for every event) on the server at ADDRESS and
 prints each event as one JSON line, {"event": NAME, "payload": ...}, until
-Ctrl-C, the server closing the connection, or --count events.
+Ctrl-C or SIGTERM, the server closing the connection, or --count events.
 
 When the server had to drop events because this reader was too slow, a line
 {"dropped": N} says how many.

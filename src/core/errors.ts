@@ -36,6 +36,8 @@ export type ErrorCode =
   | 'IPCBOR_ERR_ENCODE'
   /** An address string or flag set that cannot be parsed or used. */
   | 'IPCBOR_ERR_INVALID_ADDRESS'
+  /** A live server already listens on the unix socket (or service name) a server was asked to take. */
+  | 'IPCBOR_ERR_ALREADY_RUNNING'
   /** The peer broke the protocol (an answer nobody asked for, a bad negotiation). */
   | 'IPCBOR_ERR_PROTOCOL'
   /** The feature needs the extended protocol but the peer speaks only the seed framing. */

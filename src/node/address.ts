@@ -1,10 +1,17 @@
 /**
- * Addresses: `unix:/path/to.sock`, `tcp:host:port`, `tcp:[::1]:port`, and the
- * seed programs' flags `--unix PATH` / `--tcp HOST PORT`.
+ * Addresses: `unix:/path/to.sock`, `tcp:host:port`, `tcp:[::1]:port`, a
+ * service name (`timer`, a socket in the runtime directory: see rundir.ts),
+ * and the seed programs' flags `--unix PATH` / `--tcp HOST PORT`, plus
+ * `--name NAME`.
  */
 import { IpcborError } from '../core/errors.js';
+import { isServiceName, runtimeDir, socketPathFor } from './rundir.js';
 
-export type Address = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+/**
+ * A unix socket (`name` is set when it was given as a service name, and
+ * `path` is then `<rundir>/<name>.sock`), or a TCP host and port.
+ */
+export type Address = { kind: 'unix'; path: string; name?: string } | { kind: 'tcp'; host: string; port: number };
 
 /** Longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL); macOS allows 103. */
 export const MAX_UNIX_PATH_BYTES = process.platform === 'darwin' ? 103 : 107;
@@ -25,34 +32,49 @@ export function unixAddress(path: string): Address {
   return { kind: 'unix', path };
 }
 
+/** Service `name`, resolved now to `<rundir>/<name>.sock` (the runtime directory is checked when it is used). */
+export function nameAddress(name: string): Address {
+  const dir = runtimeDir();
+  const path = socketPathFor(name, dir);
+  const bytes = Buffer.byteLength(path);
+  if (bytes > MAX_UNIX_PATH_BYTES) {
+    throw invalid(`the socket of service "${name}" would be ${path}, ${bytes} bytes, over the unix socket path limit of ${MAX_UNIX_PATH_BYTES} on this system: use a shorter name or runtime directory (IPCBOR_RUNDIR)`);
+  }
+  return { kind: 'unix', path, name };
+}
+
 export function tcpAddress(host: string, portText: string | number): Address {
   const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   if (h === '') throw invalid('tcp host is empty');
   return { kind: 'tcp', host: h, port: typeof portText === 'number' ? port(String(portText), `${host}:${portText}`) : port(portText, `${host}:${portText}`) };
 }
 
-/** Parse `unix:PATH` or `tcp:HOST:PORT` (IPv6 hosts in brackets). */
+/** Parse `unix:PATH`, `tcp:HOST:PORT` (IPv6 hosts in brackets), or a service name (`timer` or `name:timer`). */
 export function parseAddress(text: string | Address): Address {
   if (typeof text !== 'string') return text;
   if (text.startsWith('unix:')) return unixAddress(text.slice(5));
+  if (text.startsWith('name:')) return nameAddress(text.slice(5));
+  if (isServiceName(text)) return nameAddress(text);
   if (text.startsWith('tcp:')) {
     const rest = text.slice(4);
     const m = /^\[([^\]]+)\]:(\d+)$/.exec(rest) ?? /^([^:[\]]+):(\d+)$/.exec(rest);
     if (!m) throw invalid(`bad tcp address "${text}": expected tcp:HOST:PORT, with IPv6 hosts in brackets (tcp:[::1]:9099)`);
     return tcpAddress(m[1]!, m[2]!);
   }
-  throw invalid(`bad address "${text}": expected unix:PATH or tcp:HOST:PORT`);
+  throw invalid(`bad address "${text}": expected unix:PATH or tcp:HOST:PORT, or a service name (letters, digits, '.', '_', '-')`);
 }
 
+/** `unix:PATH`, `tcp:HOST:PORT`, or, for an address given as a service name, the bare name (which parses back). */
 export function formatAddress(a: Address): string {
-  if (a.kind === 'unix') return `unix:${a.path}`;
+  if (a.kind === 'unix') return a.name !== undefined ? a.name : `unix:${a.path}`;
   return a.host.includes(':') ? `tcp:[${a.host}]:${a.port}` : `tcp:${a.host}:${a.port}`;
 }
 
 /**
  * Take addresses from program arguments: `--unix PATH`, `--tcp HOST PORT`,
- * or `unix:…` / `tcp:…` arguments, any number of them. Returns them in
- * order, and the arguments left over.
+ * `--name NAME`, or `unix:…` / `tcp:…` / `name:…` arguments, any number of
+ * them. Returns them in order, and the arguments left over. (A bare word is
+ * left over, not taken as a name: use `--name`.)
  */
 export function addressesFromArgs(args: readonly string[]): { addresses: Address[]; rest: string[] } {
   const rest: string[] = [];
@@ -68,7 +90,11 @@ export function addressesFromArgs(args: readonly string[]): { addresses: Address
       const p = args[++i];
       if (host === undefined || p === undefined) throw invalid('--tcp needs a HOST and a PORT');
       addresses.push(tcpAddress(host, p));
-    } else if (arg.startsWith('unix:') || arg.startsWith('tcp:')) {
+    } else if (arg === '--name') {
+      const n = args[++i];
+      if (n === undefined) throw invalid('--name needs a service NAME');
+      addresses.push(nameAddress(n));
+    } else if (arg.startsWith('unix:') || arg.startsWith('tcp:') || arg.startsWith('name:')) {
       addresses.push(parseAddress(arg));
     } else {
       rest.push(arg);
@@ -80,7 +106,7 @@ export function addressesFromArgs(args: readonly string[]): { addresses: Address
 /** Exactly one address from program arguments (see addressesFromArgs), and the arguments left over. */
 export function addressFromArgs(args: readonly string[]): { address: Address; rest: string[] } {
   const { addresses, rest } = addressesFromArgs(args);
-  if (addresses.length === 0) throw invalid('no address given: use --unix PATH, --tcp HOST PORT, unix:PATH or tcp:HOST:PORT');
+  if (addresses.length === 0) throw invalid('no address given: use --name NAME, --unix PATH, --tcp HOST PORT, unix:PATH or tcp:HOST:PORT');
   if (addresses.length > 1) throw invalid('more than one address given');
   return { address: addresses[0]!, rest };
 }

@@ -8,10 +8,18 @@ import { createClient, type Client, type ClientOptions, type OpenTransport } fro
 import { IpcborError } from '../core/errors.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { SocketTransport } from './socket-transport.js';
+import { checkUnixPeer } from './trust.js';
 
 export type { Client } from '../core/client/client.js';
 
-export type ConnectOptions = ClientOptions;
+export interface ConnectOptions extends ClientOptions {
+  /**
+   * Unix sockets: whose socket to accept besides your own and root's (a
+   * uid), or `'any'` for no check. By default a socket owned by another
+   * user, or a symlink, is refused with IPCBOR_ERR_CONNECT (see trust.ts).
+   */
+  socketOwner?: number | 'any';
+}
 
 function dial(address: Address, signal: AbortSignal): Promise<OpenTransport> {
   return new Promise((resolve, reject) => {
@@ -37,5 +45,13 @@ export function connect(address: string | Address, options: ConnectOptions = {})
   } catch (err) {
     return Promise.reject(err);
   }
-  return createClient((signal) => dial(addr, signal), formatAddress(addr), options);
+  return createClient(
+    async (signal) => {
+      // Checked at every dial (a reconnect too): whose socket is this?
+      checkUnixPeer(addr, options.socketOwner);
+      return dial(addr, signal);
+    },
+    formatAddress(addr),
+    options,
+  );
 }

@@ -9,7 +9,7 @@ import { DEFAULT_KEEPALIVE } from '../core/constants.js';
 import { ServerCore, type Servable, type ServerCoreOptions } from '../core/server/server.js';
 import type { Executor } from '../core/server/call.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
-import { listen, removeSocketFile } from './listen.js';
+import { listen, type Release } from './listen.js';
 import { SocketTransport } from './socket-transport.js';
 
 export type { Servable } from '../core/server/server.js';
@@ -40,7 +40,7 @@ export async function serveWith(target: Servable, address: string | Address | re
   const list = (Array.isArray(address) ? address : [address]).map((a) => parseAddress(a as string | Address));
   const sockets: NetServer[] = [];
   const bound: string[] = [];
-  const unixPaths: string[] = [];
+  const releases: Release[] = [];
   const keepAlive = options.keepAlive ?? DEFAULT_KEEPALIVE;
 
   const accept = (kind: string) => (socket: Socket) => {
@@ -62,10 +62,9 @@ export async function serveWith(target: Servable, address: string | Address | re
       // Accept errors (EMFILE when descriptors run out) must not stop the
       // server: libuv keeps listening and accepts again once some free up.
       netServer.on('error', () => {});
-      await listen(netServer, a, options.permissions ?? 0o600);
+      releases.push(await listen(netServer, a, options.permissions ?? 0o600));
       sockets.push(netServer);
       if (a.kind === 'unix') {
-        unixPaths.push(a.path);
         bound.push(formatAddress(a));
       } else {
         const info = netServer.address();
@@ -74,8 +73,9 @@ export async function serveWith(target: Servable, address: string | Address | re
     }
   } catch (err) {
     core.destroy();
+    // Socket files first, while still listening: see listen.ts.
+    for (const release of releases) release();
     for (const s of sockets) s.close();
-    for (const p of unixPaths) removeSocketFile(p);
     throw err;
   }
 
@@ -85,8 +85,8 @@ export async function serveWith(target: Servable, address: string | Address | re
   const stopListening = () => {
     if (stopped) return;
     stopped = true;
+    for (const release of releases) release();
     for (const s of sockets) s.close();
-    for (const p of unixPaths) removeSocketFile(p);
   };
 
   const server: Server = {

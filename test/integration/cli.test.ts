@@ -90,7 +90,7 @@ describe('ipcbor CLI', () => {
   it('exits 2 on usage errors and 3 when the server cannot be reached', async () => {
     assert.equal((await ipcbor(['call', address])).code, 2);
     assert.equal((await ipcbor(['call', address, 'echo', '{nope'])).code, 2);
-    assert.equal((await ipcbor(['call', 'nowhere', 'echo'])).code, 2);
+    assert.equal((await ipcbor(['call', 'http://nowhere', 'echo'])).code, 2);
     assert.equal((await ipcbor(['call', address, 'echo', '--bogus'])).code, 2);
     const r = await ipcbor(['call', `unix:${tempSocket('absent.sock')}`, 'version']);
     assert.equal(r.code, 3);

@@ -171,7 +171,7 @@ describe('client and server edges', () => {
   it('replaces a stale socket file but never a live one', async () => {
     const path = tempSocket();
     const first = await serve(handlers(), `unix:${path}`);
-    await rejectsWith(serve(handlers(), `unix:${path}`), 'IPCBOR_ERR_INVALID_ADDRESS');
+    await rejectsWith(serve(handlers(), `unix:${path}`), 'IPCBOR_ERR_ALREADY_RUNNING');
     first.destroy();
     // Simulate a crash: a socket file with nobody behind it.
     const stale = createServer();

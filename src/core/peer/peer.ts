@@ -512,7 +512,7 @@ export abstract class Peer implements TransportSink {
   /** Decode a payload; returns the value and what holding it costs (wire bytes plus decoded items). */
   protected decodeCosted(payload: Uint8Array): { value: unknown; cost: number } {
     const value = this.codec.decode(payload);
-    return { value, cost: payload.length + ((this.codec as { lastItems?: number }).lastItems ?? 1) * DECODED_ITEM_BYTES };
+    return { value, cost: payload.length + (this.codec.lastItems ?? 1) * DECODED_ITEM_BYTES };
   }
 
   private onExtended(headBytes: Uint8Array, payload: Uint8Array): void {

@@ -393,7 +393,7 @@ export class ServerConnection extends Peer {
   decodeParams(call: ServerCall, payload: Uint8Array): unknown {
     try {
       const value = this.codec.decode(payload);
-      const items = (this.codec as { lastItems?: number }).lastItems ?? 1;
+      const items = this.codec.lastItems ?? 1;
       if (!call.done) {
         const extra = items * DECODED_ITEM_BYTES;
         call.cost += extra;

@@ -1,0 +1,65 @@
+/** Service names and the runtime directory: resolution, nothing on disk. */
+import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { addressesFromArgs, addressFromArgs, formatAddress, parseAddress } from '../../src/node/address.js';
+import { runtimeDir, socketPathFor } from '../../src/node/rundir.js';
+import { IpcborError } from '../../src/core/errors.js';
+
+const invalid = (fn: () => unknown) => assert.throws(fn, (e: unknown) => e instanceof IpcborError && e.code === 'IPCBOR_ERR_INVALID_ADDRESS');
+
+describe('service names', () => {
+  let saved: Record<string, string | undefined>;
+  beforeEach(() => {
+    saved = { IPCBOR_RUNDIR: process.env.IPCBOR_RUNDIR, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR };
+    process.env.IPCBOR_RUNDIR = '/run/test-ipcbor';
+  });
+  afterEach(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+
+  it('resolves a bare name, name:NAME and --name NAME to <rundir>/<name>.sock, and formats it back as the name', () => {
+    const want = { kind: 'unix', path: '/run/test-ipcbor/timer.sock', name: 'timer' };
+    assert.deepEqual(parseAddress('timer'), want);
+    assert.deepEqual(parseAddress('name:timer'), want);
+    assert.deepEqual(addressFromArgs(['--name', 'timer', '-v']), { address: want, rest: ['-v'] });
+    assert.deepEqual(addressesFromArgs(['--name', 'a.b_c-1', 'unix:/x', 'word']).addresses.map(formatAddress), ['a.b_c-1', 'unix:/x']);
+    assert.equal(formatAddress(parseAddress('timer')), 'timer');
+    assert.deepEqual(parseAddress(formatAddress(parseAddress('timer'))), want);
+    assert.equal(socketPathFor('greeter'), '/run/test-ipcbor/greeter.sock');
+  });
+
+  it('keeps unix: and tcp: parsing as it was', () => {
+    assert.deepEqual(parseAddress('unix:/tmp/a.sock'), { kind: 'unix', path: '/tmp/a.sock' });
+    assert.deepEqual(parseAddress('tcp:localhost:1'), { kind: 'tcp', host: 'localhost', port: 1 });
+    assert.equal(formatAddress(parseAddress('unix:/tmp/a.sock')), 'unix:/tmp/a.sock');
+  });
+
+  it('refuses what is not a name', () => {
+    for (const bad of ['a/b', '../x', '.hidden', '-x', 'x'.repeat(65), 'a b', 'name:', 'name:a/b', '']) invalid(() => parseAddress(bad));
+    invalid(() => addressFromArgs(['--name']));
+    invalid(() => addressFromArgs(['--name', '..']));
+    invalid(() => socketPathFor('a/b'));
+  });
+
+  it('checks the socket path length of a name up front', () => {
+    process.env.IPCBOR_RUNDIR = `/tmp/${'d'.repeat(100)}`;
+    invalid(() => parseAddress('timer'));
+    invalid(() => addressFromArgs(['--name', 'timer']));
+  });
+
+  it('finds the runtime directory: $IPCBOR_RUNDIR, else $XDG_RUNTIME_DIR/ipcbor, else <tmpdir>/ipcbor-<uid>', () => {
+    assert.equal(runtimeDir(), '/run/test-ipcbor');
+    delete process.env.IPCBOR_RUNDIR;
+    process.env.XDG_RUNTIME_DIR = '/run/user/4242';
+    assert.equal(runtimeDir(), '/run/user/4242/ipcbor');
+    delete process.env.XDG_RUNTIME_DIR;
+    assert.equal(runtimeDir(), join(tmpdir(), `ipcbor-${process.getuid!()}`));
+    process.env.IPCBOR_RUNDIR = 'relative/dir';
+    invalid(() => runtimeDir());
+  });
+});
