@@ -149,7 +149,10 @@ export class Probe {
   maxLatency = 0;
   peak: Mem = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
   samples = 0;
+  /** The first call of the probe that failed, if one did. */
+  error: unknown;
   private running = false;
+  private sampling = true;
   private pendingSince: number | undefined;
   private loops: Promise<void>[] = [];
 
@@ -175,28 +178,38 @@ export class Probe {
     return this.client.call<Mem>('mem');
   }
 
-  start(): this {
+  /** Start calling; `mem: false` takes no memory samples (reading them needs a free descriptor). */
+  start(opts: { mem?: boolean } = {}): this {
     this.running = true;
-    this.loops = [this.versionLoop(), this.memLoop()];
+    this.sampling = opts.mem !== false;
+    this.loops = [this.versionLoop(), ...(this.sampling ? [this.memLoop()] : [])];
     return this;
   }
 
   private async versionLoop(): Promise<void> {
-    while (this.running) {
-      const t0 = performance.now();
-      this.pendingSince = t0;
-      await this.client.call('version');
-      this.pendingSince = undefined;
-      this.maxLatency = Math.max(this.maxLatency, performance.now() - t0);
-      this.calls++;
-      await sleep(10);
+    try {
+      while (this.running) {
+        const t0 = performance.now();
+        this.pendingSince = t0;
+        await this.client.call('version');
+        this.pendingSince = undefined;
+        this.maxLatency = Math.max(this.maxLatency, performance.now() - t0);
+        this.calls++;
+        await sleep(10);
+      }
+    } catch (err) {
+      if (this.running) this.error ??= err;
     }
   }
 
   private async memLoop(): Promise<void> {
-    while (this.running) {
-      this.note(await this.mem());
-      await sleep(100);
+    try {
+      while (this.running) {
+        this.note(await this.mem());
+        await sleep(100);
+      }
+    } catch (err) {
+      if (this.running) this.error ??= err;
     }
   }
 
@@ -208,12 +221,13 @@ export class Probe {
 
   /** Stop; take one last memory sample first. */
   async stop(): Promise<ProbeStats> {
-    this.note(await this.mem());
+    if (this.sampling) this.note(await this.mem());
     if (this.pendingSince !== undefined) this.maxLatency = Math.max(this.maxLatency, performance.now() - this.pendingSince);
     this.running = false;
     // A loop blocked on an unanswered call is not waited for: its latency is counted above.
     await Promise.race([Promise.all(this.loops), sleep(2000)]);
     if (this.pendingSince !== undefined) this.maxLatency = Math.max(this.maxLatency, performance.now() - this.pendingSince);
+    assert.equal(this.error, undefined, 'every call of the probe was answered');
     return { calls: this.calls, maxLatency: this.maxLatency, baseline: this.baseline, peak: this.peak, samples: this.samples };
   }
 
