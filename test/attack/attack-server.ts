@@ -5,7 +5,7 @@
  * `{ address, kind?: 'handlers' | 'service', options?: ServeOptions }`.
  * Prints `{"address": …, "pid": …}` on one line once it listens.
  *
- * Methods: `version` and `mem` (take no params: never decoded), `echo`,
+ * Methods: `version`, `mem` and `lag` (take no params: never decoded), `echo`,
  * `slow({ms})`, `hang()` (until its signal aborts), `stream({n, size})`,
  * `fire({n, size, name?})` (emits n events of `size` bytes, each `{seq, pad}`).
  * `kind: 'handlers'` serves a plain object (any event name may be
@@ -13,6 +13,7 @@
  */
 import { defineService, method, serve, serviceOf, type ServeOptions, type Server } from '../../src/index.js';
 import type { CallContext } from '../../src/core/server/dispatcher.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 interface Config {
   address: string;
@@ -24,12 +25,20 @@ const config = JSON.parse(process.argv[2] ?? '{}') as Config;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 let emit: (name: string, payload: unknown) => void = () => {};
 let seq = 0;
+const delay = monitorEventLoopDelay({ resolution: 10 });
+delay.enable();
 
 const handlers = {
   version: () => '1.0.0',
   mem: () => {
     (globalThis as { gc?: () => void }).gc?.();
     return process.memoryUsage();
+  },
+  /** The longest the event loop was blocked since the last call (ms, to the resolution of 10 ms). */
+  lag: () => {
+    const ms = delay.max / 1e6;
+    delay.reset();
+    return ms;
   },
   echo: (params: unknown) => params,
   // Holds its params until it answers, as a handler that works on them would.
@@ -59,6 +68,7 @@ if (config.kind === 'service') {
     methods: {
       version: method({ handler: handlers.version }),
       mem: method({ handler: handlers.mem }),
+      lag: method({ handler: handlers.lag }),
       echo: method({ handler: handlers.echo }),
       slow: method({ handler: handlers.slow }),
       hang: method({ handler: handlers.hang }),
