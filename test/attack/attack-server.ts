@@ -31,6 +31,8 @@ delay.enable();
 const handlers = {
   version: () => '1.0.0',
   mem: () => {
+    // Twice: the second GC first finishes sweeping the ArrayBuffers the first one freed.
+    (globalThis as { gc?: () => void }).gc?.();
     (globalThis as { gc?: () => void }).gc?.();
     return process.memoryUsage();
   },
@@ -47,10 +49,10 @@ const handlers = {
     return params?.pad?.length ?? null;
   },
   hang: (_params: unknown, ctx: CallContext) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(null), { once: true })),
+  // Each item is made when it is asked for: what the server holds is what it queued.
   stream: async function* (params: { n?: number; size?: number }) {
     const n = params?.n ?? 10;
-    const pad = new Uint8Array(params?.size ?? 1024);
-    for (let i = 0; i < n; i++) yield pad;
+    for (let i = 0; i < n; i++) yield new Uint8Array(params?.size ?? 1024);
   },
   fire: (params: { n?: number; size?: number; name?: string }) => {
     const n = params?.n ?? 1;
