@@ -103,6 +103,13 @@ export class FrameDecoder {
     if (!this.draining) this.drain();
   }
 
+  /** Drop every byte held and take no more (the connection is being closed): a dead decoder holds no memory. */
+  discard(): void {
+    this.failure ??= new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection is closing');
+    this.queue.skip(this.queue.length);
+    this.state = State.Head;
+  }
+
   private fail(code: 'IPCBOR_ERR_METHOD_TOO_LONG' | 'IPCBOR_ERR_FRAME_TOO_LARGE' | 'IPCBOR_ERR_BAD_FRAME', message: string): IpcborError {
     this.failure = new IpcborError(code, message);
     return this.failure;

@@ -90,7 +90,9 @@ export class ConnectionBudget {
     server?.join();
   }
 
+  /** Charge `n` bytes (a negative `n` releases). */
   charge(n: number): void {
+    if (n < 0) return this.release(-n);
     this.held += n;
     this.server?.add(n);
   }

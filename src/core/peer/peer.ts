@@ -53,6 +53,9 @@ export interface PeerOptions {
  */
 const FRAMES_PER_TURN = 256;
 
+/** How long a server waits for a peer to close its side after ending its own. */
+const CLOSE_LINGER_MS = 2000;
+
 /** `open`, then `closing` (no new work, finishing what runs), then `closed`. */
 export type PeerState = 'open' | 'closing' | 'closed';
 
@@ -276,11 +279,22 @@ export abstract class Peer implements TransportSink {
     }
   }
 
-  /** Flush what was written, then close. */
+  /** Read nothing more: drop what the decoder holds (a broken or timed-out frame), and its charge. */
+  protected dropInput(): void {
+    this.decoder.discard();
+    this.syncIn();
+  }
+
+  /**
+   * Flush what was written, then close. A server does not wait for ever
+   * for the peer to close its side: after CLOSE_LINGER_MS it cuts the
+   * connection (a half-closed peer would otherwise hold it).
+   */
   protected endTransport(): void {
     if (this.state === 'closed') return;
     this.state = 'closing';
     this.transport.end();
+    if (this.options.side === 'server') backgroundTimer(() => this.destroy(), CLOSE_LINGER_MS);
   }
 
   // ---- reading: back-pressure, budget, timers ----------------------------------
@@ -348,7 +362,11 @@ export abstract class Peer implements TransportSink {
       // A frame was delivered meanwhile: the one pending now started later.
       if (this.decoder.delivered !== this.frameMark) return this.armFrameTimer();
       if (this.decoder.idle || !this.delivering) return;
-      this.fail(new IpcborError('IPCBOR_ERR_FRAME_TIMEOUT', `a frame was not finished within ${limit} ms of its first byte`));
+      // A peer stuck mid-frame may not read either: no goodbye, the
+      // connection and all it holds go at once.
+      const err = new IpcborError('IPCBOR_ERR_FRAME_TIMEOUT', `a frame was not finished within ${limit} ms of its first byte`);
+      this.report(err);
+      this.destroy(err);
     }, limit);
   }
 

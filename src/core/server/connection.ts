@@ -593,6 +593,9 @@ export class ServerConnection extends Peer {
     if (this.failGrace !== undefined) return;
     this.report(err);
     this.state = 'closing';
+    // What the broken frame left in the decoder is garbage: let it go now,
+    // not when the answers owed have left.
+    this.dropInput();
     this.updateReading();
     const last = new ServerCall(this, 'seed', 0, '', this.context('', undefined), undefined);
     last.answer = encodeErrorResponse(clip(err.message));
