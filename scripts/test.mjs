@@ -16,6 +16,7 @@ if (files.length === 0) {
   console.error('no test files found under dist/test: did the build run?');
   process.exit(1);
 }
-const args = ['--test', '--test-concurrency=2', ...process.argv.slice(2), ...files];
+// A hung test fails after two minutes instead of holding CI for its whole budget.
+const args = ['--test', '--test-concurrency=2', '--test-timeout=120000', ...process.argv.slice(2), ...files];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -286,7 +286,10 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
       closed = true;
       for (const source of [...sources.keys()]) loop.remove(source);
       for (const w of waiters.splice(0)) w(undefined);
-      queue.length = 0;
+      // Messages nobody took never started: refused like calls arriving during a shutdown.
+      for (const ev of queue.splice(0)) {
+        if (ev.type === 'message' && !ev.message.done) ev.message.fail(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+      }
       await Promise.all([...servers.map((s) => s.server.close()), ...[...clients].map((c) => c.close())]);
     },
 

@@ -456,7 +456,8 @@ export class ServerConnection extends Peer {
     call.cost = 0;
     if (call.kind === 'call') {
       this.calls.delete(call.id);
-      this.closeInbound(call.id, reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method }));
+      // Only a streamed call has either stream: most calls make no error here.
+      if (call.input) this.closeInbound(call.id, reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method }));
       this.stopOutbound(call.id);
     } else {
       this.running.delete(call);
