@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     switch (ev.type) {
       case 'connection':
         people++;
-        console.log(`+ connection ${ev.connection.info.id} (${ev.connection.info.protocol})`);
+        console.log(`+ connection ${ev.connection.info.id} (${ev.connection.info.transport})`);
         break;
       case 'disconnection':
         people--;

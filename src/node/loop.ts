@@ -36,6 +36,10 @@ import { serveWith, type ServeOptions, type Server } from './server.js';
 
 /** One connection the loop serves. */
 export interface LoopConnection {
+  /**
+   * Who is connected. `protocol` reads `seed` until the client's hello (its
+   * first request) has arrived: at the `connection` event it may not have.
+   */
   readonly info: ConnectionInfo;
   /** Send event `name` to this connection alone (its client gets it if it subscribed to the name or `*`). */
   write(name: string, payload?: unknown): void;
