@@ -433,7 +433,7 @@ export class ClientConnection extends Peer {
   private resolveWith(p: Pending, body: Uint8Array): void {
     let value: unknown;
     try {
-      value = this.codec.decode(body);
+      value = this.decodePayload(body);
     } catch (err) {
       this.settle(p, undefined, new IpcborError('IPCBOR_ERR_DECODE', `the answer to ${p.method} is not valid CBOR: ${messageOf(err)}`, { method: p.method, cause: err }));
       return;

@@ -36,6 +36,12 @@ export interface Codec {
    * themselves too). A cheap measure of the decoded value's size.
    */
   readonly lastItems?: number;
+  /**
+   * Decode an input whose whole buffer belongs to the caller from now on
+   * (a frame the framing copied together): large byte strings in it may be
+   * views into it rather than copies. Optional; `decode` is the fallback.
+   */
+  decodeOwned?(bytes: Uint8Array): unknown;
 }
 
 export interface CodecOptions {
@@ -55,24 +61,30 @@ export function createCodec(options: CodecOptions = {}): StrictCodec {
     lastItems: 0,
     encode: encodeValue,
     decode(input: Uint8Array): unknown {
-      if (!(input instanceof Uint8Array)) throw new IpcborError('IPCBOR_ERR_DECODE', 'expected a Uint8Array to decode');
-      if (input.length === 0) throw new IpcborError('IPCBOR_ERR_DECODE', 'empty payload: expected one CBOR item');
-      // A plain view: byte strings are sliced out of it, and a subclass's
-      // slice (Node's Buffer) would be a view into the socket's chunk
-      // instead of a copy of its own.
-      const bytes = Object.getPrototypeOf(input) === Uint8Array.prototype ? input : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
-      let value: unknown;
-      try {
-        value = decodeStrict(bytes, limits);
-      } catch (err) {
-        if (err instanceof IpcborError) throw err;
-        // Only a maxDepth set so high that the stack runs out gets here.
-        throw new IpcborError('IPCBOR_ERR_DECODE', err instanceof Error ? err.message : String(err), { cause: err });
-      }
-      codec.lastItems = lastItemCount;
-      return value;
+      return decodeWith(input, false);
+    },
+    decodeOwned(input: Uint8Array): unknown {
+      return decodeWith(input, true);
     },
   };
+  function decodeWith(input: Uint8Array, owned: boolean): unknown {
+    if (!(input instanceof Uint8Array)) throw new IpcborError('IPCBOR_ERR_DECODE', 'expected a Uint8Array to decode');
+    if (input.length === 0) throw new IpcborError('IPCBOR_ERR_DECODE', 'empty payload: expected one CBOR item');
+    // A plain view: byte strings are sliced out of it, and a subclass's
+    // slice (Node's Buffer) would be a view into the socket's chunk
+    // instead of a copy of its own.
+    const bytes = Object.getPrototypeOf(input) === Uint8Array.prototype ? input : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+    let value: unknown;
+    try {
+      value = decodeStrict(bytes, limits, owned);
+    } catch (err) {
+      if (err instanceof IpcborError) throw err;
+      // Only a maxDepth set so high that the stack runs out gets here.
+      throw new IpcborError('IPCBOR_ERR_DECODE', err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    codec.lastItems = lastItemCount;
+    return value;
+  }
   return codec;
 }
 

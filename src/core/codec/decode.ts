@@ -32,6 +32,15 @@ let started = 0;
 let maxItems = 0;
 let maxDepth = 0;
 let busy = false;
+/**
+ * Byte strings at least this long, and at least half the input, are views
+ * into the input instead of copies, when the caller says the input's whole
+ * buffer is its own (see `share` in decodeStrict): a large message is then
+ * copied once on its way in, not twice, and a small byte string never
+ * keeps a large buffer alive.
+ */
+const SHARE_BYTES = 64 * 1024;
+let share = false;
 
 /** Items in the value most recently decoded (set only on success). */
 export let lastItemCount = 0;
@@ -49,9 +58,10 @@ const notEnough = () => fail('not enough bytes for the item');
  * Decodes exactly one item filling `bytes`. Returns the value; the number of
  * data items in it is left in `lastItemCount`.
  */
-export function decodeStrict(bytes: Uint8Array, limits: DecodeLimits): unknown {
-  if (busy) return decodeNested(bytes, limits);
+export function decodeStrict(bytes: Uint8Array, limits: DecodeLimits, shareLarge = false): unknown {
+  if (busy) return decodeNested(bytes, limits, shareLarge);
   busy = true;
+  share = shareLarge;
   data = bytes;
   pos = 0;
   end = bytes.length;
@@ -72,13 +82,13 @@ export function decodeStrict(bytes: Uint8Array, limits: DecodeLimits): unknown {
 }
 
 /** A decode started while another is running: keep the outer one's state. */
-function decodeNested(bytes: Uint8Array, limits: DecodeLimits): unknown {
-  const saved = [data, pos, end, items, started, maxItems, maxDepth] as const;
+function decodeNested(bytes: Uint8Array, limits: DecodeLimits, shareLarge: boolean): unknown {
+  const saved = [data, pos, end, items, started, maxItems, maxDepth, share] as const;
   busy = false;
   try {
-    return decodeStrict(bytes, limits);
+    return decodeStrict(bytes, limits, shareLarge);
   } finally {
-    [data, pos, end, items, started, maxItems, maxDepth] = saved;
+    [data, pos, end, items, started, maxItems, maxDepth, share] = saved;
     busy = true;
   }
 }
@@ -170,8 +180,9 @@ function decodeItem(depth: number): unknown {
     case 2: {
       const n = readLength(minor, 'byte string');
       if (n > end - pos) notEnough();
-      // A copy: the input's memory belongs to a socket chunk.
-      const out = data.slice(pos, pos + n);
+      // A copy: the input's memory belongs to a socket chunk (unless the
+      // caller handed over the whole buffer: then a large one is a view).
+      const out = share && n >= SHARE_BYTES && n * 2 >= end ? data.subarray(pos, pos + n) : data.slice(pos, pos + n);
       pos += n;
       return out;
     }

@@ -44,7 +44,12 @@ export function encodeValue(value: unknown): Uint8Array {
   depth = 0;
   try {
     writeValue(value);
-    return buf.slice(0, pos);
+    if (pos <= KEEP_BYTES) return buf.slice(0, pos);
+    // A large result: hand over the buffer itself rather than copy it
+    // (a 64 MiB message is copied once, into here), and start afresh.
+    const out = buf.subarray(0, pos);
+    buf = new Uint8Array(INITIAL_BYTES);
+    return out;
   } catch (err) {
     stack = [];
     if (err instanceof IpcborError) throw err;
@@ -73,6 +78,10 @@ function encodeNested(value: unknown): Uint8Array {
 function grow(need: number): void {
   let size = buf.length * 2;
   while (size < pos + need) size *= 2;
+  // Past the size kept between calls, grow to what is needed plus an
+  // eighth, not to the next power of two: a 64 MiB byte string must not
+  // take a 128 MiB buffer.
+  if (size > KEEP_BYTES) size = Math.max(KEEP_BYTES, pos + need + ((pos + need) >>> 3));
   const next = new Uint8Array(size);
   next.set(buf.subarray(0, pos));
   buf = next;

@@ -527,9 +527,20 @@ export abstract class Peer implements TransportSink {
 
   // ---- decoding ----------------------------------------------------------------
 
+  /**
+   * Decode a payload. One that fills its whole buffer is the framing's own
+   * copy (a frame that arrived in pieces, or a chunk that was just this
+   * payload): nothing else uses that memory, so large byte strings in it may
+   * stay where they are instead of being copied again.
+   */
+  protected decodePayload(payload: Uint8Array): unknown {
+    const owned = payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength;
+    return owned && this.codec.decodeOwned ? this.codec.decodeOwned(payload) : this.codec.decode(payload);
+  }
+
   /** Decode a payload; returns the value and what holding it costs (wire bytes plus decoded items). */
   protected decodeCosted(payload: Uint8Array): { value: unknown; cost: number } {
-    const value = this.codec.decode(payload);
+    const value = this.decodePayload(payload);
     return { value, cost: payload.length + (this.codec.lastItems ?? 1) * DECODED_ITEM_BYTES };
   }
 

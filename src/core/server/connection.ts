@@ -392,7 +392,7 @@ export class ServerConnection extends Peer {
   /** Decode a call's params, charging what they hold to the budget. */
   decodeParams(call: ServerCall, payload: Uint8Array): unknown {
     try {
-      const value = this.codec.decode(payload);
+      const value = this.decodePayload(payload);
       const items = this.codec.lastItems ?? 1;
       if (!call.done) {
         const extra = items * DECODED_ITEM_BYTES;
