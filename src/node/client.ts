@@ -21,7 +21,30 @@ export interface ConnectOptions extends ClientOptions {
   socketOwner?: number | 'any';
 }
 
-function dial(address: Address, signal: AbortSignal): Promise<OpenTransport> {
+/** First wait before dialing a unix socket again whose backlog was full (EAGAIN); doubles up to MAX. */
+const EAGAIN_FIRST_MS = 1;
+const EAGAIN_MAX_MS = 100;
+
+/**
+ * Open a socket. A unix socket whose listen backlog is full refuses at once
+ * with EAGAIN (TCP would queue the SYN instead): that is a busy server, not
+ * an absent one, so it is tried again, with backoff and jitter, until the
+ * connect deadline (the signal) ends it.
+ */
+async function dial(address: Address, signal: AbortSignal): Promise<OpenTransport> {
+  for (let wait = EAGAIN_FIRST_MS; ; wait = Math.min(wait * 2, EAGAIN_MAX_MS)) {
+    try {
+      return await dialOnce(address, signal);
+    } catch (err) {
+      const code = ((err as IpcborError).cause as NodeJS.ErrnoException | undefined)?.code;
+      if (address.kind !== 'unix' || code !== 'EAGAIN' || signal.aborted) throw err;
+      await new Promise((r) => setTimeout(r, wait / 2 + Math.random() * (wait / 2)));
+      if (signal.aborted) throw err;
+    }
+  }
+}
+
+function dialOnce(address: Address, signal: AbortSignal): Promise<OpenTransport> {
   return new Promise((resolve, reject) => {
     const socket: Socket = address.kind === 'unix' ? createConnection(address.path) : createConnection({ host: address.host, port: address.port, noDelay: true });
     const onAbort = () => socket.destroy();

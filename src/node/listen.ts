@@ -89,10 +89,15 @@ function listenOnce(server: NetServer, start: () => void): Promise<void> {
   });
 }
 
-export async function listen(server: NetServer, address: Address, permissions: number): Promise<Release> {
-  if (address.kind === 'unix' && process.platform !== 'win32') return listenUnix(server, address, permissions);
+/**
+ * Listen on `address`. `backlog`: connections the operating system queues
+ * for accept() (Node's default, 511, when undefined; the kernel caps it at
+ * net.core.somaxconn).
+ */
+export async function listen(server: NetServer, address: Address, permissions: number, backlog?: number): Promise<Release> {
+  if (address.kind === 'unix' && process.platform !== 'win32') return listenUnix(server, address, permissions, backlog);
   try {
-    await listenOnce(server, () => (address.kind === 'unix' ? server.listen(address.path) : server.listen(address.port, address.host)));
+    await listenOnce(server, () => (address.kind === 'unix' ? server.listen({ path: address.path, backlog }) : server.listen({ port: address.port, host: address.host, backlog })));
   } catch (err) {
     throw listenError(address, err);
   }
@@ -105,7 +110,7 @@ function listenError(address: Address, err: unknown): IpcborError {
   return invalid(`cannot listen on ${where}: ${e.code ?? ''} ${e.message}`.trim(), err);
 }
 
-async function listenUnix(server: NetServer, address: Address & { kind: 'unix' }, permissions: number): Promise<Release> {
+async function listenUnix(server: NetServer, address: Address & { kind: 'unix' }, permissions: number, backlog: number | undefined): Promise<Release> {
   if (!Number.isInteger(permissions) || permissions < 0 || permissions > 0o777) {
     throw invalid(`permissions must be mode bits from 0 to 0o777, not ${String(permissions)}`);
   }
@@ -122,7 +127,7 @@ async function listenUnix(server: NetServer, address: Address & { kind: 'unix' }
         // socket file has exactly `permissions` from its first moment.
         const old = setUmask(~permissions & 0o777);
         try {
-          server.listen(tmp);
+          server.listen({ path: tmp, backlog });
         } finally {
           if (old !== undefined) setUmask(old);
         }

@@ -19,6 +19,8 @@ export interface ServeOptions extends Omit<ServerCoreOptions, 'codec'> {
   permissions?: number;
   /** TCP keepalive: idle ms before the first probe (default 60,000; 0: off). Finds peers that vanished without a FIN. */
   keepAlive?: number;
+  /** Connections the operating system queues for accept() (default: Node's 511, capped by the kernel's somaxconn). */
+  backlog?: number;
 }
 
 export interface Server extends AsyncDisposable {
@@ -62,7 +64,7 @@ export async function serveWith(target: Servable, address: string | Address | re
       // Accept errors (EMFILE when descriptors run out) must not stop the
       // server: libuv keeps listening and accepts again once some free up.
       netServer.on('error', () => {});
-      releases.push(await listen(netServer, a, options.permissions ?? 0o600));
+      releases.push(await listen(netServer, a, options.permissions ?? 0o600, options.backlog));
       sockets.push(netServer);
       if (a.kind === 'unix') {
         bound.push(formatAddress(a));
