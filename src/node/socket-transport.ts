@@ -36,7 +36,10 @@ export class SocketTransport implements OpenTransport {
   attach(sink: TransportSink): void {
     const s = this.socket;
     this.sink = sink;
-    s.on('data', (chunk: Buffer) => sink.onData(chunk));
+    // A plain Uint8Array view of each chunk, once: the frames cut from it
+    // are then plain views too, cheaper to make than Buffer slices and
+    // taken by the codec as they are.
+    s.on('data', (chunk: Buffer) => sink.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
     s.on('drain', () => sink.onDrain());
     s.on('error', (err: Error) => (this.error = err));
     s.on('close', () => sink.onClose(this.error));

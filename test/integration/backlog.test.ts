@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { connect, serve, type Client } from '../../src/index.js';
 import { tempSocket } from '../helpers.js';
 
-const N = 1000;
+const N = 400;
 
 describe('listen backlog', () => {
   it('with a backlog of 4, a raw burst meets EAGAIN, and connect() retries it until every client is in', async () => {

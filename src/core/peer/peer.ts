@@ -149,9 +149,34 @@ export abstract class Peer implements TransportSink {
     this.decoder = new FrameDecoder(
       mode,
       {
-        request: (method, payload) => this.frame(() => this.onSeedRequest(method, payload)),
-        response: (ret, body) => this.frame(() => this.onSeedResponse(ret, body)),
-        extended: (head, payload) => this.frame(() => this.onExtended(head, payload)),
+        // No closure per frame: each kind has its own guarded call.
+        request: (method, payload) => {
+          if (!this.entering()) return;
+          try {
+            this.onSeedRequest(method, payload);
+          } catch (err) {
+            return this.fail(asIpcborError(err));
+          }
+          this.leaving();
+        },
+        response: (ret, body) => {
+          if (!this.entering()) return;
+          try {
+            this.onSeedResponse(ret, body);
+          } catch (err) {
+            return this.fail(asIpcborError(err));
+          }
+          this.leaving();
+        },
+        extended: (head, payload) => {
+          if (!this.entering()) return;
+          try {
+            this.onExtended(head, payload);
+          } catch (err) {
+            return this.fail(asIpcborError(err));
+          }
+          this.leaving();
+        },
       },
       options.maxMethodBytes === undefined ? { maxFrameBytes: options.maxFrameBytes } : { maxFrameBytes: options.maxFrameBytes, maxMethodBytes: options.maxMethodBytes },
     );
@@ -299,16 +324,18 @@ export abstract class Peer implements TransportSink {
 
   // ---- reading: back-pressure, budget, timers ----------------------------------
 
-  /** Run one received frame; a frame that throws fails the connection rather than the process. */
-  private frame(run: () => void): void {
-    if (this.state === 'closed') return;
-    this.lastFrameAt = Date.now();
-    try {
-      run();
-    } catch (err) {
-      this.fail(asIpcborError(err));
-      return;
-    }
+  /**
+   * Before one received frame runs (a frame that throws fails the
+   * connection rather than the process): is the connection still there?
+   */
+  private entering(): boolean {
+    if (this.state === 'closed') return false;
+    if (this.options.idleTimeout > 0) this.lastFrameAt = Date.now();
+    return true;
+  }
+
+  /** After one received frame ran. */
+  private leaving(): void {
     // Checked per frame, not per chunk: one chunk can carry thousands of
     // small frames, and the budget (or the turn) must stop them between two.
     if (++this.burst >= FRAMES_PER_TURN) {

@@ -76,16 +76,47 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 export type CommonHead = { kind: 1; id: number; method: string; opts: Readonly<Record<string, never>> } | { kind: 3 | 4 | 6 | 7; id: number };
 const NO_OPTS = Object.freeze({});
 
-/** Read a CBOR uint of major type `major` at `at`: [value, next position], or undefined if it is not one. */
-function readUint(b: Uint8Array, at: number, major: number): [number, number] | undefined {
+/** Where the last readUint stopped (module state: no array per read on the per-frame path). */
+let next = 0;
+
+/** Read a CBOR uint of major type `major` at `at` (position after it in `next`), or -1 if it is not one. */
+function readUint(b: Uint8Array, at: number, major: number): number {
   const first = b[at];
-  if (first === undefined || first >> 5 !== major >> 5) return undefined;
+  if (first === undefined || first >> 5 !== major >> 5) return -1;
   const minor = first & 31;
-  if (minor < 24) return [minor, at + 1];
-  if (minor === 24 && at + 1 < b.length) return [b[at + 1]!, at + 2];
-  if (minor === 25 && at + 2 < b.length) return [(b[at + 1]! << 8) | b[at + 2]!, at + 3];
-  if (minor === 26 && at + 4 < b.length) return [((b[at + 1]! << 24) | (b[at + 2]! << 16) | (b[at + 3]! << 8) | b[at + 4]!) >>> 0, at + 5];
-  return undefined;
+  if (minor < 24) {
+    next = at + 1;
+    return minor;
+  }
+  if (minor === 24 && at + 1 < b.length) {
+    next = at + 2;
+    return b[at + 1]!;
+  }
+  if (minor === 25 && at + 2 < b.length) {
+    next = at + 3;
+    return (b[at + 1]! << 8) | b[at + 2]!;
+  }
+  if (minor === 26 && at + 4 < b.length) {
+    next = at + 5;
+    return ((b[at + 1]! << 24) | (b[at + 2]! << 16) | (b[at + 3]! << 8) | b[at + 4]!) >>> 0;
+  }
+  return -1;
+}
+
+/** A method name: short ASCII by hand (most names), anything else through the strict UTF-8 decoder. */
+function methodText(b: Uint8Array, from: number): string {
+  const n = b.length - from;
+  if (n <= 64) {
+    let ascii = true;
+    for (let i = from; i < b.length; i++) {
+      if (b[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, b.subarray(from) as unknown as number[]);
+  }
+  return utf8.decode(b.subarray(from));
 }
 
 /**
@@ -99,16 +130,16 @@ export function parseCommonHead(b: Uint8Array): CommonHead | undefined {
     // CANCEL, RESULT, ITEM, END: the kinds whose head is exactly [kind, id].
     if (kind !== 3 && kind !== 4 && kind !== 6 && kind !== 7) return undefined;
     const id = readUint(b, 2, 0);
-    if (!id || id[1] !== b.length || id[0] === 0) return undefined;
-    return { kind: kind as 3 | 4 | 6 | 7, id: id[0] };
+    if (id <= 0 || next !== b.length) return undefined;
+    return { kind: kind as 3 | 4 | 6 | 7, id };
   }
   if (b[0] === 0x83 && b[1] === 0x01) {
     const id = readUint(b, 2, 0);
-    if (!id || id[0] === 0) return undefined;
-    const len = readUint(b, id[1], 0x60);
-    if (!len || len[1] + len[0] !== b.length) return undefined;
+    if (id <= 0) return undefined;
+    const len = readUint(b, next, 0x60);
+    if (len < 0 || next + len !== b.length) return undefined;
     try {
-      return { kind: 1, id: id[0], method: utf8.decode(b.subarray(len[1])), opts: NO_OPTS };
+      return { kind: 1, id, method: methodText(b, next), opts: NO_OPTS };
     } catch {
       return undefined;
     }
