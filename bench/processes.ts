@@ -6,7 +6,7 @@
  * (their IPC channel drops; see child.ts).
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildReady } from './child.js';
@@ -16,7 +16,8 @@ let tempDir: string | undefined;
 
 /** A fresh temp dir for this run's sockets (short: unix socket paths are limited to ~100 bytes). */
 export function runDir(): string {
-  tempDir ??= mkdtempSync(join(tmpdir(), 'ipcbor-bench-'));
+  // The last server out removes the dir (child.ts): a server started after that needs a new one.
+  if (tempDir === undefined || !existsSync(tempDir)) tempDir = mkdtempSync(join(tmpdir(), 'ipcbor-bench-'));
   return tempDir;
 }
 
@@ -42,6 +43,8 @@ export function pinSelf(cpu: number): boolean {
 export interface ServerProcess {
   readonly address: string;
   readonly socketPath: string;
+  /** The forked process (its IPC channel carries a bench's own requests, e.g. bench/idle.ts). */
+  readonly child: ChildProcess;
   stop(): Promise<void>;
 }
 
@@ -76,6 +79,7 @@ export function startServer(script: string, name: string, nodeArgs: readonly str
       resolve({
         address: m.address,
         socketPath,
+        child,
         stop: async () => {
           if (child.exitCode !== null || child.signalCode !== null) return;
           child.send({ type: 'stop' });

@@ -14,6 +14,8 @@
  *   BENCH_PROFILE_DIR  run the servers with --cpu-prof, profiles written there
  *   BENCH_PIN          0: do not pin; by default (with >= 2 CPUs and taskset)
  *                      this process runs on CPU 0 and the servers on CPU 1
+ *   BENCH_IDLE         connections of the idle-memory section (default 10,000;
+ *                      0 skips it). BENCH_ONLY=idle runs that section alone
  *
  * Progress goes to stderr; the table (or the JSON) to stdout.
  */
@@ -24,6 +26,7 @@ import { cbor, connect, type Client } from '../src/index.js';
 import { cleanup, cleanupOnExit, pinSelf, startServer, type ServerProcess } from './processes.js';
 import { RawClient } from './raw-client.js';
 import { WORKLOADS, measure, type Caller, type Workload } from './workloads.js';
+import { idleBench, printIdle, type IdleRow } from './idle.js';
 
 const IMPLS = ['raw', 'rawcbor', 'extended', 'seed'] as const;
 type Impl = (typeof IMPLS)[number];
@@ -143,6 +146,8 @@ async function main(): Promise<void> {
   const where = pinned ? 'client on CPU 0, servers on CPU 1' : 'not pinned';
   progress(`ipcbor bench: node ${meta.node}, ${meta.cpu} (${meta.cores} cores, ${where}), ${seconds} s x ${repeats} per cell after ${warmup} s warm-up`);
 
+  const idleCount = Number(env.BENCH_IDLE ?? 10_000);
+  const withIdle = idleCount > 0 && (!env.BENCH_ONLY || env.BENCH_ONLY.split(',').includes('idle'));
   const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
   const [raw, rawcbor, ipcbor] = await Promise.all([
     startServer(here('./raw-server.js'), 'raw', serverArgs, serverCpu),
@@ -165,6 +170,13 @@ async function main(): Promise<void> {
   }
   await Promise.all([raw.stop(), rawcbor.stop(), ipcbor.stop()]);
 
+  // Memory per idle connection: a server of its own, nothing else running.
+  let idle: IdleRow[] = [];
+  if (withIdle) {
+    progress(`  idle connections: ${idleCount} per kind`);
+    idle = await idleBench(idleCount);
+  }
+
   if (json) {
     const results = rows.map(({ workload: w, samples }) => {
       const raw = samples.raw.length ? median(samples.raw) : undefined;
@@ -175,11 +187,15 @@ async function main(): Promise<void> {
       };
       return { workload: w.id, title: w.title, unit: w.unit, target: w.target, raw: of('raw'), rawcbor: of('rawcbor'), extended: of('extended'), seed: of('seed') };
     });
-    console.log(JSON.stringify({ ...meta, results }, null, 2));
+    console.log(JSON.stringify({ ...meta, results, idle }, null, 2));
   } else {
     console.log(`node ${meta.node} | ${meta.cpu} | ${meta.cores} cores, ${where} | ${seconds} s x ${repeats} repeats (median) per cell, ${warmup} s warm-up`);
     console.log('');
-    printTable(rows);
+    if (rows.length) printTable(rows);
+    if (idle.length) {
+      console.log('');
+      printIdle(idle);
+    }
   }
 }
 

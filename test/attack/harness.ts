@@ -51,6 +51,8 @@ export interface ChildOptions {
   heapMb?: number;
   /** ulimit -n for the child. */
   fdLimit?: number;
+  /** Another server script with the same contract (default: attack-server.js). */
+  script?: string;
 }
 
 export interface ChildServer {
@@ -111,7 +113,7 @@ async function killChild(proc: ChildProcess, exited: Promise<unknown>): Promise<
 }
 
 export async function startServer(o: ChildOptions): Promise<ChildServer> {
-  const proc = spawnNode(SERVER_SCRIPT, [JSON.stringify({ address: o.address, kind: o.kind ?? 'handlers', options: o.options ?? {} })], o);
+  const proc = spawnNode(o.script ?? SERVER_SCRIPT, [JSON.stringify({ address: o.address, kind: o.kind ?? 'handlers', options: o.options ?? {} })], o);
   const exited = exitOf(proc);
   let line: string;
   try {
