@@ -36,6 +36,11 @@ describe('attack: a burst of small frames on one connection', () => {
         const parts: Uint8Array[] = [];
         for (let i = 1; i <= COUNT; i++) parts.push(...encodeExtended(cbor.encode([1, i, method]), cbor.encode({ event: `event-${i}` })));
         const frames = Buffer.concat(parts);
+        // What this machine does with no burst at all (2 shared cores: under
+        // load the baseline is not zero): the burst may add at most MAX_BLOCK_MS.
+        probe.start();
+        await new Promise((r) => setTimeout(r, 500));
+        const base = await probe.stop();
         probe.start();
         raw.socket.write(frames);
         await until(() => raw.frames.length >= COUNT, 'an answer to every call', 4000);
@@ -43,8 +48,8 @@ describe('attack: a burst of small frames on one connection', () => {
         console.log(`# attack {"attack":"burst of ${COUNT} ${method}","bytes":${frames.length},"probeMaxMs":${Math.round(stats.maxLatency)},"serverMaxLagMs":${Math.round(stats.maxLag)}}`);
         probe.close();
         await child.kill();
-        assert.ok(stats.maxLag < MAX_BLOCK_MS, `the server's event loop was blocked for ${Math.round(stats.maxLag)} ms`);
-        assert.ok(stats.maxLatency < MAX_BLOCK_MS, `the probe waited ${Math.round(stats.maxLatency)} ms`);
+        assert.ok(stats.maxLag < base.maxLag + MAX_BLOCK_MS, `the server's event loop was blocked for ${Math.round(stats.maxLag)} ms (${Math.round(base.maxLag)} ms without the burst)`);
+        assert.ok(stats.maxLatency < base.maxLatency + MAX_BLOCK_MS, `the probe waited ${Math.round(stats.maxLatency)} ms (${Math.round(base.maxLatency)} ms without the burst)`);
       },
     );
   }

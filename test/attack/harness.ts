@@ -187,6 +187,9 @@ export class Probe {
 
   /** Start calling; `mem: false` takes no memory samples (reading them needs a free descriptor). */
   start(opts: { mem?: boolean } = {}): this {
+    // Each start measures afresh (a test may take a baseline first).
+    this.maxLatency = 0;
+    this.maxLag = 0;
     this.running = true;
     this.sampling = opts.mem !== false;
     this.loops = [this.versionLoop(), ...(this.sampling ? [this.memLoop()] : [])];

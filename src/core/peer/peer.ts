@@ -11,7 +11,7 @@
 import { DEFAULT_STREAM_WINDOW, MAX_TIMER_MS } from '../constants.js';
 import type { Codec } from '../codec/cbor.js';
 import { IpcborError, RemoteError, messageOf } from '../errors.js';
-import { FrameDecoder, type DecoderMode } from '../frame/decoder.js';
+import { FrameDecoder, type DecoderMode, type FrameSink } from '../frame/decoder.js';
 import { encodeExtended, type FrameParts } from '../frame/encoder.js';
 import { encodeKindIdHeader } from '../protocol/fast-heads.js';
 import { Kind, decodeHead, errorFrame, type Head } from '../protocol/heads.js';
@@ -78,6 +78,9 @@ interface Outbound {
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;
 
+/** The empty map every connection starts with, shared and never written to. */
+const NONE: Map<number, never> = new Map<number, never>();
+
 /** Run after pending I/O: setImmediate where the platform has it (Node), else a zero timer. */
 const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
 const afterIo = (f: () => void): void => {
@@ -92,7 +95,7 @@ export function backgroundTimer(f: () => void, ms: number): ReturnType<typeof se
   return t;
 }
 
-export abstract class Peer implements TransportSink {
+export abstract class Peer implements TransportSink, FrameSink {
   state: PeerState = 'open';
   /** `seed` until a hello succeeds, then `extended`. */
   protocol: 'seed' | 'extended' = 'seed';
@@ -109,8 +112,10 @@ export abstract class Peer implements TransportSink {
   protected readonly budget: ConnectionBudget;
   protected readonly window: number;
   private readonly options: PeerOptions;
-  private readonly inbound = new Map<number, Inbound>();
-  private readonly outbound = new Map<number, Outbound>();
+  // Made on first use (most connections never stream): an idle
+  // connection's memory is mostly what it made up front.
+  private inbound: Map<number, Inbound> = NONE;
+  private outbound: Map<number, Outbound> = NONE;
   private resolveClosed!: (err: IpcborError) => void;
   private closeReason: IpcborError | undefined;
   /** Complete frames are handed on (the decoder is not held). */
@@ -146,38 +151,10 @@ export abstract class Peer implements TransportSink {
     this.window = options.window;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.defer = options.defer ?? afterIo;
+    // The peer is the decoder's sink itself: no closures per connection.
     this.decoder = new FrameDecoder(
       mode,
-      {
-        // No closure per frame: each kind has its own guarded call.
-        request: (method, payload) => {
-          if (!this.entering()) return;
-          try {
-            this.onSeedRequest(method, payload);
-          } catch (err) {
-            return this.fail(asIpcborError(err));
-          }
-          this.leaving();
-        },
-        response: (ret, body) => {
-          if (!this.entering()) return;
-          try {
-            this.onSeedResponse(ret, body);
-          } catch (err) {
-            return this.fail(asIpcborError(err));
-          }
-          this.leaving();
-        },
-        extended: (head, payload) => {
-          if (!this.entering()) return;
-          try {
-            this.onExtended(head, payload);
-          } catch (err) {
-            return this.fail(asIpcborError(err));
-          }
-          this.leaving();
-        },
-      },
+      this,
       options.maxMethodBytes === undefined ? { maxFrameBytes: options.maxFrameBytes } : { maxFrameBytes: options.maxFrameBytes, maxMethodBytes: options.maxMethodBytes },
     );
     if (options.idleTimeout > 0) this.armIdle(options.idleTimeout);
@@ -216,6 +193,41 @@ export abstract class Peer implements TransportSink {
   /** Something the other end did wrong that it will not hear of by itself. */
   protected report(_err: IpcborError): void {}
 
+  // ---- FrameSink: one guarded call per received frame ----------------------
+
+  /** @internal a seed request arrived */
+  request(method: string, payload: Uint8Array): void {
+    if (!this.entering()) return;
+    try {
+      this.onSeedRequest(method, payload);
+    } catch (err) {
+      return this.fail(asIpcborError(err));
+    }
+    this.leaving();
+  }
+
+  /** @internal a seed response arrived */
+  response(ret: number, body: Uint8Array): void {
+    if (!this.entering()) return;
+    try {
+      this.onSeedResponse(ret, body);
+    } catch (err) {
+      return this.fail(asIpcborError(err));
+    }
+    this.leaving();
+  }
+
+  /** @internal an extended frame arrived */
+  extended(head: Uint8Array, payload: Uint8Array): void {
+    if (!this.entering()) return;
+    try {
+      this.onExtended(head, payload);
+    } catch (err) {
+      return this.fail(asIpcborError(err));
+    }
+    this.leaving();
+  }
+
   // ---- TransportSink ---------------------------------------------------------
 
   onData(chunk: Uint8Array): void {
@@ -253,9 +265,9 @@ export abstract class Peer implements TransportSink {
     this.budget.server?.forget(this.recheck);
     const gone = new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed', { cause: reason });
     for (const s of this.inbound.values()) s.queue.fail(gone);
-    this.inbound.clear();
+    this.inbound = NONE;
     for (const o of this.outbound.values()) stop(o);
-    this.outbound.clear();
+    this.outbound = NONE;
     this.wakeWriters();
     this.onClosed(reason);
     this.budget.close();
@@ -677,6 +689,7 @@ export abstract class Peer implements TransportSink {
     let s = this.inbound.get(id);
     if (s?.queue === queue) return s;
     s = { queue, allowance: this.window, consumed: 0 };
+    if (this.inbound === NONE) this.inbound = new Map();
     this.inbound.set(id, s);
     return s;
   }
@@ -707,6 +720,7 @@ export abstract class Peer implements TransportSink {
    */
   protected async sendStream(id: number, source: AsyncIterable<unknown>, method: string): Promise<'done' | 'stopped' | IpcborError> {
     const out: Outbound = { credit: this.peerWindow, stopped: false, wake: undefined };
+    if (this.outbound === NONE) this.outbound = new Map();
     this.outbound.set(id, out);
     let it: AsyncIterator<unknown> | undefined;
     let sourceDone = false;

@@ -89,6 +89,9 @@ export interface ConnectionHost {
  */
 const CALL_BYTES = 256;
 
+/** The empty call table every connection starts with, shared and never written to. */
+const NO_CALLS: Map<number, never> = new Map<number, never>();
+
 /** How long a seed connection with a malformed frame waits for the answers it still owes. */
 const FAIL_GRACE_MS = 5000;
 
@@ -142,8 +145,8 @@ class ServerCall implements IncomingCall {
 
 export class ServerConnection extends Peer {
   readonly info: { -readonly [K in keyof ConnectionInfo]: ConnectionInfo[K] };
-  /** Event names this connection subscribed to; `*` means all. */
-  readonly subscriptions = new Set<string>();
+  /** Event names this connection subscribed to; `*` means all (made on first subscribe). */
+  private subs: Set<string> | undefined;
   /** Events this connection missed because it read too slowly (sent with the next event). */
   eventsDropped = 0;
   /**
@@ -159,9 +162,9 @@ export class ServerConnection extends Peer {
   /** Seed calls, in request order: their answers leave in this order. */
   private readonly slots: ServerCall[] = [];
   /** Extended calls by id. */
-  private readonly calls = new Map<number, ServerCall>();
+  private calls: Map<number, ServerCall> = NO_CALLS;
   /** Seed calls and notifications running, aborted when the connection goes. */
-  private readonly running = new Set<ServerCall>();
+  private running: Set<ServerCall> | undefined;
   private requests = 0;
   private notifying = 0;
   private eventBacklog: { payload: Uint8Array; name: string; alias: string | undefined }[] = [];
@@ -244,7 +247,7 @@ export class ServerConnection extends Peer {
       call.fail(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method }));
       return;
     }
-    this.running.add(call);
+    (this.running ??= new Set()).add(call);
     this.updateReading();
     this.start(call, this.opts.maxTimeout);
   }
@@ -339,6 +342,7 @@ export class ServerConnection extends Peer {
     const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
     const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload);
     this.budget.charge(call.cost);
+    if (this.calls === NO_CALLS) this.calls = new Map();
     this.calls.set(id, call);
     if (streamed) call.input = this.openInbound(id);
     this.start(call, ms);
@@ -358,7 +362,7 @@ export class ServerConnection extends Peer {
     this.notifying++;
     const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.opts.maxTimeout), payload);
     this.budget.charge(call.cost);
-    this.running.add(call);
+    (this.running ??= new Set()).add(call);
     this.start(call, this.opts.maxTimeout);
   }
 
@@ -460,7 +464,7 @@ export class ServerConnection extends Peer {
       if (call.input) this.closeInbound(call.id, reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method }));
       this.stopOutbound(call.id);
     } else {
-      this.running.delete(call);
+      this.running?.delete(call);
       if (call.kind === 'notify') this.notifying--;
     }
     this.endIfIdle();
@@ -468,7 +472,7 @@ export class ServerConnection extends Peer {
 
   protected override onClosed(reason: IpcborError): void {
     // Handlers learn why: the connection closed, or the error it failed with.
-    for (const c of [...this.running, ...this.calls.values()]) this.finish(c, reason);
+    for (const c of [...(this.running ?? []), ...this.calls.values()]) this.finish(c, reason);
     this.slots.length = 0;
     this.eventBacklog = [];
     this.eventBytes = 0;
@@ -503,7 +507,7 @@ export class ServerConnection extends Peer {
       return call.fail(new IpcborError('IPCBOR_ERR_INVALID_PARAMS', `event: name over the limit of ${maxName} bytes`, { method }));
     }
     if (method === UNSUBSCRIBE_METHOD) {
-      this.subscriptions.delete(event);
+      this.subs?.delete(event);
       return call.reply(null);
     }
     const known = this.host.eventNames();
@@ -511,16 +515,18 @@ export class ServerConnection extends Peer {
       return call.fail(new IpcborError('IPCBOR_ERR_UNKNOWN_EVENT', `unknown event: ${event}`, { method }));
     }
     const max = this.opts.maxSubscriptions ?? DEFAULT_MAX_SUBSCRIPTIONS;
-    if (!this.subscriptions.has(event) && this.subscriptions.size >= max) {
+    const subs = (this.subs ??= new Set());
+    if (!subs.has(event) && subs.size >= max) {
       return call.fail(new IpcborError('IPCBOR_ERR_OVERLOADED', `more than ${max} subscriptions on this connection`, { method }));
     }
-    this.subscriptions.add(event);
+    subs.add(event);
     call.reply(null);
   }
 
   /** Does this connection want events of this name (by the name or through `*`)? */
   wants(name: string): boolean {
-    return this.protocol === 'extended' && this.state !== 'closed' && (this.subscriptions.has(name) || this.subscriptions.has('*'));
+    const subs = this.subs;
+    return subs !== undefined && this.state !== 'closed' && (subs.has(name) || subs.has('*'));
   }
 
   /**
