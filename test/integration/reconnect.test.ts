@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import { connect, serve, type Client, type ClientStateChange, type Server } from '../../src/index.js';
+import { connect, defineService, method, serve, type Client, type ClientStateChange, type Server } from '../../src/index.js';
 import { backoffDelay } from '../../src/core/client/client.js';
 import type { CallContext } from '../../src/core/server/dispatcher.js';
 import { tempSocket } from '../helpers.js';
@@ -251,6 +251,26 @@ describe('reconnection', () => {
     await sub.ready;
     second.emit('tick', 'x');
     await waitFor(() => got.length === 1, 'the event');
+    await client.close();
+  });
+
+  it('a subscription the new server refuses ends with its error; the others are restored', async () => {
+    const first = await start('first');
+    const client = await connect(address, { reconnect: FAST });
+    const refused = client.subscribe('tick');
+    const kept = client.subscribe('other');
+    await Promise.all([refused.ready, kept.ready]);
+    first.destroy();
+    await waitFor(() => client.state !== 'open', 'disconnected');
+    const svc = defineService({ name: 'svc', version: '1.0.0', methods: { who: method({ handler: () => 'svc' }) }, events: { other: null } });
+    const second = await serve(svc, address);
+    servers.push(second);
+    await waitFor(() => client.state === 'open', 'open again', 10_000);
+    await rejectsWith(refused.ready, 'IPCBOR_ERR_UNKNOWN_EVENT');
+    assert.equal(refused.closed, true);
+    await assert.rejects(refused[Symbol.asyncIterator]().next(), { code: 'IPCBOR_ERR_UNKNOWN_EVENT' });
+    await kept.ready;
+    assert.equal(kept.closed, false);
     await client.close();
   });
 
