@@ -4,6 +4,7 @@
  */
 export { serve, type Server, type ServeOptions, type Servable } from './node/server.js';
 export { connect, type Client, type ConnectOptions } from './node/client.js';
+export type { ClientState, ClientStateChange, ReconnectOptions } from './core/client/client.js';
 export { serveLazy, callOnce, type LazyServer } from './node/lazy.js';
 export { createLoop, type EventLoop, type LoopEvent, type LoopMessage, type LoopConnection, type LoopOptions } from './node/loop.js';
 export { parseAddress, formatAddress, addressFromArgs, addressesFromArgs, type Address } from './node/address.js';

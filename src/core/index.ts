@@ -13,7 +13,7 @@ export { ServerCore, type ServerCoreOptions, type Servable } from './server/serv
 export type { ServerConnection, ServerLimits } from './server/connection.js';
 export { dispatch, type IncomingCall, type Executor } from './server/call.js';
 export type { CallContext, Dispatcher, Handler, MethodEntry } from './server/dispatcher.js';
-export { createClient, type Client, type ClientOptions, type Dialer, type OpenTransport } from './client/client.js';
+export { createClient, type Client, type ClientOptions, type ClientState, type ClientStateChange, type Dialer, type OpenTransport, type ReconnectOptions } from './client/client.js';
 export type { CallOptionsClient as CallOptions } from './client/connection.js';
 export { Subscription, type EventListener, type EventMessage } from './client/subscription.js';
 export { defineService, method, serviceOf, isService, ServiceInfo, ServiceRouter } from './service.js';

@@ -5,6 +5,7 @@
  */
 import { createConnection, type Socket } from 'node:net';
 import { createClient, type Client, type ClientOptions, type OpenTransport } from '../core/client/client.js';
+import { DEFAULT_KEEPALIVE } from '../core/constants.js';
 import { IpcborError } from '../core/errors.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { SocketTransport } from './socket-transport.js';
@@ -19,6 +20,12 @@ export interface ConnectOptions extends ClientOptions {
    * user, or a symlink, is refused with IPCBOR_ERR_CONNECT (see trust.ts).
    */
   socketOwner?: number | 'any';
+  /**
+   * TCP keepalive: idle ms before the first probe (0: off). Default 60,000
+   * with `reconnect`, else off. Lets the operating system find a server
+   * that vanished without a FIN (minutes, with the system's probe count).
+   */
+  keepAlive?: number;
 }
 
 /** First wait before dialing a unix socket again whose backlog was full (EAGAIN); doubles up to MAX. */
@@ -31,10 +38,10 @@ const EAGAIN_MAX_MS = 100;
  * an absent one, so it is tried again, with backoff and jitter, until the
  * connect deadline (the signal) ends it.
  */
-async function dial(address: Address, signal: AbortSignal): Promise<OpenTransport> {
+async function dial(address: Address, signal: AbortSignal, keepAlive: number): Promise<OpenTransport> {
   for (let wait = EAGAIN_FIRST_MS; ; wait = Math.min(wait * 2, EAGAIN_MAX_MS)) {
     try {
-      return await dialOnce(address, signal);
+      return await dialOnce(address, signal, keepAlive);
     } catch (err) {
       const code = ((err as IpcborError).cause as NodeJS.ErrnoException | undefined)?.code;
       if (address.kind !== 'unix' || code !== 'EAGAIN' || signal.aborted) throw err;
@@ -44,7 +51,7 @@ async function dial(address: Address, signal: AbortSignal): Promise<OpenTranspor
   }
 }
 
-function dialOnce(address: Address, signal: AbortSignal): Promise<OpenTransport> {
+function dialOnce(address: Address, signal: AbortSignal, keepAlive: number): Promise<OpenTransport> {
   return new Promise((resolve, reject) => {
     const socket: Socket = address.kind === 'unix' ? createConnection(address.path) : createConnection({ host: address.host, port: address.port, noDelay: true });
     const onAbort = () => socket.destroy();
@@ -52,6 +59,7 @@ function dialOnce(address: Address, signal: AbortSignal): Promise<OpenTransport>
     socket.once('connect', () => {
       signal.removeEventListener('abort', onAbort);
       socket.removeAllListeners('error');
+      if (address.kind === 'tcp' && keepAlive > 0) socket.setKeepAlive(true, keepAlive);
       resolve(new SocketTransport(socket));
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
@@ -68,11 +76,12 @@ export function connect(address: string | Address, options: ConnectOptions = {})
   } catch (err) {
     return Promise.reject(err);
   }
+  const keepAlive = options.keepAlive ?? (options.reconnect ? DEFAULT_KEEPALIVE : 0);
   return createClient(
     async (signal) => {
       // Checked at every dial (a reconnect too): whose socket is this?
       checkUnixPeer(addr, options.socketOwner);
-      return dial(addr, signal);
+      return dial(addr, signal, keepAlive);
     },
     formatAddress(addr),
     options,

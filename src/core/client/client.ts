@@ -4,12 +4,15 @@
  * seed peer, and hand out the Client. `connect()` in src/node only dials
  * sockets; a browser client dials a WebSocket and reuses all of this.
  */
+import { cbor } from '../codec/cbor.js';
 import { IpcborError } from '../errors.js';
+import { AsyncQueue } from '../peer/queue.js';
+import { discardIterable, isAsyncIterable } from '../peer/streams.js';
 import type { HelloResponse } from '../protocol/hello.js';
 import { createRemote, createRemoteEvents, type Remote, type RemoteEvents } from '../remote.js';
 import type { Transport, TransportSink } from '../transport.js';
-import { ClientConnection, type CallOptionsClient, type ClientConnectionOptions } from './connection.js';
-import type { EventListener, Subscription } from './subscription.js';
+import { ClientConnection, checkTimeout, type CallOptionsClient, type ClientConnectionOptions } from './connection.js';
+import { Subscription, type EventListener } from './subscription.js';
 
 export interface ClientOptions extends Omit<ClientConnectionOptions, 'codec'> {
   /**
@@ -20,8 +23,59 @@ export interface ClientOptions extends Omit<ClientConnectionOptions, 'codec'> {
   protocol?: 'auto' | 'seed' | 'extended';
   /** Give up connecting, the hello included, after this many ms (default 10,000). */
   connectTimeout?: number;
-  /** Abort connecting (rejects with IPCBOR_ERR_CANCELLED). */
+  /** Abort connecting (rejects with IPCBOR_ERR_CANCELLED). Only the first connect: reconnecting stops with close() or destroy(). */
   signal?: AbortSignal;
+  /**
+   * Connect again when the connection drops (not after close() or
+   * destroy()): `true` for the defaults, or the backoff. Off by default.
+   * Each attempt is a new connection with its own hello, bounded by
+   * `connectTimeout`. Subscriptions are restored; calls in flight when the
+   * connection dropped reject with IPCBOR_ERR_CONNECTION_CLOSED and are
+   * never sent again (README, "Reconnection").
+   */
+  reconnect?: boolean | ReconnectOptions;
+  /**
+   * With `reconnect`: what a call (or notify) made while the client is
+   * disconnected does. `fail` (default): reject at once with
+   * IPCBOR_ERR_CONNECTION_CLOSED. `wait`: wait, bounded by `maxQueued` and
+   * by the call's own timeout and signal, and be sent once reconnected.
+   */
+  whileDisconnected?: 'fail' | 'wait';
+  /** With `whileDisconnected: 'wait'`: calls and notifications held at most (default 1024); more reject with IPCBOR_ERR_OVERLOADED. */
+  maxQueued?: number;
+}
+
+/** The backoff between reconnection attempts: attempt n waits a random time in `[cap·(1 - jitter), cap]`, cap = min(maxDelay, initialDelay·factor^(n-1)). */
+export interface ReconnectOptions {
+  /** ms, the cap of the first attempt's delay (default 100). */
+  initialDelay?: number;
+  /** ms, the largest delay (default 10,000). */
+  maxDelay?: number;
+  /** Growth of the cap per attempt (default 2). */
+  factor?: number;
+  /** 0..1: the share of the delay that is random (default 1, "full jitter": uniform in [0, cap]). */
+  jitter?: number;
+  /** Give up after this many failed attempts in a row (default: never); `closed` then resolves. */
+  maxAttempts?: number;
+}
+
+/**
+ * `open`: connected. `reconnecting`: the connection dropped, waiting
+ * before the next attempt. `connecting`: an attempt is under way (dial,
+ * hello, restoring subscriptions). `closing`: close() waits for calls to
+ * finish. `closed`: for good.
+ */
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
+
+/** One change of a client's state, as `states()` yields it. */
+export interface ClientStateChange {
+  readonly state: ClientState;
+  /** `reconnecting`, `connecting`: which attempt (from 1, since the connection dropped). */
+  readonly attempt?: number;
+  /** `reconnecting`: ms until that attempt. */
+  readonly delay?: number;
+  /** `reconnecting`: why the connection or the last attempt failed. `closed`: why the client closed. */
+  readonly error?: IpcborError;
 }
 
 /** A transport that is connected, waiting for the sink it will report to. */
@@ -39,11 +93,21 @@ export interface Client extends AsyncDisposable {
   readonly protocol: 'seed' | 'extended';
   /** The server's hello answer (extended protocol only). */
   readonly server: HelloResponse | undefined;
-  /** `open`, `closing` or `closed`. */
-  readonly state: 'open' | 'closing' | 'closed';
+  /** `open`, `closing` or `closed`; with `reconnect` also `reconnecting` and `connecting`. */
+  readonly state: ClientState;
+  /**
+   * The state now, then each change, as an async iterable (`break` stops
+   * it); it ends after `closed`. A reader that falls more than 64 changes
+   * behind loses the oldest.
+   */
+  states(): AsyncIterableIterator<ClientStateChange>;
   /** Calls made and not yet settled (queued ones included; a result stream counts until it resolves). */
   readonly inflight: number;
-  /** Resolves (with the reason) once the connection has closed, however it closed. */
+  /**
+   * Resolves (with the reason, IPCBOR_ERR_CONNECTION_CLOSED) once the
+   * client has closed for good: the connection closed, or with
+   * `reconnect`, close()/destroy() was called or reconnecting gave up.
+   */
   readonly closed: Promise<IpcborError>;
   /** Call `method` with `params` (default `{}`); resolves with the result, rejects with an IpcborError. */
   call<R = unknown>(method: string, params?: unknown, options?: CallOptionsClient): Promise<R>;
@@ -62,11 +126,16 @@ export interface Client extends AsyncDisposable {
   events<S = unknown>(prefix?: string): RemoteEvents<S>;
   /** A one-way call: nothing comes back. */
   notify(method: string, params?: unknown): void;
-  /** Receive the server's events `name` (`*`: all) as an async iterable, or through `listener`. */
+  /**
+   * Receive the server's events `name` (`*`: all) as an async iterable, or
+   * through `listener`. With `reconnect` the subscription survives a
+   * reconnect (events emitted while disconnected are lost, and not counted
+   * in `dropped`); `ready` is then the promise of the latest registration.
+   */
   subscribe<T = unknown>(name: string, listener?: EventListener<T>): Subscription<T>;
-  /** Wait for pending calls to settle and open result streams to end, flush, and close. Safe to call twice. */
+  /** Wait for pending calls to settle and open result streams to end, flush, and close (stops reconnecting; queued calls reject). Safe to call twice. */
   close(): Promise<void>;
-  /** Close now; pending calls reject with IPCBOR_ERR_CONNECTION_CLOSED. */
+  /** Close now (stops reconnecting); pending calls reject with IPCBOR_ERR_CONNECTION_CLOSED. */
   destroy(): void;
 }
 
@@ -137,10 +206,18 @@ async function open(dial: Dialer, address: string, options: ClientOptions, offer
 /** How long close() waits for the peer to close its side after ours. */
 const CLOSE_GRACE_MS = 2000;
 
-/** Connect through `dial`: the client facade over one ClientConnection. */
-export async function createClient(dial: Dialer, address: string, options: ClientOptions = {}): Promise<Client> {
+/** State changes a `states()` reader may fall behind before the oldest are dropped. */
+const STATE_BACKLOG = 64;
+
+const noop = (): void => {};
+
+/**
+ * One connection, ready to use: dial, offer the hello (unless `seed`), fall
+ * back to the seed framing when the server is a seed peer (`auto`), all
+ * within `deadline`.
+ */
+async function establish(dial: Dialer, address: string, options: ClientOptions, deadline: number): Promise<ClientConnection> {
   const mode = options.protocol ?? 'auto';
-  const deadline = Date.now() + (options.connectTimeout ?? 10_000);
   let connection: ClientConnection;
   try {
     connection = await open(dial, address, options, mode !== 'seed', deadline);
@@ -155,45 +232,446 @@ export async function createClient(dial: Dialer, address: string, options: Clien
     connection.destroy();
     throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', `the server at ${address} speaks only the seed framing`);
   }
-  let closing: Promise<void> | undefined;
+  return connection;
+}
 
-  const client: Client = {
-    address,
-    get protocol() {
-      return connection.protocol;
-    },
-    get server() {
-      return connection.serverInfo;
-    },
-    get state() {
-      return connection.state;
-    },
-    get inflight() {
-      return connection.inflight;
-    },
-    closed: connection.closed,
-    call: <R>(method: string, params?: unknown, callOptions?: CallOptionsClient) => connection.call(method, params, callOptions) as Promise<R>,
-    service: <S>(prefix?: string) => createRemote<S>((m, p, o) => connection.call(m, p, o), prefix),
-    events: <S>(prefix?: string) => createRemoteEvents<S>((name, listener) => connection.subscribe(name, listener), prefix),
-    notify: (method, params) => connection.notify(method, params),
-    subscribe: <T>(name: string, listener?: EventListener<T>) => connection.subscribe(name, listener as EventListener) as Subscription<T>,
-    close() {
-      closing ??= (async () => {
-        await connection.idle();
-        connection.end();
-        // The peer closes its side in turn; one that does not is cut off.
-        const cut = setTimeout(() => connection.destroy(), CLOSE_GRACE_MS);
-        await connection.closed;
-        clearTimeout(cut);
-      })();
-      return closing;
-    },
-    destroy() {
-      connection.destroy();
-    },
-    [Symbol.asyncDispose]() {
-      return client.close();
-    },
+interface Policy {
+  initialDelay: number;
+  maxDelay: number;
+  factor: number;
+  jitter: number;
+  maxAttempts: number;
+}
+
+function policyOf(option: ClientOptions['reconnect']): Policy | undefined {
+  if (option === undefined || option === false) return undefined;
+  const o: ReconnectOptions = option === true ? {} : option;
+  const num = (name: keyof ReconnectOptions, value: number | undefined, fallback: number, ok: (v: number) => boolean): number => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || Number.isNaN(value) || !ok(value)) throw new RangeError(`reconnect.${name} is not valid: ${String(value)}`);
+    return value;
   };
-  return client;
+  const p: Policy = {
+    initialDelay: num('initialDelay', o.initialDelay, 100, (v) => v >= 0 && v !== Infinity),
+    maxDelay: num('maxDelay', o.maxDelay, 10_000, (v) => v >= 0 && v !== Infinity),
+    factor: num('factor', o.factor, 2, (v) => v >= 1 && v !== Infinity),
+    jitter: num('jitter', o.jitter, 1, (v) => v >= 0 && v <= 1),
+    maxAttempts: num('maxAttempts', o.maxAttempts, Infinity, (v) => v >= 1),
+  };
+  return p;
+}
+
+/** The delay before attempt `n` (from 1): exponential, capped, with jitter. */
+export function backoffDelay(p: Policy, n: number): number {
+  const cap = Math.min(p.maxDelay, p.initialDelay * p.factor ** (n - 1));
+  return Math.round(cap * (1 - p.jitter * Math.random()));
+}
+
+/** A call or notification made while disconnected (`whileDisconnected: 'wait'`). */
+interface Waiting {
+  method: string;
+  params: unknown;
+  /** undefined: a notification. */
+  call: { options: CallOptionsClient; timeout: number | undefined; since: number; resolve(v: unknown): void; reject(e: unknown): void } | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+  settled: boolean;
+}
+
+function deferred(): Deferred {
+  const d = { settled: false } as Deferred;
+  d.promise = new Promise<void>((resolve, reject) => {
+    d.resolve = () => {
+      d.settled = true;
+      resolve();
+    };
+    d.reject = (err) => {
+      d.settled = true;
+      reject(err);
+    };
+  });
+  d.promise.catch(noop);
+  return d;
+}
+
+/**
+ * The Client: one connection at a time. Without `reconnect` everything is
+ * that connection's; with it, the client outlives its connections: it keeps
+ * the subscriptions and the calls waiting for a connection, and makes a new
+ * connection when one drops.
+ */
+class ReconnectingClient implements Client {
+  readonly closed: Promise<IpcborError>;
+  private resolveClosed!: (reason: IpcborError) => void;
+  private conn: ClientConnection;
+  private st: ClientState = 'open';
+  /** close() or destroy() was called, or reconnecting gave up: no more connections. */
+  private final = false;
+  private finished = false;
+  private closing: Promise<void> | undefined;
+  private readonly watchers = new Set<AsyncQueue<ClientStateChange>>();
+  /** With `reconnect`: the subscriptions, and the promise each one's `ready` is now. */
+  private readonly subs = new Map<Subscription, Deferred>();
+  private waiting: Waiting[] = [];
+  private attempt = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private attemptAbort: AbortController | undefined;
+  private readonly whileDisconnected: 'fail' | 'wait';
+  private readonly maxQueued: number;
+
+  constructor(
+    private readonly dial: Dialer,
+    readonly address: string,
+    private readonly options: ClientOptions,
+    private readonly policy: Policy | undefined,
+    connection: ClientConnection,
+  ) {
+    this.conn = connection;
+    this.whileDisconnected = options.whileDisconnected ?? 'fail';
+    this.maxQueued = options.maxQueued ?? 1024;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.watch(connection);
+  }
+
+  get protocol(): 'seed' | 'extended' {
+    return this.conn.protocol;
+  }
+
+  get server(): HelloResponse | undefined {
+    return this.conn.serverInfo;
+  }
+
+  get state(): ClientState {
+    // Without reconnect, the connection's state, exactly.
+    return this.policy ? this.st : this.conn.state;
+  }
+
+  get inflight(): number {
+    return this.conn.inflight + this.waiting.filter((w) => w.call).length;
+  }
+
+  /** With reconnect and not closing: is there no usable connection right now? */
+  private get disconnected(): boolean {
+    return this.policy !== undefined && !this.final && (this.st !== 'open' || this.conn.state !== 'open');
+  }
+
+  states(): AsyncIterableIterator<ClientStateChange> {
+    const q: AsyncQueue<ClientStateChange> = new AsyncQueue({ stopped: () => this.watchers.delete(q) }, { maxItems: STATE_BACKLOG, maxBytes: Infinity });
+    q.push({ state: this.state });
+    if (this.finished) q.end();
+    else this.watchers.add(q);
+    return q;
+  }
+
+  private setState(state: ClientState, detail: Omit<ClientStateChange, 'state'> = {}): void {
+    this.st = state;
+    const change: ClientStateChange = { state, ...detail };
+    for (const q of this.watchers) {
+      q.push(change);
+      if (state === 'closed') q.end();
+    }
+    if (state === 'closed') this.watchers.clear();
+  }
+
+  // ---- calls -----------------------------------------------------------------
+
+  call<R>(method: string, params?: unknown, options?: CallOptionsClient): Promise<R> {
+    if (this.disconnected) return this.callDisconnected(method, params, options ?? {}) as Promise<R>;
+    return this.conn.call(method, params, options) as Promise<R>;
+  }
+
+  notify(method: string, params?: unknown): void {
+    if (!this.disconnected) return this.conn.notify(method, params);
+    if (this.whileDisconnected === 'fail') throw this.notConnected(method);
+    if (this.waiting.length >= this.maxQueued) throw this.queueFull(method);
+    cbor.encode(params ?? {}); // an encoding error is the caller's, now
+    this.waiting.push({ method, params, call: undefined, timer: undefined, onAbort: undefined });
+  }
+
+  private callDisconnected(method: string, params: unknown, options: CallOptionsClient): Promise<unknown> {
+    const fail = (err: unknown) => {
+      discardIterable(params);
+      return Promise.reject(err);
+    };
+    if (this.whileDisconnected === 'fail') return fail(this.notConnected(method));
+    const signal = options.signal;
+    if (signal?.aborted) return fail(new IpcborError('IPCBOR_ERR_CANCELLED', `${method} was cancelled`, { method, cause: signal.reason }));
+    let timeout: number | undefined;
+    try {
+      timeout = checkTimeout(options.timeout ?? this.options.timeout);
+    } catch (err) {
+      return fail(err);
+    }
+    if (this.waiting.length >= this.maxQueued) return fail(this.queueFull(method));
+    return new Promise((resolve, reject) => {
+      const w: Waiting = { method, params, call: { options, timeout, since: Date.now(), resolve, reject }, timer: undefined, onAbort: undefined };
+      const drop = (err: IpcborError) => {
+        this.unqueue(w);
+        discardIterable(params);
+        reject(err);
+      };
+      if (timeout !== undefined) w.timer = setTimeout(() => drop(new IpcborError('IPCBOR_ERR_TIMEOUT', `${method} timed out after ${timeout} ms (not connected)`, { method })), timeout);
+      if (signal) {
+        w.onAbort = () => drop(new IpcborError('IPCBOR_ERR_CANCELLED', `${method} was cancelled`, { method, cause: signal.reason }));
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.waiting.push(w);
+    });
+  }
+
+  /** Take `w` out of the queue and release its timer and listener. */
+  private unqueue(w: Waiting): void {
+    const i = this.waiting.indexOf(w);
+    if (i >= 0) this.waiting.splice(i, 1);
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    if (w.onAbort) w.call!.options.signal!.removeEventListener('abort', w.onAbort);
+    w.timer = undefined;
+    w.onAbort = undefined;
+  }
+
+  /** Reconnected: send what waited, in order, each call with what is left of its timeout. */
+  private flush(): void {
+    const queued = this.waiting;
+    this.waiting = [];
+    for (const w of queued) {
+      this.unqueue(w);
+      if (w.call === undefined) {
+        try {
+          this.conn.notify(w.method, w.params);
+        } catch {
+          // Only the connection closing again can get here: a notification is not kept.
+        }
+        continue;
+      }
+      const { options, timeout, since, resolve, reject } = w.call;
+      const opts = timeout === undefined ? options : { ...options, timeout: Math.max(0, timeout - (Date.now() - since)) };
+      this.conn.call(w.method, w.params, opts).then(resolve, reject);
+    }
+  }
+
+  private notConnected(method: string): IpcborError {
+    return new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `not connected to ${this.address} (${this.st})`, { method, ...(this.conn.reason ? { cause: this.conn.reason } : {}) });
+  }
+
+  private queueFull(method: string): IpcborError {
+    return new IpcborError('IPCBOR_ERR_OVERLOADED', `${this.maxQueued} calls already wait for the connection to ${this.address}`, { method });
+  }
+
+  service<S>(prefix?: string): Remote<S> {
+    return createRemote<S>((m, p, o) => this.call(m, p, o), prefix);
+  }
+
+  events<S>(prefix?: string): RemoteEvents<S> {
+    return createRemoteEvents<S>((name, listener) => this.subscribe(name, listener), prefix);
+  }
+
+  // ---- subscriptions -----------------------------------------------------------
+
+  subscribe<T>(name: string, listener?: EventListener<T>): Subscription<T> {
+    if (!this.policy) return this.conn.subscribe(name, listener as EventListener) as Subscription<T>;
+    if (this.conn.protocol !== 'extended') {
+      throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this server does not speak');
+    }
+    if (this.final) throw new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the client of ${this.address} is closed`, { method: '$ipcbor.subscribe' });
+    const sub = new Subscription(name, listener as EventListener | undefined, this.conn.eventLimits(), (s) => this.unsubscribe(s));
+    const d = deferred();
+    sub.ready = d.promise;
+    this.subs.set(sub, d);
+    if (!this.disconnected) void this.register(this.conn, sub);
+    return sub as Subscription<T>;
+  }
+
+  /**
+   * Register `sub` on `conn`. Settles its `ready` unless the connection
+   * closed first (the next connection registers it again). A refusal ends
+   * the subscription with the server's error.
+   */
+  private register(conn: ClientConnection, sub: Subscription): Promise<void> {
+    let d = this.subs.get(sub)!;
+    if (d.settled) {
+      d = deferred();
+      sub.ready = d.promise;
+      this.subs.set(sub, d);
+    }
+    const mine = d;
+    return conn.register(sub, true).then(
+      () => {
+        // Unsubscribed while the server was registering it here.
+        if (this.subs.get(sub) !== mine) void conn.release(sub);
+        else mine.resolve();
+      },
+      (err: unknown) => {
+        if (this.subs.get(sub) !== mine) return; // unsubscribed meanwhile
+        if (err instanceof IpcborError && err.code === 'IPCBOR_ERR_CONNECTION_CLOSED' && !this.final) return;
+        this.subs.delete(sub);
+        mine.reject(err);
+        sub.close(err);
+      },
+    );
+  }
+
+  private unsubscribe(sub: Subscription): Promise<void> {
+    const d = this.subs.get(sub);
+    if (d === undefined) return Promise.resolve();
+    this.subs.delete(sub);
+    if (!d.settled) d.resolve();
+    return this.conn.release(sub);
+  }
+
+  // ---- connections -------------------------------------------------------------
+
+  private watch(conn: ClientConnection): void {
+    void conn.closed.then((reason) => {
+      if (conn !== this.conn || this.finished) return;
+      if (!this.policy || this.final) this.finish(reason);
+      else this.retry(reason, true);
+    });
+  }
+
+  /** Wait, then make attempt number `attempt + 1`; give up after maxAttempts. */
+  private retry(error: IpcborError, dropped: boolean): void {
+    const policy = this.policy!;
+    if (dropped) this.attempt = 0;
+    if (this.attempt >= policy.maxAttempts) {
+      this.final = true;
+      this.finish(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `gave up reconnecting to ${this.address} after ${this.attempt} attempts`, { cause: error }));
+      return;
+    }
+    const attempt = ++this.attempt;
+    const delay = backoffDelay(policy, attempt);
+    this.setState('reconnecting', { attempt, delay, error });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.reconnect(attempt);
+    }, delay);
+  }
+
+  private async reconnect(attempt: number): Promise<void> {
+    this.setState('connecting', { attempt });
+    const ac = new AbortController();
+    this.attemptAbort = ac;
+    const deadline = Date.now() + (this.options.connectTimeout ?? 10_000);
+    let conn: ClientConnection;
+    try {
+      conn = await establish(this.dial, this.address, { ...this.options, signal: ac.signal }, deadline);
+    } catch (err) {
+      this.attemptAbort = undefined;
+      if (this.final) return;
+      this.retry(err instanceof IpcborError ? err : new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${this.address}`, { cause: err }), false);
+      return;
+    }
+    // Restore the subscriptions before anything else goes out, and before
+    // the client says it is open: events from then on reach them.
+    const subs = new Set(this.subs.keys());
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()))));
+    const aborted = new Promise<'aborted'>((resolve) => ac.signal.addEventListener('abort', () => resolve('aborted'), { once: true }));
+    const outcome = subs.size === 0 || conn.protocol !== 'extended' ? 'done' : await Promise.race([Promise.all([...subs].map((s) => this.register(conn, s))).then(() => 'done' as const), late, aborted]);
+    clearTimeout(timer);
+    this.attemptAbort = undefined;
+    if (this.final) {
+      conn.destroy();
+      return;
+    }
+    if (outcome === 'late' || conn.state !== 'open') {
+      const err = new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${this.address}: restoring subscriptions ${outcome === 'late' ? 'timed out' : 'failed'}`, conn.reason ? { cause: conn.reason } : {});
+      conn.destroy(err);
+      this.retry(err, false);
+      return;
+    }
+    if (conn.protocol !== 'extended') {
+      // Now a seed peer: there are no events to restore.
+      const err = new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this server does not speak');
+      for (const [sub, d] of this.subs) {
+        d.reject(err);
+        sub.close(err);
+      }
+      this.subs.clear();
+    }
+    // Subscribed while this attempt restored the others.
+    for (const s of this.subs.keys()) if (!subs.has(s)) void this.register(conn, s);
+    this.conn = conn;
+    this.attempt = 0;
+    this.watch(conn);
+    this.setState('open');
+    this.flush();
+  }
+
+  /** Closed for good: settle what waits, end the subscriptions, resolve `closed`. */
+  private finish(reason: IpcborError): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.final = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.attemptAbort?.abort();
+    const queued = this.waiting;
+    this.waiting = [];
+    for (const w of queued) {
+      this.unqueue(w);
+      discardIterable(w.params);
+      w.call?.reject(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the client closed before ${w.method} could be sent`, { method: w.method, cause: reason }));
+    }
+    const err = new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the client closed: ${reason.message}`, { cause: reason });
+    for (const [sub, d] of this.subs) {
+      if (!d.settled) d.reject(err);
+      sub.close(err);
+    }
+    this.subs.clear();
+    this.setState('closed', { error: reason });
+    this.resolveClosed(reason);
+  }
+
+  /** Closing while not connected: nothing to wait for. */
+  private stopReconnecting(): boolean {
+    if (this.policy === undefined || this.finished || (this.st !== 'reconnecting' && this.st !== 'connecting')) return false;
+    this.final = true;
+    this.setState('closing');
+    this.finish(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the client of ${this.address} was closed while reconnecting`));
+    return true;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.final = true;
+      if (this.stopReconnecting() || this.finished) return;
+      this.setState('closing');
+      const connection = this.conn;
+      await connection.idle();
+      connection.end();
+      // The peer closes its side in turn; one that does not is cut off.
+      const cut = setTimeout(() => connection.destroy(), CLOSE_GRACE_MS);
+      await connection.closed;
+      clearTimeout(cut);
+      await this.closed;
+    })();
+    return this.closing;
+  }
+
+  destroy(): void {
+    this.final = true;
+    if (this.stopReconnecting()) return;
+    this.conn.destroy();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Connect through `dial`: the client facade over one ClientConnection at a time. */
+export async function createClient(dial: Dialer, address: string, options: ClientOptions = {}): Promise<Client> {
+  const policy = policyOf(options.reconnect);
+  const wd = options.whileDisconnected;
+  if (wd !== undefined && wd !== 'fail' && wd !== 'wait') throw new RangeError(`whileDisconnected must be 'fail' or 'wait', got ${String(wd)}`);
+  const mq = options.maxQueued;
+  if (mq !== undefined && !(typeof mq === 'number' && mq >= 0)) throw new RangeError(`maxQueued must be a non-negative number, got ${String(mq)}`);
+  const connection = await establish(dial, address, options, Date.now() + (options.connectTimeout ?? 10_000));
+  return new ReconnectingClient(dial, address, options, policy, connection);
 }

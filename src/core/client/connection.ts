@@ -16,7 +16,7 @@ import { cbor, type Codec } from '../codec/cbor.js';
 import { IpcborError, RemoteError, messageOf } from '../errors.js';
 import { encodeExtended, encodeRequest } from '../frame/encoder.js';
 import { ConnectionBudget } from '../peer/budget.js';
-import { Peer } from '../peer/peer.js';
+import { Peer, backgroundTimer } from '../peer/peer.js';
 import type { AsyncQueue } from '../peer/queue.js';
 import { discardIterable as discard, isAsyncIterable } from '../peer/streams.js';
 import { encodeCallHeader } from '../protocol/fast-heads.js';
@@ -48,6 +48,13 @@ export interface ClientConnectionOptions {
   maxConnectionBytes?: number;
   /** ms the server has to finish a frame once its first byte arrived (default 0: no limit). */
   frameTimeout?: number;
+  /**
+   * Close the connection after this many ms in which no frame arrived and
+   * no call was waiting (default 0: never). With `reconnect`, the client
+   * then connects again: a way to notice a connection whose peer vanished
+   * without a FIN, which nothing else on an idle connection would.
+   */
+  idleTimeout?: number;
 }
 
 interface Pending {
@@ -94,6 +101,8 @@ const utf8Loose = new TextDecoder();
 /** A seed peer's refusal of the hello is a short text; anything else is not a seed peer talking. */
 const MAX_SEED_REFUSAL = 4096;
 const noop = (): void => {};
+/** How long an ended connection waits for the server to close its side before it is cut. */
+const CLOSE_LINGER_MS = 2000;
 
 export class ClientConnection extends Peer {
   /** What the server said in its hello answer (extended protocol only). */
@@ -110,6 +119,8 @@ export class ClientConnection extends Peer {
   private readonly methodCache = new Map<string, Uint8Array>();
   private readonly subs = new Map<string, Set<Subscription>>();
   private readonly serverSubs = new Map<string, Promise<unknown>>();
+  /** Subscriptions the reconnecting client owns: they outlive this connection. */
+  private readonly kept = new WeakSet<Subscription>();
   private unsettled = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -120,7 +131,7 @@ export class ClientConnection extends Peer {
       window: options.window ?? DEFAULT_STREAM_WINDOW,
       budget: new ConnectionBudget(options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES),
       frameTimeout: options.frameTimeout ?? 0,
-      idleTimeout: 0,
+      idleTimeout: options.idleTimeout ?? 0,
       side: 'client',
     });
     this.opts = options;
@@ -347,8 +358,30 @@ export class ClientConnection extends Peer {
       throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this server does not speak');
     }
     if (this.state !== 'open') throw this.closedError(SUBSCRIBE_METHOD);
-    const limits = { maxItems: this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE, maxBytes: this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES };
-    const sub = new Subscription(name, listener, limits, (s) => this.unsubscribe(s));
+    const sub = new Subscription(name, listener, this.eventLimits(), (s) => this.unsubscribe(s));
+    sub.ready = this.register(sub);
+    sub.ready.catch(noop);
+    return sub;
+  }
+
+  /** @internal how many events a subscription's iterator may hold. */
+  eventLimits(): { maxItems: number; maxBytes: number } {
+    return { maxItems: this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE, maxBytes: this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES };
+  }
+
+  /**
+   * @internal Deliver the server's events `sub.name` to `sub` on this
+   * connection. With `keep` (the reconnecting client's subscriptions), the
+   * subscription is not closed when this connection closes or the server
+   * refuses: the caller decides. Resolves once the server registered it.
+   */
+  register(sub: Subscription, keep = false): Promise<void> {
+    const name = sub.name;
+    if (this.protocol !== 'extended') {
+      return Promise.reject(new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this server does not speak'));
+    }
+    if (this.state !== 'open') return Promise.reject(this.closedError(SUBSCRIBE_METHOD));
+    if (keep) this.kept.add(sub);
     let set = this.subs.get(name);
     if (!set) {
       set = new Set();
@@ -361,7 +394,7 @@ export class ClientConnection extends Peer {
       this.serverSubs.set(name, ready);
     }
     const mine = set;
-    sub.ready = ready.then(
+    return ready.then(
       () => undefined,
       (err: unknown) => {
         // A refused subscribe must not poison the name for later attempts.
@@ -375,12 +408,15 @@ export class ClientConnection extends Peer {
         }
         mine.delete(sub);
         if (mine.size === 0 && this.subs.get(name) === mine) this.subs.delete(name);
-        sub.close(err);
+        if (!keep) sub.close(err);
         throw err;
       },
     );
-    sub.ready.catch(noop);
-    return sub;
+  }
+
+  /** @internal stop delivering to `sub` (the last one of its name unsubscribes on the server). */
+  release(sub: Subscription): Promise<void> {
+    return this.unsubscribe(sub);
   }
 
   private unsubscribe(sub: Subscription): Promise<void> {
@@ -508,7 +544,9 @@ export class ClientConnection extends Peer {
       }
       this.settle(p, undefined, this.closedError(p.method));
     }
-    for (const set of this.subs.values()) for (const s of set) s.close(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the connection closed: ${reason.message}`, { cause: reason }));
+    for (const set of this.subs.values()) {
+      for (const s of set) if (!this.kept.has(s)) s.close(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the connection closed: ${reason.message}`, { cause: reason }));
+    }
     this.subs.clear();
     this.checkIdle();
   }
@@ -523,6 +561,14 @@ export class ClientConnection extends Peer {
   /** Close gracefully: the transport flushes what was written. Pending calls reject when it has closed. */
   end(): void {
     this.endTransport();
+  }
+
+  protected override endTransport(): void {
+    if (this.state === 'closed') return;
+    super.endTransport();
+    // A server that does not close its side in turn (gone without a FIN,
+    // or the idle timeout found it silent) is cut off.
+    backgroundTimer(() => this.destroy(), CLOSE_LINGER_MS);
   }
 }
 
