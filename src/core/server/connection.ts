@@ -457,7 +457,7 @@ export class ServerConnection extends Peer {
     if (call.kind === 'call') {
       this.calls.delete(call.id);
       // Only a streamed call has either stream: most calls make no error here.
-      if (call.input) this.closeInbound(call.id, reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method }));
+      if (call.input) this.closeInbound(call.id, reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method }), true);
       this.stopOutbound(call.id);
     } else {
       this.running.delete(call);
