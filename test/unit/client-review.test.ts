@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createClient } from '../../src/core/client/client.js';
-import { ServerCore } from '../../src/core/server/server.js';
+import { ServerCore, type Servable } from '../../src/core/server/server.js';
 import { MemoryTransport } from '../memory-transport.js';
 
-async function pair(handlers: Record<string, (...a: never[]) => unknown>) {
+async function pair(handlers: Servable) {
   const core = new ServerCore(handlers);
   const [c, s] = MemoryTransport.pair();
   s.attach(core.accept(s, { transport: 'memory' })!);
