@@ -272,7 +272,13 @@ export abstract class Peer implements TransportSink {
       this.write(errorFrame(this.codec, 0, err.code, err.message));
       this.state = 'closing';
       this.transport.end();
-      // Everything settles now; the transport's close follows.
+      // Everything settles now; the transport's close follows. A server
+      // does not wait for ever for a peer that reads nothing: once closed
+      // here the connection is no longer counted anywhere.
+      if (this.options.side === 'server') {
+        const transport = this.transport;
+        backgroundTimer(() => transport.destroy(), CLOSE_LINGER_MS);
+      }
       this.onClose(err);
     } else {
       this.destroy(err);
