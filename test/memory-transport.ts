@@ -75,13 +75,17 @@ export class MemoryTransport implements OpenTransport {
 
   private deliver(): void {
     const wasFull = this.inboxBytes >= this.other.highWater;
+    let delivered = false;
     while (!this.paused && !this.closed && this.sink && this.inbox.length > 0) {
       const chunk = this.inbox.shift()!;
       this.inboxBytes -= chunk.length;
       this.received.push(chunk);
+      delivered = true;
       this.sink.onData(chunk);
     }
-    if (wasFull && this.inboxBytes < this.other.highWater) this.other.sink?.onDrain();
+    // As the socket transport does after each flush: the writer's pending
+    // bytes went down (a peer that charges them re-reads pendingBytes).
+    if ((wasFull || delivered) && this.inboxBytes < this.other.highWater) this.other.sink?.onDrain();
     if (this.inbox.length === 0 && this.other.ending && !this.closed) this.closeBoth();
   }
 

@@ -29,7 +29,11 @@ export interface LazyServer extends Server {
   handleNewMessages(context?: unknown): number;
   /** The same, and resolves once every call it ran has been answered. */
   handleNewMessagesAsync(context?: unknown): Promise<number>;
-  /** Resolves when a call is waiting (at once if one is), for a loop that sleeps until there is work. */
+  /**
+   * Resolves when a call is waiting (at once if one is), for a loop that
+   * sleeps until there is work; rejects with IPCBOR_ERR_SHUTTING_DOWN once
+   * the server is closed.
+   */
   nextMessage(): Promise<void>;
 }
 
@@ -45,8 +49,13 @@ export async function serveLazy(target: Servable, address: string | Address | re
   // Calls still parked when the server closes never started: they are
   // refused like calls that arrive during a shutdown, so close() need not
   // wait for an application loop that may have stopped.
+  let stopped = false;
+  /** nextMessage() callers waiting: told when the server stops, so that they do not wait for ever. */
+  const sleepers = new Set<(err: IpcborError) => void>();
   const refuseParked = () => {
+    stopped = true;
     for (const call of parked.take()) call.fail(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method: call.method }));
+    for (const wake of [...sleepers]) wake(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down'));
   };
   const lazy: LazyServer = {
     addresses: server.addresses,
@@ -69,12 +78,22 @@ export async function serveLazy(target: Servable, address: string | Address | re
     handleNewMessages: (context?: unknown) => parked.run(core.dispatcher, context),
     handleNewMessagesAsync: (context?: unknown) => parked.runSettled(core.dispatcher, context),
     nextMessage: () =>
-      new Promise<void>((resolve) => {
+      new Promise<void>((resolve, reject) => {
         if (parked.size > 0) return resolve();
-        const off = parked.onParked(() => {
+        if (stopped) return reject(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+        const done = () => {
           off();
+          sleepers.delete(stop);
+        };
+        const stop = (err: IpcborError) => {
+          done();
+          reject(err);
+        };
+        const off = parked.onParked(() => {
+          done();
           resolve();
         });
+        sleepers.add(stop);
       }),
   };
   return lazy;

@@ -122,11 +122,24 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
   let closed = false;
   const handlers = options.handlers ?? {};
 
+  /** Queue length at which messages whose call ended are swept out. */
+  let sweepAt = 64;
+
   const push = (ev: LoopEvent) => {
     if (closed) return;
     const w = waiters.shift();
-    if (w) take(ev, w);
-    else queue.push(ev);
+    if (w) return take(ev, w);
+    queue.push(ev);
+    if (queue.length >= sweepAt) {
+      // A call cancelled or past its deadline while queued gave its budget
+      // back: without a sweep a peer could queue any number of them while
+      // the application is busy. Amortized O(1): the next sweep waits until
+      // the queue has doubled.
+      let kept = 0;
+      for (const e of queue) if (!(e.type === 'message' && e.message.done)) queue[kept++] = e;
+      queue.length = kept;
+      sweepAt = Math.max(64, kept * 2);
+    }
   };
 
   /** Hand `ev` to a waiter, keeping the bookkeeping of what was seen. */

@@ -311,6 +311,8 @@ export class ClientConnection extends Peer {
     if (p.settled && !p.stream) return;
     if (this.protocol === 'extended' && this.pending.get(p.id) === p) {
       this.writeHead([Kind.Cancel, p.id]);
+      // Items of its result stream nobody will read: let them go now.
+      this.closeInbound(p.id, err, true);
     } else if (p.id === 0) {
       // Never sent: nothing to cancel on the server; close a streamed source.
       const i = this.queue.findIndex((q) => q.p === p);

@@ -93,11 +93,16 @@ export class ConnectionBudget {
   /** Charge `n` bytes (a negative `n` releases). */
   charge(n: number): void {
     if (n < 0) return this.release(-n);
+    // Gone: close() gave back everything, and the server no longer counts us.
+    if (this.closed) return;
     this.held += n;
     this.server?.add(n);
   }
 
   release(n: number): void {
+    // After close() (which released everything), what is still let go (a
+    // stream item read after the connection closed) was already given back.
+    if (this.closed) return;
     this.held -= n;
     this.server?.remove(n);
     this.listener?.();
@@ -111,9 +116,9 @@ export class ConnectionBudget {
   /** The connection is gone: give back all it held and leave the server's count. */
   close(): void {
     if (this.closed) return;
-    this.closed = true;
     this.listener = undefined;
     if (this.held !== 0) this.release(this.held);
+    this.closed = true;
     this.server?.leave();
   }
 }

@@ -309,7 +309,13 @@ export abstract class Peer implements TransportSink, FrameSink {
       this.write(errorFrame(this.codec, 0, err.code, err.message));
       this.state = 'closing';
       this.transport.end();
-      // Everything settles now; the transport's close follows.
+      // Everything settles now; the transport's close follows. A server
+      // does not wait for ever for a peer that reads nothing: once closed
+      // here the connection is no longer counted anywhere.
+      if (this.options.side === 'server') {
+        const transport = this.transport;
+        backgroundTimer(() => transport.destroy(), CLOSE_LINGER_MS);
+      }
       this.onClose(err);
     } else {
       this.destroy(err);
@@ -700,12 +706,18 @@ export abstract class Peer implements TransportSink, FrameSink {
   /** The reader of inbound stream `id` stopped early (CANCEL was sent). */
   protected onReaderStopped(_id: number): void {}
 
-  /** End inbound stream `id` here (its call ended): the reader gets `err`. */
-  protected closeInbound(id: number, err: IpcborError): void {
+  /**
+   * End inbound stream `id` here: the reader gets what is queued, then
+   * `err`. With `drop` (the call is over and nobody will read on: a handler
+   * that returned without reading its stream, a caller that gave up), what
+   * is queued is released now instead of staying charged for the life of
+   * the connection.
+   */
+  protected closeInbound(id: number, err: IpcborError, drop = false): void {
     const s = this.inbound.get(id);
     if (!s) return;
     this.inbound.delete(id);
-    s.queue.fail(err);
+    s.queue.fail(err, drop);
   }
 
   // ---- sending a stream ------------------------------------------------------

@@ -104,8 +104,13 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
     this.#wakeDone();
   }
 
-  /** The producer failed: the reader gets what is queued, then `err`. */
-  fail(err: unknown): void {
+  /**
+   * The producer failed: the reader gets what is queued, then `err`. With
+   * `drop`, what is queued is released now and the reader gets `err` at
+   * once (the call it belonged to is over: nobody may read it any more).
+   */
+  fail(err: unknown, drop = false): void {
+    if (drop) this.#clear();
     if (this.#state !== 'open') return;
     this.#state = 'failed';
     this.#failure = err;

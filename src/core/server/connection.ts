@@ -98,6 +98,9 @@ const FAIL_GRACE_MS = 5000;
 const utf8 = new TextEncoder();
 const utf8Length = (text: string): number => (text.length * 3 <= 255 ? text.length : utf8.encode(text).length);
 
+/** The payload of a call that ended before its params were read. */
+const ENDED = new Uint8Array(0);
+
 type Outcome = { ok: true; value: unknown } | { ok: false; error: IpcborError };
 
 /** A call on this connection: seed (answered in order), extended (by id), or a notification (never answered). */
@@ -110,6 +113,8 @@ class ServerCall implements IncomingCall {
   answer: FrameParts | undefined;
   /** The call's own stream of params, when it has one. */
   input: AsyncQueue<unknown> | undefined;
+  /** The params, once decoded. */
+  private decoded: { value: unknown } | undefined;
 
   constructor(
     private readonly conn: ServerConnection,
@@ -122,16 +127,25 @@ class ServerCall implements IncomingCall {
     this.cost = CALL_BYTES + (payload?.length ?? 0);
   }
 
+  /** The call is over: its payload, no longer charged, must not stay held (a parked call may wait long after). */
+  dropPayload(): void {
+    if (this.payload !== undefined) this.payload = ENDED;
+  }
+
   get oneWay(): boolean {
     return this.kind === 'notify';
   }
 
   params(): unknown {
     if (this.input) return this.input;
+    if (this.decoded) return this.decoded.value;
     const payload = this.payload;
+    if (payload === ENDED) throw new IpcborError('IPCBOR_ERR_CANCELLED', 'the call has ended: its params are gone', { method: this.method });
     if (payload === undefined || payload.length === 0) return undefined;
     this.payload = undefined;
-    return this.conn.decodeParams(this, payload);
+    // Kept: the event loop's message.params() may be called more than once.
+    this.decoded = { value: this.conn.decodeParams(this, payload) };
+    return this.decoded.value;
   }
 
   reply(value: unknown): void {
@@ -454,6 +468,7 @@ export class ServerConnection extends Peer {
   private finish(call: ServerCall, reason?: IpcborError): void {
     if (call.done) return;
     call.done = true;
+    call.dropPayload();
     if (call.timer !== undefined) clearTimeout(call.timer);
     if (reason) call.ctx.abort(reason);
     this.budget.release(call.cost);
@@ -461,7 +476,7 @@ export class ServerConnection extends Peer {
     if (call.kind === 'call') {
       this.calls.delete(call.id);
       // Only a streamed call has either stream: most calls make no error here.
-      if (call.input) this.closeInbound(call.id, reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method }));
+      if (call.input) this.closeInbound(call.id, reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method }), true);
       this.stopOutbound(call.id);
     } else {
       this.running?.delete(call);

@@ -12,10 +12,20 @@ import { dispatch, type Executor, type IncomingCall } from './call.js';
 export class ParkedCalls {
   private queue: IncomingCall[] = [];
   private readonly waiters = new Set<() => void>();
+  /** Queue length at which ended calls are swept out (the budget bounds live ones, not ended ones). */
+  private sweepAt = 64;
 
   /** The executor that parks every call. */
   readonly executor: Executor = (call) => {
     this.queue.push(call);
+    if (this.queue.length >= this.sweepAt) {
+      // Calls cancelled or past their deadline while parked gave their
+      // budget back: without a sweep, a peer could park any number of them
+      // between two polls. Amortized O(1): the next sweep waits until the
+      // queue has doubled.
+      this.queue = this.queue.filter((c) => !c.done);
+      this.sweepAt = Math.max(64, this.queue.length * 2);
+    }
     for (const w of [...this.waiters]) w();
   };
 
@@ -28,6 +38,7 @@ export class ParkedCalls {
   take(): IncomingCall[] {
     const calls = this.queue;
     this.queue = [];
+    this.sweepAt = 64;
     return calls.filter((c) => !c.done);
   }
 

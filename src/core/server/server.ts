@@ -120,7 +120,10 @@ export class ServerCore implements AsyncDisposable {
   /** Answer the first frame with `why`, then close; cut after a short grace. */
   private refuse(transport: Transport, info: Omit<ConnectionInfo, 'protocol'>, why: IpcborError): ServerConnection {
     this.refusing++;
-    const c = new ServerConnection(transport, { executor: (call) => call.fail(why), eventNames: () => undefined }, info, this.options);
+    // Read until its first frame has arrived: what it buffers meanwhile
+    // counts against the server's budget like any connection's.
+    const budget = new ConnectionBudget(this.options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES, this.budget);
+    const c = new ServerConnection(transport, { executor: (call) => call.fail(why), eventNames: () => undefined }, info, this.options, budget);
     c.refusal = why;
     const cut = backgroundTimer(() => c.destroy(why), REFUSE_GRACE_MS);
     void c.closed.then(() => {
