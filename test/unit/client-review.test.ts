@@ -9,7 +9,7 @@ async function pair(handlers: Servable) {
   const core = new ServerCore(handlers);
   const [c, s] = MemoryTransport.pair();
   s.attach(core.accept(s, { transport: 'memory' })!);
-  const client = await createClient(async () => c, 'memory');
+  const client = await createClient(async () => c, 'memory', { closeTimeout: 200 });
   return { core, client };
 }
 
@@ -17,7 +17,7 @@ const within = (p: Promise<unknown>, ms: number) =>
   Promise.race([p.then(() => 'settled', () => 'settled'), new Promise((r) => setTimeout(() => r('pending'), ms))]);
 
 describe('client close()', () => {
-  it('settles when a result stream was never read', { todo: 'close() waits for every open result stream to end; one nobody reads never ends (the server waits for credit): close() should cancel unread streams, or say so' }, async () => {
+  it('settles within closeTimeout when a result stream was never read', async () => {
     const { client, core } = await pair({
       endless: async function* () {
         for (let i = 0; ; i++) yield i;

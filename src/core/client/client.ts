@@ -43,6 +43,12 @@ export interface ClientOptions extends Omit<ClientConnectionOptions, 'codec'> {
   whileDisconnected?: 'fail' | 'wait';
   /** With `whileDisconnected: 'wait'`: calls and notifications held at most (default 1024); more reject with IPCBOR_ERR_OVERLOADED. */
   maxQueued?: number;
+  /**
+   * How long `close()` waits for calls in flight and open result streams to
+   * end before it closes anyway (what is left then fails with
+   * IPCBOR_ERR_CONNECTION_CLOSED), in ms (default 10,000).
+   */
+  closeTimeout?: number;
 }
 
 /** The backoff between reconnection attempts: attempt n waits a random time in `[cap·(1 - jitter), cap]`, cap = min(maxDelay, initialDelay·factor^(n-1)). */
@@ -643,7 +649,11 @@ class ReconnectingClient implements Client {
       if (this.stopReconnecting() || this.finished) return;
       this.setState('closing');
       const connection = this.conn;
-      await connection.idle();
+      // Calls in flight and open result streams may finish, for at most
+      // closeTimeout: a stream nobody reads never ends by itself.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([connection.idle(), new Promise<void>((r) => (timer = setTimeout(r, this.options.closeTimeout ?? 10_000)))]);
+      clearTimeout(timer);
       connection.end();
       // The peer closes its side in turn; one that does not is cut off.
       const cut = setTimeout(() => connection.destroy(), CLOSE_GRACE_MS);

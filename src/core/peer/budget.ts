@@ -35,6 +35,11 @@ export class ServerBudget {
     return !this.over || own <= Math.max(MIN_SHARE, this.limit / Math.max(1, this.members));
   }
 
+  /** Would the server be within its bound without these bytes (of one connection)? */
+  withinWithout(own: number): boolean {
+    return this.held - own <= this.limit;
+  }
+
   add(n: number): void {
     this.held += n;
   }

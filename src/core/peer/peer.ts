@@ -451,7 +451,11 @@ export abstract class Peer implements TransportSink, FrameSink {
     const held = this.budget.held;
     const budgetOk = this.budget.allows(held - this.chargedIn);
     const deliver = budgetOk && !this.yielding && !(this.writeBlocked && this.options.side === 'server') && !this.holdsReading();
-    const read = deliver && (this.budget.server === undefined || this.budget.server.allows(held));
+    // A frame half in may always finish when it alone keeps the server over
+    // (everyone else is within the bound): finishing it is how its bytes
+    // come back. That is one frame at most past the bound.
+    const server = this.budget.server;
+    const read = deliver && (server === undefined || server.allows(held) || (!this.decoder.idle && server.withinWithout(this.chargedIn)));
     if (!budgetOk || (deliver && !read)) {
       // Released bytes, here or anywhere on the server, bring us back.
       this.budget.listener = this.recheck;
