@@ -202,7 +202,7 @@ export function renderSvg(r: Report): string {
       const len = Math.max(1, (v / max) * barMax);
       parts.push(`<rect x="${labelW}" y="${top + 3}" width="${len.toFixed(1)}" height="${rowH - 6}" rx="2" fill="${COLORS[s.id] ?? '#999'}"/>`);
       const x = ratio(v, ext);
-      const note = s.id === 'extended' || x === undefined ? '' : ` · ${x.toFixed(2)}×`;
+      const note = s.id === 'extended' ? ' · reference' : x === undefined ? '' : ` · ${x.toFixed(2)}×`;
       parts.push(`<text x="${(labelW + len + 6).toFixed(1)}" y="${mid}" class="value${strong}">${esc(short(v, w.unit) + note)}</text>`);
     });
     y += r.systems.length * rowH + 6;

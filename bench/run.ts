@@ -14,7 +14,8 @@
  *   BENCH_SYSTEMS      systems, e.g. "raw,extended" (BENCH_IMPLS too); default
  *                      raw, rawcodec, extended, seed, jsonrpc, grpc, zeromq,
  *                      nodeipc (add rawcborg for the raw loop with cborg)
- *   BENCH_SECONDS      measured seconds per cell (default 1.5)
+ *   BENCH_SECONDS      measured seconds per cell (default 2; the full run takes
+ *                      about 6 minutes on a 2-core machine)
  *   BENCH_WARMUP       warm-up seconds per cell (default 0.5)
  *   BENCH_REPEATS      repeats per cell, the median is reported (default 3)
  *   BENCH_JSON, BENCH_SVG  output files. With the default selection they
@@ -48,7 +49,7 @@ function flag(name: string): string | undefined {
 }
 const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
 
-const seconds = Number(flag('seconds') ?? env.BENCH_SECONDS ?? 1.5);
+const seconds = Number(flag('seconds') ?? env.BENCH_SECONDS ?? 2);
 const warmup = Number(flag('warmup') ?? env.BENCH_WARMUP ?? 0.5);
 const repeats = Math.max(1, Math.floor(Number(flag('repeats') ?? env.BENCH_REPEATS ?? 3)));
 const wantWorkloads = list(flag('workloads') ?? env.BENCH_ONLY ?? env.BENCH_WORKLOADS);
