@@ -18,7 +18,7 @@
  * Exit status: 0 when the ratio is at or above the threshold, 1 below, 2 if
  * the check could not run.
  */
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { cleanup, cleanupOnExit, pinSelf, startServer, type ServerProcess } from './processes.js';
 import { median } from './report.js';
 import { SYSTEMS } from './systems.js';
@@ -58,7 +58,7 @@ async function main(): Promise<number> {
     const ok = ratio >= minRatio;
     const n = (x: number) => Math.round(x).toLocaleString('en-US');
     console.log(
-      `bench:quick W2 (64 in flight, 1 conn${pinned ? ', pinned' : ''}): raw ${n(median(rates[0])!)}/s, ipcbor extended ${n(median(rates[1])!)}/s, ` +
+      `bench:quick W2 (64 in flight, 1 conn${pinned ? ', pinned' : ''}, load ${loadavg()[0]!.toFixed(1)}): raw ${n(median(rates[0])!)}/s, ipcbor extended ${n(median(rates[1])!)}/s, ` +
         `ratio ${ratio.toFixed(3)} (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; minimum ${minRatio}): ${ok ? 'ok' : 'BELOW THE MINIMUM'}`,
     );
     return ok ? 0 : 1;

@@ -24,7 +24,11 @@ export interface CellReport {
 }
 
 export interface Report {
-  meta: { date: string; node: string; cpu: string; cores: number; pinned: boolean; seconds: number; warmup: number; repeats: number; elapsedSeconds?: number };
+  meta: { date: string; node: string; cpu: string; cores: number; pinned: boolean; seconds: number; warmup: number; repeats: number; elapsedSeconds?: number;
+    /** 1-minute load average when the run started and ended: other work on the machine skews every figure. */
+    loadBefore?: number;
+    loadAfter?: number;
+  };
   workloads: { id: string; title: string; unit: 'calls/s' | 'MiB/s'; connections: number; inflight: number; target: number }[];
   p99Target: number;
   systems: SystemReport[];
@@ -65,10 +69,12 @@ function statusOf(r: Report, w: string, s: SystemReport): string | undefined {
   return undefined;
 }
 
+const load = (m: Report['meta']) => (m.loadBefore === undefined ? '' : ` | load ${m.loadBefore.toFixed(1)}${m.loadAfter === undefined ? '' : ` to ${m.loadAfter.toFixed(1)}`}`);
+
 export function renderTables(r: Report): string {
   const out: string[] = [];
   const m = r.meta;
-  out.push(`node ${m.node} | ${m.cpu} | ${m.cores} cores${m.pinned ? ', client on CPU 0, servers on CPU 1' : ', not pinned'} | median of ${m.repeats} x ${m.seconds} s per cell after ${m.warmup} s warm-up`);
+  out.push(`node ${m.node} | ${m.cpu} | ${m.cores} cores${m.pinned ? ', client on CPU 0, servers on CPU 1' : ', not pinned'} | median of ${m.repeats} x ${m.seconds} s per cell after ${m.warmup} s warm-up${load(m)}`);
   out.push('');
   const ext = 'extended';
   const hasExt = r.systems.some((s) => s.id === ext && !s.unavailable);
@@ -179,7 +185,7 @@ export function renderSvg(r: Report): string {
   let y = 58;
   parts.push(`<text x="16" y="26" class="title">ipcbor vs the Node limit and Node IPC libraries (higher is better)</text>`);
   parts.push(
-    `<text x="16" y="44" class="meta">${esc(`${m.date.slice(0, 10)} · node ${m.node} · ${m.cores} cores${m.pinned ? ' (client CPU 0, servers CPU 1)' : ''} · median of ${m.repeats} × ${m.seconds} s · unix sockets · ratio = system / ipcbor extended`)}</text>`,
+    `<text x="16" y="44" class="meta">${esc(`${m.date.slice(0, 10)} · node ${m.node} · ${m.cores} cores${m.pinned ? ' (client CPU 0, servers CPU 1)' : ''} · median of ${m.repeats} × ${m.seconds} s${load(m).replace(' |', ' ·')} · unix sockets · ratio = system / ipcbor extended`)}</text>`,
   );
   for (const w of r.workloads) {
     const values = r.systems.map((s) => (s.unavailable ? undefined : figure(r, w.id, s.id)));

@@ -30,7 +30,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanup, cleanupOnExit, pinSelf, startServer, type ServerProcess } from './processes.js';
@@ -122,7 +122,9 @@ async function main(): Promise<void> {
     seconds,
     warmup,
     repeats,
+    loadBefore: loadavg()[0]!,
   };
+  if (meta.loadBefore! > meta.cores / 2) progress(`note: the machine is busy (1-minute load average ${meta.loadBefore!.toFixed(1)} on ${meta.cores} cores): expect noisy figures, ratios included`);
   progress(`ipcbor bench: node ${meta.node}, ${meta.cpu} (${meta.cores} cores, ${where}), ${seconds} s x ${repeats} per cell after ${warmup} s warm-up`);
 
   // Which systems can run here; the others are reported, not fatal.
@@ -185,7 +187,7 @@ async function main(): Promise<void> {
 
   const idle = runIdle();
   const report: Report = {
-    meta: { ...meta, elapsedSeconds: Math.round((Date.now() - started) / 1000) },
+    meta: { ...meta, loadAfter: loadavg()[0]!, elapsedSeconds: Math.round((Date.now() - started) / 1000) },
     workloads: workloads.map((w) => ({ id: w.id, title: w.title, unit: w.unit, connections: w.connections, inflight: w.inflight, target: w.target })),
     p99Target: P99_TARGET,
     systems,
