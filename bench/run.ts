@@ -1,209 +1,228 @@
 /**
- * `npm run bench`: ipcbor against a raw `net` baseline speaking the same
- * seed framing, client (this process) and server (a forked process) apart,
- * on unix sockets in a temp dir.
+ * `npm run bench`: ipcbor against the raw `net` loop (the Node limit for its
+ * framing), the raw loop with ipcbor's codec, and the Node IPC libraries
+ * people use (vscode-jsonrpc, @grpc/grpc-js, zeromq, node-ipc), side by side
+ * in one run. Each system's server runs in its own forked process; the
+ * client is this process. Unix sockets in a temp dir.
  *
- *   node dist/bench/run.js [--json]
+ *   node dist/bench/run.js [--workloads W1,W2] [--systems raw,extended,grpc]
+ *                          [--seconds S] [--warmup S] [--repeats N]
+ *                          [--json FILE] [--svg FILE]
  *
- * Environment:
- *   BENCH_SECONDS      measured seconds per cell (default 2)
+ * Environment (flags win):
+ *   BENCH_ONLY         workloads, e.g. "W1,W3" (default all: W1-W5)
+ *   BENCH_SYSTEMS      systems, e.g. "raw,extended" (BENCH_IMPLS too); default
+ *                      raw, rawcodec, extended, seed, jsonrpc, grpc, zeromq,
+ *                      nodeipc (add rawcborg for the raw loop with cborg)
+ *   BENCH_SECONDS      measured seconds per cell (default 2; the full run takes
+ *                      about 6 minutes on a 2-core machine)
  *   BENCH_WARMUP       warm-up seconds per cell (default 0.5)
  *   BENCH_REPEATS      repeats per cell, the median is reported (default 3)
- *   BENCH_ONLY         workloads to run, e.g. "W1,W3" (default all)
- *   BENCH_IMPLS        implementations to run, e.g. "raw,seed" (default all)
+ *   BENCH_JSON, BENCH_SVG  output files. With the default selection they
+ *                      default to bench/results/latest.json and latest.svg;
+ *                      a partial run writes them only when asked.
+ *   BENCH_IDLE         0: skip the idle-memory section (bench/idle.js)
  *   BENCH_PROFILE_DIR  run the servers with --cpu-prof, profiles written there
  *   BENCH_PIN          0: do not pin; by default (with >= 2 CPUs and taskset)
  *                      this process runs on CPU 0 and the servers on CPU 1
- *   BENCH_IDLE         connections of the idle-memory section (default 10,000;
- *                      0 skips it). BENCH_ONLY=idle runs that section alone
  *
- * Progress goes to stderr; the table (or the JSON) to stdout.
+ * Progress goes to stderr; the tables to stdout.
  */
-import { cpus } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decode, encode } from 'cborg';
-import { cbor, connect, type Client } from '../src/index.js';
 import { cleanup, cleanupOnExit, pinSelf, startServer, type ServerProcess } from './processes.js';
-import { RawClient } from './raw-client.js';
-import { WORKLOADS, measure, type Caller, type Workload } from './workloads.js';
-import { idleBench, printIdle, type IdleRow } from './idle.js';
-
-const IMPLS = ['raw', 'rawcbor', 'extended', 'seed'] as const;
-type Impl = (typeof IMPLS)[number];
+import { renderSvg, renderTables, type Report, type SystemReport, type CellReport } from './report.js';
+import { DEFAULT_SYSTEMS, SYSTEM_IDS, SYSTEMS, type System, type SystemId } from './systems.js';
+import { P99_TARGET, WORKLOADS, measure, openMany, sleep, type Caller, type Measured, type Workload } from './workloads.js';
 
 const env = process.env;
-const json = process.argv.includes('--json');
-const seconds = Number(env.BENCH_SECONDS ?? 2);
-const warmup = Number(env.BENCH_WARMUP ?? 0.5);
-const repeats = Math.max(1, Math.floor(Number(env.BENCH_REPEATS ?? 3)));
-const workloads = WORKLOADS.filter((w) => !env.BENCH_ONLY || env.BENCH_ONLY.split(',').includes(w.id));
-const impls = IMPLS.filter((i) => !env.BENCH_IMPLS || env.BENCH_IMPLS.split(',').includes(i));
+const argv = process.argv.slice(2);
+function flag(name: string): string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  if (i < 0) return undefined;
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
+  return v;
+}
+const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
+
+const seconds = Number(flag('seconds') ?? env.BENCH_SECONDS ?? 2);
+const warmup = Number(flag('warmup') ?? env.BENCH_WARMUP ?? 0.5);
+const repeats = Math.max(1, Math.floor(Number(flag('repeats') ?? env.BENCH_REPEATS ?? 3)));
+const wantWorkloads = list(flag('workloads') ?? env.BENCH_ONLY ?? env.BENCH_WORKLOADS);
+const wantSystems = list(flag('systems') ?? env.BENCH_SYSTEMS ?? env.BENCH_IMPLS);
+for (const w of wantWorkloads ?? []) if (!WORKLOADS.some((x) => x.id === w)) throw new Error(`unknown workload ${w} (have ${WORKLOADS.map((x) => x.id).join(', ')})`);
+for (const s of wantSystems ?? []) if (!(SYSTEM_IDS as readonly string[]).includes(s)) throw new Error(`unknown system ${s} (have ${SYSTEM_IDS.join(', ')})`);
+const workloads = WORKLOADS.filter((w) => !wantWorkloads || wantWorkloads.includes(w.id));
+const systemIds: SystemId[] = wantSystems ? SYSTEM_IDS.filter((s) => wantSystems.includes(s)) : [...DEFAULT_SYSTEMS];
+const fullRun = !wantWorkloads && !wantSystems;
+const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const jsonPath = flag('json') ?? env.BENCH_JSON ?? (fullRun ? resolve(resultsDir, 'latest.json') : undefined);
+const svgPath = flag('svg') ?? env.BENCH_SVG ?? (fullRun ? resolve(resultsDir, 'latest.svg') : undefined);
 const serverArgs = env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_PROFILE_DIR}`] : [];
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
-const METHOD = Buffer.from('echo');
 
-/** Open the workload's connections for one implementation (not timed). */
-type Servers = { raw: ServerProcess; rawcbor: ServerProcess; ipcbor: ServerProcess };
+/** Opening 1,000 connections of a slow peer takes a while; a cell that hangs longer than this fails. */
+const CELL_SLACK_MS = 60_000;
 
-async function open(impl: Impl, w: Workload, servers: Servers): Promise<Caller[]> {
-  const one = async (): Promise<Caller> => {
-    if (impl === 'rawcbor') {
-      // Plain cborg on both ends, nothing else: encode per call, decode each answer.
-      const c = await RawClient.connect(servers.rawcbor.socketPath);
-      return { call: async () => decode(await c.call(METHOD, encode(w.params, { mapSorter: undefined }))), close: () => c.close() };
-    }
-    if (impl === 'raw') {
-      const c = await RawClient.connect(servers.raw.socketPath);
-      // The same bytes ipcbor puts on the wire as params, encoded once.
-      const payload = cbor.encode(w.params);
-      return { call: () => c.call(METHOD, payload), close: () => c.close() };
-    }
-    const c: Client = await connect(servers.ipcbor.address, { protocol: impl === 'extended' ? 'auto' : 'seed' });
-    if (c.protocol !== impl) throw new Error(`asked for ${impl}, got a ${c.protocol} connection`);
-    return { call: () => c.call('echo', w.params), close: () => c.close() };
-  };
-  return Promise.all(Array.from({ length: w.connections }, one));
-}
-
-/** One echo per implementation, checked, so a broken echo cannot pass for a fast one. */
-async function check(impl: Impl, callers: Caller[], w: Workload): Promise<void> {
-  const answer = await callers[0]!.call();
-  const sent = Buffer.from(cbor.encode(w.params)); // a copy: the codec may reuse its output buffer
-  const got = impl === 'raw' ? (answer as Uint8Array) : cbor.encode(answer);
-  if (Buffer.compare(sent, Buffer.from(got.buffer, got.byteOffset, got.length)) !== 0) {
-    throw new Error(`${impl} ${w.id}: the echo did not come back unchanged`);
-  }
-}
-
-async function cell(impl: Impl, w: Workload, servers: Servers): Promise<number> {
-  const callers = await open(impl, w, servers);
+async function cell(system: System, w: Workload, server: ServerProcess): Promise<Measured> {
+  const callers: Caller[] = await openMany(w.connections, () => system.open(server, w));
   try {
-    await check(impl, callers, w);
-    return (await measure(callers, w.inflight, warmup * 1000, seconds * 1000)) * w.perCall;
+    const answer = await callers[0]!.call();
+    if (!system.check(answer, w)) throw new Error(`${system.id} ${w.id}: the echo did not come back unchanged`);
+    return await measure(callers, w.inflight, warmup * 1000, seconds * 1000, w.latency);
   } finally {
-    await Promise.all(callers.map((c) => c.close()));
+    await Promise.race([Promise.all(callers.map((c) => c.close().catch(() => undefined))), sleep(10_000)]);
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-interface Row {
-  workload: Workload;
-  samples: Record<Impl, number[]>;
-}
-
-function fmt(value: number | undefined, unit: Workload['unit']): string {
-  if (value === undefined) return '-';
-  return unit === 'MiB/s' ? `${value.toFixed(1)} MiB/s` : `${Math.round(value).toLocaleString('en-US')}/s`;
-}
-
-function verdict(ratio: number | undefined, target: number): string {
-  if (ratio === undefined || !Number.isFinite(ratio)) return '-';
-  // Truncated, not rounded: 0.799 must not print as a failing "0.80".
-  return `${(Math.floor(ratio * 100) / 100).toFixed(2)} ${ratio >= target ? 'PASS' : 'below'}`;
-}
-
-function printTable(rows: Row[]): void {
-  const head = ['workload', 'raw', 'ipcbor extended', 'ratio', 'ipcbor seed', 'ratio', 'target', 'raw+cborg', 'ext/raw+cborg'];
-  const lines = rows.map(({ workload: w, samples }) => {
-    const m = (i: Impl) => (samples[i].length ? median(samples[i]) : undefined);
-    const raw = m('raw');
-    const ratio = (i: Impl) => (raw && m(i) !== undefined ? m(i)! / raw : undefined);
-    const rc = m('rawcbor');
-    const vsCbor = rc && m('extended') !== undefined ? (Math.floor((m('extended')! / rc) * 100) / 100).toFixed(2) : '-';
-    return [
-      `${w.id} ${w.title}`,
-      fmt(raw, w.unit),
-      fmt(m('extended'), w.unit),
-      verdict(ratio('extended'), w.target),
-      fmt(m('seed'), w.unit),
-      verdict(ratio('seed'), w.target),
-      `>= ${w.target}`,
-      fmt(rc, w.unit),
-      vsCbor,
-    ];
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`)), ms);
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const row = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ');
-  console.log(row(head));
-  console.log(widths.map((n) => '-'.repeat(n)).join('-|-'));
-  for (const l of lines) console.log(row(l));
-  console.log('');
-  console.log('ratio = ipcbor / raw (medians). W3 MiB/s counts the 1 MiB payload once per call (it crosses the socket both ways).');
-  console.log('raw+cborg = the raw loop plus plain cborg encode/decode on both ends: the least any CBOR peer pays per call.');
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+const fmtValue = (v: number, unit: Workload['unit']) => (unit === 'MiB/s' ? `${v.toFixed(1)} MiB/s` : `${Math.round(v).toLocaleString('en-US')}/s`);
+
+/** The idle-memory section: bench/idle.js, if someone has written it. Its stdout is shown; a JSON last line is kept. */
+function runIdle(): Report['idle'] {
+  const script = fileURLToPath(new URL('./idle.js', import.meta.url));
+  if (env.BENCH_IDLE === '0' || !existsSync(script)) return undefined;
+  progress('idle memory: running bench/idle.js');
+  const r = spawnSync(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', timeout: 300_000 });
+  const text = (r.stdout ?? '').trimEnd();
+  const last = text.split('\n').at(-1) ?? '';
+  let data: unknown;
+  try {
+    data = last.startsWith('{') ? JSON.parse(last) : undefined;
+  } catch {
+    data = undefined;
+  }
+  return { status: r.status, text, data };
 }
 
 async function main(): Promise<void> {
   cleanupOnExit();
+  const started = Date.now();
   const pinned = env.BENCH_PIN !== '0' && cpus().length >= 2 && pinSelf(0);
   const serverCpu = pinned ? 1 : undefined;
-  const meta = { node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, pinned, seconds, warmup, repeats };
   const where = pinned ? 'client on CPU 0, servers on CPU 1' : 'not pinned';
+  const meta: Report['meta'] = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    pinned,
+    seconds,
+    warmup,
+    repeats,
+    loadBefore: loadavg()[0]!,
+  };
+  if (meta.loadBefore! > meta.cores / 2) progress(`note: the machine is busy (1-minute load average ${meta.loadBefore!.toFixed(1)} on ${meta.cores} cores): expect noisy figures, ratios included`);
   progress(`ipcbor bench: node ${meta.node}, ${meta.cpu} (${meta.cores} cores, ${where}), ${seconds} s x ${repeats} per cell after ${warmup} s warm-up`);
 
-  const idleCount = Number(env.BENCH_IDLE ?? 10_000);
-  const withIdle = idleCount > 0 && (!env.BENCH_ONLY || env.BENCH_ONLY.split(',').includes('idle'));
-  const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
-  const [raw, rawcbor, ipcbor] = await Promise.all([
-    startServer(here('./raw-server.js'), 'raw', serverArgs, serverCpu),
-    startServer(here('./raw-server.js'), 'rawcbor', serverArgs, serverCpu, ['cbor']),
-    startServer(here('./server.js'), 'ipcbor', serverArgs, serverCpu),
-  ]);
-  const servers: Servers = { raw, rawcbor, ipcbor };
+  // Which systems can run here; the others are reported, not fatal.
+  const systems: (SystemReport & { id: SystemId })[] = systemIds.map((id) => {
+    const s = SYSTEMS[id];
+    const why = s.unavailable();
+    return { id, label: s.label, kind: s.kind, ...(s.version ? { version: s.version } : {}), ...(s.note ? { note: s.note } : {}), ...(why ? { unavailable: why } : {}) };
+  });
 
-  const rows: Row[] = workloads.map((workload) => ({ workload, samples: { raw: [], rawcbor: [], extended: [], seed: [] } }));
+  // One server process per server key, started together.
+  const servers = new Map<string, ServerProcess>();
+  const specs = new Map(systems.filter((s) => !s.unavailable).map((s) => [SYSTEMS[s.id].server.key, SYSTEMS[s.id].server]));
+  await Promise.all(
+    [...specs.values()].map(async (spec) => {
+      try {
+        servers.set(spec.key, await startServer(spec.script, spec.key, serverArgs, serverCpu, spec.args));
+      } catch (err) {
+        for (const s of systems) if (SYSTEMS[s.id].server.key === spec.key) s.unavailable = `its server did not start: ${(err as Error).message}`;
+      }
+    }),
+  );
+  for (const s of systems) if (s.unavailable) progress(`  ${s.id}: unavailable: ${s.unavailable}`);
+  const running = systems.filter((s) => !s.unavailable);
+
+  const cells = new Map<string, CellReport>();
+  const key = (w: string, s: string) => `${w}/${s}`;
+  for (const w of workloads) for (const s of systems) cells.set(key(w.id, s.id), { samples: [], p50s: [], p99s: [], errors: [] });
+
   // Repeats are interleaved (every cell once, then again) so that drift in
   // the machine's speed spreads over all cells rather than hitting one.
+  const total = repeats * workloads.length * running.length;
+  let n = 0;
   for (let r = 1; r <= repeats; r++) {
-    for (const row of rows) {
-      for (const impl of impls) {
-        const v = await cell(impl, row.workload, servers);
-        row.samples[impl].push(v);
-        progress(`  [${r}/${repeats}] ${row.workload.id} ${impl.padEnd(8)} ${fmt(v, row.workload.unit)}`);
+    for (const w of workloads) {
+      for (const s of running) {
+        const c = cells.get(key(w.id, s.id))!;
+        n++;
+        const tag = `[${String(n).padStart(String(total).length)}/${total}] ${w.id} ${s.id.padEnd(8)}`;
+        if (c.errors.length > 0) {
+          progress(`  ${tag} skipped (failed before)`);
+          continue;
+        }
+        try {
+          const m = await withTimeout(cell(SYSTEMS[s.id], w, servers.get(SYSTEMS[s.id].server.key)!), (warmup + seconds) * 1000 + CELL_SLACK_MS, `${s.id} ${w.id}`);
+          const v = m.rate * w.perCall;
+          c.samples.push(v);
+          if (m.p50 !== undefined) c.p50s.push(m.p50);
+          if (m.p99 !== undefined) c.p99s.push(m.p99);
+          const lat = m.p99 !== undefined ? `  p50 ${m.p50!.toFixed(1)} us, p99 ${m.p99.toFixed(1)} us` : '';
+          progress(`  ${tag} ${fmtValue(v, w.unit)}${lat}`);
+        } catch (err) {
+          const msg = (err as Error).message ?? String(err);
+          c.errors.push(msg);
+          progress(`  ${tag} FAILED: ${msg}`);
+        }
       }
     }
   }
-  await Promise.all([raw.stop(), rawcbor.stop(), ipcbor.stop()]);
+  await Promise.all([...servers.values()].map((s) => s.stop()));
 
-  // Memory per idle connection: a server of its own, nothing else running.
-  let idle: IdleRow[] = [];
-  if (withIdle) {
-    progress(`  idle connections: ${idleCount} per kind`);
-    idle = await idleBench(idleCount);
+  const idle = runIdle();
+  const report: Report = {
+    meta: { ...meta, loadAfter: loadavg()[0]!, elapsedSeconds: Math.round((Date.now() - started) / 1000) },
+    workloads: workloads.map((w) => ({ id: w.id, title: w.title, unit: w.unit, connections: w.connections, inflight: w.inflight, target: w.target })),
+    p99Target: P99_TARGET,
+    systems,
+    cells: Object.fromEntries(cells),
+    ...(idle ? { idle } : {}),
+  };
+  console.log(renderTables(report));
+  if (jsonPath) {
+    mkdirSync(dirname(jsonPath), { recursive: true });
+    writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+    progress(`wrote ${jsonPath}`);
   }
-
-  if (json) {
-    const results = rows.map(({ workload: w, samples }) => {
-      const raw = samples.raw.length ? median(samples.raw) : undefined;
-      const of = (i: Impl) => {
-        const m = samples[i].length ? median(samples[i]) : undefined;
-        const ratio = i === 'raw' || m === undefined || !raw ? undefined : m / raw;
-        return { median: m, samples: samples[i], ratio, pass: ratio === undefined ? undefined : ratio >= w.target };
-      };
-      return { workload: w.id, title: w.title, unit: w.unit, target: w.target, raw: of('raw'), rawcbor: of('rawcbor'), extended: of('extended'), seed: of('seed') };
-    });
-    console.log(JSON.stringify({ ...meta, results, idle }, null, 2));
-  } else {
-    console.log(`node ${meta.node} | ${meta.cpu} | ${meta.cores} cores, ${where} | ${seconds} s x ${repeats} repeats (median) per cell, ${warmup} s warm-up`);
-    console.log('');
-    if (rows.length) printTable(rows);
-    if (idle.length) {
-      console.log('');
-      printIdle(idle);
-    }
+  if (svgPath) {
+    mkdirSync(dirname(svgPath), { recursive: true });
+    writeFileSync(svgPath, renderSvg(report));
+    progress(`wrote ${svgPath}`);
+  }
+  progress(`done in ${report.meta.elapsedSeconds} s`);
+  // A failure of ipcbor or of a baseline fails the run; a peer's is only reported.
+  const broken = systems.filter((s) => s.kind !== 'peer' && (s.unavailable || workloads.some((w) => cells.get(key(w.id, s.id))!.errors.length > 0)));
+  if (broken.length > 0) {
+    console.error(`bench: ${broken.map((s) => s.id).join(', ')} failed`);
+    process.exitCode = 1;
   }
 }
 
 main().then(
-  () => cleanup(),
+  () => {
+    cleanup();
+    // A peer's library may keep handles (zeromq's context): leave once the report is out.
+    process.exit();
+  },
   (err: unknown) => {
     console.error('bench failed:', err);
     cleanup();
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

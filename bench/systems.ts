@@ -1,0 +1,161 @@
+/**
+ * The systems `npm run bench` compares, each reduced to a server (a script
+ * forked on its own unix socket) and a way to open a `Caller` to it.
+ *
+ * - raw: a hand-written `net` loop with the seed framing and no CBOR, the
+ *   params' CBOR bytes encoded once and echoed as bytes: the Node limit.
+ * - rawcodec: the same loop, encoding and decoding with ipcbor's codec on
+ *   both ends: the Node limit plus the CBOR work ipcbor cannot avoid.
+ * - rawcborg (opt-in): the same with plain cborg.
+ * - extended, seed: ipcbor's `connect()` (negotiated extended protocol, or
+ *   the seed framing) against one `serve()`.
+ * - jsonrpc, grpc, zeromq, nodeipc: the peers (bench/peers/).
+ */
+import { decode, encode } from 'cborg';
+import { fileURLToPath } from 'node:url';
+import { cbor, connect, type Client } from '../src/index.js';
+import type { ServerProcess } from './processes.js';
+import { RawClient } from './raw-client.js';
+import { PEERS, type PeerId } from './peers/index.js';
+import { peerRequire, peerVersion } from './peers/load.js';
+import type { Caller, Workload } from './workloads.js';
+
+export const SYSTEM_IDS = ['raw', 'rawcodec', 'rawcborg', 'extended', 'seed', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'] as const;
+export type SystemId = (typeof SYSTEM_IDS)[number];
+/** What runs when no selection is given (rawcborg is history: the codec ipcbor used before its own). */
+export const DEFAULT_SYSTEMS: readonly SystemId[] = ['raw', 'rawcodec', 'extended', 'seed', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'];
+
+export interface ServerSpec {
+  /** One server process per key; systems with the same key share it. */
+  key: string;
+  script: string;
+  args: string[];
+}
+
+export interface System {
+  id: SystemId;
+  label: string;
+  kind: 'baseline' | 'ipcbor' | 'peer';
+  /** Package and version for peers. */
+  pkg?: string;
+  version?: string;
+  /** How the system carries the workloads, where it differs from ipcbor. */
+  note?: string;
+  server: ServerSpec;
+  open(server: ServerProcess, w: Workload): Promise<Caller>;
+  /** Whether an answer is the echo of the workload's params. */
+  check(answer: unknown, w: Workload): boolean;
+  /** Why the system cannot run here, or undefined. */
+  unavailable(): string | undefined;
+}
+
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+const METHOD = Buffer.from('echo');
+const INSERTION_ORDER = { mapSorter: undefined };
+
+/** Structural equality of decoded values (bytes by content). */
+export function same(a: unknown, b: unknown): boolean {
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    return a instanceof Uint8Array && b instanceof Uint8Array && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+  }
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return Object.is(a, b);
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k) => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+const rawServer = (mode?: string): ServerSpec => ({ key: mode ? `raw-${mode}` : 'raw', script: here('./raw-server.js'), args: mode ? [mode] : [] });
+const ipcborServer: ServerSpec = { key: 'ipcbor', script: here('./server.js'), args: [] };
+const decoded = (answer: unknown, w: Workload) => same(answer, w.params);
+
+function ipcbor(id: 'extended' | 'seed'): System {
+  return {
+    id,
+    label: `ipcbor ${id}`,
+    kind: 'ipcbor',
+    server: ipcborServer,
+    unavailable: () => undefined,
+    check: decoded,
+    async open(server, w) {
+      const c: Client = await connect(server.address, { protocol: id === 'extended' ? 'auto' : 'seed' });
+      if (c.protocol !== id) {
+        await c.close();
+        throw new Error(`asked for ${id}, got a ${c.protocol} connection`);
+      }
+      return { call: () => c.call('echo', w.params), close: () => c.close() };
+    },
+  };
+}
+
+function peer(id: PeerId, label: string, note: string, main: string): System {
+  const mod = PEERS[id];
+  const version = peerVersion(mod.PACKAGE);
+  return {
+    id,
+    label: `${label} ${version ?? ''}`.trim(),
+    kind: 'peer',
+    pkg: mod.PACKAGE,
+    ...(version ? { version } : {}),
+    note,
+    server: { key: id, script: here('./peer-server.js'), args: [id] },
+    check: decoded,
+    open: (server, w) => mod.connect(server.socketPath, w),
+    unavailable() {
+      if (!version) return `${mod.PACKAGE} is not installed (npm run bench:peers)`;
+      try {
+        peerRequire(main);
+        return undefined;
+      } catch (err) {
+        return `${mod.PACKAGE} does not load: ${(err as Error).message.split('\n')[0]}`;
+      }
+    },
+  };
+}
+
+export const SYSTEMS: Record<SystemId, System> = {
+  raw: {
+    id: 'raw',
+    label: 'raw net loop (no CBOR)',
+    kind: 'baseline',
+    server: rawServer(),
+    unavailable: () => undefined,
+    // The same bytes ipcbor puts on the wire as params, encoded once; the answer is those bytes.
+    check: (answer, w) => same(answer, cbor.encode(w.params)),
+    async open(server, w) {
+      const c = await RawClient.connect(server.socketPath);
+      const payload = cbor.encode(w.params);
+      return { call: () => c.call(METHOD, payload), close: () => c.close() };
+    },
+  },
+  rawcodec: {
+    id: 'rawcodec',
+    label: 'raw loop + ipcbor codec',
+    kind: 'baseline',
+    server: rawServer('codec'),
+    unavailable: () => undefined,
+    check: decoded,
+    async open(server, w) {
+      const c = await RawClient.connect(server.socketPath);
+      return { call: async () => cbor.decode(await c.call(METHOD, cbor.encode(w.params))), close: () => c.close() };
+    },
+  },
+  rawcborg: {
+    id: 'rawcborg',
+    label: 'raw loop + cborg',
+    kind: 'baseline',
+    server: rawServer('cborg'),
+    unavailable: () => undefined,
+    check: decoded,
+    async open(server, w) {
+      const c = await RawClient.connect(server.socketPath);
+      return { call: async () => decode(await c.call(METHOD, encode(w.params, INSERTION_ORDER))), close: () => c.close() };
+    },
+  },
+  extended: ipcbor('extended'),
+  seed: ipcbor('seed'),
+  jsonrpc: peer('jsonrpc', 'vscode-jsonrpc', 'JSON-RPC 2.0, Content-Length framing, JSON; W3 as base64 text', 'vscode-jsonrpc/node'),
+  grpc: peer('grpc', '@grpc/grpc-js', 'unary calls over HTTP/2; JSON messages, W3 as raw bytes', '@grpc/grpc-js'),
+  zeromq: peer('zeromq', 'zeromq', 'DEALER/ROUTER over ipc://; JSON messages, W3 as a raw bytes frame', 'zeromq'),
+  nodeipc: peer('nodeipc', 'node-ipc', 'event messages, JSON with \\f delimiters, answers in order; W3 as base64 text', 'node-ipc'),
+};
