@@ -43,6 +43,9 @@ let nextConnectionId = 1;
 
 /** Refused connections answered at once, beyond the limit, before the rest are simply closed. */
 const REFUSING_MAX = 64;
+/** Largest frame a refused connection may send (a hello is about 40 bytes). */
+const REFUSED_FRAME_BYTES = 4096;
+
 /** How long a refused connection may take to send its first frame and read the answer. */
 const REFUSE_GRACE_MS = 2000;
 
@@ -123,7 +126,9 @@ export class ServerCore implements AsyncDisposable {
     // Read until its first frame has arrived: what it buffers meanwhile
     // counts against the server's budget like any connection's.
     const budget = new ConnectionBudget(this.options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES, this.budget);
-    const c = new ServerConnection(transport, { executor: (call) => call.fail(why), eventNames: () => undefined }, info, this.options, budget);
+    // It has one thing to hear, a hello or a first call: a frame larger
+    // than a hello is refused outright (IPCBOR_ERR_FRAME_TOO_LARGE).
+    const c = new ServerConnection(transport, { executor: (call) => call.fail(why), eventNames: () => undefined }, info, { ...this.options, maxFrameBytes: REFUSED_FRAME_BYTES }, budget);
     c.refusal = why;
     const cut = backgroundTimer(() => c.destroy(why), REFUSE_GRACE_MS);
     void c.closed.then(() => {
