@@ -1,16 +1,22 @@
 /**
- * `connect()`: a client over a unix socket or TCP. Everything but dialing
- * (the hello, the seed fallback, the connect deadline, the Client) is the
- * core's createClient.
+ * `connect()`: a client over a unix socket, TCP, or TLS. Everything but
+ * dialing (the hello, the seed fallback, the connect deadline, the Client)
+ * is the core's createClient.
  */
 import { createConnection, type Socket } from 'node:net';
-import { createClient, type Client, type ClientOptions, type OpenTransport } from '../core/client/client.js';
+import type { SecureContext } from 'node:tls';
+import { createClient, type Client as CoreClient, type ClientOptions, type OpenTransport } from '../core/client/client.js';
 import { IpcborError } from '../core/errors.js';
+import type { PeerIdentity } from '../core/transport.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { SocketTransport } from './socket-transport.js';
+import { clientContext, dialTls, type TlsClientOptions } from './tls.js';
 import { checkUnixPeer } from './trust.js';
 
-export type { Client } from '../core/client/client.js';
+export interface Client extends CoreClient {
+  /** `tls:` addresses: the server's verified certificate (of the connection now open); undefined otherwise. */
+  readonly peer: PeerIdentity | undefined;
+}
 
 export interface ConnectOptions extends ClientOptions {
   /**
@@ -19,6 +25,13 @@ export interface ConnectOptions extends ClientOptions {
    * user, or a symlink, is refused with IPCBOR_ERR_CONNECT (see trust.ts).
    */
   socketOwner?: number | 'any';
+  /**
+   * `tls:` addresses: the CA to trust for the server's certificate, this
+   * client's certificate and key for mutual TLS, the name to verify. The
+   * server is always verified. Refused (IPCBOR_ERR_INVALID_ADDRESS) with
+   * any other kind of address: it would not be encrypted.
+   */
+  tls?: TlsClientOptions;
 }
 
 function dial(address: Address, signal: AbortSignal): Promise<OpenTransport> {
@@ -38,20 +51,26 @@ function dial(address: Address, signal: AbortSignal): Promise<OpenTransport> {
   });
 }
 
-export function connect(address: string | Address, options: ConnectOptions = {}): Promise<Client> {
-  let addr: Address;
-  try {
-    addr = parseAddress(address);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  return createClient(
+export async function connect(address: string | Address, options: ConnectOptions = {}): Promise<Client> {
+  const addr = parseAddress(address);
+  let context: SecureContext | undefined;
+  if (addr.kind === 'tls') context = clientContext(addr, options.tls);
+  else if (options.tls !== undefined) throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `the tls option was given for ${formatAddress(addr)}, which is not a tls: address: the connection would not be encrypted`);
+  let peer: PeerIdentity | undefined;
+  const client = (await createClient(
     async (signal) => {
+      if (addr.kind === 'tls') {
+        const opened = await dialTls(addr, context!, options.tls, signal);
+        peer = opened.peer;
+        return opened.transport;
+      }
       // Checked at every dial (a reconnect too): whose socket is this?
       checkUnixPeer(addr, options.socketOwner);
       return dial(addr, signal);
     },
     formatAddress(addr),
     options,
-  );
+  )) as Client;
+  Object.defineProperty(client, 'peer', { get: () => peer, enumerable: true });
+  return client;
 }
