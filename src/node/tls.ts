@@ -9,6 +9,7 @@
  * Once the handshake is done the socket is an ordinary stream: the same
  * SocketTransport carries either framing over it.
  */
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, createSecureContext, createServer as createTlsServer, type PeerCertificate, type SecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { OpenTransport } from '../core/client/client.js';
@@ -82,6 +83,20 @@ export interface TlsClientOptions {
 
 const invalid = (msg: string, cause?: unknown) => new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', msg, cause === undefined ? {} : { cause });
 
+/**
+ * Node skips CA text that is not a certificate without a word (and then
+ * trusts nothing, or fewer CAs than meant): say so instead.
+ */
+function checkCertificates(pems: Pem | Pem[] | undefined, what: string): void {
+  for (const pem of pems === undefined ? [] : Array.isArray(pems) ? pems : [pems]) {
+    try {
+      new X509Certificate(pem);
+    } catch (err) {
+      throw invalid(`${what} is not a PEM certificate: ${messageOf(err)}`, err);
+    }
+  }
+}
+
 // ---- identity -------------------------------------------------------------------
 
 function names(o: object | undefined): Readonly<Record<string, string | readonly string[]>> {
@@ -141,6 +156,7 @@ export function createTlsListener(address: Address, options: TlsServerOptions | 
   const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   if (!(handshakeTimeout > 0)) throw invalid(`tls.handshakeTimeout must be a positive number of ms, not ${String(handshakeTimeout)}`);
   const mutual = options.clientCa !== undefined;
+  checkCertificates(options.clientCa, `tls.clientCa of ${where}`);
   let server: TlsServer;
   try {
     server = createTlsServer(
@@ -179,6 +195,7 @@ export function createTlsListener(address: Address, options: TlsServerOptions | 
 export function clientContext(address: Address, options: TlsClientOptions | undefined): SecureContext {
   const where = formatAddress(address);
   if (options && (options.cert === undefined) !== (options.key === undefined)) throw invalid(`the tls option for ${where}: a client certificate needs both cert and key`);
+  checkCertificates(options?.ca, `tls.ca for ${where}`);
   try {
     return createSecureContext({
       ...(options?.ca === undefined ? {} : { ca: options.ca }),
@@ -263,7 +280,7 @@ export function dialTls(address: Address & { kind: 'tls' }, context: SecureConte
       signal.removeEventListener('abort', onAbort);
       socket.off('error', onError);
       socket.off('close', onClose);
-      socket.off('session', done);
+      socket.off('session', onTicket);
       socket.off('secureConnect', onSecure);
     };
     const fail = (err: IpcborError) => {
@@ -294,8 +311,11 @@ export function dialTls(address: Address & { kind: 'tls' }, context: SecureConte
         return;
       }
       grace = setTimeout(done, TICKET_GRACE_MS);
-      socket.once('session', done);
+      socket.once('session', onTicket);
     };
+    // Not from inside the 'session' event: it fires while OpenSSL reads,
+    // and bytes written from there (the hello) are lost.
+    const onTicket = () => setImmediate(done);
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('error', onError);
     socket.on('close', onClose);
