@@ -56,12 +56,16 @@ function pair(dir: string, name: string): Pair {
 }
 
 let made: Certs | undefined;
+// Registered here, at the top level of the test file that imports this:
+// registered from inside a hook, it would run when that hook's scope ends.
+after(() => {
+  if (made) rmSync(made.dir, { recursive: true, force: true });
+});
 
 /** Make (once per test file) the certificates the TLS tests use. */
 export function certs(): Certs {
   if (made) return made;
   const dir = mkdtempSync(join(tmpdir(), 'ipcbor-tls-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
   const a = join(dir, 'a');
   const b = join(dir, 'b');
   run([a]);
