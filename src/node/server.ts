@@ -59,8 +59,19 @@ export interface Server extends AsyncDisposable {
   destroy(): void;
 }
 
-/** @internal serve with another executor (the lazy server, the event loop). */
-export async function serveWith(target: Servable, address: string | Address | readonly (string | Address)[], options: ServeOptions, executor: Executor | undefined): Promise<{ server: Server; core: ServerCore }> {
+/**
+ * @internal serve with another executor (the lazy server, the event loop).
+ * `partOfMany`: this call serves some of the addresses the options are for
+ * (the event loop serves one at a time), so TLS options with no tls:
+ * address among these are not a mistake.
+ */
+export async function serveWith(
+  target: Servable,
+  address: string | Address | readonly (string | Address)[],
+  options: ServeOptions,
+  executor: Executor | undefined,
+  partOfMany = false,
+): Promise<{ server: Server; core: ServerCore }> {
   const core = new ServerCore(target, options, executor);
   const list = (Array.isArray(address) ? address : [address]).map((a) => parseAddress(a as string | Address));
   const sockets: NetServer[] = [];
@@ -68,7 +79,7 @@ export async function serveWith(target: Servable, address: string | Address | re
   const releases: Release[] = [];
   const keepAlive = options.keepAlive ?? DEFAULT_KEEPALIVE;
 
-  checkListeners(list, options);
+  checkListeners(list, options, partOfMany);
 
   const accept = (a: Address) => {
     const introspection = options.introspection ?? (a.kind === 'unix' || (a.kind === 'tcp' && isLoopbackHost(a.host)));
@@ -150,8 +161,8 @@ export async function serveWith(target: Servable, address: string | Address | re
  * encrypted and is not), and plaintext TCP on a network address unless
  * `insecure`.
  */
-function checkListeners(list: readonly Address[], options: ServeOptions): void {
-  if (options.tls !== undefined && !list.some((a) => a.kind === 'tls')) {
+function checkListeners(list: readonly Address[], options: ServeOptions, partOfMany: boolean): void {
+  if (options.tls !== undefined && !partOfMany && !list.some((a) => a.kind === 'tls')) {
     throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `the tls option was given but no address is tls: (${list.map(formatAddress).join(', ')}): nothing would be encrypted`);
   }
   for (const a of list) {

@@ -7,11 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { once } from 'node:events';
 import { createConnection } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { connect, IpcborError, serve, type ConnectionInfo, type PeerIdentity, type Server, type ServeOptions } from '../../src/index.js';
+import { connect, createLoop, serve, type ConnectionInfo, type PeerIdentity, type Server, type ServeOptions } from '../../src/index.js';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { encodeRequest } from '../../src/core/frame/encoder.js';
 import { ALPN_PROTOCOL, splitAltNames } from '../../src/node/tls.js';
@@ -267,7 +266,7 @@ describe('TLS: what the server refuses', () => {
     silent.on('error', () => {});
     silent.resume();
     const guard = setTimeout(() => silent.destroy(new Error('still open after 10 s')), 10_000);
-    await once(silent, 'close');
+    await new Promise((resolve) => silent.once('close', resolve));
     clearTimeout(guard);
     assert.equal(silent.errored, null, 'closed by the server, not by the guard');
     assert.equal(server.connections, 0);
@@ -292,6 +291,20 @@ describe('TLS options', () => {
     await using remote = await connect(server.addresses[1]!, { tls: { ca: c.ca } });
     assert.equal(((await local.call('whoami')) as { transport: string }).transport, 'unix');
     assert.equal(((await remote.call('whoami')) as { transport: string }).transport, 'tls');
+  });
+
+  it('the event loop serves unix and TLS one address at a time, with one set of options', async () => {
+    const loop = createLoop({ handlers, tls: { cert: c.server.cert, key: c.server.key, clientCa: c.ca } });
+    try {
+      const [local] = await loop.serve(`unix:${tempSocket()}`);
+      const [remote] = await loop.serve('tls:127.0.0.1:0');
+      await using a = await connect(local!);
+      await using b = await connect(remote!, { tls: { ca: c.ca, cert: c.alice.cert, key: c.alice.key } });
+      assert.equal(((await a.call('whoami')) as { transport: string }).transport, 'unix');
+      assert.equal(((await b.call('whoami')) as { peer: PeerIdentity }).peer.subject.CN, 'alice');
+    } finally {
+      await loop.close();
+    }
   });
 
   it('splits Node\'s subjectaltname text, quoted names included', () => {
