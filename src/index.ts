@@ -19,6 +19,6 @@ export { s, formatPath, type Schema, type Infer } from './core/schema.js';
 export { validate } from './core/validate.js';
 export type { CallContext, Handler, Dispatcher } from './core/server/dispatcher.js';
 export type { CallOptionsClient as CallOptions } from './core/client/connection.js';
-export type { ConnectionInfo } from './core/transport.js';
+export type { ConnectionInfo, PeerIdentity } from './core/transport.js';
 export { Subscription, type EventListener, type EventMessage } from './core/client/subscription.js';
 export * from './core/constants.js';

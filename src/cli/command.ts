@@ -1,4 +1,8 @@
 /** The shape every CLI command has; main.ts parses and dispatches. */
+import { readFileSync } from 'node:fs';
+import { IpcborError } from '../core/errors.js';
+import type { TlsClientOptions } from '../node/tls.js';
+
 export interface Io {
   out(line: string): void;
   error(line: string): void;
@@ -20,4 +24,39 @@ export interface Command {
 export function option(values: Record<string, string | boolean | undefined>, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
+}
+
+/** The TLS options of the commands that connect. */
+export const tlsOptions = {
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  servername: { type: 'string' },
+} as const;
+
+export const tlsHelp = `TLS (tls:HOST:PORT addresses; the server is always verified):
+  --ca FILE           the CA certificate (PEM) that signed the server's
+                      certificate (default: Node's public CAs)
+  --cert FILE         this client's certificate, for mutual TLS (with --key)
+  --key FILE          its private key (PEM)
+  --servername NAME   the name the server's certificate must carry (default:
+                      the address's host; an IP address is checked as one)`;
+
+/** `{ tls }` for connect(), from --ca/--cert/--key/--servername (nothing when none is given). */
+export function tlsFromOptions(values: Record<string, string | boolean | undefined>): { tls?: TlsClientOptions } {
+  const read = (name: string): Buffer | undefined => {
+    const file = option(values, name);
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `cannot read --${name} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+  };
+  const ca = read('ca');
+  const cert = read('cert');
+  const key = read('key');
+  const servername = option(values, 'servername');
+  if (ca === undefined && cert === undefined && key === undefined && servername === undefined) return {};
+  return { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(servername === undefined ? {} : { servername }) } };
 }

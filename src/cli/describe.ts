@@ -2,7 +2,7 @@
 import { connect, type Client } from '../node/client.js';
 import { DESCRIBE_METHOD } from '../core/protocol/heads.js';
 import type { Description, DescribeMethod } from '../core/service.js';
-import { option, type Command } from './command.js';
+import { option, tlsFromOptions, tlsHelp, tlsOptions, type Command } from './command.js';
 import { toJson } from './json.js';
 
 type Json = Record<string, unknown>;
@@ -79,7 +79,7 @@ export async function methodNames(client: Client): Promise<string[] | undefined>
 export const describeCommand: Command = {
   name: 'describe',
   summary: 'list the services, methods and events a server offers',
-  usage: 'ipcbor describe ADDRESS [--json] [--timeout MS]',
+  usage: 'ipcbor describe ADDRESS [--json] [--timeout MS] [--ca FILE [--cert FILE --key FILE]]',
   help: `Asks the server at ADDRESS what it offers (the reserved method
 $ipcbor.describe) and prints each service with its methods, their params
 and results (from the services' schemas), and its events.
@@ -88,20 +88,23 @@ Options:
   --json          print the description as JSON
   --timeout MS    give up after MS milliseconds (default 10000)
 
-Seed peers (the reference C and Nim servers) have no introspection: the
-command then says so and exits 1.`,
-  options: { json: { type: 'boolean' }, timeout: { type: 'string' } },
+${tlsHelp}
+
+Seed peers (the reference C and Nim servers) have no introspection, and
+ipcbor servers turn it off on network listeners (TLS, and TCP off loopback)
+unless started with introspection on: the command then says so and exits 1.`,
+  options: { json: { type: 'boolean' }, timeout: { type: 'string' }, ...tlsOptions },
   async run(positionals, values, io) {
     const [address] = positionals;
     if (!address || positionals.length > 1) return io.usage();
     const timeout = Number(option(values, 'timeout') ?? 10_000);
-    await using client = await connect(address, { connectTimeout: timeout, signal: io.signal });
+    await using client = await connect(address, { connectTimeout: timeout, signal: io.signal, ...tlsFromOptions(values) });
     let d: Description;
     try {
       d = (await client.call(DESCRIBE_METHOD, {}, { timeout, signal: io.signal })) as Description;
     } catch (err) {
       if (io.signal.aborted) throw err;
-      io.error(`${address} does not describe itself (${(err as Error).message}): it may be a seed peer without introspection`);
+      io.error(`${address} does not describe itself (${(err as Error).message}): it may be a seed peer, or a server with introspection off (the default on network listeners)`);
       return 1;
     }
     io.out(values.json ? toJson(d) : describeText(d));

@@ -12,15 +12,16 @@ import type { Command, Io } from './command.js';
 
 const commands: Command[] = [callCommand, describeCommand, lsCommand, subscribeCommand];
 
-const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets and TCP)
+const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets, TCP and TLS)
 
 Usage: ipcbor COMMAND [ARGS] [OPTIONS]
 
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
 
-Addresses are unix:PATH, tcp:HOST:PORT, or the NAME of a service started by
-name (its socket is NAME.sock in the runtime directory; 'ipcbor ls' lists them).
+Addresses are unix:PATH, tcp:HOST:PORT, tls:HOST:PORT, or the NAME of a
+service started by name (its socket is NAME.sock in the runtime directory;
+'ipcbor ls' lists them).
 Run 'ipcbor COMMAND --help' for the options of a command.`;
 
 export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out: (l) => console.log(l), error: (l) => console.error(l) }): Promise<number> {

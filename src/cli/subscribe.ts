@@ -1,13 +1,13 @@
 /** `ipcbor subscribe ADDRESS EVENT`: events as JSON lines until interrupted. */
 import { IpcborError } from '../core/errors.js';
 import { connect } from '../node/client.js';
-import { option, type Command } from './command.js';
+import { option, tlsFromOptions, tlsHelp, tlsOptions, type Command } from './command.js';
 import { toJson } from './json.js';
 
 export const subscribeCommand: Command = {
   name: 'subscribe',
   summary: 'print a server\'s events as JSON lines until interrupted',
-  usage: 'ipcbor subscribe ADDRESS EVENT [--count N]',
+  usage: 'ipcbor subscribe ADDRESS EVENT [--count N] [--ca FILE [--cert FILE --key FILE]]',
   help: `Subscribes to EVENT (or * for every event) on the server at ADDRESS and
 prints each event as one JSON line, {"event": NAME, "payload": ...}, until
 Ctrl-C or SIGTERM, the server closing the connection, or --count events.
@@ -18,15 +18,17 @@ When the server had to drop events because this reader was too slow, a line
 Options:
   --count N   exit after N events
 
+${tlsHelp}
+
 Events need the extended protocol; against a seed peer the command exits 1.`,
-  options: { count: { type: 'string' } },
+  options: { count: { type: 'string' }, ...tlsOptions },
   async run(positionals, values, io) {
     const [address, event] = positionals;
     if (!address || !event || positionals.length > 2) return io.usage();
     const countText = option(values, 'count');
     const count = countText === undefined ? Infinity : Number(countText);
     if (!(count > 0)) return io.usage();
-    const client = await connect(address, { signal: io.signal });
+    const client = await connect(address, { signal: io.signal, ...tlsFromOptions(values) });
     try {
       if (client.protocol !== 'extended') {
         io.error(`${address} speaks only the seed framing, which has no events`);

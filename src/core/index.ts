@@ -8,7 +8,7 @@
 export * from './constants.js';
 export { IpcborError, RemoteError, type ErrorCode, type IpcborErrorOptions } from './errors.js';
 export { cbor, createCodec, DEFAULT_MAX_ITEMS, type Codec, type CodecOptions } from './codec/cbor.js';
-export type { Transport, TransportSink, ConnectionInfo, Disposable } from './transport.js';
+export type { Transport, TransportSink, ConnectionInfo, PeerIdentity, Disposable } from './transport.js';
 export { ServerCore, type ServerCoreOptions, type Servable } from './server/server.js';
 export type { ServerConnection, ServerLimits } from './server/connection.js';
 export { dispatch, type IncomingCall, type Executor } from './server/call.js';

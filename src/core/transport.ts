@@ -44,6 +44,36 @@ export interface ConnectionInfo {
   readonly remote?: string;
   /** Which framing the connection speaks: the seed framing, or the negotiated extended protocol. */
   readonly protocol: 'seed' | 'extended';
+  /**
+   * Who the peer proved to be, when its transport verified that (mutual
+   * TLS: the client's certificate, checked against the server's CA). Frozen.
+   */
+  readonly peer?: PeerIdentity;
+  /**
+   * False when this connection may not call `$ipcbor.describe` (it then
+   * answers IPCBOR_ERR_UNKNOWN_METHOD, like any unknown method). Absent: allowed.
+   */
+  readonly introspection?: boolean;
+}
+
+/**
+ * A peer's verified identity: the certificate it presented (TLS), after the
+ * transport checked it. Deeply frozen.
+ */
+export interface PeerIdentity {
+  /** The certificate's subject, by attribute (`{ CN: 'alice', O: 'Example' }`); a repeated attribute is an array. */
+  readonly subject: Readonly<Record<string, string | readonly string[]>>;
+  /** Its issuer, the same way. */
+  readonly issuer: Readonly<Record<string, string | readonly string[]>>;
+  /** Its subject alternative names as written by OpenSSL: `DNS:localhost`, `IP Address:127.0.0.1`, `URI:spiffe://…`. */
+  readonly subjectAltNames: readonly string[];
+  /** SHA-256 of the certificate, as colon-separated upper-case hex (`AB:CD:…`): pin this to name one certificate. */
+  readonly fingerprint256: string;
+  /** Serial number, upper-case hex. */
+  readonly serialNumber: string;
+  /** Validity, as OpenSSL prints it (`Nov 30 08:38:00 2026 GMT`). */
+  readonly validFrom: string;
+  readonly validTo: string;
 }
 
 /** Something to undo: what every listener registration returns. */

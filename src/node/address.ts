@@ -1,17 +1,20 @@
 /**
- * Addresses: `unix:/path/to.sock`, `tcp:host:port`, `tcp:[::1]:port`, a
- * service name (`timer`, a socket in the runtime directory: see rundir.ts),
- * and the seed programs' flags `--unix PATH` / `--tcp HOST PORT`, plus
- * `--name NAME`.
+ * Addresses: `unix:/path/to.sock`, `tcp:host:port`, `tcp:[::1]:port`,
+ * `tls:host:port` (TCP with TLS from the first byte: see tls.ts), a service
+ * name (`timer`, a socket in the runtime directory: see rundir.ts), and the
+ * seed programs' flags `--unix PATH` / `--tcp HOST PORT`, plus `--tls HOST
+ * PORT` and `--name NAME`.
  */
+import { BlockList, isIP } from 'node:net';
 import { IpcborError } from '../core/errors.js';
 import { isServiceName, runtimeDir, socketPathFor } from './rundir.js';
 
 /**
  * A unix socket (`name` is set when it was given as a service name, and
- * `path` is then `<rundir>/<name>.sock`), or a TCP host and port.
+ * `path` is then `<rundir>/<name>.sock`), a TCP host and port, or the same
+ * with TLS.
  */
-export type Address = { kind: 'unix'; path: string; name?: string } | { kind: 'tcp'; host: string; port: number };
+export type Address = { kind: 'unix'; path: string; name?: string } | { kind: 'tcp'; host: string; port: number } | { kind: 'tls'; host: string; port: number };
 
 /** Longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL); macOS allows 103. */
 export const MAX_UNIX_PATH_BYTES = process.platform === 'darwin' ? 103 : 107;
@@ -43,36 +46,59 @@ export function nameAddress(name: string): Address {
   return { kind: 'unix', path, name };
 }
 
-export function tcpAddress(host: string, portText: string | number): Address {
+export function tcpAddress(host: string, portText: string | number, kind: 'tcp' | 'tls' = 'tcp'): Address {
   const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  if (h === '') throw invalid('tcp host is empty');
-  return { kind: 'tcp', host: h, port: typeof portText === 'number' ? port(String(portText), `${host}:${portText}`) : port(portText, `${host}:${portText}`) };
+  if (h === '') throw invalid(`${kind} host is empty`);
+  return { kind, host: h, port: port(String(portText), `${host}:${portText}`) };
 }
 
-/** Parse `unix:PATH`, `tcp:HOST:PORT` (IPv6 hosts in brackets), or a service name (`timer` or `name:timer`). */
+/** `tls:HOST:PORT`: TCP with TLS from the first byte. */
+export function tlsAddress(host: string, portText: string | number): Address {
+  return tcpAddress(host, portText, 'tls');
+}
+
+/**
+ * True for a host that only this machine can reach: `localhost`,
+ * 127.0.0.0/8, `::1` (in any spelling, and 127.x as an IPv4-mapped IPv6
+ * address).
+ * Anything else, names included, counts as a network address.
+ */
+export function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** Parse `unix:PATH`, `tcp:HOST:PORT` or `tls:HOST:PORT` (IPv6 hosts in brackets), or a service name (`timer` or `name:timer`). */
 export function parseAddress(text: string | Address): Address {
   if (typeof text !== 'string') return text;
   if (text.startsWith('unix:')) return unixAddress(text.slice(5));
   if (text.startsWith('name:')) return nameAddress(text.slice(5));
   if (isServiceName(text)) return nameAddress(text);
-  if (text.startsWith('tcp:')) {
+  if (text.startsWith('tcp:') || text.startsWith('tls:')) {
+    const kind = text.slice(0, 3) as 'tcp' | 'tls';
     const rest = text.slice(4);
     const m = /^\[([^\]]+)\]:(\d+)$/.exec(rest) ?? /^([^:[\]]+):(\d+)$/.exec(rest);
-    if (!m) throw invalid(`bad tcp address "${text}": expected tcp:HOST:PORT, with IPv6 hosts in brackets (tcp:[::1]:9099)`);
-    return tcpAddress(m[1]!, m[2]!);
+    if (!m) throw invalid(`bad ${kind} address "${text}": expected ${kind}:HOST:PORT, with IPv6 hosts in brackets (${kind}:[::1]:9099)`);
+    return tcpAddress(m[1]!, m[2]!, kind);
   }
-  throw invalid(`bad address "${text}": expected unix:PATH or tcp:HOST:PORT, or a service name (letters, digits, '.', '_', '-')`);
+  throw invalid(`bad address "${text}": expected unix:PATH, tcp:HOST:PORT or tls:HOST:PORT, or a service name (letters, digits, '.', '_', '-')`);
 }
 
-/** `unix:PATH`, `tcp:HOST:PORT`, or, for an address given as a service name, the bare name (which parses back). */
+/** `unix:PATH`, `tcp:HOST:PORT`, `tls:HOST:PORT`, or, for an address given as a service name, the bare name (which parses back). */
 export function formatAddress(a: Address): string {
   if (a.kind === 'unix') return a.name !== undefined ? a.name : `unix:${a.path}`;
-  return a.host.includes(':') ? `tcp:[${a.host}]:${a.port}` : `tcp:${a.host}:${a.port}`;
+  return a.host.includes(':') ? `${a.kind}:[${a.host}]:${a.port}` : `${a.kind}:${a.host}:${a.port}`;
 }
 
 /**
  * Take addresses from program arguments: `--unix PATH`, `--tcp HOST PORT`,
- * `--name NAME`, or `unix:…` / `tcp:…` / `name:…` arguments, any number of
+ * `--tls HOST PORT`, `--name NAME`, or `unix:…` / `tcp:…` / `tls:…` /
+ * `name:…` arguments, any number of
  * them. Returns them in order, and the arguments left over. (A bare word is
  * left over, not taken as a name: use `--name`.)
  */
@@ -85,16 +111,16 @@ export function addressesFromArgs(args: readonly string[]): { addresses: Address
       const p = args[++i];
       if (p === undefined) throw invalid('--unix needs a PATH');
       addresses.push(unixAddress(p));
-    } else if (arg === '--tcp') {
+    } else if (arg === '--tcp' || arg === '--tls') {
       const host = args[++i];
       const p = args[++i];
-      if (host === undefined || p === undefined) throw invalid('--tcp needs a HOST and a PORT');
-      addresses.push(tcpAddress(host, p));
+      if (host === undefined || p === undefined) throw invalid(`${arg} needs a HOST and a PORT`);
+      addresses.push(tcpAddress(host, p, arg === '--tls' ? 'tls' : 'tcp'));
     } else if (arg === '--name') {
       const n = args[++i];
       if (n === undefined) throw invalid('--name needs a service NAME');
       addresses.push(nameAddress(n));
-    } else if (arg.startsWith('unix:') || arg.startsWith('tcp:') || arg.startsWith('name:')) {
+    } else if (arg.startsWith('unix:') || arg.startsWith('tcp:') || arg.startsWith('tls:') || arg.startsWith('name:')) {
       addresses.push(parseAddress(arg));
     } else {
       rest.push(arg);
@@ -106,7 +132,7 @@ export function addressesFromArgs(args: readonly string[]): { addresses: Address
 /** Exactly one address from program arguments (see addressesFromArgs), and the arguments left over. */
 export function addressFromArgs(args: readonly string[]): { address: Address; rest: string[] } {
   const { addresses, rest } = addressesFromArgs(args);
-  if (addresses.length === 0) throw invalid('no address given: use --name NAME, --unix PATH, --tcp HOST PORT, unix:PATH or tcp:HOST:PORT');
+  if (addresses.length === 0) throw invalid('no address given: use --name NAME, --unix PATH, --tcp HOST PORT, --tls HOST PORT, unix:PATH, tcp:HOST:PORT or tls:HOST:PORT');
   if (addresses.length > 1) throw invalid('more than one address given');
   return { address: addresses[0]!, rest };
 }

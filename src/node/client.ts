@@ -1,17 +1,23 @@
 /**
- * `connect()`: a client over a unix socket or TCP. Everything but dialing
- * (the hello, the seed fallback, the connect deadline, the Client) is the
- * core's createClient.
+ * `connect()`: a client over a unix socket, TCP, or TLS. Everything but
+ * dialing (the hello, the seed fallback, the connect deadline, the Client)
+ * is the core's createClient.
  */
 import { createConnection, type Socket } from 'node:net';
-import { createClient, type Client, type ClientOptions, type OpenTransport } from '../core/client/client.js';
+import type { SecureContext } from 'node:tls';
+import { createClient, type Client as CoreClient, type ClientOptions, type OpenTransport } from '../core/client/client.js';
 import { DEFAULT_KEEPALIVE } from '../core/constants.js';
 import { IpcborError } from '../core/errors.js';
+import type { PeerIdentity } from '../core/transport.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { SocketTransport } from './socket-transport.js';
+import { clientContext, dialTls, type TlsClientOptions } from './tls.js';
 import { checkUnixPeer } from './trust.js';
 
-export type { Client } from '../core/client/client.js';
+export interface Client extends CoreClient {
+  /** `tls:` addresses: the server's verified certificate (of the connection now open); undefined otherwise. */
+  readonly peer: PeerIdentity | undefined;
+}
 
 export interface ConnectOptions extends ClientOptions {
   /**
@@ -26,6 +32,13 @@ export interface ConnectOptions extends ClientOptions {
    * that vanished without a FIN (minutes, with the system's probe count).
    */
   keepAlive?: number;
+  /**
+   * `tls:` addresses: the CA to trust for the server's certificate, this
+   * client's certificate and key for mutual TLS, the name to verify. The
+   * server is always verified. Refused (IPCBOR_ERR_INVALID_ADDRESS) with
+   * any other kind of address: it would not be encrypted.
+   */
+  tls?: TlsClientOptions;
 }
 
 /** First wait before dialing a unix socket again whose backlog was full (EAGAIN); doubles up to MAX. */
@@ -69,21 +82,27 @@ function dialOnce(address: Address, signal: AbortSignal, keepAlive: number): Pro
   });
 }
 
-export function connect(address: string | Address, options: ConnectOptions = {}): Promise<Client> {
-  let addr: Address;
-  try {
-    addr = parseAddress(address);
-  } catch (err) {
-    return Promise.reject(err);
-  }
+export async function connect(address: string | Address, options: ConnectOptions = {}): Promise<Client> {
+  const addr = parseAddress(address);
+  let context: SecureContext | undefined;
+  if (addr.kind === 'tls') context = clientContext(addr, options.tls);
+  else if (options.tls !== undefined) throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `the tls option was given for ${formatAddress(addr)}, which is not a tls: address: the connection would not be encrypted`);
   const keepAlive = options.keepAlive ?? (options.reconnect ? DEFAULT_KEEPALIVE : 0);
-  return createClient(
+  let peer: PeerIdentity | undefined;
+  const client = (await createClient(
     async (signal) => {
+      if (addr.kind === 'tls') {
+        const opened = await dialTls(addr, context!, options.tls, signal);
+        peer = opened.peer;
+        return opened.transport;
+      }
       // Checked at every dial (a reconnect too): whose socket is this?
       checkUnixPeer(addr, options.socketOwner);
       return dial(addr, signal, keepAlive);
     },
     formatAddress(addr),
     options,
-  );
+  )) as Client;
+  Object.defineProperty(client, 'peer', { get: () => peer, enumerable: true });
+  return client;
 }

@@ -195,7 +195,7 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
   const loop: EventLoop = {
     async serve(address) {
       if (closed) throw new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the loop is closed');
-      const s = await serveWith(handlers, address, options, parked.executor);
+      const s = await serveWith(handlers, address, options, parked.executor, true);
       servers.push(s);
       s.core.onConnect((c) => {
         const h = handleOf(c);

@@ -1,16 +1,21 @@
 /**
  * `serve()`: put a service (or several, or a dispatcher, or a plain object
  * of handlers) on one or more addresses. The core server does everything
- * but sockets; this file listens, hands it each socket, and removes what it
- * created on close.
+ * but sockets; this file listens (plain or TLS), hands it each socket, and
+ * removes what it created on close. It also holds the rules for network
+ * listeners: no plaintext off loopback unless `insecure`, and no
+ * introspection on them unless asked for.
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { DEFAULT_KEEPALIVE } from '../core/constants.js';
+import { IpcborError } from '../core/errors.js';
+import type { PeerIdentity } from '../core/transport.js';
 import { ServerCore, type Servable, type ServerCoreOptions } from '../core/server/server.js';
 import type { Executor } from '../core/server/call.js';
-import { formatAddress, parseAddress, type Address } from './address.js';
+import { formatAddress, isLoopbackHost, parseAddress, type Address } from './address.js';
 import { listen, type Release } from './listen.js';
 import { SocketTransport } from './socket-transport.js';
+import { createTlsListener, type TlsServerOptions } from './tls.js';
 
 export type { Servable } from '../core/server/server.js';
 
@@ -21,6 +26,26 @@ export interface ServeOptions extends Omit<ServerCoreOptions, 'codec'> {
   keepAlive?: number;
   /** Connections the operating system queues for accept() (default: Node's 511, capped by the kernel's somaxconn). */
   backlog?: number;
+  /**
+   * The certificate and key of `tls:` addresses, and the clients' CA for
+   * mutual TLS (see TlsServerOptions). Needed by a tls: address; refused
+   * (IPCBOR_ERR_INVALID_ADDRESS) when no address is tls:.
+   */
+  tls?: TlsServerOptions;
+  /**
+   * Allow plaintext TCP on a network address (anything but localhost,
+   * 127.0.0.0/8 and ::1), for peers that speak no TLS, such as the seed C
+   * and Nim clients. Default false: such an address is refused with
+   * IPCBOR_ERR_INVALID_ADDRESS; serve it as tls: instead.
+   */
+  insecure?: boolean;
+  /**
+   * `$ipcbor.describe` (the list of methods and their schemas): true on
+   * every listener, false on none. Default: on for unix sockets and
+   * loopback TCP, off for network listeners (TCP off loopback, and TLS),
+   * where it answers IPCBOR_ERR_UNKNOWN_METHOD like any unknown method.
+   */
+  introspection?: boolean;
 }
 
 export interface Server extends AsyncDisposable {
@@ -36,8 +61,19 @@ export interface Server extends AsyncDisposable {
   destroy(): void;
 }
 
-/** @internal serve with another executor (the lazy server, the event loop). */
-export async function serveWith(target: Servable, address: string | Address | readonly (string | Address)[], options: ServeOptions, executor: Executor | undefined): Promise<{ server: Server; core: ServerCore }> {
+/**
+ * @internal serve with another executor (the lazy server, the event loop).
+ * `partOfMany`: this call serves some of the addresses the options are for
+ * (the event loop serves one at a time), so TLS options with no tls:
+ * address among these are not a mistake.
+ */
+export async function serveWith(
+  target: Servable,
+  address: string | Address | readonly (string | Address)[],
+  options: ServeOptions,
+  executor: Executor | undefined,
+  partOfMany = false,
+): Promise<{ server: Server; core: ServerCore }> {
   const core = new ServerCore(target, options, executor);
   const list = (Array.isArray(address) ? address : [address]).map((a) => parseAddress(a as string | Address));
   const sockets: NetServer[] = [];
@@ -45,22 +81,31 @@ export async function serveWith(target: Servable, address: string | Address | re
   const releases: Release[] = [];
   const keepAlive = options.keepAlive ?? DEFAULT_KEEPALIVE;
 
-  const accept = (kind: string) => (socket: Socket) => {
-    if (kind === 'tcp') {
-      socket.setNoDelay(true);
-      if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
-    }
-    const transport = new SocketTransport(socket);
-    // Errors after accept are the connection's business (its close says why).
-    socket.on('error', () => {});
-    const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : undefined;
-    const connection = core.accept(transport, remote === undefined ? { transport: kind } : { transport: kind, remote });
-    if (connection) transport.attach(connection);
+  checkListeners(list, options, partOfMany);
+
+  const accept = (a: Address) => {
+    const introspection = options.introspection ?? (a.kind === 'unix' || (a.kind === 'tcp' && isLoopbackHost(a.host)));
+    return (socket: Socket, peer?: PeerIdentity) => {
+      if (a.kind !== 'unix') {
+        socket.setNoDelay(true);
+        if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
+      }
+      const transport = new SocketTransport(socket);
+      // Errors after accept are the connection's business (its close says why).
+      socket.on('error', () => {});
+      const connection = core.accept(transport, {
+        transport: a.kind,
+        ...(socket.remoteAddress ? { remote: `${socket.remoteAddress}:${socket.remotePort}` } : {}),
+        ...(peer ? { peer } : {}),
+        ...(introspection ? {} : { introspection: false }),
+      });
+      if (connection) transport.attach(connection);
+    };
   };
 
   try {
     for (const a of list) {
-      const netServer = createServer(accept(a.kind));
+      const netServer = a.kind === 'tls' ? createTlsListener(a, options.tls, accept(a)) : createServer(accept(a));
       // Accept errors (EMFILE when descriptors run out) must not stop the
       // server: libuv keeps listening and accepts again once some free up.
       netServer.on('error', () => {});
@@ -70,7 +115,7 @@ export async function serveWith(target: Servable, address: string | Address | re
         bound.push(formatAddress(a));
       } else {
         const info = netServer.address();
-        bound.push(formatAddress({ kind: 'tcp', host: a.host, port: typeof info === 'object' && info ? info.port : a.port }));
+        bound.push(formatAddress({ kind: a.kind, host: a.host, port: typeof info === 'object' && info ? info.port : a.port }));
       }
     }
   } catch (err) {
@@ -110,6 +155,32 @@ export async function serveWith(target: Servable, address: string | Address | re
     },
   };
   return { server, core };
+}
+
+/**
+ * Refuse, before anything listens: a tls: address without certificate,
+ * TLS options with no tls: address (a listener the caller believes is
+ * encrypted and is not), and plaintext TCP on a network address unless
+ * `insecure`.
+ */
+function checkListeners(list: readonly Address[], options: ServeOptions, partOfMany: boolean): void {
+  if (options.tls !== undefined && !partOfMany && !list.some((a) => a.kind === 'tls')) {
+    throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `the tls option was given but no address is tls: (${list.map(formatAddress).join(', ')}): nothing would be encrypted`);
+  }
+  for (const a of list) {
+    if (a.kind === 'tls' && (options.tls?.cert === undefined || options.tls.key === undefined)) {
+      throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `${formatAddress(a)} needs the tls option with the server's cert and key (PEM)`);
+    }
+    if (a.kind === 'tcp' && !isLoopbackHost(a.host) && options.insecure !== true) {
+      const where = formatAddress(a);
+      throw new IpcborError(
+        'IPCBOR_ERR_INVALID_ADDRESS',
+        `refusing plaintext TCP on the network address ${where}: anyone who can reach it could call every method, unencrypted and unauthenticated. ` +
+          `Serve ${formatAddress({ ...a, kind: 'tls' })} with a certificate instead (the tls option; --tls HOST PORT --cert FILE --key FILE for programs), ` +
+          `or a loopback address (tcp:127.0.0.1:${a.port}); to serve plaintext anyway (the seed C and Nim clients speak no TLS), pass insecure: true (--insecure)`,
+      );
+    }
+  }
 }
 
 export async function serve(target: Servable, address: string | Address | readonly (string | Address)[], options: ServeOptions = {}): Promise<Server> {

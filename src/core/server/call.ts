@@ -6,6 +6,7 @@
  * handler, and settle the call once with `reply` or `fail`.
  */
 import { IpcborError, messageOf } from '../errors.js';
+import { DESCRIBE_METHOD } from '../protocol/heads.js';
 import type { ConnectionInfo } from '../transport.js';
 import type { CallContext, Dispatcher } from './dispatcher.js';
 
@@ -82,7 +83,8 @@ export function dispatch(call: IncomingCall, dispatcher: Dispatcher, app?: unkno
   if (call.done) return;
   const method = call.method;
   if (app !== undefined) call.ctx.app = app;
-  const entry = dispatcher.lookup(method);
+  // Introspection turned off for this connection: describe is unknown, like any unknown method.
+  const entry = method === DESCRIBE_METHOD && call.ctx.connection.introspection === false ? undefined : dispatcher.lookup(method);
   if (entry === undefined) {
     call.fail(new IpcborError('IPCBOR_ERR_UNKNOWN_METHOD', `unknown method: ${method}`, { method }));
     return;

@@ -92,10 +92,15 @@ export class ServerCore implements AsyncDisposable {
    * IPCBOR_ERR_SHUTTING_DOWN), a seed client gets the same text as the
    * error of its first call, and the connection closes. Returns undefined
    * when even that is too much (the transport is already destroyed).
+   * `info.introspection: false` turns `$ipcbor.describe` off on this
+   * connection (network listeners, see src/node/server.ts).
    */
-  accept(transport: Transport, info: { transport: string; remote?: string }): ServerConnection | undefined {
+  accept(transport: Transport, info: Omit<ConnectionInfo, 'id' | 'protocol'>): ServerConnection | undefined {
     const id = nextConnectionId++;
-    const full: Omit<ConnectionInfo, 'protocol'> = info.remote === undefined ? { id, transport: info.transport } : { id, transport: info.transport, remote: info.remote };
+    const full: { -readonly [K in keyof Omit<ConnectionInfo, 'protocol'>]: ConnectionInfo[K] } = { id, transport: info.transport };
+    if (info.remote !== undefined) full.remote = info.remote;
+    if (info.peer !== undefined) full.peer = info.peer;
+    if (info.introspection === false) full.introspection = false;
     const max = this.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     if (this.connections.size >= max || this.closing) {
       if (this.refusing >= REFUSING_MAX) {

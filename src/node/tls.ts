@@ -1,0 +1,324 @@
+/**
+ * TLS for `tls:HOST:PORT` addresses, with node:tls: TLS from the first
+ * byte (no plaintext hello before it), TLS 1.3 by default, ALPN `ipcbor/1`
+ * required by the server, a short handshake timeout, the server verified
+ * by the client (by name, or by IP address when reached by one), and
+ * optionally the client verified by the server (mutual TLS). The verified
+ * certificate of the peer becomes a frozen PeerIdentity.
+ *
+ * Once the handshake is done the socket is an ordinary stream: the same
+ * SocketTransport carries either framing over it.
+ */
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { checkServerIdentity, connect as tlsConnect, createSecureContext, createServer as createTlsServer, type PeerCertificate, type SecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { OpenTransport } from '../core/client/client.js';
+import { IpcborError, messageOf } from '../core/errors.js';
+import type { PeerIdentity, TransportSink } from '../core/transport.js';
+import { formatAddress, type Address } from './address.js';
+import { SocketTransport } from './socket-transport.js';
+
+/** The ALPN protocol name both sides must agree on. */
+export const ALPN_PROTOCOL = 'ipcbor/1';
+
+/** How long a server lets a peer take over its TLS handshake, in ms (Node's own default is 120,000). */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+
+/**
+ * With TLS 1.3 a server checks the client's certificate after the client's
+ * side of the handshake is done, and says so with a session ticket
+ * (accepted) or an alert (refused). A client waits this long for either
+ * before it goes on without knowing (a server that sends no tickets).
+ */
+const TICKET_GRACE_MS = 1000;
+
+/** PEM text, or its bytes. */
+export type Pem = string | Buffer;
+
+/** `serve(…, { tls })`: what a `tls:` listener needs. */
+export interface TlsServerOptions {
+  /** The server's certificate (PEM), followed by any intermediate CA certificates its clients need to reach their trusted CA. */
+  cert: Pem | Pem[];
+  /** The certificate's private key (PEM). */
+  key: Pem;
+  /** The key's passphrase, if it is encrypted. */
+  passphrase?: string;
+  /**
+   * Mutual TLS: the CA certificate(s) (PEM) that sign the client
+   * certificates to accept. With it, a client must present a certificate
+   * that chains to one of them, or its connection is refused during the
+   * handshake; handlers find that certificate in `ctx.connection.peer`.
+   * Without it, clients are not asked for a certificate.
+   */
+  clientCa?: Pem | Pem[];
+  /** Lowest TLS version accepted (default `TLSv1.3`; `TLSv1.2` to admit older clients). */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** A peer that has not finished its handshake after this many ms is cut off (default 10,000). */
+  handshakeTimeout?: number;
+}
+
+/** `connect('tls:…', { tls })`: how the client checks the server, and its own certificate for mutual TLS. */
+export interface TlsClientOptions {
+  /**
+   * The CA certificate(s) (PEM) to trust for the server's certificate:
+   * your private CA. Default: Node's bundled public CAs. There is no
+   * option to skip verification.
+   */
+  ca?: Pem | Pem[];
+  /** Mutual TLS: this client's certificate (PEM, then any intermediates). Needs `key`. */
+  cert?: Pem | Pem[];
+  /** Mutual TLS: the client certificate's private key (PEM). */
+  key?: Pem;
+  /** The key's passphrase, if it is encrypted. */
+  passphrase?: string;
+  /**
+   * The name the server's certificate must carry, also sent as SNI.
+   * Default: the address's host; a host given as an IP address is checked
+   * against the certificate's IP addresses (and sends no SNI).
+   */
+  servername?: string;
+  /** Lowest TLS version accepted (default `TLSv1.3`). */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+}
+
+const invalid = (msg: string, cause?: unknown) => new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', msg, cause === undefined ? {} : { cause });
+
+/**
+ * Node skips CA text that is not a certificate without a word (and then
+ * trusts nothing, or fewer CAs than meant): say so instead.
+ */
+function checkCertificates(pems: Pem | Pem[] | undefined, what: string): void {
+  for (const pem of pems === undefined ? [] : Array.isArray(pems) ? pems : [pems]) {
+    try {
+      new X509Certificate(pem);
+    } catch (err) {
+      throw invalid(`${what} is not a PEM certificate: ${messageOf(err)}`, err);
+    }
+  }
+}
+
+// ---- identity -------------------------------------------------------------------
+
+function names(o: object | undefined): Readonly<Record<string, string | readonly string[]>> {
+  const out: Record<string, string | readonly string[]> = {};
+  for (const [k, v] of Object.entries(o ?? {})) out[k] = Array.isArray(v) ? Object.freeze(v.map(String)) : String(v);
+  return Object.freeze(out);
+}
+
+/**
+ * Node's `subjectaltname` string (`DNS:a, IP Address:1.2.3.4`), split. A
+ * name holding a comma comes quoted as a JSON string (`DNS:"a,b"`).
+ */
+export function splitAltNames(text: string | undefined): string[] {
+  if (!text) return [];
+  const out: string[] = [];
+  for (const m of text.matchAll(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g)) {
+    const part = m[0].trim();
+    if (part === '') continue;
+    const q = /^([^:"]+):(".*")$/.exec(part);
+    if (q) {
+      try {
+        out.push(`${q[1]}:${JSON.parse(q[2]!) as string}`);
+        continue;
+      } catch {
+        // Not JSON after all: keep it as written.
+      }
+    }
+    out.push(part);
+  }
+  return out;
+}
+
+/** A verified certificate as a frozen PeerIdentity; undefined when the peer presented none. */
+export function identityOf(cert: PeerCertificate | Record<string, never> | null | undefined): PeerIdentity | undefined {
+  if (!cert || !('fingerprint256' in cert) || !cert.fingerprint256) return undefined;
+  return Object.freeze({
+    subject: names(cert.subject),
+    issuer: names(cert.issuer),
+    subjectAltNames: Object.freeze(splitAltNames(cert.subjectaltname)),
+    fingerprint256: cert.fingerprint256,
+    serialNumber: cert.serialNumber,
+    validFrom: cert.valid_from,
+    validTo: cert.valid_to,
+  });
+}
+
+// ---- server ---------------------------------------------------------------------
+
+/**
+ * A TLS listener for `address`: calls `onSecure` with each socket whose
+ * handshake completed, that agreed on ALPN `ipcbor/1`, and (mutual TLS)
+ * whose client certificate verified. Everything else is closed here.
+ */
+export function createTlsListener(address: Address, options: TlsServerOptions | undefined, onSecure: (socket: TLSSocket, peer: PeerIdentity | undefined) => void): TlsServer {
+  const where = formatAddress(address);
+  if (!options || options.cert === undefined || options.key === undefined) throw invalid(`${where} needs the tls option with the server's cert and key (PEM)`);
+  const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  if (!(handshakeTimeout > 0)) throw invalid(`tls.handshakeTimeout must be a positive number of ms, not ${String(handshakeTimeout)}`);
+  const mutual = options.clientCa !== undefined;
+  checkCertificates(options.clientCa, `tls.clientCa of ${where}`);
+  let server: TlsServer;
+  try {
+    server = createTlsServer(
+      {
+        cert: options.cert,
+        key: options.key,
+        ...(options.passphrase === undefined ? {} : { passphrase: options.passphrase }),
+        ...(mutual ? { ca: options.clientCa, requestCert: true } : { requestCert: false }),
+        rejectUnauthorized: true,
+        ALPNProtocols: [ALPN_PROTOCOL],
+        minVersion: options.minVersion ?? 'TLSv1.3',
+        handshakeTimeout,
+      },
+      (socket) => {
+        // Node accepts a client that offers no ALPN at all: this server does not.
+        if (socket.alpnProtocol !== ALPN_PROTOCOL || (mutual && !socket.authorized)) {
+          socket.on('error', () => {});
+          socket.destroy();
+          return;
+        }
+        onSecure(socket, mutual ? identityOf(socket.getPeerCertificate()) : undefined);
+      },
+    );
+  } catch (err) {
+    throw invalid(`the tls option of ${where} cannot be used: ${messageOf(err)}`, err);
+  }
+  // A failed handshake (its timeout too): with this listener present Node
+  // leaves closing the socket to us.
+  server.on('tlsClientError', (_err, socket) => socket.destroy());
+  return server;
+}
+
+// ---- client ---------------------------------------------------------------------
+
+/** The client's secure context, made once per connect() (and reused by every dial). */
+export function clientContext(address: Address, options: TlsClientOptions | undefined): SecureContext {
+  const where = formatAddress(address);
+  if (options && (options.cert === undefined) !== (options.key === undefined)) throw invalid(`the tls option for ${where}: a client certificate needs both cert and key`);
+  checkCertificates(options?.ca, `tls.ca for ${where}`);
+  try {
+    return createSecureContext({
+      ...(options?.ca === undefined ? {} : { ca: options.ca }),
+      ...(options?.cert === undefined ? {} : { cert: options.cert, key: options.key }),
+      ...(options?.passphrase === undefined ? {} : { passphrase: options.passphrase }),
+      minVersion: options?.minVersion ?? 'TLSv1.3',
+    });
+  } catch (err) {
+    throw invalid(`the tls option for ${where} cannot be used: ${messageOf(err)}`, err);
+  }
+}
+
+function connectError(where: string, err: unknown): IpcborError {
+  const e = err as NodeJS.ErrnoException;
+  const code = e.code ?? '';
+  let why: string;
+  if (/^ERR_SSL_.*ALERT/.test(code)) why = `the server refused the TLS connection (${code})`;
+  else if (code.startsWith('ERR_TLS_') || /CERT|SIGNATURE|ISSUER/.test(code)) why = `the server's certificate is not trusted: ${messageOf(err)} (${code})`;
+  else why = code || messageOf(err);
+  return new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${where}: ${why}`, { cause: err });
+}
+
+/**
+ * The client side of a TLS connection: a TLS alert that closes it before
+ * the server's first byte (a refusal the handshake could not report) is a
+ * connect failure, so connect() rejects with IPCBOR_ERR_CONNECT rather
+ * than falling back to the seed framing.
+ */
+class TlsClientTransport extends SocketTransport {
+  constructor(
+    socket: TLSSocket,
+    private readonly where: string,
+  ) {
+    super(socket);
+  }
+
+  override attach(sink: TransportSink): void {
+    let heard = false;
+    super.attach({
+      onData: (chunk) => {
+        heard = true;
+        sink.onData(chunk);
+      },
+      onDrain: () => sink.onDrain(),
+      onClose: (cause) => {
+        const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+        sink.onClose(!heard && typeof code === 'string' && code.startsWith('ERR_SSL_') ? connectError(this.where, cause) : cause);
+      },
+    });
+  }
+}
+
+/**
+ * Dial `address` (kind `tls`) and finish the handshake: the server's
+ * certificate verified against `options.ca` and its name (or IP), ALPN
+ * offered, and, under TLS 1.3, the server's verdict on our certificate
+ * awaited (its first session ticket, or its alert). Rejects with
+ * IPCBOR_ERR_CONNECT.
+ */
+export function dialTls(address: Address & { kind: 'tls' }, context: SecureContext, options: TlsClientOptions | undefined, signal: AbortSignal): Promise<{ transport: OpenTransport; peer: PeerIdentity | undefined }> {
+  const where = formatAddress(address);
+  const name = options?.servername ?? address.host;
+  const byIp = isIP(name) !== 0;
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({
+      host: address.host,
+      port: address.port,
+      secureContext: context,
+      // SNI carries names only; an IP is still verified, against the certificate's IP addresses.
+      ...(byIp ? {} : { servername: name }),
+      checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert),
+      rejectUnauthorized: true,
+      ALPNProtocols: [ALPN_PROTOCOL],
+    });
+    socket.setNoDelay(true);
+    let settled = false;
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    let peer: PeerIdentity | undefined;
+    const cleanup = () => {
+      settled = true;
+      clearTimeout(grace);
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      socket.off('session', onTicket);
+      socket.off('secureConnect', onSecure);
+    };
+    const fail = (err: IpcborError) => {
+      if (settled) return;
+      cleanup();
+      socket.on('error', () => {});
+      socket.destroy();
+      reject(err);
+    };
+    function done() {
+      if (settled) return;
+      cleanup();
+      resolve({ transport: new TlsClientTransport(socket, where), peer });
+    }
+    const onError = (err: Error) => fail(connectError(where, err));
+    const onClose = () =>
+      fail(new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${where}: the server closed the connection during the TLS handshake (it may not accept this client's certificate, or lack of one)`));
+    const onAbort = () => fail(new IpcborError('IPCBOR_ERR_CANCELLED', `connecting to ${where} was cancelled`, { cause: signal.reason }));
+    const onSecure = () => {
+      // rejectUnauthorized already failed the handshake of an unverified server; this is belt and braces.
+      if (!socket.authorized) {
+        fail(connectError(where, socket.authorizationError ?? new Error('the server is not verified')));
+        return;
+      }
+      peer = identityOf(socket.getPeerCertificate());
+      if (socket.getProtocol() !== 'TLSv1.3') {
+        done();
+        return;
+      }
+      grace = setTimeout(done, TICKET_GRACE_MS);
+      socket.once('session', onTicket);
+    };
+    // Not from inside the 'session' event: it fires while OpenSSL reads,
+    // and bytes written from there (the hello) are lost.
+    const onTicket = () => setImmediate(done);
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.once('secureConnect', onSecure);
+  });
+}
