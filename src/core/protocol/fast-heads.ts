@@ -103,8 +103,31 @@ function readUint(b: Uint8Array, at: number, major: number): number {
   return -1;
 }
 
-/** A method name: short ASCII by hand (most names), anything else through the strict UTF-8 decoder. */
+/** The last method names seen, by their bytes: calls mostly repeat a few names. */
+const SEEN = 8;
+const seenBytes: Uint8Array[] = [];
+const seenText: string[] = [];
+let seenNext = 0;
+
+function sameBytes(a: Uint8Array, b: Uint8Array, from: number): boolean {
+  if (a.length !== b.length - from) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[from + i]) return false;
+  return true;
+}
+
+/** A method name: one seen lately, or short ASCII by hand (most names), anything else through the strict UTF-8 decoder. */
 function methodText(b: Uint8Array, from: number): string {
+  for (let i = 0; i < seenBytes.length; i++) if (sameBytes(seenBytes[i]!, b, from)) return seenText[i]!;
+  const text = decodeMethod(b, from);
+  if (b.length - from <= 64) {
+    seenBytes[seenNext] = b.slice(from);
+    seenText[seenNext] = text;
+    seenNext = (seenNext + 1) % SEEN;
+  }
+  return text;
+}
+
+function decodeMethod(b: Uint8Array, from: number): string {
   const n = b.length - from;
   if (n <= 64) {
     let ascii = true;
