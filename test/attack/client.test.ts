@@ -12,7 +12,7 @@ import { cbor } from '../../src/core/codec/cbor.js';
 import { FrameDecoder } from '../../src/core/frame/decoder.js';
 import { encodeExtended, encodeResponse } from '../../src/core/frame/encoder.js';
 import { tempSocket } from '../helpers.js';
-import { CLIENT_SCRIPT, held, KiB, mb, MiB, SLACK, spawnNode, until, type Mem } from './harness.js';
+import { CLIENT_SCRIPT, held, KiB, mb, MiB, rssBoundFor, SLACK, spawnNode, until, type Mem } from './harness.js';
 
 const procs: ChildProcess[] = [];
 const servers: Server[] = [];
@@ -130,7 +130,7 @@ function check(name: string, reports: ClientReport[], budget: number, volume: nu
   const peak = reports.reduce((m, r) => (held(r.mem) > held(m) ? r.mem : m), baseline);
   const peakRss = Math.max(...reports.map((r) => r.mem.rss));
   const bound = held(baseline) + 4 * budget + SLACK;
-  const rssBound = baseline.rss + 4 * budget + 2 * SLACK;
+  const rssBound = rssBoundFor(baseline, budget);
   console.log(
     `# attack ${JSON.stringify({ attack: name, baseline: mb(held(baseline)), peak: mb(held(peak)), bound: mb(bound), baselineRss: mb(baseline.rss), peakRss: mb(peakRss), rssBound: mb(rssBound), unbounded: mb(volume), samples: reports.length, ...extra })}`,
   );

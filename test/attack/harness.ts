@@ -263,9 +263,16 @@ export function boundFor(baseline: Mem, budget: number): number {
   return held(baseline) + 4 * budget + SLACK;
 }
 
-/** The same for the resident set, which also holds code, JIT output and freed pages not yet returned: twice the slack. */
+/**
+ * The same for the resident set, which also holds code, JIT output and
+ * freed pages not yet returned to the system. Node 24 keeps more of those
+ * after a flood of socket reads (measured: +72 MB for 300 MB read, with the
+ * heap at +1.4 MB), hence a wider slack here; the heap bound above is the
+ * tight one.
+ */
+const RSS_SLACK = 100 * MiB;
 export function rssBoundFor(baseline: Mem, budget: number): number {
-  return baseline.rss + 4 * budget + 2 * SLACK;
+  return baseline.rss + 4 * budget + RSS_SLACK;
 }
 
 /** Check and report one attack's numbers. */
