@@ -1,14 +1,14 @@
 /**
  * The transports the load tests run over. Each starts the server in a child
  * process (test/fuzz/fuzz-server.ts: `echo`, `conns`, `mem`…) and says how a
- * client connects to it. TLS is to be added here (a `tls:` listener with a
- * throwaway CA, and `connectOptions` carrying the CA) once the TLS transport
- * lands: every load test then runs over it too.
+ * client connects to it: a unix socket, and TLS on loopback with throwaway
+ * certificates (test/tls-helpers.ts). Every load test runs over each.
  */
 import { connect, IpcborError, type Client, type ConnectOptions, type ServeOptions } from '../../src/index.js';
 import { sleep, startServer, type ChildServer } from '../attack/harness.js';
 import { FUZZ_SCRIPT } from '../fuzz/fuzz.js';
 import { tempSocket } from '../helpers.js';
+import { certs } from '../tls-helpers.js';
 
 export interface LoadServer {
   child: ChildServer;
@@ -27,6 +27,14 @@ export const TRANSPORTS: LoadTransport[] = [
     async start(options = {}) {
       const child = await startServer({ address: `unix:${tempSocket()}`, options, script: FUZZ_SCRIPT });
       return { child, address: child.address, connectOptions: {} };
+    },
+  },
+  {
+    name: 'TLS',
+    async start(options = {}) {
+      const c = certs();
+      const child = await startServer({ address: 'tls:127.0.0.1:0', options: { ...options, tls: { cert: c.server.cert, key: c.server.key } }, script: FUZZ_SCRIPT });
+      return { child, address: child.address, connectOptions: { tls: { ca: c.ca } } };
     },
   },
 ];
