@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -22,7 +22,41 @@ import { tempSocket } from '../helpers.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const timerServerJs = fileURLToPath(new URL('../../examples/timer/server.js', import.meta.url));
-const indexJs = fileURLToPath(new URL('../../src/index.js', import.meta.url));
+const builtIndexJs = fileURLToPath(new URL('../../src/index.js', import.meta.url));
+
+/**
+ * The library as another user can load it. A clone in a directory only its
+ * owner may enter (a `mktemp -d` one, as CI's may be) is not readable to
+ * them: then the built library is copied, once, to a directory everyone
+ * may read. (It needs nothing but Node: dist/src has no other imports.)
+ */
+let readableIndexJs: string | undefined;
+function indexJsForOthers(): string {
+  if (readableIndexJs) return readableIndexJs;
+  const src = dirname(builtIndexJs);
+  let dir = src;
+  let readable = true;
+  for (;;) {
+    if ((statSync(dir).mode & 0o005) !== 0o005) readable = false;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  if (readable) return (readableIndexJs = builtIndexJs);
+  const copy = mkdtempSync(join(tmpdir(), 'ipcbor-lib-'));
+  bases.push(copy);
+  cpSync(src, join(copy, 'src'), { recursive: true });
+  writeFileSync(join(copy, 'package.json'), '{"type":"module"}');
+  for (const p of [copy, ...walk(copy)]) chmodSync(p, statSync(p).isDirectory() ? 0o755 : 0o644);
+  return (readableIndexJs = join(copy, 'src', 'index.js'));
+}
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = join(dir, e.name);
+    return e.isDirectory() ? [p, ...walk(p)] : [p];
+  });
+}
 const isRoot = process.getuid?.() === 0;
 
 const bases: string[] = [];
@@ -72,7 +106,7 @@ async function spawnUntilLine(args: string[], options: { env?: NodeJS.ProcessEnv
 
 /** Run a module snippet as another user: it prints one line, the error code of serve() or 'ok'. */
 async function serveAs(uid: number, path: string): Promise<string> {
-  const code = `import { serve } from ${JSON.stringify(indexJs)};
+  const code = `import { serve } from ${JSON.stringify(indexJsForOthers())};
     try { const s = await serve({ ping: () => 'pong' }, ${JSON.stringify(`unix:${path}`)}); console.log('ok'); await s.close(); }
     catch (e) { console.log(e.code ?? String(e)); }`;
   const { child, line } = await spawnUntilLine(['--input-type=module', '-e', code], { uid });
