@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createConnection, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { connect, serve, type Server, type ServeOptions } from '../../src/index.js';
+import { tempSocket } from '../helpers.js';
 import { certs, type Certs } from '../tls-helpers.js';
 
 let c: Certs;
@@ -75,5 +76,26 @@ describe('TCP keepalive on the client', () => {
       await client.close();
     });
     assert.deepEqual(byDefault, [[true, 60_000]]);
+  });
+});
+
+describe('reconnection backoff', () => {
+  it('keeps growing against a server that accepts, answers the hello, then drops every connection', async () => {
+    const path = tempSocket();
+    // Closes each connection 20 ms after it goes idle: the hello succeeds, then the connection drops.
+    const server = await serve(handlers, `unix:${path}`, { idleTimeout: 20 });
+    servers.push(server);
+    const client = await connect(`unix:${path}`, { reconnect: { initialDelay: 50, maxDelay: 10_000, jitter: 0 } });
+    const delays: number[] = [];
+    const watching = (async () => {
+      for await (const s of client.states()) if (s.state === 'reconnecting') delays.push(s.delay!);
+    })();
+    await new Promise((r) => setTimeout(r, 1500));
+    client.destroy();
+    await watching;
+    // With backoff: 50, 100, 200, 400, 800 ms (plus 20 ms idle each) is at most 5 attempts in 1.5 s.
+    // Reset after every successful hello, it is 50 ms each time: about 20.
+    assert.ok(delays.length <= 6, `${delays.length} reconnections in 1.5 s, delays ${delays.join(', ')}`);
+    assert.ok(delays.at(-1)! > 50, `the delay grows: ${delays.join(', ')}`);
   });
 });
