@@ -92,7 +92,7 @@ export async function connect(address: string | Address, options: ConnectOptions
   const client = (await createClient(
     async (signal) => {
       if (addr.kind === 'tls') {
-        const opened = await dialTls(addr, context!, options.tls, signal);
+        const opened = await dialTls(addr, context!, options.tls, signal, keepAlive);
         peer = opened.peer;
         return opened.transport;
       }

@@ -255,7 +255,13 @@ class TlsClientTransport extends SocketTransport {
  * awaited (its first session ticket, or its alert). Rejects with
  * IPCBOR_ERR_CONNECT.
  */
-export function dialTls(address: Address & { kind: 'tls' }, context: SecureContext, options: TlsClientOptions | undefined, signal: AbortSignal): Promise<{ transport: OpenTransport; peer: PeerIdentity | undefined }> {
+export function dialTls(
+  address: Address & { kind: 'tls' },
+  context: SecureContext,
+  options: TlsClientOptions | undefined,
+  signal: AbortSignal,
+  keepAlive = 0,
+): Promise<{ transport: OpenTransport; peer: PeerIdentity | undefined }> {
   const where = formatAddress(address);
   const name = options?.servername ?? address.host;
   const byIp = isIP(name) !== 0;
@@ -306,6 +312,8 @@ export function dialTls(address: Address & { kind: 'tls' }, context: SecureConte
         return;
       }
       peer = identityOf(socket.getPeerCertificate());
+      // TLS runs over TCP: a server that vanished without a FIN is found the same way.
+      if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
       if (socket.getProtocol() !== 'TLSv1.3') {
         done();
         return;

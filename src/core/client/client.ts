@@ -269,8 +269,12 @@ function policyOf(option: ClientOptions['reconnect']): Policy | undefined {
 
 /** The delay before attempt `n` (from 1): exponential, capped, with jitter. */
 export function backoffDelay(p: Policy, n: number): number {
-  const cap = Math.min(p.maxDelay, p.initialDelay * p.factor ** (n - 1));
-  return Math.round(cap * (1 - p.jitter * Math.random()));
+  return Math.round(backoffCap(p, n) * (1 - p.jitter * Math.random()));
+}
+
+/** The largest delay before attempt `n` (from 1). */
+function backoffCap(p: Policy, n: number): number {
+  return Math.min(p.maxDelay, p.initialDelay * p.factor ** (n - 1));
 }
 
 /** A call or notification made while disconnected (`whileDisconnected: 'wait'`). */
@@ -326,6 +330,16 @@ class ReconnectingClient implements Client {
   private readonly subs = new Map<Subscription, Deferred>();
   private waiting: Waiting[] = [];
   private attempt = 0;
+  /**
+   * The backoff's step: the attempts since the last connection that stayed
+   * up at least as long as that step's delay cap. Unlike `attempt` it is not
+   * reset by a connection that drops at once (a server that answers the
+   * hello and then closes), or such a server would be redialed every
+   * initialDelay forever.
+   */
+  private step = 0;
+  /** When the connection now in use was opened (ms). */
+  private openedAt = Date.now();
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private attemptAbort: AbortController | undefined;
   private readonly whileDisconnected: 'fail' | 'wait';
@@ -543,14 +557,17 @@ class ReconnectingClient implements Client {
   /** Wait, then make attempt number `attempt + 1`; give up after maxAttempts. */
   private retry(error: IpcborError, dropped: boolean): void {
     const policy = this.policy!;
-    if (dropped) this.attempt = 0;
+    if (dropped) {
+      this.attempt = 0;
+      if (this.step > 0 && Date.now() - this.openedAt >= backoffCap(policy, this.step)) this.step = 0;
+    }
     if (this.attempt >= policy.maxAttempts) {
       this.final = true;
       this.finish(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `gave up reconnecting to ${this.address} after ${this.attempt} attempts`, { cause: error }));
       return;
     }
     const attempt = ++this.attempt;
-    const delay = backoffDelay(policy, attempt);
+    const delay = backoffDelay(policy, ++this.step);
     this.setState('reconnecting', { attempt, delay, error });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
@@ -604,6 +621,7 @@ class ReconnectingClient implements Client {
     for (const s of this.subs.keys()) if (!subs.has(s)) void this.register(conn, s);
     this.conn = conn;
     this.attempt = 0;
+    this.openedAt = Date.now();
     this.watch(conn);
     this.setState('open');
     this.flush();

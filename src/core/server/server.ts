@@ -42,7 +42,7 @@ export function toDispatcher(target: Servable, defaultService?: AnyService | nul
 let nextConnectionId = 1;
 
 /** Refused connections answered at once, beyond the limit, before the rest are simply closed. */
-const REFUSING_MAX = 64;
+export const REFUSING_MAX = 64;
 /** Largest frame a refused connection may send (a hello is about 40 bytes). */
 const REFUSED_FRAME_BYTES = 4096;
 
