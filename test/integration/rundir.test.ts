@@ -34,15 +34,7 @@ let readableIndexJs: string | undefined;
 function indexJsForOthers(): string {
   if (readableIndexJs) return readableIndexJs;
   const src = dirname(builtIndexJs);
-  let dir = src;
-  let readable = true;
-  for (;;) {
-    if ((statSync(dir).mode & 0o005) !== 0o005) readable = false;
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  if (readable) return (readableIndexJs = builtIndexJs);
+  if (openToOthers(builtIndexJs, 0o004)) return (readableIndexJs = builtIndexJs);
   const copy = mkdtempSync(join(tmpdir(), 'ipcbor-lib-'));
   bases.push(copy);
   cpSync(src, join(copy, 'src'), { recursive: true });
@@ -58,6 +50,26 @@ function walk(dir: string): string[] {
   });
 }
 const isRoot = process.getuid?.() === 0;
+
+/** Can users other than the owner reach and run (or read) `path`: every directory above it searchable, the file itself `bits`? */
+function openToOthers(path: string, bits: number): boolean {
+  try {
+    if ((statSync(path).mode & bits) !== bits) return false;
+    for (let dir = dirname(path); ; dir = dirname(dir)) {
+      if ((statSync(dir).mode & 0o001) === 0) return false;
+      if (dirname(dir) === dir) return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A node binary another user may run: this one, unless it sits in a
+ * private directory (Node 24 installed under a `mktemp -d`, as CI does),
+ * then the system's.
+ */
+const nodeForOthers = [process.execPath, '/usr/bin/node', '/usr/local/bin/node'].find((p) => openToOthers(p, 0o005));
 
 const bases: string[] = [];
 after(() => {
@@ -94,7 +106,8 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 
 /** Spawn `node args…`, wait for its first stdout line. */
 async function spawnUntilLine(args: string[], options: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<{ child: ChildProcess; line: string }> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env }, ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}) });
+  const node = options.uid !== undefined ? nodeForOthers! : process.execPath;
+  const child = spawn(node, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env }, ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}) });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const line = await new Promise<string>((resolve, reject) => {
@@ -354,7 +367,7 @@ describe('a client checks whom it reaches', () => {
   });
 });
 
-describe('as another user', { skip: !isRoot && 'needs root to run a child as uid 1' }, () => {
+describe('as another user', { skip: (!isRoot && 'needs root to run a child as uid 1') || (nodeForOthers === undefined && 'no node binary another user may run') }, () => {
   it('reports a directory it may not write, another user\'s live or stale socket, as IPCBOR_ERR_INVALID_ADDRESS, not as running', async () => {
     // A directory uid 1 may not write.
     const closed = tempBase();
