@@ -7,7 +7,7 @@
 import { cbor } from '../codec/cbor.js';
 import { IpcborError } from '../errors.js';
 import { AsyncQueue } from '../peer/queue.js';
-import { discardIterable, isAsyncIterable } from '../peer/streams.js';
+import { discardIterable } from '../peer/streams.js';
 import type { HelloResponse } from '../protocol/hello.js';
 import { createRemote, createRemoteEvents, type Remote, type RemoteEvents } from '../remote.js';
 import type { Transport, TransportSink } from '../transport.js';

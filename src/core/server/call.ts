@@ -35,10 +35,6 @@ export class Context implements CallContext {
     return this.controller.signal;
   }
 
-  get aborted(): boolean {
-    return this.reason !== undefined || this.controller?.signal.aborted === true;
-  }
-
   abort(reason: unknown): void {
     if (this.controller) this.controller.abort(reason);
     else this.reason ??= reason;

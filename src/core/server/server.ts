@@ -80,11 +80,6 @@ export class ServerCore implements AsyncDisposable {
     return this.connections.size;
   }
 
-  /** True once close() or destroy() was called. */
-  get stopping(): boolean {
-    return this.closing !== undefined;
-  }
-
   /**
    * A new connection on `transport`: attach the transport to what this
    * returns. Over maxConnections, or while closing, the connection is
