@@ -15,7 +15,7 @@ import { createConnection, createServer, type Server as NetServer, type Socket }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { connect, serve, type ClientStateChange, type Server } from '../../src/index.js';
 import { serveWith } from '../../src/node/server.js';
 import type { ServerCore } from '../../src/core/server/server.js';
@@ -26,19 +26,9 @@ import { Kind } from '../../src/core/protocol/heads.js';
 import { rawHello, seedFrame, startServer } from '../attack/harness.js';
 import { tempSocket } from '../helpers.js';
 import { rejectsWith, sleep, waitFor } from '../extended-helpers.js';
+import { nothingEscapes } from '../escapes.js';
 
-const escaped: unknown[] = [];
-const onEscape = (err: unknown) => escaped.push(err);
-process.on('unhandledRejection', onEscape);
-process.on('uncaughtException', onEscape);
-after(() => {
-  process.off('unhandledRejection', onEscape);
-  process.off('uncaughtException', onEscape);
-});
-afterEach(async () => {
-  await sleep(20);
-  assert.deepEqual(escaped, [], 'nothing escaped');
-});
+nothingEscapes();
 
 const CLIENT_SCRIPT = fileURLToPath(new URL('./fault-client.js', import.meta.url));
 const noop = () => {};

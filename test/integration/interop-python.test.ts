@@ -7,27 +7,18 @@
  * IPCBOR_REQUIRE_PYTHON=1 (as in .ci/run) makes that a failure.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { defineService, method, s, serve, type Server } from '../../src/index.js';
 import { createTimer } from '../../examples/timer/timer.js';
 import { tempSocket } from '../helpers.js';
+import { python, skipWithoutPython } from '../python.js';
 
 const script = fileURLToPath(new URL('../../../test/peers/python_client.py', import.meta.url));
 
-function findPython(): string | undefined {
-  for (const py of ['python3', '/usr/bin/python3']) {
-    const r = spawnSync(py, ['-c', 'import cbor2'], { stdio: 'ignore' });
-    if (r.status === 0) return py;
-  }
-  return undefined;
-}
-
-const python = findPython();
-const required = process.env.IPCBOR_REQUIRE_PYTHON === '1';
-const skip = python === undefined && !required ? 'python3 with cbor2 is not installed (Debian: python3-cbor2)' : false;
+const skip = skipWithoutPython;
 
 async function runPython(args: string[]): Promise<Record<string, unknown>[]> {
   assert.ok(python, 'python3 with cbor2 is required here (IPCBOR_REQUIRE_PYTHON=1) but was not found');

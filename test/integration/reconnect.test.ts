@@ -6,26 +6,15 @@
  * destroyed and a new one on the same path.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { connect, defineService, method, serve, type Client, type ClientStateChange, type Server } from '../../src/index.js';
 import { backoffDelay } from '../../src/core/client/client.js';
 import type { CallContext } from '../../src/core/server/dispatcher.js';
 import { tempSocket } from '../helpers.js';
 import { deferred, rejectsWith, sleep, waitFor } from '../extended-helpers.js';
+import { nothingEscapes } from '../escapes.js';
 
-/** Nothing may escape as an unhandled rejection or an uncaught exception. */
-const escaped: unknown[] = [];
-const onEscape = (err: unknown) => escaped.push(err);
-process.on('unhandledRejection', onEscape);
-process.on('uncaughtException', onEscape);
-after(() => {
-  process.off('unhandledRejection', onEscape);
-  process.off('uncaughtException', onEscape);
-});
-afterEach(async () => {
-  await sleep(10);
-  assert.deepEqual(escaped, [], 'nothing escaped');
-});
+nothingEscapes();
 
 const FAST = { initialDelay: 20, maxDelay: 100 };
 

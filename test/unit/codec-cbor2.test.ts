@@ -21,20 +21,11 @@ import fc from 'fast-check';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { toHex } from '../fixtures/golden.js';
 import { mutate, mutationsArb, valueArb } from './codec-arbitraries.js';
+import { python, skipWithoutPython } from '../python.js';
 
 const script = fileURLToPath(new URL('../../../test/peers/cbor2_diff.py', import.meta.url));
 
-function findPython(): string | undefined {
-  for (const py of ['/usr/bin/python3', 'python3']) {
-    const r = spawnSync(py, ['-c', 'import cbor2'], { stdio: 'ignore' });
-    if (r.status === 0) return py;
-  }
-  return undefined;
-}
-
-const python = findPython();
-const required = process.env.IPCBOR_REQUIRE_PYTHON === '1';
-const skip = python === undefined && !required ? 'python3 with cbor2 is not installed (Debian: python3-cbor2)' : false;
+const skip = skipWithoutPython;
 
 type Norm = null | boolean | { num: string } | { str: string } | { bytes: string } | { map: [Norm, Norm][] } | { other: string } | Norm[];
 
