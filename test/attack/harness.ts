@@ -265,12 +265,13 @@ export function boundFor(baseline: Mem, budget: number): number {
 
 /**
  * The same for the resident set, which also holds code, JIT output and
- * freed pages not yet returned to the system. Node 24 keeps more of those
- * after a flood of socket reads (measured: +72 MB for 300 MB read, with the
- * heap at +1.4 MB), hence a wider slack here; the heap bound above is the
- * tight one.
+ * freed pages not yet returned to the system. Node 24 keeps many of those
+ * after a flood of socket reads (measured: +72 to +107 MB for 300 MB read,
+ * with the heap at +1.4 MB), so the resident set is only a coarse check
+ * here: it still catches what these attacks did before the resource model
+ * (1 GB and more). The heap-and-buffers bound above is the tight one.
  */
-const RSS_SLACK = 100 * MiB;
+const RSS_SLACK = 256 * MiB;
 export function rssBoundFor(baseline: Mem, budget: number): number {
   return baseline.rss + 4 * budget + RSS_SLACK;
 }
