@@ -22,11 +22,18 @@ export class MemoryTransport implements OpenTransport {
   readonly received: Uint8Array[] = [];
   written = 0;
 
-  constructor(readonly highWater = 1024 * 1024) {}
+  /**
+   * `readSize`: the most one delivery hands the sink, as a socket read
+   * does (default: whole writes, however large).
+   */
+  constructor(
+    readonly highWater = 1024 * 1024,
+    readonly readSize = Infinity,
+  ) {}
 
-  static pair(highWater?: number): [MemoryTransport, MemoryTransport] {
-    const a = new MemoryTransport(highWater);
-    const b = new MemoryTransport(highWater);
+  static pair(highWater?: number, readSize?: number): [MemoryTransport, MemoryTransport] {
+    const a = new MemoryTransport(highWater, readSize);
+    const b = new MemoryTransport(highWater, readSize);
     a.other = b;
     b.other = a;
     return [a, b];
@@ -77,7 +84,11 @@ export class MemoryTransport implements OpenTransport {
     const wasFull = this.inboxBytes >= this.other.highWater;
     let delivered = false;
     while (!this.paused && !this.closed && this.sink && this.inbox.length > 0) {
-      const chunk = this.inbox.shift()!;
+      let chunk = this.inbox.shift()!;
+      if (chunk.length > this.readSize) {
+        this.inbox.unshift(chunk.subarray(this.readSize));
+        chunk = chunk.subarray(0, this.readSize);
+      }
       this.inboxBytes -= chunk.length;
       this.received.push(chunk);
       delivered = true;

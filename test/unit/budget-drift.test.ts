@@ -11,6 +11,7 @@ import { createClient } from '../../src/core/client/client.js';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { encodeRequest } from '../../src/core/frame/encoder.js';
 import { IpcborError } from '../../src/core/errors.js';
+import { budgetAudit } from '../../src/core/peer/budget.js';
 import { ServerCore } from '../../src/core/server/server.js';
 import type { CallContext } from '../../src/core/server/dispatcher.js';
 import { MemoryTransport } from '../memory-transport.js';
@@ -53,8 +54,8 @@ const handlers = {
   log: () => undefined,
 };
 
-async function dial(core: ServerCore) {
-  const [c, s] = MemoryTransport.pair();
+async function dial(core: ServerCore, readSize?: number) {
+  const [c, s] = MemoryTransport.pair(undefined, readSize);
   const conn = core.accept(s, { transport: 'memory' })!;
   s.attach(conn);
   return { conn, c, s };
@@ -164,6 +165,42 @@ describe('budget accounting', () => {
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(core.budget.held, 0, 'a release after close must not take the server below 0');
   });
+});
+
+describe('the budget never goes below zero', () => {
+  // Frames larger than a socket read and than the connection's budget,
+  // pipelined to a slow handler: each frame's bytes move from the decoder
+  // to the call, and the release of the decoder's share wakes the paused
+  // connection while that release is still under way. Counted once, the
+  // server reads at most the budget plus a frame; counted twice, the
+  // budget goes negative and the server reads everything offered.
+  for (const size of [64 * 1024, 1 << 20, 4 << 20]) {
+    it(`${size / 1024} KiB calls pipelined past a 1 MiB connection budget`, async () => {
+      const negatives: number[] = [];
+      budgetAudit.negative = (_what, held) => negatives.push(held);
+      try {
+        const gate = deferred<void>();
+        const core = new ServerCore({ hold: async (p: Uint8Array) => { await gate.promise; return p.length; } }, { maxConnectionBytes: 1 << 20, maxServerBytes: 8 << 20 });
+        const { c, s, conn } = await dial(core, 64 * 1024);
+        const client = await createClient(async () => c, 'memory');
+        const n = Math.max(8, Math.ceil((24 << 20) / size));
+        const calls = Array.from({ length: n }, () => client.call('hold', blob(size)));
+        await waitFor(() => conn.inflight > 0 && s.paused, 'the server to stop reading');
+        await new Promise((r) => setTimeout(r, 50));
+        const limit = (1 << 20) + 2 * (size + 1024);
+        assert.ok(core.budget.peak <= limit, `the server held ${core.budget.peak} bytes at most, within the budget plus one frame (${limit})`);
+        assert.ok(conn.inflight < n, `${conn.inflight} of ${n} calls taken in`);
+        gate.resolve();
+        const answers = await Promise.all(calls);
+        assert.deepEqual(answers, Array.from({ length: n }, () => size));
+        await waitFor(() => core.budget.held === 0, `the budget to return to 0 (held ${core.budget.held})`);
+        await client.close();
+        assert.deepEqual(negatives, [], 'no budget went below zero');
+      } finally {
+        budgetAudit.negative = undefined;
+      }
+    });
+  }
 });
 
 describe('frame timeout and back-pressure', () => {

@@ -17,14 +17,29 @@ export const DECODED_ITEM_BYTES = 32;
 /** A connection may always hold this much, whatever the server holds: enough to take in a small call. */
 const MIN_SHARE = 64 * 1024;
 
+/**
+ * @internal For tests: `negative` is told of any budget that goes below
+ * zero (a release without its charge, which would let every connection
+ * take in that much more); with `servers` set, every ServerBudget made
+ * joins it (an attacked server reports what it holds, and its peak).
+ */
+export const budgetAudit: {
+  negative?: (what: 'connection' | 'server', held: number) => void;
+  servers?: Set<ServerBudget>;
+} = {};
+
 export class ServerBudget {
   held = 0;
+  /** The most it has held at once. */
+  peak = 0;
   /** Connections that share the budget. */
   members = 0;
   private readonly waiters = new Set<() => void>();
   private waking = false;
 
-  constructor(readonly limit: number) {}
+  constructor(readonly limit: number) {
+    budgetAudit.servers?.add(this);
+  }
 
   get over(): boolean {
     return this.held > this.limit;
@@ -42,11 +57,13 @@ export class ServerBudget {
 
   add(n: number): void {
     this.held += n;
+    if (this.held > this.peak) this.peak = this.held;
   }
 
   remove(n: number): void {
     const was = this.over;
     this.held -= n;
+    if (this.held < 0) budgetAudit.negative?.('server', this.held);
     if (was && !this.over) this.wake();
   }
 
@@ -109,6 +126,7 @@ export class ConnectionBudget {
     // stream item read after the connection closed) was already given back.
     if (this.closed) return;
     this.held -= n;
+    if (this.held < 0) budgetAudit.negative?.('connection', this.held);
     this.server?.remove(n);
     this.listener?.();
   }

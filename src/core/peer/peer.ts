@@ -384,8 +384,11 @@ export abstract class Peer implements TransportSink, FrameSink {
   private syncIn(): void {
     const held = this.decoder.buffered;
     if (held !== this.chargedIn) {
-      this.budget.charge(held - this.chargedIn);
+      // Recorded before the charge: a release wakes the connection's
+      // listener, which may come back here before this call returns.
+      const delta = held - this.chargedIn;
       this.chargedIn = held;
+      this.budget.charge(delta);
     }
     this.armFrameTimer();
     this.updateReading();
@@ -500,8 +503,9 @@ export abstract class Peer implements TransportSink, FrameSink {
     if (this.options.side !== 'server') return;
     const pending = this.transport.pendingBytes;
     if (pending !== this.chargedOut) {
-      this.budget.charge(pending - this.chargedOut);
+      const delta = pending - this.chargedOut;
       this.chargedOut = pending;
+      this.budget.charge(delta);
     }
   }
 
