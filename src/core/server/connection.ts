@@ -82,12 +82,14 @@ export interface ConnectionHost {
 }
 
 /**
- * What a call costs the budget beyond its payload (its objects, timer,
- * context): so the budget bounds the number of calls held too, however
- * small their payloads (the lazy server parks calls; a pipelining client
- * queues them).
+ * What a call costs the budget beyond its payload: its objects, its
+ * context, its place in the call table, the reactions to a handler's
+ * promise. So the budget bounds the number of calls held too, however
+ * small their payloads. Measured (test/integration/held-costs.test.ts, heap after
+ * GC per call held, Node 20 and 24): a parked call about 500 bytes, a call whose async
+ * handler is pending about 1,100, the handler's own promise included.
  */
-const CALL_BYTES = 256;
+export const CALL_BYTES = 1536;
 
 /** The empty call table every connection starts with, shared and never written to. */
 const NO_CALLS: Map<number, never> = new Map<number, never>();
@@ -123,13 +125,24 @@ class ServerCall implements IncomingCall {
     readonly method: string,
     readonly ctx: Context,
     private payload: Uint8Array | undefined,
+    held = 0,
   ) {
-    this.cost = CALL_BYTES + (payload?.length ?? 0);
+    this.cost = CALL_BYTES + held + (payload?.length ?? 0);
   }
 
   /** The call is over: its payload, no longer charged, must not stay held (a parked call may wait long after). */
   dropPayload(): void {
     if (this.payload !== undefined) this.payload = ENDED;
+  }
+
+  /**
+   * The call is kept past the turn it arrived in (parked, or its handler
+   * has not read its params): its payload must not keep alive the whole
+   * chunk it was read in, of which it may be a small part.
+   */
+  detach(): void {
+    const p = this.payload;
+    if (p !== undefined && p !== ENDED && p.byteLength < p.buffer.byteLength) this.payload = p.slice();
   }
 
   get oneWay(): boolean {
@@ -254,7 +267,7 @@ export class ServerConnection extends Peer {
       this.answerHello(payload);
       return;
     }
-    const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload);
+    const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload, this.host.executor.heldBytes);
     this.budget.charge(call.cost);
     this.slots.push(call);
     if (this.state !== 'open') {
@@ -354,7 +367,7 @@ export class ServerConnection extends Peer {
     }
     const max = this.opts.maxTimeout;
     const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
-    const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload);
+    const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload, this.host.executor.heldBytes);
     this.budget.charge(call.cost);
     if (this.calls === NO_CALLS) this.calls = new Map();
     this.calls.set(id, call);
@@ -374,7 +387,7 @@ export class ServerConnection extends Peer {
       return;
     }
     this.notifying++;
-    const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.opts.maxTimeout), payload);
+    const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.opts.maxTimeout), payload, this.host.executor.heldBytes);
     this.budget.charge(call.cost);
     (this.running ??= new Set()).add(call);
     this.start(call, this.opts.maxTimeout);
@@ -404,7 +417,9 @@ export class ServerConnection extends Peer {
       this.host.executor(call);
     } catch (err) {
       call.fail(asIpcborError(err, call.method, 'IPCBOR_ERR_HANDLER'));
+      return;
     }
+    if (!call.done) call.detach();
   }
 
   /** Decode a call's params, charging what they hold to the budget. */
