@@ -91,6 +91,14 @@ export interface ConnectionHost {
  */
 export const CALL_BYTES = 1536;
 
+/**
+ * What an event waiting for a slow subscriber holds beyond its payload (its
+ * entry in the connection's queue; the payload itself may be shared with
+ * other subscribers, and is charged to each in full). Measured about 60
+ * bytes (test/integration/held-costs.test.ts).
+ */
+const EVENT_ENTRY_BYTES = 128;
+
 /** The empty call table every connection starts with, shared and never written to. */
 const NO_CALLS: Map<number, never> = new Map<number, never>();
 
@@ -560,10 +568,14 @@ export class ServerConnection extends Peer {
   }
 
   /**
-   * Deliver an encoded event. While the transport is backed up, events wait
-   * in a queue bounded by count and bytes (charged to the connection's
-   * budget); when it is full the oldest are dropped, and the next event
-   * delivered carries the count of those dropped.
+   * Deliver an encoded event. An event is the server's doing, but a
+   * subscriber that does not read makes the server hold it: it is written
+   * only while the transport takes more and the connection is within its
+   * budget (and its share of the server's). Otherwise it waits in a queue
+   * bounded by count and bytes, charged to the budget, from which the
+   * oldest are dropped past those bounds or while the connection is over
+   * its budget (the newest stays: one event past the bound at most). The
+   * next event delivered carries the count of those dropped.
    */
   sendEvent(name: string, payload: Uint8Array, alias?: string): void {
     if (this.state === 'closed') return;
@@ -572,21 +584,26 @@ export class ServerConnection extends Peer {
       this.eventsDropped++;
       return;
     }
-    if (this.writeBlocked || this.eventBacklog.length > 0) {
-      const maxCount = this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE;
-      const maxBytes = this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES;
-      this.eventBacklog.push({ payload, name, alias });
-      this.eventBytes += payload.length;
-      this.budget.charge(payload.length);
-      while (this.eventBacklog.length > 1 && (this.eventBacklog.length > maxCount || this.eventBytes > maxBytes)) {
-        const old = this.eventBacklog.shift()!;
-        this.eventBytes -= old.payload.length;
-        this.budget.release(old.payload.length);
-        this.eventsDropped++;
-      }
-      return;
+    if (!this.writeBlocked && this.budget.allows(this.budget.held)) {
+      // Those waiting go first, in order.
+      if (this.eventBacklog.length > 0) this.onWritable();
+      if (!this.writeBlocked && this.eventBacklog.length === 0) return this.writeEvent(name, payload, alias);
     }
-    this.writeEvent(name, payload, alias);
+    const maxCount = this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE;
+    const maxBytes = this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES;
+    this.eventBacklog.push({ payload, name, alias });
+    this.eventBytes += payload.length;
+    this.budget.charge(payload.length + EVENT_ENTRY_BYTES);
+    while (this.eventBacklog.length > 1 && (this.eventBacklog.length > maxCount || this.eventBytes > maxBytes || !this.budget.allows(this.budget.held))) {
+      this.budget.release(this.shiftEvent().payload.length + EVENT_ENTRY_BYTES);
+      this.eventsDropped++;
+    }
+  }
+
+  private shiftEvent(): { payload: Uint8Array; name: string; alias: string | undefined } {
+    const e = this.eventBacklog.shift()!;
+    this.eventBytes -= e.payload.length;
+    return e;
   }
 
   private writeEvent(name: string, payload: Uint8Array, alias: string | undefined): void {
@@ -598,9 +615,8 @@ export class ServerConnection extends Peer {
 
   protected override onWritable(): void {
     while (this.eventBacklog.length > 0 && !this.writeBlocked && this.state !== 'closed') {
-      const e = this.eventBacklog.shift()!;
-      this.eventBytes -= e.payload.length;
-      this.budget.release(e.payload.length);
+      const e = this.shiftEvent();
+      this.budget.release(e.payload.length + EVENT_ENTRY_BYTES);
       this.writeEvent(e.name, e.payload, e.alias);
     }
   }
