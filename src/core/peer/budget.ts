@@ -14,8 +14,6 @@
 /** Estimated bytes of one decoded CBOR item (a JS value with its slot), charged on top of the wire bytes. */
 export const DECODED_ITEM_BYTES = 32;
 
-/** A connection may always hold this much, whatever the server holds: enough to take in a small call. */
-const MIN_SHARE = 64 * 1024;
 
 /**
  * @internal For tests: `negative` is told of any budget that goes below
@@ -45,9 +43,14 @@ export class ServerBudget {
     return this.held > this.limit;
   }
 
-  /** While the server is over, may a connection holding `own` bytes still read? Only within its fair share. */
+  /**
+   * While the server is over, may a connection holding `own` bytes still
+   * read? Only within its fair share, so that the shares add up to the
+   * bound whatever the number of connections. A connection that holds
+   * nothing always may: its next frame arrives whole, one frame past.
+   */
   allows(own: number): boolean {
-    return !this.over || own <= Math.max(MIN_SHARE, this.limit / Math.max(1, this.members));
+    return !this.over || own <= this.limit / Math.max(1, this.members);
   }
 
   /** Would the server be within its bound without these bytes (of one connection)? */
