@@ -137,6 +137,8 @@ export abstract class Peer implements TransportSink, FrameSink {
   /** Bytes charged for what the transport has not written yet, and for the decoder's partial frame. */
   private chargedOut = 0;
   private chargedIn = 0;
+  /** Charged while the transport is paused: what it may read ahead meanwhile. */
+  private chargedAhead = 0;
   private frameTimer: ReturnType<typeof setTimeout> | undefined;
   private frameMark = 0;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
@@ -386,7 +388,7 @@ export abstract class Peer implements TransportSink, FrameSink {
 
   /** Charge the partial frame the decoder holds, and time it. */
   private syncIn(): void {
-    const held = this.decoder.buffered;
+    const held = this.decoder.heldBytes;
     if (held !== this.chargedIn) {
       // Recorded before the charge: a release wakes the connection's
       // listener, which may come back here before this call returns.
@@ -455,7 +457,8 @@ export abstract class Peer implements TransportSink, FrameSink {
    */
   protected updateReading(): void {
     if (this.state === 'closed') return;
-    const held = this.budget.held;
+    // What the pause itself is charged does not keep the connection paused.
+    const held = this.budget.held - this.chargedAhead;
     const budgetOk = this.budget.allows(held - this.chargedIn);
     const deliver = budgetOk && !this.yielding && !(this.writeBlocked && this.options.side === 'server') && !this.holdsReading();
     // A frame half in may always finish when it alone keeps the server over
@@ -472,8 +475,16 @@ export abstract class Peer implements TransportSink, FrameSink {
     }
     if (read !== this.reading) {
       this.reading = read;
-      if (read) this.transport.resume();
-      else this.transport.pause();
+      if (read) {
+        this.transport.resume();
+        const ahead = this.chargedAhead;
+        this.chargedAhead = 0;
+        this.budget.release(ahead);
+      } else {
+        this.transport.pause();
+        this.chargedAhead = this.transport.readAhead ?? 0;
+        this.budget.charge(this.chargedAhead);
+      }
     }
     if (deliver !== this.delivering) {
       this.delivering = deliver;
