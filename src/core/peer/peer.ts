@@ -564,13 +564,9 @@ export abstract class Peer implements TransportSink, FrameSink, TurnTaker {
     return this.options.side !== 'server' || server === undefined || server.mayMake;
   }
 
-  /**
-   * May this connection be given more to send (events)? Within its budget
-   * and its share of the server's, counting what it holds but not the
-   * bytes in hand of a frame it is taking in.
-   */
-  protected get roomToSend(): boolean {
-    return this.budget.allows(this.budget.held - this.chargedIn - this.chargedAhead);
+  /** Bytes written and not yet handed on by the transport (charged on a server). */
+  protected get unsent(): number {
+    return this.chargedOut;
   }
 
   /** Be told (onRoom) when the server next goes under a threshold. */

@@ -587,7 +587,7 @@ export class ServerConnection extends Peer {
       this.eventsDropped++;
       return;
     }
-    const room = this.roomToSend;
+    const room = this.eventRoom;
     if (!this.writeBlocked && room) {
       // Those waiting go first, in order.
       if (this.eventBacklog.length > 0) this.onWritable();
@@ -600,10 +600,21 @@ export class ServerConnection extends Peer {
     this.eventBacklog.push({ payload, name, alias });
     this.eventBytes += payload.length;
     this.budget.charge(payload.length + EVENT_ENTRY_BYTES);
-    while (this.eventBacklog.length > 1 && (this.eventBacklog.length > maxCount || this.eventBytes > maxBytes || !this.roomToSend)) {
+    while (this.eventBacklog.length > 1 && (this.eventBacklog.length > maxCount || this.eventBytes > maxBytes || !this.eventRoom)) {
       this.budget.release(this.shiftEvent().payload.length + EVENT_ENTRY_BYTES);
       this.eventsDropped++;
     }
+  }
+
+  /**
+   * May this connection be given another event? While what it has to send
+   * (unsent bytes and queued events) is within its budget and its share
+   * of the server's: what it holds otherwise (its calls) does not keep its
+   * events from it.
+   */
+  private get eventRoom(): boolean {
+    const own = this.unsent + this.eventBytes + this.eventBacklog.length * EVENT_ENTRY_BYTES;
+    return own <= this.budget.limit && (this.budget.server === undefined || this.budget.server.allows(own));
   }
 
   private shiftEvent(): { payload: Uint8Array; name: string; alias: string | undefined } {
@@ -620,7 +631,7 @@ export class ServerConnection extends Peer {
   }
 
   protected override onRoom(): void {
-    if (this.eventBacklog.length > 0 && this.roomToSend) this.onWritable();
+    if (this.eventBacklog.length > 0 && this.eventRoom) this.onWritable();
   }
 
   protected override onWritable(): void {
