@@ -5,6 +5,7 @@ import { fromJson, toJson } from './json.js';
 import { option, tlsFromOptions, tlsHelp, tlsOptions, type Command } from './command.js';
 import { methodNames } from './describe.js';
 import { isAsyncIterable } from '../core/peer/streams.js';
+import { escapeControls } from './escape.js';
 
 export const callCommand: Command = {
   name: 'call',
@@ -68,7 +69,8 @@ Examples:
       const unknown = err instanceof IpcborError && (err.code === 'IPCBOR_ERR_UNKNOWN_METHOD' || (err.code === 'IPCBOR_ERR_REMOTE' && err.message.startsWith('unknown method')));
       if (unknown && client.protocol === 'extended') {
         const names = await methodNames(client);
-        io.error(names ? `${err.message}\navailable methods: ${names.join(', ')}` : err.message);
+        const message = escapeControls(err.message);
+        io.error(names ? `${message}\navailable methods: ${names.map((n) => escapeControls(n)).join(', ')}` : message);
         return 1;
       }
       throw err;

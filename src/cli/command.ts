@@ -4,8 +4,11 @@ import { IpcborError } from '../core/errors.js';
 import type { TlsClientOptions } from '../node/tls.js';
 
 export interface Io {
+  /** Print a line on stdout (escaped: see escape.ts). */
   out(line: string): void;
   error(line: string): void;
+  /** Resolves once stdout can take more (at once unless it is backed up), or it closed, or the command was interrupted. */
+  drained(): Promise<void>;
   /** Print the command's usage to stderr and return exit status 2. */
   usage(): number;
   /** Aborts on Ctrl-C. */

@@ -3,6 +3,7 @@ import { connect, type Client } from '../node/client.js';
 import { DESCRIBE_METHOD } from '../core/protocol/heads.js';
 import type { Description, DescribeMethod } from '../core/service.js';
 import { option, tlsFromOptions, tlsHelp, tlsOptions, type Command } from './command.js';
+import { escapeControls } from './escape.js';
 import { toJson } from './json.js';
 
 type Json = Record<string, unknown>;
@@ -45,10 +46,12 @@ function signature(name: string, m: DescribeMethod): string {
   return `${name}(${params === '{}' ? '' : params})${result}`;
 }
 
+/** The description, readably. Every line holds text from the server: each is escaped whole (escape.ts). */
 export function describeText(d: Description): string {
   const out: string[] = [];
   for (const svc of d.services) {
-    out.push(`${svc.name} ${svc.version}${svc.default ? '  (default service: also answers bare method names)' : ''}${svc.description ? `\n  ${svc.description}` : ''}`);
+    out.push(`${svc.name} ${svc.version}${svc.default ? '  (default service: also answers bare method names)' : ''}`);
+    if (svc.description) out.push(`  ${svc.description}`);
     for (const m of svc.methods) {
       out.push(`  ${signature(`${svc.prefix}.${m.name}`, m)}`);
       if (m.description) out.push(`      ${m.description}`);
@@ -60,7 +63,10 @@ export function describeText(d: Description): string {
     out.push('');
   }
   if (d.methods && d.methods.length > 0) out.push(`methods: ${d.methods.join(', ')}`);
-  return out.join('\n').trimEnd();
+  return out
+    .map((line) => escapeControls(line))
+    .join('\n')
+    .trimEnd();
 }
 
 /** Every callable method name, or undefined when the server cannot say (a seed peer). */
@@ -104,7 +110,7 @@ unless started with introspection on: the command then says so and exits 1.`,
       d = (await client.call(DESCRIBE_METHOD, {}, { timeout, signal: io.signal })) as Description;
     } catch (err) {
       if (io.signal.aborted) throw err;
-      io.error(`${address} does not describe itself (${(err as Error).message}): it may be a seed peer, or a server with introspection off (the default on network listeners)`);
+      io.error(`${address} does not describe itself (${escapeControls((err as Error).message)}): it may be a seed peer, or a server with introspection off (the default on network listeners)`);
       return 1;
     }
     io.out(values.json ? toJson(d) : describeText(d));

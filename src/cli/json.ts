@@ -3,6 +3,7 @@
  * lacks, are written `{"$bytes": "<hex>"}` both ways; integers beyond 2^53
  * print as exact JSON numbers.
  */
+import { escapeControls } from './escape.js';
 
 /** Parse command-line JSON, turning `{"$bytes": "hex"}` into a Uint8Array. */
 export function fromJson(text: string): unknown {
@@ -39,5 +40,5 @@ export function toJson(value: unknown, pretty = true): string {
     pretty ? 2 : undefined,
   );
   if (text === undefined) return 'null';
-  return big.length === 0 ? text : text.replace(/"\\u0000big(\d+)\\u0000"/g, (_m, i: string) => big[Number(i)]!);
+  return escapeControls(big.length === 0 ? text : text.replace(/"\\u0000big(\d+)\\u0000"/g, (_m, i: string) => big[Number(i)]!), 'json');
 }

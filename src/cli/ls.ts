@@ -4,6 +4,8 @@ import { DESCRIBE_METHOD } from '../core/protocol/heads.js';
 import type { Description } from '../core/service.js';
 import { listServiceNames, runtimeDir, socketPathFor } from '../node/rundir.js';
 import { option, type Command } from './command.js';
+import { escapeControls } from './escape.js';
+import { toJson } from './json.js';
 
 export interface ServiceStatus {
   name: string;
@@ -55,7 +57,8 @@ export async function probeService(name: string, dir: string, timeout: number, s
 function row(s: ServiceStatus): string[] {
   const state = s.answers ? (s.protocol === 'seed' ? 'up (seed)' : 'up') : s.error?.includes('ECONNREFUSED') ? 'stale' : 'no answer';
   const services = s.services?.map((x) => `${x.name} ${x.version}`).join(', ') ?? '';
-  return [s.name, state, s.server ?? '', services || (s.answers ? '' : (s.error ?? ''))];
+  // Escaped before the columns are measured: a server's version or name is its own text.
+  return [s.name, state, s.server ?? '', services || (s.answers ? '' : (s.error ?? ''))].map((cell) => escapeControls(cell));
 }
 
 export function table(rows: string[][]): string {
@@ -87,7 +90,7 @@ Options:
     const names = listServiceNames(dir);
     const statuses = await Promise.all(names.map((n) => probeService(n, dir, timeout, io.signal)));
     if (values.json) {
-      for (const s of statuses) io.out(JSON.stringify(s));
+      for (const s of statuses) io.out(toJson(s, false));
     } else if (statuses.length === 0) {
       io.error(`no services in ${dir}`);
     } else {

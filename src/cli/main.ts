@@ -9,6 +9,7 @@ import { describeCommand } from './describe.js';
 import { lsCommand } from './ls.js';
 import { subscribeCommand } from './subscribe.js';
 import type { Command, Io } from './command.js';
+import { escapeControls } from './escape.js';
 
 const commands: Command[] = [callCommand, describeCommand, lsCommand, subscribeCommand];
 
@@ -24,7 +25,34 @@ service started by name (its socket is NAME.sock in the runtime directory;
 'ipcbor ls' lists them).
 Run 'ipcbor COMMAND --help' for the options of a command.`;
 
-export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out: (l) => console.log(l), error: (l) => console.error(l) }): Promise<number> {
+/** stdout and stderr; `drained` waits while stdout is backed up (a pipe nobody reads fast enough). */
+const stdio: Pick<Io, 'out' | 'error'> & { drained(): Promise<void> | undefined } = {
+  out: (line) => void process.stdout.write(`${line}\n`),
+  error: (line) => void process.stderr.write(`${line}\n`),
+  drained: () => {
+    const s = process.stdout;
+    if (!s.writableNeedDrain || s.destroyed) return undefined;
+    return new Promise((resolve) => {
+      const done = () => {
+        s.off('drain', done);
+        s.off('close', done);
+        s.off('error', done);
+        resolve();
+      };
+      s.on('drain', done);
+      s.on('close', done);
+      s.on('error', done);
+    });
+  },
+};
+
+export async function main(argv: string[], sink: Pick<Io, 'out' | 'error'> & { drained?(): Promise<void> | undefined } = stdio): Promise<number> {
+  // Everything printed goes through one escape: no control character a
+  // server sent reaches the terminal raw.
+  const io = {
+    out: (line: string) => sink.out(escapeControls(line, 'lines')),
+    error: (line: string) => sink.error(escapeControls(line, 'lines')),
+  };
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(mainHelp);
@@ -63,6 +91,18 @@ export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out
   process.on('SIGTERM', onSignal);
   const full: Io = {
     ...io,
+    drained: () => {
+      const wait = sink.drained?.();
+      if (wait === undefined || ac.signal.aborted) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          ac.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        ac.signal.addEventListener('abort', done, { once: true });
+        void wait.then(done);
+      });
+    },
     signal: ac.signal,
     usage: () => {
       io.error(`Usage: ${command.usage}\nRun 'ipcbor ${command.name} --help' for details.`);
@@ -74,12 +114,12 @@ export async function main(argv: string[], io: Pick<Io, 'out' | 'error'> = { out
     return status === 130 && ac.signal.aborted ? exitStatus : status;
   } catch (err) {
     if (err instanceof RemoteError) {
-      io.error(err.message);
+      io.error(escapeControls(err.message));
       return 1;
     }
     if (err instanceof IpcborError) {
       if (err.code === 'IPCBOR_ERR_CANCELLED' && ac.signal.aborted) return exitStatus;
-      io.error(`ipcbor ${command.name}: ${err.message}`);
+      io.error(`ipcbor ${command.name}: ${escapeControls(err.message)}`);
       return err.code === 'IPCBOR_ERR_INVALID_ADDRESS' ? 2 : 3;
     }
     io.error(`ipcbor ${command.name}: ${(err as Error).stack ?? String(err)}`);

@@ -12,8 +12,10 @@ export const subscribeCommand: Command = {
 prints each event as one JSON line, {"event": NAME, "payload": ...}, until
 Ctrl-C or SIGTERM, the server closing the connection, or --count events.
 
-When the server had to drop events because this reader was too slow, a line
-{"dropped": N} says how many.
+This command reads events only as fast as its output is taken: while
+stdout is backed up (a pipe read slowly) it stops reading the connection,
+and the server keeps and then drops events for it. When the server had to
+drop events, a line {"dropped": N} says how many.
 
 Options:
   --count N   exit after N events
@@ -28,7 +30,10 @@ Events need the extended protocol; against a seed peer the command exits 1.`,
     const countText = option(values, 'count');
     const count = countText === undefined ? Infinity : Number(countText);
     if (!(count > 0)) return io.usage();
-    const client = await connect(address, { signal: io.signal, ...tlsFromOptions(values) });
+    // A full subscription queue stops reading the connection (eventOverflow
+    // 'pause'), and the loop below takes no event while stdout is backed
+    // up: what this process holds stays within the queue's bound.
+    const client = await connect(address, { signal: io.signal, eventOverflow: 'pause', ...tlsFromOptions(values) });
     try {
       if (client.protocol !== 'extended') {
         io.error(`${address} speaks only the seed framing, which has no events`);
@@ -45,6 +50,7 @@ Events need the extended protocol; against a seed peer the command exits 1.`,
         for await (const { name, payload } of sub) {
           io.out(toJson({ event: name, payload }, false));
           if (++seen >= count) break;
+          await io.drained();
         }
       } catch (err) {
         // The server closing the connection is one of the ways this ends.

@@ -11,6 +11,7 @@ import { after, describe, it } from 'node:test';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { FrameDecoder } from '../../src/core/frame/decoder.js';
 import { encodeExtended, encodeResponse } from '../../src/core/frame/encoder.js';
+import { drainedOrClosed } from '../drain.js';
 import { tempSocket } from '../helpers.js';
 import { CLIENT_SCRIPT, held, KiB, mb, MiB, rssBoundFor, SLACK, spawnNode, until, type Mem } from './harness.js';
 
@@ -53,17 +54,7 @@ async function evilServer(mode: 'events' | 'stream', count: number): Promise<Evi
     for (let i = 0; i < count && !s.destroyed; i++) {
       written += frame[0]!.length + frame[1]!.length;
       const ok = s.write(frame[0]!) && s.write(frame[1]!);
-      if (!ok) {
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            s.off('drain', wake);
-            s.off('close', wake);
-            resolve();
-          };
-          s.on('drain', wake);
-          s.on('close', wake);
-        });
-      }
+      if (!ok) await drainedOrClosed(s);
     }
     finish();
   };

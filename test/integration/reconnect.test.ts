@@ -6,11 +6,15 @@
  * destroyed and a new one on the same path.
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { connect, defineService, method, serve, type Client, type ClientStateChange, type Server } from '../../src/index.js';
 import { backoffDelay } from '../../src/core/client/client.js';
 import type { CallContext } from '../../src/core/server/dispatcher.js';
-import { tempSocket } from '../helpers.js';
+import { REFUSING_MAX } from '../../src/core/server/server.js';
+import { encodeErrorResponse } from '../../src/core/frame/encoder.js';
+import { rawConnect, tempSocket } from '../helpers.js';
 import { deferred, rejectsWith, sleep, waitFor } from '../extended-helpers.js';
 import { nothingEscapes } from '../escapes.js';
 
@@ -264,6 +268,109 @@ describe('reconnection', () => {
     await kept.ready;
     assert.equal(kept.closed, false);
     await client.close();
+  });
+
+  /** A failed attempt (not the drop itself) that ended with `code`. */
+  const failedWith = (seen: ClientStateChange[], code: string) => seen.some((c) => c.state === 'reconnecting' && (c.attempt ?? 0) >= 2 && c.error?.code === code);
+
+  it('subscriptions outlive a server over maxConnections (refused, then closed unanswered) and are restored once it serves again', async () => {
+    const first = await start('first');
+    const client = await connect(address, { reconnect: FAST });
+    const seen = record(client);
+    const got: unknown[] = [];
+    const sub = client.subscribe('tick', (p) => got.push(p));
+    await sub.ready;
+    first.destroy();
+    // The same path, now a server that takes no connection at all.
+    const full = await serve(handlers('full'), address, { maxConnections: 0 });
+    servers.push(full);
+    // Refused: its hello is answered IPCBOR_ERR_OVERLOADED.
+    await waitFor(() => failedWith(seen, 'IPCBOR_ERR_OVERLOADED') || sub.closed, 'an attempt refused', 10_000);
+    // Hold all its refusals (raw sockets that send nothing, replaced as the
+    // server cuts them): past them it closes a connection unanswered.
+    let holding = true;
+    const holders = new Set<Socket>();
+    const hold = (): void => {
+      if (!holding) return;
+      rawConnect(address).then(
+        (s) => {
+          holders.add(s);
+          s.on('error', () => {});
+          s.on('close', () => {
+            holders.delete(s);
+            hold();
+          });
+        },
+        () => hold(),
+      );
+    };
+    for (let i = 0; i < REFUSING_MAX; i++) hold();
+    await waitFor(() => failedWith(seen, 'IPCBOR_ERR_CONNECTION_CLOSED') || sub.closed, 'an attempt closed unanswered', 20_000);
+    assert.equal(sub.closed, false, 'a close without a word does not end the subscriptions');
+    holding = false;
+    for (const s of holders) s.destroy();
+    full.destroy();
+
+    const second = await start('second');
+    await waitFor(() => client.state === 'open', 'open again', 10_000);
+    assert.equal(client.protocol, 'extended');
+    await sub.ready;
+    assert.equal(second.emit('tick', 2), 1, 'the subscription is registered again');
+    await waitFor(() => got.includes(2), 'the event from the server that serves again');
+    await client.close();
+  });
+
+  it('subscriptions outlive a server that accepts and drops every connection, and are restored once a real one is back', async () => {
+    const first = await start('first');
+    const client = await connect(address, { reconnect: FAST });
+    const seen = record(client);
+    const sub = client.subscribe<number>('tick');
+    await sub.ready;
+    first.destroy();
+    rmSync(path, { force: true });
+    let dropped = 0;
+    const dropper = createServer((s) => {
+      dropped++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => dropper.listen(path, r));
+    await waitFor(() => (failedWith(seen, 'IPCBOR_ERR_CONNECTION_CLOSED') && dropped >= 3) || sub.closed, 'attempts dropped unanswered', 10_000);
+    assert.equal(sub.closed, false, 'a close without a word does not end the subscriptions');
+    assert.equal(client.protocol, 'extended', 'nor makes the client take the server for a seed peer');
+    await new Promise<void>((r) => dropper.close(() => r()));
+    rmSync(path, { force: true });
+
+    const second = await start('second');
+    await waitFor(() => client.state === 'open', 'open again', 10_000);
+    await sub.ready;
+    assert.equal(second.emit('tick', 3), 1);
+    const next = await sub[Symbol.asyncIterator]().next();
+    assert.deepEqual(next.value, { name: 'tick', payload: 3 });
+    await client.close();
+  });
+
+  it('a server that answers the hello as a seed peer still ends the subscriptions, with IPCBOR_ERR_NOT_SUPPORTED', async () => {
+    const first = await start('first');
+    const client = await connect(address, { reconnect: FAST });
+    const sub = client.subscribe('tick');
+    await sub.ready;
+    first.destroy();
+    rmSync(path, { force: true });
+    const seed = createServer((s) => {
+      s.on('error', () => {});
+      s.once('data', () => {
+        for (const p of encodeErrorResponse('unknown method: $ipcbor.hello')) s.write(p);
+      });
+    });
+    await new Promise<void>((r) => seed.listen(path, r));
+    try {
+      await assert.rejects(sub[Symbol.asyncIterator]().next(), { code: 'IPCBOR_ERR_NOT_SUPPORTED' });
+      await waitFor(() => client.state === 'open', 'open, in the seed framing');
+      assert.equal(client.protocol, 'seed');
+    } finally {
+      client.destroy();
+      seed.close();
+    }
   });
 
   it('refuses bad options with a RangeError', async () => {

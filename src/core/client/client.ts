@@ -221,17 +221,26 @@ const noop = (): void => {};
  * One connection, ready to use: dial, offer the hello (unless `seed`), fall
  * back to the seed framing when the server is a seed peer (`auto`), all
  * within `deadline`.
+ *
+ * What makes a seed peer: its answer to the hello, an error with a short
+ * text (ClientConnection.hello). A close before any answer says nothing:
+ * a seed peer that drops requests it does not know does it, and so do an
+ * ipcbor server past its refusals and a server that accepts and drops.
+ * With `closeMeansSeed` (a first connect, or a client that has so far only
+ * met the seed framing there) such a close is taken for a seed peer, and
+ * the client connects again in the seed framing; without it (a reconnect
+ * to an address that answered in the extended protocol) it is a failed
+ * attempt, and the next one offers the hello again.
  */
-async function establish(dial: Dialer, address: string, options: ClientOptions, deadline: number): Promise<ClientConnection> {
+async function establish(dial: Dialer, address: string, options: ClientOptions, deadline: number, closeMeansSeed = true): Promise<ClientConnection> {
   const mode = options.protocol ?? 'auto';
   let connection: ClientConnection;
   try {
     connection = await open(dial, address, options, mode !== 'seed', deadline);
   } catch (err) {
-    // A seed peer may drop a connection on a request it does not know
-    // instead of answering: connect again and speak the seed framing. Only
-    // that: a close we caused (a bad answer, a deadline) is the error.
-    if (mode !== 'auto' || !(err instanceof IpcborError) || err.code !== 'IPCBOR_ERR_CONNECTION_CLOSED') throw err;
+    // Only a close before the answer: a close we caused (a bad answer, a
+    // deadline) is the error.
+    if (mode !== 'auto' || !closeMeansSeed || !(err instanceof IpcborError) || err.code !== 'IPCBOR_ERR_CONNECTION_CLOSED') throw err;
     connection = await open(dial, address, options, false, deadline);
   }
   if (mode === 'extended' && connection.protocol !== 'extended') {
@@ -582,7 +591,9 @@ class ReconnectingClient implements Client {
     const deadline = Date.now() + (this.options.connectTimeout ?? 10_000);
     let conn: ClientConnection;
     try {
-      conn = await establish(this.dial, this.address, { ...this.options, signal: ac.signal }, deadline);
+      // The last connection spoke the extended protocol: only an explicit
+      // seed answer to the hello says the server changed its mind.
+      conn = await establish(this.dial, this.address, { ...this.options, signal: ac.signal }, deadline, this.conn.protocol === 'seed');
     } catch (err) {
       this.attemptAbort = undefined;
       if (this.final) return;

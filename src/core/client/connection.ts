@@ -23,7 +23,7 @@ import { encodeCallHeader } from '../protocol/fast-heads.js';
 import { HELLO_METHOD, Kind, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, type CallOptions, type Head } from '../protocol/heads.js';
 import { helloOffer, readHelloResponse, type HelloResponse } from '../protocol/hello.js';
 import type { Transport } from '../transport.js';
-import { Subscription, type EventListener } from './subscription.js';
+import { Subscription, type EventLimits, type EventListener } from './subscription.js';
 
 export interface CallOptionsClient {
   /** Reject with IPCBOR_ERR_TIMEOUT after this many ms; the deadline also travels to the server (extended protocol). */
@@ -44,6 +44,16 @@ export interface ClientConnectionOptions {
   eventQueue?: number;
   /** Bytes of events buffered per subscription before the oldest are dropped (default 4 MiB). */
   eventQueueBytes?: number;
+  /**
+   * What a subscription's full queue (`eventQueue`, `eventQueueBytes`) does
+   * when its reader falls behind. `drop` (default): its oldest event is
+   * dropped. `pause`: the client stops reading the connection until the
+   * reader takes an event; the server then queues events for the
+   * connection, dropping the oldest past its own bound (counted in
+   * `dropped`), and answers to calls on it wait too. For a connection that
+   * only reads events, at the pace of a slow consumer.
+   */
+  eventOverflow?: 'drop' | 'pause';
   /** Bytes of stream items received and not yet read before the client stops reading the connection (default 32 MiB). */
   maxConnectionBytes?: number;
   /** ms the server has to finish a frame once its first byte arrived (default 0: no limit). */
@@ -123,6 +133,8 @@ export class ClientConnection extends Peer {
   private readonly kept = new WeakSet<Subscription>();
   private unsettled = 0;
   private idleWaiters: (() => void)[] = [];
+  /** `eventOverflow: 'pause'`: a reader took an event (or its queue went): read on if none is full now. */
+  private readonly roomMade = (): void => this.updateReading();
 
   constructor(transport: Transport, options: ClientConnectionOptions = {}) {
     super(transport, 'response', {
@@ -366,9 +378,16 @@ export class ClientConnection extends Peer {
     return sub;
   }
 
-  /** @internal how many events a subscription's iterator may hold. */
-  eventLimits(): { maxItems: number; maxBytes: number } {
-    return { maxItems: this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE, maxBytes: this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES };
+  /** @internal how many events a subscription's iterator may hold, and what a full one does. */
+  eventLimits(): EventLimits {
+    return { maxItems: this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE, maxBytes: this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES, overflow: this.opts.eventOverflow ?? 'drop' };
+  }
+
+  /** `eventOverflow: 'pause'`: a subscription's reader is a full queue behind. */
+  protected override holdsReading(): boolean {
+    if (this.opts.eventOverflow !== 'pause') return false;
+    for (const set of this.subs.values()) for (const s of set) if (s.full) return true;
+    return false;
   }
 
   /**
@@ -384,6 +403,7 @@ export class ClientConnection extends Peer {
     }
     if (this.state !== 'open') return Promise.reject(this.closedError(SUBSCRIBE_METHOD));
     if (keep) this.kept.add(sub);
+    if (this.opts.eventOverflow === 'pause') sub.onRoom = this.roomMade;
     let set = this.subs.get(name);
     if (!set) {
       set = new Set();
@@ -411,6 +431,7 @@ export class ClientConnection extends Peer {
         mine.delete(sub);
         if (mine.size === 0 && this.subs.get(name) === mine) this.subs.delete(name);
         if (!keep) sub.close(err);
+        if (this.opts.eventOverflow === 'pause') this.roomMade();
         throw err;
       },
     );
@@ -451,6 +472,7 @@ export class ClientConnection extends Peer {
     // `*` names an event the way it is subscribed to by name: a default
     // service's events by their bare name.
     if (all) for (const s of all) s.deliver(alias ?? name, value, bytes);
+    if (this.opts.eventOverflow === 'pause') this.updateReading();
   }
 
   // ---- input ----------------------------------------------------------------
@@ -560,6 +582,28 @@ export class ClientConnection extends Peer {
     return new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', message, { method, cause: reason });
   }
 
+  /**
+   * The server broke the protocol: on the extended protocol the peer says
+   * why and only ends our side. A server that never closes its side in
+   * turn would keep the socket open for ever (a reconnecting client would
+   * pile them up): it is cut after the same linger as a graceful end.
+   */
+  override fail(err: IpcborError): void {
+    if (this.state === 'closed') return;
+    super.fail(err);
+    this.cutLater();
+  }
+
+  /** Close at once. Also after the connection settled (a failed one may still hold its socket, ending): the socket goes now. */
+  override destroy(cause?: IpcborError): void {
+    if (this.state === 'closed') this.transport.destroy();
+    else super.destroy(cause);
+  }
+
+  private cutLater(): void {
+    backgroundTimer(() => this.destroy(), CLOSE_LINGER_MS);
+  }
+
   /** Close gracefully: the transport flushes what was written. Pending calls reject when it has closed. */
   end(): void {
     this.endTransport();
@@ -570,7 +614,7 @@ export class ClientConnection extends Peer {
     super.endTransport();
     // A server that does not close its side in turn (gone without a FIN,
     // or the idle timeout found it silent) is cut off.
-    backgroundTimer(() => this.destroy(), CLOSE_LINGER_MS);
+    this.cutLater();
   }
 }
 

@@ -20,6 +20,18 @@ export interface EventMessage<T = unknown> {
 export type EventListener<T = unknown> = (payload: T, name: string) => void;
 
 /**
+ * How many events a subscription's iterator may hold, and what a full
+ * queue does: `drop` its oldest event, or `pause` the connection (it
+ * stops reading until the reader takes one; the server then queues, and
+ * drops, for the whole connection).
+ */
+export interface EventLimits {
+  maxItems: number;
+  maxBytes: number;
+  overflow: 'drop' | 'pause';
+}
+
+/**
  * A user callback threw: that is the user's bug to see (as an uncaught
  * exception, like an EventEmitter listener's), not a reason to drop the
  * connection and every call on it.
@@ -42,13 +54,26 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
   private readonly listener: EventListener<T> | undefined;
   private readonly detach: (s: Subscription<T>) => Promise<void>;
   private readonly queue: AsyncQueue<EventMessage<T>>;
+  private readonly limits: EventLimits;
+  /** @internal with `pause`: the connection delivering to it re-reads its state when the reader takes an event */
+  onRoom: (() => void) | undefined;
 
   /** @internal made by the client */
-  constructor(name: string, listener: EventListener<T> | undefined, limits: { maxItems: number; maxBytes: number }, detach: (s: Subscription<T>) => Promise<void>) {
+  constructor(name: string, listener: EventListener<T> | undefined, limits: EventLimits, detach: (s: Subscription<T>) => Promise<void>) {
     this.name = name;
     this.listener = listener;
     this.detach = detach;
-    this.queue = new AsyncQueue({ dropped: (n) => this.noteDropped(n), stopped: () => void this.detach(this) }, limits);
+    this.limits = limits;
+    // With `pause` nothing is dropped here: the connection stops reading
+    // once the queue is at its bound (one event past it at most).
+    const bounds = limits.overflow === 'pause' ? { maxItems: Infinity, maxBytes: Infinity } : limits;
+    this.queue = new AsyncQueue({ dropped: (n) => this.noteDropped(n), stopped: () => void this.detach(this), released: () => this.onRoom?.() }, bounds);
+  }
+
+  /** @internal `pause` only: the reader is a full queue behind, so the connection should stop reading. */
+  get full(): boolean {
+    const q = this.queue;
+    return this.limits.overflow === 'pause' && !q.done && (q.length >= this.limits.maxItems || q.heldBytes >= this.limits.maxBytes);
   }
 
   get closed(): boolean {
