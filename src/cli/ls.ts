@@ -69,7 +69,8 @@ export const lsCommand: Command = {
   usage: 'ipcbor ls [--json] [--timeout MS]',
   help: `Lists the services started by name (serve(service, 'NAME')): the sockets
 NAME.sock in the runtime directory ($IPCBOR_RUNDIR, else
-$XDG_RUNTIME_DIR/ipcbor, else <tmpdir>/ipcbor-<uid>). For each, says
+$XDG_RUNTIME_DIR/ipcbor, else ~/.ipcbor/run, else <tmpdir>/ipcbor-<uid>
+when there is no home directory of your own). For each, says
 whether it answers and, where it can, its server and the services it
 describes with their versions. All are asked at once; one that does not
 answer within the timeout is shown as such.

@@ -34,6 +34,9 @@ export const DEFAULT_MAX_SERVER_BYTES = 256 * 1024 * 1024;
 /** Connections a server holds at once; more are closed as they arrive. */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
+/** TLS connections a listener holds in their handshake; past it, a new one closes the oldest. */
+export const DEFAULT_MAX_HANDSHAKES = 128;
+
 /** Time a peer has to finish a frame once its first byte arrived, in ms. */
 export const DEFAULT_FRAME_TIMEOUT = 30_000;
 

@@ -17,6 +17,12 @@ export interface Transport {
   readonly pendingBytes: number;
   /** Stop delivering received bytes (backpressure); `resume` starts again. */
   pause(): void;
+  /**
+   * Bytes a paused transport may still read ahead and keep (Node's socket
+   * reads one more chunk into its own buffer): charged to the connection
+   * while it is paused. Default 0.
+   */
+  readonly readAhead?: number;
   resume(): void;
   /** Flush what was written, then close. */
   end(): void;

@@ -16,7 +16,10 @@
  *   cannot both find the same stale socket and each replace it (the second
  *   would replace the first's live socket). Outside this short critical
  *   section the lock file does not exist; a lock whose process is dead (or
- *   older than LOCK_STALE_MS) is removed. The live socket itself, answering
+ *   older than LOCK_STALE_MS) is removed. A lock path that is not a regular
+ *   file, or is another user's in a directory others can write to, is
+ *   refused at once (see breakStaleLock): it is never opened in a way that
+ *   blocks or follows a link. The live socket itself, answering
  *   connects, is what says a server is running: a SIGKILLed server leaves
  *   only a socket nobody answers, which the next server replaces.
  * - What listen() returns releases the path: it removes the socket file
@@ -29,7 +32,7 @@
  * server's socket).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
 import { createConnection, type Server as NetServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { IpcborError } from '../core/errors.js';
@@ -61,7 +64,9 @@ function kindOf(st: BigIntStats): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isFile()) return 'a regular file';
   if (st.isFIFO()) return 'a FIFO';
-  return 'not a socket';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'of an unknown kind';
 }
 
 /** process.umask(mask), returning the old mask; undefined where it cannot be set (worker threads). */
@@ -277,6 +282,16 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Flags for every open() of a path another user may have planted: never
+ * follow a symlink, never block (a FIFO would block open() until a writer
+ * comes: the whole process would freeze), never take a terminal.
+ */
+const O_PLANTED = O_NOFOLLOW | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
+
+/** The most a lock file holds (a pid and a newline); more is not read. */
+const LOCK_TEXT_MAX = 32;
+
 /** Run `fn` holding `<path>.lock` (see the top of this file). */
 async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
   const lockPath = `${path}.lock`;
@@ -285,7 +300,7 @@ async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
   for (;;) {
     let fd: number | undefined;
     try {
-      fd = openSync(lockPath, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | O_NOFOLLOW, 0o600);
+      fd = openSync(lockPath, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | O_PLANTED, 0o600);
     } catch (err) {
       if (errno(err) !== 'EEXIST') throw invalid(`cannot create the lock file ${lockPath}: ${errno(err)}`, err);
     }
@@ -306,7 +321,7 @@ async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
       closeSync(fd);
       break;
     }
-    const holder = breakStaleLock(lockPath);
+    const holder = breakStaleLock(lockPath, path);
     if (holder === undefined) continue;
     if (Date.now() > deadline) {
       throw invalid(`${lockPath} is held by process ${holder}: another server is starting at ${path}, or the lock was left behind (remove it if no server is starting)`);
@@ -321,24 +336,52 @@ async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
+ * Can nobody but us (and root) create files in `dir`: ours, and writable by
+ * neither group nor others? Then nobody else can have planted a file there.
+ */
+function privateDir(dir: string): boolean {
+  const st = lstatExact(dir);
+  const me = currentUid();
+  return st !== undefined && st.isDirectory() && (me === undefined || Number(st.uid) === me) && (Number(st.mode) & 0o022) === 0;
+}
+
+/**
  * Remove `lockPath` if its holder is gone (its pid is dead, or it is older
  * than LOCK_STALE_MS). Returns undefined when the lock is gone (try again),
  * else the live holder's pid (as text).
+ *
+ * The lock path is opened without following a symlink and without
+ * blocking, then checked by its descriptor before a byte is read: a regular
+ * file, ours, or found in a directory nobody else can write to. Anything
+ * else (a FIFO, a directory, a symlink, a file another user put in a
+ * shared directory such as /tmp) is refused at once, naming it and its
+ * owner: it was not left by an ipcbor server of ours.
  */
-function breakStaleLock(lockPath: string): string | undefined {
+function breakStaleLock(lockPath: string, path: string): string | undefined {
+  const remove = `Remove it if no server is starting at ${path}, or serve where only you can write (a service name, in your runtime directory)`;
   let fd: number;
   try {
-    fd = openSync(lockPath, constants.O_RDONLY | O_NOFOLLOW);
+    fd = openSync(lockPath, constants.O_RDONLY | O_PLANTED);
   } catch (err) {
     const code = errno(err);
     if (code === 'ENOENT') return undefined;
-    throw invalid(code === 'ELOOP' ? `the lock file ${lockPath} is a symbolic link; refusing it` : `cannot read the lock file ${lockPath}: ${code}`, err);
+    const st = lstatExact(lockPath);
+    if (!st) return undefined;
+    // ELOOP: a symlink; ENXIO: a socket (or a FIFO with no writer, on some systems).
+    throw invalid(`the lock file ${lockPath} is ${kindOf(st)} (owned by uid ${st.uid}), not a regular file: refusing it (${code}). ${remove}`, err);
   }
   try {
     const st = fstatSync(fd, { bigint: true });
-    if (!st.isFile()) throw invalid(`the lock file ${lockPath} is not a regular file; refusing it`);
-    const text = readFileSync(fd, 'utf8').trim();
-    const pid = /^\d+$/.test(text) ? Number(text) : undefined;
+    if (!st.isFile()) throw invalid(`the lock file ${lockPath} is ${kindOf(st)} (owned by uid ${st.uid}), not a regular file: refusing it. ${remove}`);
+    const me = currentUid();
+    if (me !== undefined && Number(st.uid) !== me && !privateDir(dirname(lockPath))) {
+      throw invalid(
+        `the lock file ${lockPath} belongs to uid ${st.uid}, not to you (uid ${me}), in a directory others can write to: another user may have put it there to keep this server from starting. Have uid ${st.uid} (or root) remove it if no server of theirs is starting at ${path}, or serve where only you can write (a service name, in your runtime directory)`,
+      );
+    }
+    const buf = Buffer.alloc(LOCK_TEXT_MAX);
+    const text = buf.subarray(0, readSync(fd, buf, 0, LOCK_TEXT_MAX, 0)).toString('latin1').trim();
+    const pid = /^\d{1,10}$/.test(text) ? Number(text) : undefined;
     const age = Date.now() - Number(st.mtimeMs);
     // An empty lock file is being written, unless it is old: its writer died.
     const dead = pid !== undefined ? pid === 0 || !pidAlive(pid) : age > 1000;
@@ -350,7 +393,7 @@ function breakStaleLock(lockPath: string): string | undefined {
       try {
         unlinkSync(lockPath);
       } catch (err) {
-        throw invalid(`cannot remove the stale lock file ${lockPath}: ${errno(err)}`, err);
+        throw invalid(`cannot remove the stale lock file ${lockPath} (owned by uid ${st.uid}): ${errno(err)}. ${remove}`, err);
       }
     }
     return undefined;

@@ -108,8 +108,15 @@ interface DialedConnection extends LoopConnection {
   readonly client: Client;
 }
 
+/**
+ * What the loop holds per message on top of the call (its LoopMessage, its
+ * event, the connection's handle): measured about 850 bytes
+ * (test/integration/held-costs.test.ts), charged to the message's connection.
+ */
+const LOOP_MESSAGE_BYTES = 1024;
+
 export function createLoop(options: LoopOptions = {}): EventLoop {
-  const parked = new ParkedCalls();
+  const parked = new ParkedCalls(LOOP_MESSAGE_BYTES);
   const queue: LoopEvent[] = [];
   const waiters: ((ev: LoopEvent | undefined) => void)[] = [];
   const servers: { server: Server; core: ServerCore }[] = [];

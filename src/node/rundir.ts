@@ -3,15 +3,24 @@
  * sockets, `<rundir>/<name>.sock`.
  *
  * It is `$IPCBOR_RUNDIR`, else `$XDG_RUNTIME_DIR/ipcbor`, else
- * `<os.tmpdir()>/ipcbor-<uid>`. A server creates it (mode 0700, that one
- * level only); servers and clients check it before every use: a real
- * directory (not a symlink), owned by the user, writable by nobody else. In
- * a directory nobody else can write, nobody else can plant a socket a client
- * would take for the service, nor replace or remove a server's socket.
+ * `<home>/.ipcbor/run` when the home directory is a directory of the
+ * user's own, else `<os.tmpdir()>/ipcbor-<uid>`. The choice depends on the
+ * environment and the home directory only, never on what is found at the
+ * candidates: a client and a server of the same user resolve to the same
+ * directory. The home fallback is one other users cannot create first; a
+ * name in the shared temporary directory they can, and that is refused
+ * (naming who did it, and how to get past it), never silently replaced.
+ *
+ * A server creates it (mode 0700: that one level, and `.ipcbor` above it
+ * for the home fallback; never other parents); servers and clients check
+ * it before every use: a real directory (not a symlink), owned by the
+ * user, writable by nobody else. In a directory nobody else can write,
+ * nobody else can plant a socket a client would take for the service, nor
+ * replace or remove a server's socket, nor plant a lock file beside it.
  */
-import { lstatSync, mkdirSync, readdirSync, type Stats } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { lstatSync, mkdirSync, readdirSync, statSync, type Stats } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, isAbsolute, join } from 'node:path';
 import { IpcborError } from '../core/errors.js';
 
 /** What a service name looks like: no `/`, no `:`, not `.`/`..`, at most 64 characters. */
@@ -37,8 +46,36 @@ export function runtimeDir(env: NodeJS.ProcessEnv = process.env): string {
   }
   const xdg = env.XDG_RUNTIME_DIR;
   if (xdg && isAbsolute(xdg)) return join(xdg, 'ipcbor');
-  return join(tmpdir(), `ipcbor-${currentUid() ?? 'user'}`);
+  return homeRuntimeDir() ?? join(tmpdir(), `ipcbor-${currentUid() ?? 'user'}`);
 }
+
+/**
+ * `<home>/.ipcbor/run`, if the home directory is an absolute path to a
+ * directory owned by the user (the owner check is left out where there
+ * are no uids); else undefined (no home, as for some system users, or one
+ * that is not theirs: HOME=/nonexistent, or another user's under sudo).
+ */
+function homeRuntimeDir(): string | undefined {
+  let home: string;
+  try {
+    home = homedir();
+  } catch {
+    return undefined;
+  }
+  if (!home || !isAbsolute(home)) return undefined;
+  let st: Stats | undefined;
+  try {
+    st = statSync(home, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+  const me = currentUid();
+  if (!st || !st.isDirectory() || (me !== undefined && st.uid !== me)) return undefined;
+  return join(home, HOME_PARENT, 'run');
+}
+
+/** The directory in the home directory that holds the runtime directory of the home fallback. */
+const HOME_PARENT = '.ipcbor';
 
 /** The socket path of service `name`: `<rundir>/<name>.sock`. (Its length is checked by the address parser.) */
 export function socketPathFor(name: string, dir: string = runtimeDir()): string {
@@ -74,7 +111,10 @@ export function checkRuntimeDir(dir: string, check: RundirCheck = {}): Stats | u
   if (!st.isDirectory()) throw unsafe('it is not a directory');
   const me = currentUid();
   if (me !== undefined && !check.anyOwner && st.uid !== me && !(check.owners ?? []).includes(st.uid)) {
-    throw unsafe(`it is owned by uid ${st.uid}, not by you (uid ${me})`);
+    throw unsafe(
+      `it is owned by uid ${st.uid}, not by you (uid ${me}): that user may have created it to keep your services from starting. ` +
+        'Remove it (as its owner or root), or set IPCBOR_RUNDIR to a directory of your own (an absolute path; mode 0700) for servers and clients alike',
+    );
   }
   if (me !== undefined && (st.mode & 0o022) !== 0) {
     throw unsafe(`it is writable by ${(st.mode & 0o020) !== 0 ? 'its group' : 'others'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}; it must be 0700 or at least not group/other-writable)`);
@@ -84,9 +124,18 @@ export function checkRuntimeDir(dir: string, check: RundirCheck = {}): Stats | u
 
 /**
  * Make sure the runtime directory exists (created mode 0700; only the last
- * level is created, never its parents) and passes checkRuntimeDir.
+ * level is created, and for the home fallback `<home>/.ipcbor` too, never
+ * other parents) and passes checkRuntimeDir.
  */
 export function ensureRuntimeDir(dir: string = runtimeDir()): string {
+  if (checkRuntimeDir(dir)) return dir;
+  // The home fallback's `.ipcbor`, held to the same rules as the directory itself.
+  if (dir === homeRuntimeDir()) makeDir(dirname(dir));
+  return makeDir(dir);
+}
+
+/** Create `dir` (mode 0700, parents not created) unless it exists, then check it. */
+function makeDir(dir: string): string {
   if (checkRuntimeDir(dir)) return dir;
   try {
     mkdirSync(dir, { mode: 0o700 });

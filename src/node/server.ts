@@ -7,10 +7,10 @@
  * introspection on them unless asked for.
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { DEFAULT_KEEPALIVE, DEFAULT_MAX_CONNECTIONS } from '../core/constants.js';
+import { DEFAULT_KEEPALIVE } from '../core/constants.js';
 import { IpcborError } from '../core/errors.js';
 import type { PeerIdentity } from '../core/transport.js';
-import { REFUSING_MAX, ServerCore, type Servable, type ServerCoreOptions } from '../core/server/server.js';
+import { ServerCore, type Servable, type ServerCoreOptions } from '../core/server/server.js';
 import type { Executor } from '../core/server/call.js';
 import { formatAddress, isLoopbackHost, parseAddress, type Address } from './address.js';
 import { listen, type Release } from './listen.js';
@@ -109,11 +109,9 @@ export async function serveWith(
       // Accept errors (EMFILE when descriptors run out) must not stop the
       // server: libuv keeps listening and accepts again once some free up.
       netServer.on('error', () => {});
-      // A TLS peer reaches the core only once its handshake is done: until
-      // then only this bound (the core's, plus the connections it holds to
-      // refuse) keeps a flood of handshakes from holding sockets and TLS
-      // state for the whole handshake timeout. Past it Node drops them.
-      if (a.kind === 'tls') netServer.maxConnections = (options.maxConnections ?? DEFAULT_MAX_CONNECTIONS) + REFUSING_MAX;
+      // A TLS peer reaches the core (and maxConnections) only once its
+      // handshake is done; until then the listener holds it, at most
+      // tls.maxHandshakes of them (see tls.ts).
       releases.push(await listen(netServer, a, options.permissions ?? 0o600, options.backlog));
       sockets.push(netServer);
       if (a.kind === 'unix') {

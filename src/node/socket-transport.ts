@@ -30,6 +30,9 @@ export class SocketTransport implements OpenTransport {
   private queuedBytes = 0;
   private scheduled = false;
 
+  /** A paused net socket still reads one chunk (up to 64 KiB) into its own buffer. */
+  readonly readAhead = 64 * 1024;
+
   constructor(readonly socket: Socket) {}
 
   /** Wire the socket's events to a connection. */

@@ -10,9 +10,10 @@
  * SocketTransport carries either framing over it.
  */
 import { X509Certificate } from 'node:crypto';
-import { isIP } from 'node:net';
+import { isIP, Server as NetServer, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, createSecureContext, createServer as createTlsServer, type PeerCertificate, type SecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { OpenTransport } from '../core/client/client.js';
+import { DEFAULT_MAX_HANDSHAKES } from '../core/constants.js';
 import { IpcborError, messageOf } from '../core/errors.js';
 import type { PeerIdentity, TransportSink } from '../core/transport.js';
 import { formatAddress, type Address } from './address.js';
@@ -55,6 +56,13 @@ export interface TlsServerOptions {
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** A peer that has not finished its handshake after this many ms is cut off (default 10,000). */
   handshakeTimeout?: number;
+  /**
+   * Connections a listener holds while their TLS handshake is under way
+   * (default 128). Past it, a new connection closes the one that has been
+   * in its handshake longest. They are not counted in `maxConnections`,
+   * which counts connections whose handshake is done.
+   */
+  maxHandshakes?: number;
 }
 
 /** `connect('tls:…', { tls })`: how the client checks the server, and its own certificate for mutual TLS. */
@@ -149,12 +157,24 @@ export function identityOf(cert: PeerCertificate | Record<string, never> | null 
  * A TLS listener for `address`: calls `onSecure` with each socket whose
  * handshake completed, that agreed on ALPN `ipcbor/1`, and (mutual TLS)
  * whose client certificate verified. Everything else is closed here.
+ *
+ * It is a plain TCP listener that admits each connection to a node:tls
+ * server (which does not listen itself) and keeps the connections still in
+ * their handshake apart, at most `maxHandshakes` of them: a new one past
+ * that closes the oldest. Nobody can hold the handshake slots to keep
+ * clients out: a client's handshake takes a round trip or two, and to cut
+ * it off an attacker must open `maxHandshakes` connections meanwhile,
+ * where refusing new connections instead would let a few idle sockets,
+ * reopened as each times out, keep every client out. close() also closes
+ * the handshakes under way.
  */
-export function createTlsListener(address: Address, options: TlsServerOptions | undefined, onSecure: (socket: TLSSocket, peer: PeerIdentity | undefined) => void): TlsServer {
+export function createTlsListener(address: Address, options: TlsServerOptions | undefined, onSecure: (socket: TLSSocket, peer: PeerIdentity | undefined) => void): NetServer {
   const where = formatAddress(address);
   if (!options || options.cert === undefined || options.key === undefined) throw invalid(`${where} needs the tls option with the server's cert and key (PEM)`);
   const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   if (!(handshakeTimeout > 0)) throw invalid(`tls.handshakeTimeout must be a positive number of ms, not ${String(handshakeTimeout)}`);
+  const maxHandshakes = options.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES;
+  if (!Number.isInteger(maxHandshakes) || maxHandshakes < 1) throw invalid(`tls.maxHandshakes must be a positive integer, not ${String(maxHandshakes)}`);
   const mutual = options.clientCa !== undefined;
   checkCertificates(options.clientCa, `tls.clientCa of ${where}`);
   let server: TlsServer;
@@ -171,6 +191,7 @@ export function createTlsListener(address: Address, options: TlsServerOptions | 
         handshakeTimeout,
       },
       (socket) => {
+        listener.handshakeDone(socket);
         // Node accepts a client that offers no ALPN at all: this server does not.
         if (socket.alpnProtocol !== ALPN_PROTOCOL || (mutual && !socket.authorized)) {
           socket.on('error', () => {});
@@ -186,7 +207,57 @@ export function createTlsListener(address: Address, options: TlsServerOptions | 
   // A failed handshake (its timeout too): with this listener present Node
   // leaves closing the socket to us.
   server.on('tlsClientError', (_err, socket) => socket.destroy());
-  return server;
+  const listener = new TlsListener(server, maxHandshakes);
+  return listener;
+}
+
+/** A TCP connection, known by its addresses (the TLS socket over it has the same ones). */
+const connectionKey = (s: Socket) => (s.remotePort === undefined ? undefined : `${s.localAddress}|${s.localPort}|${s.remoteAddress}|${s.remotePort}`);
+
+/** The TCP listener under a TLS one: admission to the handshake (see createTlsListener). */
+class TlsListener extends NetServer {
+  /** Connections in their handshake, oldest first. */
+  private readonly handshaking = new Map<string, Socket>();
+
+  constructor(
+    private readonly tls: TlsServer,
+    private readonly maxHandshakes: number,
+  ) {
+    super();
+    this.on('connection', (socket: Socket) => this.admit(socket));
+  }
+
+  private admit(socket: Socket): void {
+    socket.on('error', () => {});
+    const key = connectionKey(socket);
+    // No peer address: it was reset before it could be admitted.
+    if (key === undefined) {
+      socket.destroy();
+      return;
+    }
+    if (this.handshaking.size >= this.maxHandshakes) {
+      const [oldestKey, oldest] = this.handshaking.entries().next().value as [string, Socket];
+      this.handshaking.delete(oldestKey);
+      oldest.destroy();
+    }
+    this.handshaking.set(key, socket);
+    socket.once('close', () => {
+      if (this.handshaking.get(key) === socket) this.handshaking.delete(key);
+    });
+    this.tls.emit('connection', socket);
+  }
+
+  /** `socket` finished its handshake: it no longer counts here. */
+  handshakeDone(socket: TLSSocket): void {
+    const key = connectionKey(socket);
+    if (key !== undefined) this.handshaking.delete(key);
+  }
+
+  override close(callback?: (err?: Error) => void): this {
+    for (const socket of this.handshaking.values()) socket.destroy();
+    this.handshaking.clear();
+    return super.close(callback);
+  }
 }
 
 // ---- client ---------------------------------------------------------------------

@@ -6,7 +6,7 @@
  * are played by uid 1 (chown, or a child process run as uid 1).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
@@ -72,7 +72,9 @@ function openToOthers(path: string, bits: number): boolean {
 const nodeForOthers = [process.execPath, '/usr/bin/node', '/usr/local/bin/node'].find((p) => openToOthers(p, 0o005));
 
 const bases: string[] = [];
+const children: ChildProcess[] = [];
 after(() => {
+  for (const c of children) c.kill();
   for (const d of bases) rmSync(d, { recursive: true, force: true });
 });
 function tempBase(): string {
@@ -83,17 +85,28 @@ function tempBase(): string {
 
 const greeter = defineService({ name: 'greeter', version: '1.0.0', methods: { hello: method({ handler: (p: { name: string }) => `hello ${p.name}` }) } });
 
+/** Set (or, with undefined, unset) environment variables until the end of the test. */
+function setEnv(vars: Record<string, string | undefined>): void {
+  for (const [k, v] of Object.entries(vars)) {
+    if (!(k in envBefore)) envBefore[k] = process.env[k];
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+}
+let envBefore: Record<string, string | undefined> = {};
+
 let rundir = '';
-let savedEnv: string | undefined;
 beforeEach(() => {
-  savedEnv = process.env.IPCBOR_RUNDIR;
   // Not created yet: the first server by name creates it.
   rundir = join(tempBase(), 'run');
-  process.env.IPCBOR_RUNDIR = rundir;
+  setEnv({ IPCBOR_RUNDIR: rundir });
 });
 afterEach(() => {
-  if (savedEnv === undefined) delete process.env.IPCBOR_RUNDIR;
-  else process.env.IPCBOR_RUNDIR = savedEnv;
+  for (const [k, v] of Object.entries(envBefore)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  envBefore = {};
 });
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -117,14 +130,21 @@ async function spawnUntilLine(args: string[], options: { env?: NodeJS.ProcessEnv
   return { child, line };
 }
 
-/** Run a module snippet as another user: it prints one line, the error code of serve() or 'ok'. */
-async function serveAs(uid: number, path: string): Promise<string> {
-  const code = `import { serve } from ${JSON.stringify(indexJsForOthers())};
-    try { const s = await serve({ ping: () => 'pong' }, ${JSON.stringify(`unix:${path}`)}); console.log('ok'); await s.close(); }
-    catch (e) { console.log(e.code ?? String(e)); }`;
+/** Run a module snippet as another user; returns the first line it prints. */
+async function runAs(uid: number, code: string): Promise<string> {
   const { child, line } = await spawnUntilLine(['--input-type=module', '-e', code], { uid });
   await once(child, 'exit');
   return line;
+}
+
+/** serve() at `path` as another user: prints the error code of serve() or 'ok'. */
+function serveAs(uid: number, path: string): Promise<string> {
+  return runAs(
+    uid,
+    `import { serve } from ${JSON.stringify(indexJsForOthers())};
+    try { const s = await serve({ ping: () => 'pong' }, ${JSON.stringify(`unix:${path}`)}); console.log('ok'); await s.close(); }
+    catch (e) { console.log(e.code ?? String(e)); }`,
+  );
 }
 
 const mode = (p: string) => lstatSync(p).mode & 0o777;
@@ -284,6 +304,101 @@ describe('one live server per socket', () => {
   });
 });
 
+describe('a lock path something else was put at', () => {
+  /**
+   * A server in a child process: it listens on `unix:first`, then tries
+   * serve() at each path written to its stdin and prints the outcome as a
+   * JSON line. A blocking open() would freeze it: no outcome, and `first`
+   * no longer answering.
+   */
+  async function startTrier(first: string): Promise<{ child: ChildProcess; attempt(path: string): Promise<{ code: string; message?: string }> }> {
+    const code = `import { serve } from ${JSON.stringify(builtIndexJs)};
+      import { createInterface } from 'node:readline';
+      await serve({ ping: () => 'pong' }, ${JSON.stringify(`unix:${first}`)});
+      console.log('ready');
+      for await (const path of createInterface({ input: process.stdin })) {
+        try { const s = await serve({ ping: () => 'pong' }, 'unix:' + path); console.log(JSON.stringify({ code: 'ok' })); await s.close(); }
+        catch (e) { console.log(JSON.stringify({ code: e.code ?? String(e), message: e.message })); }
+      }`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+    children.push(child);
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const next = async (what: string) => {
+      // Only a bound on a wait for something that must happen: a frozen child never answers.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const frozen = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} from the server process within 10 s: is it frozen?`)), 10_000)));
+      try {
+        const r = await Promise.race([lines.next(), frozen]);
+        if (r.done) throw new Error(`the server process ended before ${what}`);
+        return r.value as string;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    assert.equal(await next('ready line'), 'ready');
+    return {
+      child,
+      async attempt(path) {
+        child.stdin!.write(`${path}\n`);
+        return JSON.parse(await next(`outcome of serve() at ${path}`)) as { code: string; message?: string };
+      },
+    };
+  }
+
+  it('a FIFO, a directory or a symlink at <path>.lock: serve() fails at once, naming it, and the process keeps serving', async () => {
+    const first = tempSocket();
+    const trier = await startTrier(first);
+    const base = tempBase();
+    const fifo = join(base, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const plant: [string, (lock: string) => void, RegExp][] = [
+      ['fifo.sock', (lock) => execFileSync('mkfifo', [lock]), /is a FIFO \(owned by uid \d+\), not a regular file/],
+      ['dir.sock', (lock) => mkdirSync(lock), /is a directory \(owned by uid \d+\), not a regular file/],
+      ['tofifo.sock', (lock) => symlinkSync(fifo, lock), /is a symbolic link \(owned by uid \d+\), not a regular file/],
+    ];
+    for (const [name, put, says] of plant) {
+      const path = join(base, name);
+      await leaveStaleSocket(path);
+      put(`${path}.lock`);
+      // The first listener is called while serve() runs, and again after it failed.
+      const during = callPing(first);
+      const outcome = await trier.attempt(path);
+      assert.equal(outcome.code, 'IPCBOR_ERR_INVALID_ADDRESS', outcome.message);
+      assert.match(outcome.message!, says);
+      assert.ok(outcome.message!.includes(`${path}.lock`), outcome.message);
+      assert.equal(await during, 'pong');
+      assert.equal(await callPing(first), 'pong');
+      assert.ok(lstatSync(path).isSocket(), 'the stale socket is left as it was');
+      assert.ok(existsSync(`${path}.lock`) || lstatSync(`${path}.lock`).isSymbolicLink(), 'what was planted is left alone');
+    }
+    trier.child.kill();
+  });
+
+  it('a lock file of another user, left in a directory only we can write, is removed like ours once its process is gone', { skip: !isRoot && 'needs root to chown' }, async () => {
+    const path = tempSocket();
+    assert.equal(mode(dirname(path)), 0o700);
+    await leaveStaleSocket(path);
+    const dead = spawn(process.execPath, ['-e', '0']);
+    await once(dead, 'exit');
+    writeFileSync(`${path}.lock`, `${dead.pid}\n`);
+    chownSync(`${path}.lock`, 1, 1);
+    await using server = await serve(greeter, `unix:${path}`);
+    assert.equal(existsSync(`${path}.lock`), false);
+    assert.equal(await callHello(path), 'hello lock');
+    assert.equal(server.addresses.length, 1);
+  });
+});
+
+async function callHello(path: string): Promise<unknown> {
+  await using c = await connect(`unix:${path}`);
+  return c.call('hello', { name: 'lock' });
+}
+
+async function callPing(path: string): Promise<unknown> {
+  await using c = await connect(`unix:${path}`, { connectTimeout: 5000 });
+  return c.call('ping', {}, { timeout: 5000 });
+}
+
 describe('socket files', () => {
   it('has its mode from bind(): 0600 by default, permissions as asked, and the umask restored', async () => {
     const umask = process.umask();
@@ -396,6 +511,64 @@ describe('as another user', { skip: (!isRoot && 'needs root to run a child as ui
     assert.equal(await serveAs(1, join(shared, 'mine.sock')), 'ok');
     assert.equal(existsSync(join(shared, 'mine.sock')), false);
     assert.equal(s1.addresses.length, 1);
+  });
+
+  it('a lock file another user put beside our stale socket in a shared directory is refused at once, naming them; in the runtime directory they can put none', async () => {
+    const shared = tempBase();
+    chmodSync(shared, 0o1777);
+    const path = join(shared, 'x.sock');
+    await leaveStaleSocket(path);
+    // uid 1 claims the lock for pid 1, a process that never ends: it would read as "held" forever.
+    assert.equal(await runAs(1, `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(`${path}.lock`)}, '1\\n'); console.log('planted');`), 'planted');
+    assert.equal(lstatSync(`${path}.lock`).uid, 1);
+    const err = await rejectsWith(serve(greeter, `unix:${path}`), 'IPCBOR_ERR_INVALID_ADDRESS');
+    assert.match(err.message, /belongs to uid 1, not to you \(uid 0\)/);
+    assert.ok(err.message.includes(`${path}.lock`) && err.message.includes('service name'), err.message);
+    assert.doesNotMatch(err.message, /held by process/);
+    assert.equal(lstatSync(`${path}.lock`).uid, 1, 'left for its owner to remove');
+    assert.ok(lstatSync(path).isSocket());
+
+    // The way past: a service name, in the runtime directory, where uid 1 can put nothing.
+    await using server = await serve(greeter, 'x');
+    const lock = join(rundir, 'x.sock.lock');
+    const tried = await runAs(1, `import { writeFileSync } from 'node:fs'; try { writeFileSync(${JSON.stringify(lock)}, '1\\n'); console.log('planted'); } catch (e) { console.log(e.code); }`);
+    assert.equal(tried, 'EACCES');
+    await using c = await connect('x');
+    assert.equal(await c.call('hello', { name: 'x' }), 'hello x');
+    assert.equal(server.addresses.length, 1);
+  });
+
+  it('another user who made <tmpdir>/ipcbor-<uid> first: the runtime directory is in the home directory; with no home of our own, the error names them', async () => {
+    const shared = tempBase();
+    chmodSync(shared, 0o1777);
+    const squatted = join(shared, 'ipcbor-0');
+    assert.equal(await runAs(1, `import { mkdirSync } from 'node:fs'; mkdirSync(${JSON.stringify(squatted)}, { mode: 0o700 }); console.log('made');`), 'made');
+    const home = tempBase();
+    const othersHome = tempBase();
+    chownSync(othersHome, 1, 1);
+    setEnv({ IPCBOR_RUNDIR: undefined, XDG_RUNTIME_DIR: undefined, TMPDIR: shared, HOME: home });
+
+    await using server = await serve(greeter, 'greeter');
+    assert.ok(lstatSync(join(home, '.ipcbor', 'run', 'greeter.sock')).isSocket());
+    assert.equal(mode(join(home, '.ipcbor')), 0o700);
+    assert.equal(mode(join(home, '.ipcbor', 'run')), 0o700);
+    await using c = await connect('greeter');
+    assert.equal(await c.call('hello', { name: 'home' }), 'hello home');
+    // Another process with the same environment finds the same directory.
+    const r = await run(['call', 'greeter', 'hello', '{"name":"cli"}', '--compact']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '"hello cli"\n');
+    assert.deepEqual(readdirSync(squatted), [], 'nothing went into the squatted directory');
+
+    // No home of our own (another user's, or none): the shared temporary directory, which uid 1 holds.
+    for (const noHome of [othersHome, join(home, 'missing')]) {
+      setEnv({ HOME: noHome });
+      const err = await rejectsWith(serve(greeter, 'other'), 'IPCBOR_ERR_INVALID_ADDRESS');
+      assert.ok(err.message.includes(squatted), err.message);
+      assert.match(err.message, /owned by uid 1, not by you \(uid 0\).*IPCBOR_RUNDIR/);
+      await rejectsWith(connect('other'), 'IPCBOR_ERR_INVALID_ADDRESS');
+    }
+    assert.equal(server.addresses.length, 1);
   });
 });
 

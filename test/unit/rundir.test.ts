@@ -1,5 +1,6 @@
-/** Service names and the runtime directory: resolution, nothing on disk. */
+/** Service names and the runtime directory: resolution (nothing created; the home fallback looks at the home directory). */
 import assert from 'node:assert/strict';
+import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -12,7 +13,7 @@ const invalid = (fn: () => unknown) => assert.throws(fn, (e: unknown) => e insta
 describe('service names', () => {
   let saved: Record<string, string | undefined>;
   beforeEach(() => {
-    saved = { IPCBOR_RUNDIR: process.env.IPCBOR_RUNDIR, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR };
+    saved = { IPCBOR_RUNDIR: process.env.IPCBOR_RUNDIR, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR, HOME: process.env.HOME };
     process.env.IPCBOR_RUNDIR = '/run/test-ipcbor';
   });
   afterEach(() => {
@@ -52,13 +53,30 @@ describe('service names', () => {
     invalid(() => addressFromArgs(['--name', 'timer']));
   });
 
-  it('finds the runtime directory: $IPCBOR_RUNDIR, else $XDG_RUNTIME_DIR/ipcbor, else <tmpdir>/ipcbor-<uid>', () => {
+  it('finds the runtime directory: $IPCBOR_RUNDIR, else $XDG_RUNTIME_DIR/ipcbor, else <home>/.ipcbor/run, else <tmpdir>/ipcbor-<uid>', () => {
     assert.equal(runtimeDir(), '/run/test-ipcbor');
     delete process.env.IPCBOR_RUNDIR;
     process.env.XDG_RUNTIME_DIR = '/run/user/4242';
     assert.equal(runtimeDir(), '/run/user/4242/ipcbor');
     delete process.env.XDG_RUNTIME_DIR;
-    assert.equal(runtimeDir(), join(tmpdir(), `ipcbor-${process.getuid!()}`));
+    const home = mkdtempSync(join(tmpdir(), 'ipcbor-home-'));
+    try {
+      process.env.HOME = home;
+      assert.equal(runtimeDir(), join(home, '.ipcbor', 'run'));
+      assert.equal(existsSync(join(home, '.ipcbor')), false, 'nothing is created by resolving');
+      // No home of one's own: the shared temporary directory, by uid.
+      for (const none of [join(home, 'missing'), 'relative/home']) {
+        process.env.HOME = none;
+        assert.equal(runtimeDir(), join(tmpdir(), `ipcbor-${process.getuid!()}`));
+      }
+      if (process.getuid!() === 0) {
+        process.env.HOME = home;
+        chownSync(home, 1, 1);
+        assert.equal(runtimeDir(), join(tmpdir(), 'ipcbor-0'), 'a home owned by another user is not used');
+      }
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
     process.env.IPCBOR_RUNDIR = 'relative/dir';
     invalid(() => runtimeDir());
   });

@@ -137,6 +137,15 @@ export class ChunkQueue {
   }
 
   /** Bytes of memory held for the bytes not yet taken (pool included): what an idle connection must keep at zero. */
+  /**
+   * What holding the bytes not yet taken costs, in O(1): they, the part of
+   * the first chunk already taken (the chunk is held whole), and the pool
+   * while there is one. At least retainedBytes.
+   */
+  get heldBytes(): number {
+    return this.length === 0 ? 0 : this.length + this.offset + (this.pool === undefined ? 0 : POOL_BYTES);
+  }
+
   get retainedBytes(): number {
     let n = this.pool?.length ?? 0;
     for (const c of this.chunks) if (c.buffer !== this.pool?.buffer) n += c.length;

@@ -66,6 +66,11 @@ export class FrameDecoder {
     return this.queue.length;
   }
 
+  /** What the decoder's bytes cost to hold (the chunks they are in, whole): what a connection is charged for them. */
+  get heldBytes(): number {
+    return this.queue.heldBytes;
+  }
+
   /** Memory the decoder keeps for bytes not yet delivered (0 when idle). */
   get retainedBytes(): number {
     return this.queue.retainedBytes;

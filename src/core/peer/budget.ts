@@ -14,8 +14,6 @@
 /** Estimated bytes of one decoded CBOR item (a JS value with its slot), charged on top of the wire bytes. */
 export const DECODED_ITEM_BYTES = 32;
 
-/** A connection may always hold this much, whatever the server holds: enough to take in a small call. */
-const MIN_SHARE = 64 * 1024;
 
 /**
  * @internal For tests: `negative` is told of any budget that goes below
@@ -28,29 +26,46 @@ export const budgetAudit: {
   servers?: Set<ServerBudget>;
 } = {};
 
+/**
+ * The server's bound is kept in two halves. The first half is first come,
+ * first served: while the server holds less than it, every connection
+ * takes in up to its own bound. Past it the server is "over": a connection
+ * may take in more only while it holds at most its fair share of the
+ * second half (that half divided by the connections now), and only while
+ * the server is within its whole bound. Past the whole bound only a
+ * connection that holds nothing is read (its next frame, so that a client
+ * making one call at a time is always served). Shares shrink as
+ * connections come, so they alone bound nothing; the whole bound does:
+ * the server holds at most its bound plus one frame per connection,
+ * whatever the number of connections and the order they came in.
+ */
 export class ServerBudget {
   held = 0;
   /** The most it has held at once. */
   peak = 0;
   /** Connections that share the budget. */
   members = 0;
+  /** Half the bound: held past it, the server is over and fair shares apply. */
+  private readonly half: number;
   private readonly waiters = new Set<() => void>();
   private waking = false;
 
   constructor(readonly limit: number) {
+    this.half = limit / 2;
     budgetAudit.servers?.add(this);
   }
 
   get over(): boolean {
-    return this.held > this.limit;
+    return this.held > this.half;
   }
 
-  /** While the server is over, may a connection holding `own` bytes still read? Only within its fair share. */
+  /** May a connection holding `own` bytes of this server's take in more? */
   allows(own: number): boolean {
-    return !this.over || own <= Math.max(MIN_SHARE, this.limit / Math.max(1, this.members));
+    if (this.held <= this.half || own === 0) return true;
+    return this.held <= this.limit && own <= this.half / Math.max(1, this.members);
   }
 
-  /** Would the server be within its bound without these bytes (of one connection)? */
+  /** Would the server be within its whole bound without these bytes (of one connection)? */
   withinWithout(own: number): boolean {
     return this.held - own <= this.limit;
   }
@@ -61,13 +76,14 @@ export class ServerBudget {
   }
 
   remove(n: number): void {
-    const was = this.over;
+    const was = this.held;
     this.held -= n;
     if (this.held < 0) budgetAudit.negative?.('server', this.held);
-    if (was && !this.over) this.wake();
+    // Back under a threshold: those waiting for room look again.
+    if ((was > this.half && this.held <= this.half) || (was > this.limit && this.held <= this.limit)) this.wake();
   }
 
-  /** Call `f` once when the server next goes under its bound (or a member leaves). */
+  /** Call `f` once when the server next goes under half its bound or under its bound (or a member leaves). */
   waitUnder(f: () => void): void {
     this.waiters.add(f);
   }

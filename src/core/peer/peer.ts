@@ -128,10 +128,17 @@ export abstract class Peer implements TransportSink, FrameSink {
   private yielding = false;
   private readonly defer: (f: () => void) => void;
   protected writeBlocked = false;
-  private writeWaiters: (() => void)[] = [];
+  /** Streams waiting for their turn to ask their source for an item. */
+  private writeWaiters: ((turn: number) => void)[] = [];
+  /** A stream has the turn: it asked its source for an item and has not written it yet. */
+  private turnHeld = false;
+  /** Counts turns given, so that a turn's fallback knows whether it is still the same turn. */
+  private turnSeq = 0;
   /** Bytes charged for what the transport has not written yet, and for the decoder's partial frame. */
   private chargedOut = 0;
   private chargedIn = 0;
+  /** Charged while the transport is paused: what it may read ahead meanwhile. */
+  private chargedAhead = 0;
   private frameTimer: ReturnType<typeof setTimeout> | undefined;
   private frameMark = 0;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
@@ -139,8 +146,7 @@ export abstract class Peer implements TransportSink, FrameSink {
   /** Room was released (here or on the server): read again, and let waiting writers on. */
   private readonly recheck = () => {
     this.updateReading();
-    if (this.writeWaiters.length > 0 && (this.state === 'closed' || this.mayWrite)) this.wakeWriters();
-    else if (this.writeWaiters.length > 0 && !this.writeBlocked) this.budget.server?.waitUnder(this.recheck);
+    this.passWriteTurn();
   };
 
   constructor(transport: Transport, mode: DecoderMode, options: PeerOptions) {
@@ -246,7 +252,7 @@ export abstract class Peer implements TransportSink, FrameSink {
     this.syncOut();
     const wasBlocked = this.writeBlocked;
     this.writeBlocked = false;
-    if (this.writeWaiters.length > 0 && this.mayWrite) this.wakeWriters();
+    this.passWriteTurn();
     if (!wasBlocked) return;
     this.onWritable();
     this.updateReading();
@@ -382,7 +388,7 @@ export abstract class Peer implements TransportSink, FrameSink {
 
   /** Charge the partial frame the decoder holds, and time it. */
   private syncIn(): void {
-    const held = this.decoder.buffered;
+    const held = this.decoder.heldBytes;
     if (held !== this.chargedIn) {
       // Recorded before the charge: a release wakes the connection's
       // listener, which may come back here before this call returns.
@@ -451,7 +457,8 @@ export abstract class Peer implements TransportSink, FrameSink {
    */
   protected updateReading(): void {
     if (this.state === 'closed') return;
-    const held = this.budget.held;
+    // What the pause itself is charged does not keep the connection paused.
+    const held = this.budget.held - this.chargedAhead;
     const budgetOk = this.budget.allows(held - this.chargedIn);
     const deliver = budgetOk && !this.yielding && !(this.writeBlocked && this.options.side === 'server') && !this.holdsReading();
     // A frame half in may always finish when it alone keeps the server over
@@ -468,8 +475,16 @@ export abstract class Peer implements TransportSink, FrameSink {
     }
     if (read !== this.reading) {
       this.reading = read;
-      if (read) this.transport.resume();
-      else this.transport.pause();
+      if (read) {
+        this.transport.resume();
+        const ahead = this.chargedAhead;
+        this.chargedAhead = 0;
+        this.budget.release(ahead);
+      } else {
+        this.transport.pause();
+        this.chargedAhead = this.transport.readAhead ?? 0;
+        this.budget.charge(this.chargedAhead);
+      }
     }
     if (deliver !== this.delivering) {
       this.delivering = deliver;
@@ -522,19 +537,56 @@ export abstract class Peer implements TransportSink, FrameSink {
     return this.options.side !== 'server' || server === undefined || server.allows(this.chargedOut);
   }
 
-  /** Resolves when more may be written (see mayWrite), or undefined at once. */
-  protected whenWritable(): Promise<void> | undefined {
-    if (this.state === 'closed' || this.mayWrite) return undefined;
+  /**
+   * Wait for the turn to ask a stream's source for one item: undefined
+   * when it is taken at once. Streams take turns, one item at a time, and
+   * a turn is given only while more may be written (see mayWrite): however
+   * many streams a connection has open, the items made but not yet counted
+   * as written are one, not one per stream. A source that takes longer
+   * than a turn of the event loop to make its item lets the next stream
+   * go (a stream that waits for something to happen must not hold up the
+   * others). The holder gives the turn back with `endWriteTurn(turn)`.
+   */
+  protected takeWriteTurn(): number | Promise<number> {
+    if (this.state !== 'closed' && !this.turnHeld && this.writeWaiters.length === 0 && this.mayWrite) return this.giveWriteTurn();
     return new Promise((resolve) => {
       this.writeWaiters.push(resolve);
-      if (!this.writeBlocked) this.budget.server?.waitUnder(this.recheck);
+      this.passWriteTurn();
     });
   }
 
+  /** The stream that had turn `turn` wrote its item, or stopped (a turn already passed on is not ended twice). */
+  protected endWriteTurn(turn: number): void {
+    if (!this.turnHeld || this.turnSeq !== turn) return;
+    this.turnHeld = false;
+    this.passWriteTurn();
+  }
+
+  private giveWriteTurn(): number {
+    this.turnHeld = true;
+    return ++this.turnSeq;
+  }
+
+  /** Give the turn to the next stream waiting, if it is free and more may be written. */
+  private passWriteTurn(): void {
+    if (this.writeWaiters.length === 0) return;
+    if (this.state === 'closed') return this.wakeWriters();
+    if (this.turnHeld) return;
+    if (!this.mayWrite) {
+      // Room comes back with 'drain', or when the server goes under its budget.
+      if (!this.writeBlocked) this.budget.server?.waitUnder(this.recheck);
+      return;
+    }
+    const turn = this.giveWriteTurn();
+    this.writeWaiters.shift()!(turn);
+    if (this.writeWaiters.length > 0) this.defer(() => this.endWriteTurn(turn));
+  }
+
+  /** The connection closed: every stream waiting goes on (and finds it closed). */
   private wakeWriters(): void {
     const waiters = this.writeWaiters;
     this.writeWaiters = [];
-    for (const w of waiters) w();
+    for (const w of waiters) w(0);
   }
 
   protected writeHead(head: readonly unknown[]): void {
@@ -749,25 +801,29 @@ export abstract class Peer implements TransportSink, FrameSink {
       for (;;) {
         while (!out.stopped && out.credit <= 0) await new Promise<void>((r) => (out.wake = r));
         if (out.stopped) return 'stopped';
-        const blocked = this.whenWritable();
-        if (blocked) await blocked;
-        if (out.stopped || this.state === 'closed') return 'stopped';
-        let r: IteratorResult<unknown>;
+        const taken = this.takeWriteTurn();
+        const turn = typeof taken === 'number' ? taken : await taken;
         try {
-          r = await it.next();
-        } catch (err) {
-          sourceDone = true;
-          throw err;
-        }
-        if (r.done) {
-          sourceDone = true;
+          if (out.stopped || this.state === 'closed') return 'stopped';
+          let r: IteratorResult<unknown>;
+          try {
+            r = await it.next();
+          } catch (err) {
+            sourceDone = true;
+            throw err;
+          }
+          if (r.done) {
+            sourceDone = true;
+            if (out.stopped) return 'stopped';
+            this.writeHead([Kind.End, id]);
+            return 'done';
+          }
           if (out.stopped) return 'stopped';
-          this.writeHead([Kind.End, id]);
-          return 'done';
+          out.credit--;
+          this.writeValue(Kind.Item, id, r.value, method);
+        } finally {
+          this.endWriteTurn(turn);
         }
-        if (out.stopped) return 'stopped';
-        out.credit--;
-        this.writeValue(Kind.Item, id, r.value, method);
       }
     } catch (err) {
       if (out.stopped) return 'stopped';

@@ -62,8 +62,12 @@ export interface IncomingCall {
   readonly oneWay?: boolean;
 }
 
-/** Decides when calls run. The usual server runs each at once. */
-export type Executor = (call: IncomingCall) => void;
+/**
+ * Decides when calls run. The usual server runs each at once. `heldBytes`:
+ * what the executor itself holds per call it keeps (a queue entry, a
+ * message object), charged to the call's connection on top of the call.
+ */
+export type Executor = ((call: IncomingCall) => void) & { readonly heldBytes?: number };
 
 /** Run a call now: the usual server's executor, given its dispatcher. */
 export function immediate(dispatcher: Dispatcher): Executor {

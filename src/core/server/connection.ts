@@ -82,12 +82,22 @@ export interface ConnectionHost {
 }
 
 /**
- * What a call costs the budget beyond its payload (its objects, timer,
- * context): so the budget bounds the number of calls held too, however
- * small their payloads (the lazy server parks calls; a pipelining client
- * queues them).
+ * What a call costs the budget beyond its payload: its objects, its
+ * context, its place in the call table, the reactions to a handler's
+ * promise. So the budget bounds the number of calls held too, however
+ * small their payloads. Measured (test/integration/held-costs.test.ts, heap after
+ * GC per call held, Node 20 and 24): a parked call about 500 bytes, a call whose async
+ * handler is pending about 1,100, the handler's own promise included.
  */
-const CALL_BYTES = 256;
+export const CALL_BYTES = 1536;
+
+/**
+ * What an event waiting for a slow subscriber holds beyond its payload (its
+ * entry in the connection's queue; the payload itself may be shared with
+ * other subscribers, and is charged to each in full). Measured about 60
+ * bytes (test/integration/held-costs.test.ts).
+ */
+const EVENT_ENTRY_BYTES = 128;
 
 /** The empty call table every connection starts with, shared and never written to. */
 const NO_CALLS: Map<number, never> = new Map<number, never>();
@@ -123,13 +133,24 @@ class ServerCall implements IncomingCall {
     readonly method: string,
     readonly ctx: Context,
     private payload: Uint8Array | undefined,
+    held = 0,
   ) {
-    this.cost = CALL_BYTES + (payload?.length ?? 0);
+    this.cost = CALL_BYTES + held + (payload?.length ?? 0);
   }
 
   /** The call is over: its payload, no longer charged, must not stay held (a parked call may wait long after). */
   dropPayload(): void {
     if (this.payload !== undefined) this.payload = ENDED;
+  }
+
+  /**
+   * The call is kept past the turn it arrived in (parked, or its handler
+   * has not read its params): its payload must not keep alive the whole
+   * chunk it was read in, of which it may be a small part.
+   */
+  detach(): void {
+    const p = this.payload;
+    if (p !== undefined && p !== ENDED && p.byteLength < p.buffer.byteLength) this.payload = p.slice();
   }
 
   get oneWay(): boolean {
@@ -254,7 +275,7 @@ export class ServerConnection extends Peer {
       this.answerHello(payload);
       return;
     }
-    const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload);
+    const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload, this.host.executor.heldBytes);
     this.budget.charge(call.cost);
     this.slots.push(call);
     if (this.state !== 'open') {
@@ -354,7 +375,7 @@ export class ServerConnection extends Peer {
     }
     const max = this.opts.maxTimeout;
     const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
-    const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload);
+    const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload, this.host.executor.heldBytes);
     this.budget.charge(call.cost);
     if (this.calls === NO_CALLS) this.calls = new Map();
     this.calls.set(id, call);
@@ -374,7 +395,7 @@ export class ServerConnection extends Peer {
       return;
     }
     this.notifying++;
-    const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.opts.maxTimeout), payload);
+    const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.opts.maxTimeout), payload, this.host.executor.heldBytes);
     this.budget.charge(call.cost);
     (this.running ??= new Set()).add(call);
     this.start(call, this.opts.maxTimeout);
@@ -404,7 +425,9 @@ export class ServerConnection extends Peer {
       this.host.executor(call);
     } catch (err) {
       call.fail(asIpcborError(err, call.method, 'IPCBOR_ERR_HANDLER'));
+      return;
     }
+    if (!call.done) call.detach();
   }
 
   /** Decode a call's params, charging what they hold to the budget. */
@@ -545,10 +568,14 @@ export class ServerConnection extends Peer {
   }
 
   /**
-   * Deliver an encoded event. While the transport is backed up, events wait
-   * in a queue bounded by count and bytes (charged to the connection's
-   * budget); when it is full the oldest are dropped, and the next event
-   * delivered carries the count of those dropped.
+   * Deliver an encoded event. An event is the server's doing, but a
+   * subscriber that does not read makes the server hold it: it is written
+   * only while the transport takes more and the connection is within its
+   * budget (and its share of the server's). Otherwise it waits in a queue
+   * bounded by count and bytes, charged to the budget, from which the
+   * oldest are dropped past those bounds or while the connection is over
+   * its budget (the newest stays: one event past the bound at most). The
+   * next event delivered carries the count of those dropped.
    */
   sendEvent(name: string, payload: Uint8Array, alias?: string): void {
     if (this.state === 'closed') return;
@@ -557,21 +584,26 @@ export class ServerConnection extends Peer {
       this.eventsDropped++;
       return;
     }
-    if (this.writeBlocked || this.eventBacklog.length > 0) {
-      const maxCount = this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE;
-      const maxBytes = this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES;
-      this.eventBacklog.push({ payload, name, alias });
-      this.eventBytes += payload.length;
-      this.budget.charge(payload.length);
-      while (this.eventBacklog.length > 1 && (this.eventBacklog.length > maxCount || this.eventBytes > maxBytes)) {
-        const old = this.eventBacklog.shift()!;
-        this.eventBytes -= old.payload.length;
-        this.budget.release(old.payload.length);
-        this.eventsDropped++;
-      }
-      return;
+    if (!this.writeBlocked && this.budget.allows(this.budget.held)) {
+      // Those waiting go first, in order.
+      if (this.eventBacklog.length > 0) this.onWritable();
+      if (!this.writeBlocked && this.eventBacklog.length === 0) return this.writeEvent(name, payload, alias);
     }
-    this.writeEvent(name, payload, alias);
+    const maxCount = this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE;
+    const maxBytes = this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES;
+    this.eventBacklog.push({ payload, name, alias });
+    this.eventBytes += payload.length;
+    this.budget.charge(payload.length + EVENT_ENTRY_BYTES);
+    while (this.eventBacklog.length > 1 && (this.eventBacklog.length > maxCount || this.eventBytes > maxBytes || !this.budget.allows(this.budget.held))) {
+      this.budget.release(this.shiftEvent().payload.length + EVENT_ENTRY_BYTES);
+      this.eventsDropped++;
+    }
+  }
+
+  private shiftEvent(): { payload: Uint8Array; name: string; alias: string | undefined } {
+    const e = this.eventBacklog.shift()!;
+    this.eventBytes -= e.payload.length;
+    return e;
   }
 
   private writeEvent(name: string, payload: Uint8Array, alias: string | undefined): void {
@@ -583,9 +615,8 @@ export class ServerConnection extends Peer {
 
   protected override onWritable(): void {
     while (this.eventBacklog.length > 0 && !this.writeBlocked && this.state !== 'closed') {
-      const e = this.eventBacklog.shift()!;
-      this.eventBytes -= e.payload.length;
-      this.budget.release(e.payload.length);
+      const e = this.shiftEvent();
+      this.budget.release(e.payload.length + EVENT_ENTRY_BYTES);
       this.writeEvent(e.name, e.payload, e.alias);
     }
   }

@@ -15,8 +15,14 @@ export class ParkedCalls {
   /** Queue length at which ended calls are swept out (the budget bounds live ones, not ended ones). */
   private sweepAt = 64;
 
-  /** The executor that parks every call. */
-  readonly executor: Executor = (call) => {
+  /** The executor that parks every call; `heldBytes`: what a user of the queue adds per call (the event loop's message). */
+  readonly executor: Executor;
+
+  constructor(heldBytes = 0) {
+    this.executor = Object.assign((call: IncomingCall) => this.park(call), { heldBytes });
+  }
+
+  private park(call: IncomingCall): void {
     this.queue.push(call);
     if (this.queue.length >= this.sweepAt) {
       // Calls cancelled or past their deadline while parked gave their
@@ -27,7 +33,7 @@ export class ParkedCalls {
       this.sweepAt = Math.max(64, this.queue.length * 2);
     }
     for (const w of [...this.waiters]) w();
-  };
+  }
 
   /** Calls waiting (some may have ended meanwhile: they are skipped). */
   get size(): number {
