@@ -145,8 +145,21 @@ const subscribeFrame = (): Buffer => {
 /** RESULT [4, 1] null: a u32, a 3-byte head, a u32, and 0xf6. */
 const SUBSCRIBED_BYTES = 4 + 3 + 4 + 1;
 
-async function attacker(address: string, framing: Framing, subscribe: boolean): Promise<Socket> {
-  const s = await rawConnect(address);
+/** Connect, again while the listen backlog is full (EAGAIN: the server is busy accepting). */
+async function dial(address: string): Promise<Socket> {
+  for (let i = 0; ; i++) {
+    try {
+      return await rawConnect(address);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || i >= 200) throw err;
+      await sleep(20);
+    }
+  }
+}
+
+async function attacker(address: string, framing: Framing, subscribe: boolean, into: Socket[]): Promise<void> {
+  const s = await dial(address);
+  into.push(s);
   s.on('error', () => {});
   if (framing === 'extended') await rawHello(s);
   else s.pause();
@@ -154,14 +167,11 @@ async function attacker(address: string, framing: Framing, subscribe: boolean): 
     s.write(subscribeFrame());
     await readBytes(s, SUBSCRIBED_BYTES);
   }
-  return s;
 }
 
-/** Open `n` attackers, a hundred at a time (the listen backlog). */
-async function attackers(address: string, n: number, framing: Framing, subscribe: boolean): Promise<Socket[]> {
-  const all: Socket[] = [];
-  for (let i = 0; i < n; i += 100) all.push(...(await Promise.all(Array.from({ length: Math.min(100, n - i) }, () => attacker(address, framing, subscribe)))));
-  return all;
+/** Open `n` attackers into `into`, fifty at a time (the listen backlog). */
+async function attackers(address: string, n: number, framing: Framing, subscribe: boolean, into: Socket[]): Promise<void> {
+  for (let i = 0; i < n; i += 50) await Promise.all(Array.from({ length: Math.min(50, n - i) }, () => attacker(address, framing, subscribe, into)));
 }
 
 interface Env {
@@ -249,12 +259,13 @@ async function runCell(env: Env, cell: Cell): Promise<{ failures: string[]; fres
   const failures: string[] = [];
   const baseline = await memOf(env);
   await env.ctl.call('reset');
-  const sockets = await attackers(env.child.address, conns, framing, kind === 'event');
+  const sockets: Socket[] = [];
   const frames = framesPer(conns, size, kind);
   let s: Stats | undefined;
   let mem: Mem | undefined;
   let quiet = false;
   try {
+    await attackers(env.child.address, conns, framing, kind === 'event', sockets);
     if (kind === 'event') {
       await within(env, env.ctl.call('fire', { n: frames, size }), 60_000, 'fire');
     } else {
@@ -325,7 +336,10 @@ export function matrix(server: ServerKind): void {
         for (const conns of CONNECTIONS) {
           it(`${framing} ${kind}, ${sizeName(size)}, ${conns} connection${conns > 1 ? 's' : ''}`, async () => {
             env ??= await start(server);
-            const { failures, fresh } = await runCell(env, { server, framing, kind, size, conns });
+            const { failures, fresh } = await runCell(env, { server, framing, kind, size, conns }).catch((err: unknown) => ({
+              failures: [String(err instanceof Error ? err.message : err)],
+              fresh: true,
+            }));
             // A cell that failed leaves the next a new server.
             if (fresh) {
               await stop(env);
