@@ -82,3 +82,31 @@ export class RawReader {
     }
   }
 }
+
+/**
+ * A program some tests need that `npm test` cannot install (a C compiler,
+ * openssl; python3 with cbor2 has test/python.ts). Where it is missing,
+ * those tests are skipped and say why, unless the environment variable
+ * `requireVar` is 1 (as .ci/run sets it): then they run, and fail.
+ */
+export interface Prerequisite {
+  /** Why it cannot be used here, or undefined when it can. */
+  readonly missing: string | undefined;
+  /** The `skip` option for node:test: the reason, or false (present, or required). */
+  readonly skip: string | false;
+  /** Fails with the reason when it is missing: call it before using the program. */
+  check(): void;
+}
+
+/** `probe` returns why the program cannot be used, or undefined when it can; it runs once, here. */
+export function prerequisite(requireVar: string, probe: () => string | undefined): Prerequisite {
+  const missing = probe();
+  const required = process.env[requireVar] === '1';
+  return {
+    missing,
+    skip: missing !== undefined && !required ? `${missing}; ${requireVar}=1 makes this a failure` : false,
+    check() {
+      if (missing !== undefined) throw new Error(`${missing}, and ${requireVar}=1 requires it`);
+    },
+  };
+}

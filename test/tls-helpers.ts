@@ -1,14 +1,26 @@
 /**
  * Throwaway certificates for the TLS tests, made with scripts/make-certs.sh
  * (the README's helper, so it is tested too) in a temp dir removed after
- * the test file.
+ * the test file. That needs the openssl command: without it the TLS tests
+ * are skipped (`skip: openssl.skip`), unless IPCBOR_REQUIRE_OPENSSL=1 (as
+ * .ci/run sets), where they fail instead.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
+import { prerequisite } from './helpers.js';
+
+/** The openssl command line, which scripts/make-certs.sh runs. */
+export const openssl = prerequisite('IPCBOR_REQUIRE_OPENSSL', () => {
+  const r = spawnSync('openssl', ['version'], { stdio: 'ignore' });
+  if (r.error) return `the openssl command is not installed (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}; Debian: openssl), the TLS tests need it for their certificates`;
+  if (r.status !== 0) return `\`openssl version\` failed (status ${String(r.status)}), the TLS tests need openssl for their certificates`;
+  return undefined;
+});
 
 export const MAKE_CERTS = fileURLToPath(new URL('../../scripts/make-certs.sh', import.meta.url));
 
@@ -65,6 +77,7 @@ after(() => {
 /** Make (once per test file) the certificates the TLS tests use. */
 export function certs(): Certs {
   if (made) return made;
+  openssl.check();
   const dir = mkdtempSync(join(tmpdir(), 'ipcbor-tls-'));
   const a = join(dir, 'a');
   const b = join(dir, 'b');
@@ -94,4 +107,32 @@ export function certs(): Certs {
     mallory: pair(b, 'mallory'),
   };
   return made;
+}
+
+/**
+ * How a server cut a connection off, as its peer sees it: a clean close
+ * (FIN), or a reset (ECONNRESET, or EPIPE when the peer was writing as the
+ * reset came in). A server that closes a socket with unread bytes in it
+ * sends a reset, so which one a peer sees that is still writing depends on
+ * timing: both are correct, both mean "the server cut us". Anything else
+ * fails, and so does a socket still open after `guardMs` (a bound on the
+ * wait, far above any deadline under test, not a race with it).
+ */
+export async function cutByServer(socket: Socket, guardMs = 30_000): Promise<{ how: 'closed' | 'reset'; ms: number }> {
+  const started = Date.now();
+  let error: NodeJS.ErrnoException | undefined;
+  socket.on('error', (e: NodeJS.ErrnoException) => (error ??= e));
+  let guarded = false;
+  const guard = setTimeout(() => {
+    guarded = true;
+    socket.destroy();
+  }, guardMs);
+  if (!socket.closed) await new Promise((resolve) => socket.once('close', resolve));
+  clearTimeout(guard);
+  const ms = Date.now() - started;
+  if (guarded) throw new Error(`the server had not cut the connection after ${guardMs} ms`);
+  error ??= (socket.errored as NodeJS.ErrnoException | null) ?? undefined;
+  if (error === undefined) return { how: 'closed', ms };
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE') return { how: 'reset', ms };
+  throw new Error(`the connection ended with ${error.code ?? error.message}, not a close or a reset by the server`, { cause: error });
 }

@@ -60,6 +60,8 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
+const TWO_64 = 1n << 64n;
+
 function primitive<T>(name: string, test: (v: unknown) => boolean, json: Record<string, unknown>): Schema<T> {
   return make<T>(
     (v, path, issues) => (test(v) ? (v as T) : fail(issues, path, `expected ${name}, got ${describe(v)}`)),
@@ -69,8 +71,25 @@ function primitive<T>(name: string, test: (v: unknown) => boolean, json: Record<
 
 export const s = {
   string: (): Schema<string> => primitive('string', (v) => typeof v === 'string', { type: 'string' }),
-  /** A whole number (CBOR major type 0 or 1) within the safe integer range. */
-  int: (): Schema<number> => primitive('integer', (v) => typeof v === 'number' && Number.isSafeInteger(v), { type: 'integer' }),
+  /**
+   * A safe integer, −(2^53−1) to 2^53−1: exactly the numbers ipcbor sends
+   * as CBOR integers (major type 0 or 1), each standing for itself alone.
+   * The CBOR integers ±2^53 decode to numbers too, but are refused here
+   * (2^53 is also 2^53+1 rounded, and ipcbor sends a number that large as a
+   * float); beyond them integers decode to bigint, refused too.
+   * docs/PROTOCOL.md §5.
+   */
+  int: (): Schema<number> =>
+    make<number>(
+      (v, path, issues) => {
+        if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+        if ((typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'bigint' && v >= -TWO_64 && v < TWO_64)) {
+          return fail(issues, path, `expected integer within ±(2^53-1), got ${String(v)}`);
+        }
+        return fail(issues, path, `expected integer, got ${describe(v)}`);
+      },
+      () => ({ type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }),
+    ),
   number: (): Schema<number> => primitive('number', (v) => typeof v === 'number', { type: 'number' }),
   boolean: (): Schema<boolean> => primitive('boolean', (v) => typeof v === 'boolean', { type: 'boolean' }),
   /** A CBOR byte string (Uint8Array). */

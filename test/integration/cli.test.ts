@@ -117,12 +117,14 @@ describe('ipcbor CLI', () => {
     createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
     // Wait until the server has the subscription, then fire two events.
     await using client = await connect(address);
-    for (let i = 0; i < 100 && lines.length === 0; i++) {
+    const closed = once(child, 'close');
+    for (let i = 0; i < 500 && lines.length === 0; i++) {
       await client.call('echo', { req: { message: `m${i}`, delayMs: 0 } });
       await new Promise((r) => setTimeout(r, 20));
     }
     await client.call('echo', { req: { message: 'last', delayMs: 0 } });
-    const [code] = await once(child, 'exit');
+    // 'close', not 'exit': its stdout is read to the end by then.
+    const [code] = await closed;
     assert.equal(code, 0);
     assert.equal(lines.length, 2);
     const first = JSON.parse(lines[0]!);

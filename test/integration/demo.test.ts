@@ -36,7 +36,8 @@ describe('the demo', () => {
     const child = spawn(process.execPath, [demo], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    const code = await new Promise((r) => child.on('exit', r));
+    // 'close', not 'exit': by then its stdout has been read to the end.
+    const code = await new Promise((r) => child.on('close', r));
     assert.equal(code, 0, out);
     assert.match(out, /== timer client over unix:\S+\n/);
     assert.match(out, /== timer client over tcp:127\.0\.0\.1:\d+\n/);

@@ -230,10 +230,12 @@ describe('extended protocol: server.emit and subscription lifetimes', () => {
       unix(),
       { maxInflight: 1 },
     );
-    // Every call, $ipcbor.subscribe included, times out after 100 ms. The
-    // first subscribe fails because the server, at maxInflight, does not read
-    // it in time; any transient failure of that call would do.
-    const client = await connect(local.addresses[0]!, { timeout: 100 });
+    // Every call, $ipcbor.subscribe included, times out after 1 s. The first
+    // subscribe fails because the server, at maxInflight, does not read it
+    // until the held call ends (which the test holds past that); any
+    // transient failure of that call would do. The second is answered at
+    // once, well within its second.
+    const client = await connect(local.addresses[0]!, { timeout: 1000 });
     try {
       const held = client.call('hold', {}, { timeout: 5000 });
       held.catch(() => {});

@@ -228,7 +228,8 @@ describe('extended protocol: result streams', () => {
     const local = await serve({ count: (params: { n: number }) => (async function* () { for (let i = 0; i < params.n; i++) yield i; })() }, unix(), { maxInflight: 1 });
     const client = await connect(local.addresses[0]!, { window: 4 });
     try {
-      const stream = await client.call<AsyncIterable<number>>('count', { n: 20 }, { timeout: 300 });
+      // The timeout turns a stall into a failure: far above the time it takes.
+      const stream = await client.call<AsyncIterable<number>>('count', { n: 20 }, { timeout: 20_000 });
       assert.deepEqual(await collect(stream), range(20));
     } finally {
       client.destroy();
@@ -376,7 +377,8 @@ describe('extended protocol: streamed params', () => {
           yield i;
         }
       }
-      assert.equal(await client.call('sum', slowly(), { timeout: 300 }), 45);
+      // The timeout only turns a hang (items refused at maxInflight) into a failure: far above the time it takes.
+      assert.equal(await client.call('sum', slowly(), { timeout: 20_000 }), 45);
     } finally {
       client.destroy();
       local.destroy();

@@ -94,31 +94,41 @@ describe('extended protocol: negotiation and frame limits', () => {
 
 describe('extended protocol: multiplexing', () => {
   it('does not hold a fast answer back behind a slow call on the same connection', async () => {
-    const release = deferred();
+    // `slow` finishes only when the test says so: the order is the test's, not the timers'.
+    let gate = deferred();
+    let fastRan = deferred();
     await using server = await serve(
       {
-        // Slow until the test releases it (100 ms at most).
         slow: async () => {
-          await Promise.race([release.promise, sleep(100)]);
+          await gate.promise;
           return 'slow';
         },
-        fast: () => 'fast',
+        fast: () => {
+          fastRan.resolve();
+          return 'fast';
+        },
       },
       unix(),
     );
     const order: string[] = [];
     {
       await using client = await connect(server.addresses[0]!);
+      // The slow call is released only once the fast answer has reached the client.
       const slow = client.call<string>('slow').then((v) => order.push(v));
       const fast = client.call<string>('fast').then((v) => {
         order.push(v);
-        release.resolve();
+        gate.resolve();
       });
       await Promise.all([slow, fast]);
       assert.deepEqual(order, ['fast', 'slow'], 'the fast answer settles first');
     }
-    // The seed framing, for contrast, answers in request order.
+    // The seed framing, for contrast, answers in request order: the slow
+    // call is released once the fast one has run on the server, and its
+    // answer still comes first.
     order.length = 0;
+    gate = deferred();
+    fastRan = deferred();
+    void fastRan.promise.then(() => gate.resolve());
     await using seed = await connect(server.addresses[0]!, { protocol: 'seed' });
     await Promise.all([seed.call<string>('slow').then((v) => order.push(v)), seed.call<string>('fast').then((v) => order.push(v))]);
     assert.deepEqual(order, ['slow', 'fast']);
@@ -297,7 +307,8 @@ describe('extended protocol: cancellation and deadlines', () => {
       await Promise.all(both.map((d) => d.promise));
       for (const ac of acs) ac.abort();
       assert.deepEqual(await Promise.all(calls), ['IPCBOR_ERR_CANCELLED', 'IPCBOR_ERR_CANCELLED']);
-      assert.equal(await client.call('ping', {}, { timeout: 300 }), 'pong', 'the connection takes new calls once the cancelled ones are gone');
+      // (The timeout turns a connection left blocked into a failure; it is not a race with the answer.)
+      assert.equal(await client.call('ping', {}, { timeout: 20_000 }), 'pong', 'the connection takes new calls once the cancelled ones are gone');
       assert.equal(aborts, 2, 'both handlers saw their signal fire');
     } finally {
       client.destroy();
@@ -314,8 +325,8 @@ describe('extended protocol: cancellation and deadlines', () => {
       client.call('ping').catch(() => {}); // buffered, unread, on the server's side
       await sleep(10);
       client.destroy();
-      const reason = await Promise.race([h.aborted(), sleep(300).then(() => 'still running')]);
-      assert.equal(codeOf(reason), 'IPCBOR_ERR_CONNECTION_CLOSED');
+      // Awaited, not raced against a timer: a handler left running fails the test at its timeout.
+      assert.equal(codeOf(await h.aborted()), 'IPCBOR_ERR_CONNECTION_CLOSED');
     } finally {
       client.destroy();
       h.server.destroy();

@@ -19,7 +19,7 @@ import { describe, it } from 'node:test';
 import { createLoop, serve, serveLazy } from '../../src/index.js';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { encodeExtended, encodeRequest } from '../../src/core/frame/encoder.js';
-import { budgetAudit, type ServerBudget } from '../../src/core/peer/budget.js';
+import { budgetAudit, decodedBytes, type ServerBudget } from '../../src/core/peer/budget.js';
 import { waitFor } from '../extended-helpers.js';
 import { rawConnect, tempSocket } from '../helpers.js';
 
@@ -128,4 +128,71 @@ describe('a held call is charged at least what it holds', () => {
       });
     }
   }
+});
+
+describe('a decoded value is charged at least what it holds', () => {
+  // The shapes a peer would pick to make the most objects of the fewest
+  // bytes, and the common ones. Each is decoded and kept; the heap it adds
+  // is compared with its wire bytes plus decodedBytes().
+  const N = 100_000;
+  const shapes: Record<string, () => unknown[]> = {
+    'small integers': () => Array.from({ length: N }, (_, i) => i),
+    floats: () => Array.from({ length: N }, (_, i) => i + 0.5),
+    'short strings': () => Array.from({ length: N }, (_, i) => `k${i % 1000}`),
+    'empty byte strings': () => Array.from({ length: N }, () => new Uint8Array(0)),
+    'empty arrays': () => Array.from({ length: N }, () => []),
+    'empty maps': () => Array.from({ length: N }, () => ({})),
+    'maps of one key': () => Array.from({ length: N }, (_, i) => ({ [`k${i}`]: i })),
+    'large integers': () => Array.from({ length: N }, (_, i) => 2n ** 63n + BigInt(i)),
+  };
+  for (const [name, make] of Object.entries(shapes)) {
+    it(name, () => {
+      const bytes = cbor.encode(make());
+      const base = live();
+      const value = cbor.decode(bytes);
+      const measured = live() - base;
+      const charged = bytes.length + decodedBytes(cbor);
+      assert.equal((value as unknown[]).length, N);
+      console.log(`# decoded ${JSON.stringify({ shape: name, measuredPerItem: +(measured / N).toFixed(1), chargedPerItem: +(charged / N).toFixed(1) })}`);
+      assert.ok(measured <= charged, `${name}: ${measured} bytes held, ${charged} charged`);
+    });
+  }
+});
+
+describe('an event queued for a slow subscriber is charged at least what it holds', () => {
+  it('small events, each its own payload, behind a subscriber that reads nothing', async () => {
+    const budgets = new Set<ServerBudget>();
+    budgetAudit.servers = budgets;
+    const address = `unix:${tempSocket()}`;
+    const N = 20_000;
+    const server = await serve({ version: () => 1 }, address, { ...OPTIONS, eventQueue: 1 << 20, eventQueueBytes: 1 << 30 });
+    budgetAudit.servers = undefined;
+    const [budget] = budgets;
+    const s = await rawConnect(address);
+    s.on('error', () => {});
+    try {
+      await hello(s);
+      s.write(Buffer.concat(encodeExtended(cbor.encode([1, 1, '$ipcbor.subscribe']), cbor.encode({ event: 'tick' }))));
+      await waitFor(() => budget!.held === 0 && server.connections === 1, 'the subscription');
+      s.pause();
+      // Fill the socket until the server's writes back up (its budget then holds the unsent bytes).
+      const big = new Uint8Array(256 * 1024);
+      for (let i = 0; i < 64 && budget!.held < 1 << 20; i++) {
+        server.emit('tick', big);
+        await new Promise((r) => setImmediate(r));
+      }
+      await waitFor(() => budget!.held >= 1 << 20, 'the subscriber to back up');
+      const base = live();
+      const before = budget!.held;
+      for (let i = 0; i < N; i++) server.emit('tick', { i });
+      const measured = (live() - base) / N;
+      const charged = (budget!.held - before) / N;
+      console.log(`# queued event ${JSON.stringify({ measuredBytes: Math.round(measured), chargedBytes: Math.round(charged) })}`);
+      assert.ok(measured > 0, 'the events are held');
+      assert.ok(measured <= charged, `a queued event holds ${Math.round(measured)} bytes and is charged ${Math.round(charged)}`);
+    } finally {
+      s.destroy();
+      await server.close();
+    }
+  });
 });

@@ -15,12 +15,14 @@ import { connect, createLoop, serve, serveLazy, type Server, type ServeOptions }
 import { createTimer } from '../../examples/timer/timer.js';
 import { rejectsWith } from '../extended-helpers.js';
 import { tempSocket } from '../helpers.js';
-import { certs, type Certs } from '../tls-helpers.js';
+import { certs, openssl, type Certs } from '../tls-helpers.js';
 
 const DESCRIBE = '$ipcbor.describe';
 let c: Certs;
+// Made where openssl is; where it is missing, the TLS tests below are
+// skipped, or (IPCBOR_REQUIRE_OPENSSL=1) fail at their first line.
 before(() => {
-  c = certs();
+  if (openssl.missing === undefined) c = certs();
 });
 
 const servers: Server[] = [];
@@ -82,7 +84,8 @@ describe('plaintext TCP on a network address', () => {
 });
 
 describe('introspection', () => {
-  it('is on for unix sockets and loopback, off for TLS, per listener of one server', async () => {
+  it('is on for unix sockets and loopback, off for TLS, per listener of one server', { skip: openssl.skip }, async () => {
+    openssl.check();
     const server = await start([`unix:${tempSocket()}`, 'tcp:127.0.0.1:0', 'tls:127.0.0.1:0'], { tls: { cert: c.server.cert, key: c.server.key } });
     assert.equal(await describes(reach(server, 0)), true);
     assert.equal(await describes(reach(server, 1)), true);
@@ -92,7 +95,8 @@ describe('introspection', () => {
     assert.equal(await client.call('version'), 'nim-timer v0.1.0');
   });
 
-  it('introspection: true turns it on everywhere, false off everywhere', async () => {
+  it('introspection: true turns it on everywhere, false off everywhere', { skip: openssl.skip }, async () => {
+    openssl.check();
     const on = await start([`unix:${tempSocket()}`, 'tls:127.0.0.1:0'], { tls: { cert: c.server.cert, key: c.server.key }, introspection: true });
     assert.equal(await describes(reach(on, 0)), true);
     assert.equal(await describes(reach(on, 1)), true);
@@ -177,7 +181,8 @@ describe('the timer server and the CLI', () => {
     child.kill('SIGTERM');
   });
 
-  it('serve TLS and mutual TLS, and call over them', async () => {
+  it('serve TLS and mutual TLS, and call over them', { skip: openssl.skip }, async () => {
+    openssl.check();
     const { child, addresses } = await timer(['--tls', '127.0.0.1', '0', '--cert', c.server.certFile, '--key', c.server.keyFile]);
     assert.match(addresses[0]!, /^tls:127\.0\.0\.1:\d+$/);
     assert.equal((await run(timerClient, [addresses[0]!, '--ca', c.caFile])).stdout, seedLines);

@@ -221,7 +221,10 @@ describe('reconnection', () => {
     const client = await connect(address, { reconnect: FAST });
     const seen = record(client);
     await client.close();
-    await sleep(100);
+    // The server sees it go (waited for), and no connection comes back
+    // within several reconnection delays (FAST: 20-100 ms).
+    await waitFor(() => server.connections === 0, 'the server to see the client go');
+    await sleep(5 * FAST.maxDelay);
     assert.equal(server.connections, 0);
     assert.deepEqual(
       seen.map((c) => c.state),

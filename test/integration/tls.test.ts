@@ -16,11 +16,11 @@ import { encodeRequest } from '../../src/core/frame/encoder.js';
 import { ALPN_PROTOCOL, splitAltNames } from '../../src/node/tls.js';
 import { rejectsWith } from '../extended-helpers.js';
 import { tempSocket } from '../helpers.js';
-import { certs, type Certs } from '../tls-helpers.js';
+import { certs, cutByServer, openssl, type Certs } from '../tls-helpers.js';
 
 let c: Certs;
 before(() => {
-  c = certs();
+  if (!openssl.skip) c = certs();
 });
 
 /** What the last `whoami` call saw. */
@@ -76,7 +76,7 @@ async function rawTls(port: number, options: ConnectionOptions, send?: Buffer): 
   return { secure, protocol, error, received: Buffer.concat(chunks) };
 }
 
-describe('TLS', () => {
+describe('TLS', { skip: openssl.skip }, () => {
   it('carries the extended protocol, with the server verified by its IP address SAN', async () => {
     const { address } = await tlsServer();
     assert.match(address, /^tls:127\.0\.0\.1:\d+$/);
@@ -116,7 +116,7 @@ describe('TLS', () => {
   });
 });
 
-describe('TLS: the client verifies the server', () => {
+describe('TLS: the client verifies the server', { skip: openssl.skip }, () => {
   it('refuses a server whose certificate names another host', async () => {
     const { address } = await tlsServer({ cert: c.wrongName.cert, key: c.wrongName.key });
     for (const protocol of ['auto', 'seed'] as const) {
@@ -172,7 +172,7 @@ describe('TLS: the client verifies the server', () => {
   });
 });
 
-describe('mutual TLS', () => {
+describe('mutual TLS', { skip: openssl.skip }, () => {
   const mutual = () => tlsServer({ clientCa: c.ca });
 
   it('hands the verified client certificate to handlers, frozen', async () => {
@@ -226,7 +226,7 @@ describe('mutual TLS', () => {
   });
 });
 
-describe('TLS: what the server refuses', () => {
+describe('TLS: what the server refuses', { skip: openssl.skip }, () => {
   it('a client that offers no ALPN: closed without an answer', async () => {
     const { port, server } = await tlsServer();
     const r = await rawTls(port, {}, seedRequest('echo', { x: 1 }));
@@ -262,18 +262,18 @@ describe('TLS: what the server refuses', () => {
 
   it('a peer that never finishes its handshake, after handshakeTimeout', async () => {
     const { port, server } = await tlsServer({ handshakeTimeout: 200 });
+    const started = Date.now();
     const silent = createConnection({ host: '127.0.0.1', port });
-    silent.on('error', () => {});
     silent.resume();
-    const guard = setTimeout(() => silent.destroy(new Error('still open after 10 s')), 10_000);
-    await new Promise((resolve) => silent.once('close', resolve));
-    clearTimeout(guard);
-    assert.equal(silent.errored, null, 'closed by the server, not by the guard');
+    // A clean close or a reset: both are the server's cut (see cutByServer).
+    await cutByServer(silent);
+    const ms = Date.now() - started;
+    assert.ok(ms >= 150, `cut after ${ms} ms, before the 200 ms handshake timeout`);
     assert.equal(server.connections, 0);
   });
 });
 
-describe('TLS options', () => {
+describe('TLS options', { skip: openssl.skip }, () => {
   it('a tls: address needs a certificate; tls options need a tls: address', async () => {
     await rejectsWith(serve(handlers, 'tls:127.0.0.1:0'), 'IPCBOR_ERR_INVALID_ADDRESS');
     await rejectsWith(serve(handlers, 'tcp:127.0.0.1:0', { tls: { cert: c.server.cert, key: c.server.key } }), 'IPCBOR_ERR_INVALID_ADDRESS');

@@ -27,7 +27,7 @@ function params(c: number, i: number): { c: number; i: number; tag: string; pad:
 }
 
 for (const transport of TRANSPORTS) {
-  describe(`load over ${transport.name}`, () => {
+  describe(`load over ${transport.name}`, { skip: transport.skip }, () => {
     it(`${CONNECTIONS} concurrent connections, ${CALLS} pipelined calls each: nothing lost or reordered`, async () => {
       const server = await transport.start();
       children.push(server.child);

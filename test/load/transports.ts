@@ -8,7 +8,7 @@ import { connect, IpcborError, type Client, type ConnectOptions, type ServeOptio
 import { sleep, startServer, type ChildServer } from '../attack/harness.js';
 import { FUZZ_SCRIPT } from '../fuzz/fuzz.js';
 import { tempSocket } from '../helpers.js';
-import { certs } from '../tls-helpers.js';
+import { certs, openssl } from '../tls-helpers.js';
 
 export interface LoadServer {
   child: ChildServer;
@@ -18,12 +18,15 @@ export interface LoadServer {
 
 export interface LoadTransport {
   name: string;
+  /** Why its tests are skipped here (a missing prerequisite), or false. */
+  skip: string | false;
   start(options?: ServeOptions): Promise<LoadServer>;
 }
 
 export const TRANSPORTS: LoadTransport[] = [
   {
     name: 'unix socket',
+    skip: false,
     async start(options = {}) {
       const child = await startServer({ address: `unix:${tempSocket()}`, options, script: FUZZ_SCRIPT });
       return { child, address: child.address, connectOptions: {} };
@@ -31,6 +34,7 @@ export const TRANSPORTS: LoadTransport[] = [
   },
   {
     name: 'TLS',
+    skip: openssl.skip,
     async start(options = {}) {
       const c = certs();
       const child = await startServer({ address: 'tls:127.0.0.1:0', options: { ...options, tls: { cert: c.server.cert, key: c.server.key } }, script: FUZZ_SCRIPT });

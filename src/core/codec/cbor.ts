@@ -21,7 +21,7 @@
  */
 import { DEFAULT_MAX_DEPTH } from '../constants.js';
 import { IpcborError } from '../errors.js';
-import { decodeStrict, lastItemCount, type DecodeLimits } from './decode.js';
+import { decodeStrict, lastItemCount, lastObjectCount, type DecodeLimits } from './decode.js';
 import { encodeValue } from './encode.js';
 
 /** Most data items one decode accepts (every array element, map key and value, and the top item). */
@@ -36,6 +36,8 @@ export interface Codec {
    * themselves too). A cheap measure of the decoded value's size.
    */
   readonly lastItems?: number;
+  /** Byte strings, arrays and maps among them (each an object of its own). */
+  readonly lastObjects?: number;
   /**
    * Decode an input whose whole buffer belongs to the caller from now on
    * (a frame the framing copied together): large byte strings in it may be
@@ -52,13 +54,14 @@ export interface CodecOptions {
 }
 
 /** A codec made by createCodec: `lastItems` is always there. */
-export type StrictCodec = Codec & { readonly lastItems: number };
+export type StrictCodec = Codec & { readonly lastItems: number; readonly lastObjects: number };
 
 export function createCodec(options: CodecOptions = {}): StrictCodec {
   const limits: DecodeLimits = { maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH, maxItems: options.maxItems ?? DEFAULT_MAX_ITEMS };
   // Closures, not methods: `const { decode } = codec` works too.
   const codec = {
     lastItems: 0,
+    lastObjects: 0,
     encode: encodeValue,
     decode(input: Uint8Array): unknown {
       return decodeWith(input, false);
@@ -83,6 +86,7 @@ export function createCodec(options: CodecOptions = {}): StrictCodec {
       throw new IpcborError('IPCBOR_ERR_DECODE', err instanceof Error ? err.message : String(err), { cause: err });
     }
     codec.lastItems = lastItemCount;
+    codec.lastObjects = lastObjectCount;
     return value;
   }
   return codec;

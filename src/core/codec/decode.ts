@@ -29,6 +29,8 @@ let end = 0;
 let items = 0;
 /** Items whose head has been read; `items - started` are still owed. */
 let started = 0;
+/** Byte strings, arrays and maps made: each costs an object, far more than a number. */
+let objects = 0;
 let maxItems = 0;
 let maxDepth = 0;
 let busy = false;
@@ -44,6 +46,8 @@ let share = false;
 
 /** Items in the value most recently decoded (set only on success). */
 export let lastItemCount = 0;
+/** Byte strings, arrays and maps in it. */
+export let lastObjectCount = 0;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const scratch = new DataView(new ArrayBuffer(8));
@@ -67,12 +71,14 @@ export function decodeStrict(bytes: Uint8Array, limits: DecodeLimits, shareLarge
   end = bytes.length;
   items = 1;
   started = 0;
+  objects = 0;
   maxItems = limits.maxItems;
   maxDepth = limits.maxDepth;
   try {
     const value = decodeItem(0);
     if (pos !== end) fail(`${end - pos} bytes after the item`);
     lastItemCount = items;
+    lastObjectCount = objects;
     return value;
   } finally {
     // The input is usually a socket chunk: do not keep it alive.
@@ -83,12 +89,12 @@ export function decodeStrict(bytes: Uint8Array, limits: DecodeLimits, shareLarge
 
 /** A decode started while another is running: keep the outer one's state. */
 function decodeNested(bytes: Uint8Array, limits: DecodeLimits, shareLarge: boolean): unknown {
-  const saved = [data, pos, end, items, started, maxItems, maxDepth, share] as const;
+  const saved = [data, pos, end, items, started, objects, maxItems, maxDepth, share] as const;
   busy = false;
   try {
     return decodeStrict(bytes, limits, shareLarge);
   } finally {
-    [data, pos, end, items, started, maxItems, maxDepth, share] = saved;
+    [data, pos, end, items, started, objects, maxItems, maxDepth, share] = saved;
     busy = true;
   }
 }
@@ -180,6 +186,7 @@ function decodeItem(depth: number): unknown {
     case 2: {
       const n = readLength(minor, 'byte string');
       if (n > end - pos) notEnough();
+      objects++;
       // A copy: the input's memory belongs to a socket chunk (unless the
       // caller handed over the whole buffer: then a large one is a view).
       const out = share && n >= SHARE_BYTES && n * 2 >= end ? data.subarray(pos, pos + n) : data.slice(pos, pos + n);
@@ -190,6 +197,7 @@ function decodeItem(depth: number): unknown {
       return readText(readLength(minor, 'text string'));
     case 4: {
       const n = readLength(minor, 'array');
+      objects++;
       if (n === 0) return [];
       if (depth >= maxDepth) fail(`nesting deeper than ${maxDepth} levels`);
       claim(n);
@@ -200,6 +208,7 @@ function decodeItem(depth: number): unknown {
     }
     case 5: {
       const n = readLength(minor, 'map');
+      objects++;
       if (n === 0) return {};
       if (depth >= maxDepth) fail(`nesting deeper than ${maxDepth} levels`);
       claim(2 * n);

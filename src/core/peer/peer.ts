@@ -17,7 +17,7 @@ import { encodeKindIdHeader } from '../protocol/fast-heads.js';
 import { Kind, decodeHead, errorFrame, type Head } from '../protocol/heads.js';
 import type { Disposable, Transport, TransportSink } from '../transport.js';
 import { disposable } from '../transport.js';
-import { ConnectionBudget, DECODED_ITEM_BYTES } from './budget.js';
+import { ConnectionBudget, decodedBytes } from './budget.js';
 import { AsyncQueue } from './queue.js';
 
 export interface PeerOptions {
@@ -646,7 +646,7 @@ export abstract class Peer implements TransportSink, FrameSink {
   /** Decode a payload; returns the value and what holding it costs (wire bytes plus decoded items). */
   protected decodeCosted(payload: Uint8Array): { value: unknown; cost: number } {
     const value = this.decodePayload(payload);
-    return { value, cost: payload.length + (this.codec.lastItems ?? 1) * DECODED_ITEM_BYTES };
+    return { value, cost: payload.length + decodedBytes(this.codec) };
   }
 
   private onExtended(headBytes: Uint8Array, payload: Uint8Array): void {

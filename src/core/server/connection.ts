@@ -24,7 +24,7 @@ import {
 import { cbor, type Codec } from '../codec/cbor.js';
 import { IpcborError, messageOf, type RemoteError } from '../errors.js';
 import { encodeErrorResponse, encodeExtended, encodeResponse, type FrameParts } from '../frame/encoder.js';
-import { ConnectionBudget, DECODED_ITEM_BYTES } from '../peer/budget.js';
+import { ConnectionBudget, decodedBytes } from '../peer/budget.js';
 import { Peer, asIpcborError, backgroundTimer } from '../peer/peer.js';
 import type { AsyncQueue } from '../peer/queue.js';
 import { discardIterable, isAsyncIterable } from '../peer/streams.js';
@@ -92,12 +92,13 @@ export interface ConnectionHost {
 export const CALL_BYTES = 1536;
 
 /**
- * What an event waiting for a slow subscriber holds beyond its payload (its
- * entry in the connection's queue; the payload itself may be shared with
- * other subscribers, and is charged to each in full). Measured about 60
- * bytes (test/integration/held-costs.test.ts).
+ * What an event waiting for a slow subscriber holds beyond its payload's
+ * bytes: its entry in the connection's queue and the payload's own object
+ * (the payload may be shared with other subscribers; each is charged in
+ * full). Measured 271 bytes (288 on Node 24) for a small event
+ * (test/integration/held-costs.test.ts).
  */
-const EVENT_ENTRY_BYTES = 128;
+const EVENT_ENTRY_BYTES = 384;
 
 /** The empty call table every connection starts with, shared and never written to. */
 const NO_CALLS: Map<number, never> = new Map<number, never>();
@@ -434,9 +435,8 @@ export class ServerConnection extends Peer {
   decodeParams(call: ServerCall, payload: Uint8Array): unknown {
     try {
       const value = this.decodePayload(payload);
-      const items = this.codec.lastItems ?? 1;
       if (!call.done) {
-        const extra = items * DECODED_ITEM_BYTES;
+        const extra = decodedBytes(this.codec);
         call.cost += extra;
         this.budget.charge(extra);
       }
