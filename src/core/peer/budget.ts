@@ -57,6 +57,8 @@ export const budgetAudit: {
  */
 export class ServerBudget {
   held = 0;
+  /** Of which: bytes written and not yet sent, on all connections. */
+  out = 0;
   /** The most it has held at once. */
   peak = 0;
   /** Connections that share the budget. */
@@ -81,9 +83,28 @@ export class ServerBudget {
     return this.held <= this.limit && own <= this.half / Math.max(1, this.members);
   }
 
+  /**
+   * May the server make more to send (ask a stream's source for another
+   * item)? While what waits to be sent, on all connections together, is
+   * within half the bound. Not per connection: N connections each allowed
+   * "one more item" would be N items. Counted apart from what peers sent,
+   * so that calls held (whose streams are what ends them) never keep
+   * their own streams waiting.
+   */
+  get mayMake(): boolean {
+    return this.out <= this.half;
+  }
+
   /** Would the server be within its whole bound without these bytes (of one connection)? */
   withinWithout(own: number): boolean {
     return this.held - own <= this.limit;
+  }
+
+  addOut(n: number): void {
+    const was = this.out;
+    this.out += n;
+    // Sent: streams waiting for room to make items look again.
+    if (was > this.half && this.out <= this.half) this.wake();
   }
 
   add(n: number): void {
@@ -136,12 +157,22 @@ export class ConnectionBudget {
   /** Told of every release while set (the connection waits for room). */
   listener: (() => void) | undefined;
   private closed = false;
+  /** Of `held`: bytes written and not yet sent. */
+  private out = 0;
 
   constructor(
     readonly limit: number,
     readonly server: ServerBudget | undefined = undefined,
   ) {
     server?.join();
+  }
+
+  /** Charge `n` bytes written and not yet sent (a negative `n`: sent). */
+  chargeOut(n: number): void {
+    if (this.closed) return;
+    this.out += n;
+    this.server?.addOut(n);
+    this.charge(n);
   }
 
   /** Charge `n` bytes (a negative `n` releases). */
@@ -172,6 +203,8 @@ export class ConnectionBudget {
   close(): void {
     if (this.closed) return;
     this.listener = undefined;
+    this.server?.addOut(-this.out);
+    this.out = 0;
     if (this.held !== 0) this.release(this.held);
     this.closed = true;
     this.server?.leave();

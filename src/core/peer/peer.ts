@@ -19,6 +19,7 @@ import type { Disposable, Transport, TransportSink } from '../transport.js';
 import { disposable } from '../transport.js';
 import { ConnectionBudget, decodedBytes } from './budget.js';
 import { AsyncQueue } from './queue.js';
+import { afterIo, WriteTurns, type TurnTaker } from './turns.js';
 
 export interface PeerOptions {
   codec: Codec;
@@ -44,6 +45,8 @@ export interface PeerOptions {
   side: 'server' | 'client';
   /** Run `f` after pending I/O (Node: setImmediate): where a connection yields after a burst of frames. */
   defer?: (f: () => void) => void;
+  /** Turns shared with other connections (a server's); default: this connection's own. */
+  turns?: WriteTurns;
 }
 
 /**
@@ -81,12 +84,6 @@ const clearTimer = globalThis.clearTimeout;
 /** The empty map every connection starts with, shared and never written to. */
 const NONE: Map<number, never> = new Map<number, never>();
 
-/** Run after pending I/O: setImmediate where the platform has it (Node), else a zero timer. */
-const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
-const afterIo = (f: () => void): void => {
-  if (immediate) immediate(f);
-  else setTimer(f, 0);
-};
 
 /** A timer that does not keep the process alive where the platform allows. */
 export function backgroundTimer(f: () => void, ms: number): ReturnType<typeof setTimeout> {
@@ -95,7 +92,7 @@ export function backgroundTimer(f: () => void, ms: number): ReturnType<typeof se
   return t;
 }
 
-export abstract class Peer implements TransportSink, FrameSink {
+export abstract class Peer implements TransportSink, FrameSink, TurnTaker {
   state: PeerState = 'open';
   /** `seed` until a hello succeeds, then `extended`. */
   protocol: 'seed' | 'extended' = 'seed';
@@ -128,12 +125,9 @@ export abstract class Peer implements TransportSink, FrameSink {
   private yielding = false;
   private readonly defer: (f: () => void) => void;
   protected writeBlocked = false;
-  /** Streams waiting for their turn to ask their source for an item. */
+  /** Streams waiting for their turn to ask their source for an item (see turns.ts). */
   private writeWaiters: ((turn: number) => void)[] = [];
-  /** A stream has the turn: it asked its source for an item and has not written it yet. */
-  private turnHeld = false;
-  /** Counts turns given, so that a turn's fallback knows whether it is still the same turn. */
-  private turnSeq = 0;
+  private readonly turns: WriteTurns;
   /** Bytes charged for what the transport has not written yet, and for the decoder's partial frame. */
   private chargedOut = 0;
   private chargedIn = 0;
@@ -146,7 +140,7 @@ export abstract class Peer implements TransportSink, FrameSink {
   /** Room was released (here or on the server): read again, and let waiting writers on. */
   private readonly recheck = () => {
     this.updateReading();
-    this.passWriteTurn();
+    this.askTurn();
   };
 
   constructor(transport: Transport, mode: DecoderMode, options: PeerOptions) {
@@ -157,6 +151,7 @@ export abstract class Peer implements TransportSink, FrameSink {
     this.window = options.window;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.defer = options.defer ?? afterIo;
+    this.turns = options.turns ?? new WriteTurns(this.defer);
     // The peer is the decoder's sink itself: no closures per connection.
     this.decoder = new FrameDecoder(
       mode,
@@ -252,7 +247,7 @@ export abstract class Peer implements TransportSink, FrameSink {
     this.syncOut();
     const wasBlocked = this.writeBlocked;
     this.writeBlocked = false;
-    this.passWriteTurn();
+    this.askTurn();
     if (!wasBlocked) return;
     this.onWritable();
     this.updateReading();
@@ -520,70 +515,72 @@ export abstract class Peer implements TransportSink, FrameSink {
     if (pending !== this.chargedOut) {
       const delta = pending - this.chargedOut;
       this.chargedOut = pending;
-      this.budget.charge(delta);
+      this.budget.chargeOut(delta);
     }
   }
 
   /**
    * May a stream ask its source for another item? Not while the transport
-   * is backed up, nor while the server is over its budget and this
-   * connection holds more than its share in unsent bytes. Only bytes on
-   * their way out count here: they drain as the peer reads, whatever the
-   * streams do, so a stream can never wait on itself.
+   * is backed up, nor while the server's unsent bytes, on all its
+   * connections, are over half its budget. Only bytes on their way out
+   * count here: they drain as peers read, whatever the streams do, so a
+   * stream never waits on itself or on the calls it would end.
    */
   private get mayWrite(): boolean {
     if (this.writeBlocked) return false;
     const server = this.budget.server;
-    return this.options.side !== 'server' || server === undefined || server.allows(this.chargedOut);
+    return this.options.side !== 'server' || server === undefined || server.mayMake;
   }
 
   /**
-   * Wait for the turn to ask a stream's source for one item: undefined
-   * when it is taken at once. Streams take turns, one item at a time, and
-   * a turn is given only while more may be written (see mayWrite): however
-   * many streams a connection has open, the items made but not yet counted
-   * as written are one, not one per stream. A source that takes longer
-   * than a turn of the event loop to make its item lets the next stream
-   * go (a stream that waits for something to happen must not hold up the
-   * others). The holder gives the turn back with `endWriteTurn(turn)`.
+   * Wait for the turn to ask a stream's source for one item (see
+   * turns.ts): a number at once when it is free, nobody waits and this
+   * connection's writes have room (see mayWrite). The holder gives it
+   * back with `endWriteTurn(turn)`.
    */
   protected takeWriteTurn(): number | Promise<number> {
-    if (this.state !== 'closed' && !this.turnHeld && this.writeWaiters.length === 0 && this.mayWrite) return this.giveWriteTurn();
+    if (this.state !== 'closed' && this.writeWaiters.length === 0 && this.mayWrite) {
+      const turn = this.turns.tryTake();
+      if (turn !== undefined) return turn;
+    }
     return new Promise((resolve) => {
       this.writeWaiters.push(resolve);
-      this.passWriteTurn();
+      this.askTurn();
     });
   }
 
-  /** The stream that had turn `turn` wrote its item, or stopped (a turn already passed on is not ended twice). */
+  /** The stream that had turn `turn` wrote its item, or stopped. */
   protected endWriteTurn(turn: number): void {
-    if (!this.turnHeld || this.turnSeq !== turn) return;
-    this.turnHeld = false;
-    this.passWriteTurn();
+    this.turns.end(turn);
   }
 
-  private giveWriteTurn(): number {
-    this.turnHeld = true;
-    return ++this.turnSeq;
+  /** @internal TurnTaker: a stream waits, and more may be written. */
+  get mayTakeTurn(): boolean {
+    return this.state !== 'closed' && this.writeWaiters.length > 0 && this.mayWrite;
   }
 
-  /** Give the turn to the next stream waiting, if it is free and more may be written. */
-  private passWriteTurn(): void {
+  /** @internal TurnTaker: the turn is this connection's; its first waiting stream goes. */
+  takeTurn(turn: number): void {
+    this.writeWaiters.shift()!(turn);
+    // The others wait for a later turn, behind the connections asking now.
+    if (this.writeWaiters.length > 0) this.turns.ask(this);
+  }
+
+  /** A stream waits: ask for the turn, or for room first. */
+  private askTurn(): void {
     if (this.writeWaiters.length === 0) return;
     if (this.state === 'closed') return this.wakeWriters();
-    if (this.turnHeld) return;
     if (!this.mayWrite) {
       // Room comes back with 'drain', or when the server goes under its budget.
       if (!this.writeBlocked) this.budget.server?.waitUnder(this.recheck);
       return;
     }
-    const turn = this.giveWriteTurn();
-    this.writeWaiters.shift()!(turn);
-    if (this.writeWaiters.length > 0) this.defer(() => this.endWriteTurn(turn));
+    this.turns.ask(this);
   }
 
   /** The connection closed: every stream waiting goes on (and finds it closed). */
   private wakeWriters(): void {
+    this.turns.forget(this);
     const waiters = this.writeWaiters;
     this.writeWaiters = [];
     for (const w of waiters) w(0);

@@ -27,6 +27,7 @@ import { encodeErrorResponse, encodeExtended, encodeResponse, type FrameParts } 
 import { ConnectionBudget, decodedBytes } from '../peer/budget.js';
 import { Peer, asIpcborError, backgroundTimer } from '../peer/peer.js';
 import type { AsyncQueue } from '../peer/queue.js';
+import type { WriteTurns } from '../peer/turns.js';
 import { discardIterable, isAsyncIterable } from '../peer/streams.js';
 import { HELLO_METHOD, Kind, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, clip, type Head } from '../protocol/heads.js';
 import { readHelloRequest, type HelloResponse } from '../protocol/hello.js';
@@ -208,7 +209,7 @@ export class ServerConnection extends Peer {
   private shutdownDone: Promise<void> | undefined;
   private failGrace: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(transport: Transport, host: ConnectionHost, info: Omit<ConnectionInfo, 'protocol'>, options: ServerConnectionOptions = {}, budget?: ConnectionBudget) {
+  constructor(transport: Transport, host: ConnectionHost, info: Omit<ConnectionInfo, 'protocol'>, options: ServerConnectionOptions = {}, budget?: ConnectionBudget, turns?: WriteTurns) {
     const maxMethodBytes = options.maxMethodBytes ?? DEFAULT_MAX_METHOD_BYTES;
     super(transport, 'request', {
       codec: options.codec ?? cbor,
@@ -219,6 +220,7 @@ export class ServerConnection extends Peer {
       frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
       idleTimeout: options.idleTimeout ?? 0,
       side: 'server',
+      ...(turns === undefined ? {} : { turns }),
     });
     this.host = host;
     this.opts = options;

@@ -8,6 +8,7 @@
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTION_BYTES, DEFAULT_MAX_SERVER_BYTES } from '../constants.js';
 import { IpcborError } from '../errors.js';
 import { ConnectionBudget, ServerBudget } from '../peer/budget.js';
+import { WriteTurns } from '../peer/turns.js';
 import { backgroundTimer } from '../peer/peer.js';
 import { isService, ServiceRouter, type AnyService, type Mounted } from '../service.js';
 import type { ConnectionInfo, Disposable, Transport } from '../transport.js';
@@ -53,6 +54,8 @@ export class ServerCore implements AsyncDisposable {
   readonly dispatcher: Dispatcher;
   readonly hub: EventHub;
   readonly budget: ServerBudget;
+  /** One stream item made at a time across all connections (see peer/turns.ts). */
+  private readonly turns = new WriteTurns();
   private readonly options: ServerCoreOptions;
   private readonly connections = new Map<number, ServerConnection>();
   private readonly host: { executor: Executor; eventNames: () => ReadonlySet<string> | undefined };
@@ -108,7 +111,7 @@ export class ServerCore implements AsyncDisposable {
       return this.refuse(transport, full, why);
     }
     const budget = new ConnectionBudget(this.options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES, this.budget);
-    const c = new ServerConnection(transport, this.host, full, this.options, budget);
+    const c = new ServerConnection(transport, this.host, full, this.options, budget, this.turns);
     this.connections.set(id, c);
     this.hub.add(c);
     void c.closed.then((reason) => {
