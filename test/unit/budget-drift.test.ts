@@ -6,7 +6,7 @@
  * a charge lets every connection of the server go over its bound.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { createClient } from '../../src/core/client/client.js';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { encodeRequest } from '../../src/core/frame/encoder.js';
@@ -238,4 +238,40 @@ describe('frame timeout and back-pressure', () => {
       await hogClient.close();
     },
   );
+});
+
+describe('a peer that reads nothing of its stream', () => {
+  it('is cut after frameTimeout once the server has no room to make items, and another client\'s stream goes on', async () => {
+    // The server's timers do not keep a process alive (its listener does; here there is none).
+    const alive = setInterval(() => {}, 1000);
+    after(() => clearInterval(alive));
+    const core = new ServerCore({ count: handlers.count }, { maxConnectionBytes: 1 << 20, maxServerBytes: 512 * 1024, frameTimeout: 300 });
+    // The hog: a client whose transport never hands the server's bytes on (its reader is paused).
+    const hog = await dial(core);
+    const hogClient = await createClient(async () => hog.c, 'memory');
+    const hogStream = await hogClient.call<AsyncIterable<Uint8Array>>('count', { n: 1000, size: 64 * 1024 });
+    hog.c.pause();
+    const cut = hog.conn.closed;
+    await waitFor(() => core.budget.out > 256 * 1024, 'the hog to hold over half the budget in unsent bytes');
+    // Another client's stream waits meanwhile: no item may be made.
+    const other = await dial(core);
+    const client = await createClient(async () => other.c, 'memory');
+    const items = (async () => {
+      let n = 0;
+      for await (const _ of await client.call<AsyncIterable<Uint8Array>>('count', { n: 20, size: 64 * 1024 })) n++;
+      return n;
+    })();
+    const reason = await cut;
+    assert.equal((reason.cause as IpcborError).code, 'IPCBOR_ERR_FRAME_TIMEOUT', String(reason.cause));
+    assert.equal(await items, 20, 'the other stream finished once the hog was cut');
+    void (async () => {
+      try {
+        for await (const _ of hogStream) void _;
+      } catch {
+        // cut
+      }
+    })();
+    await client.close();
+    await waitFor(() => core.budget.held === 0, `the budget to return to 0 (held ${core.budget.held})`);
+  });
 });

@@ -25,6 +25,15 @@ export const DECODED_ITEM_BYTES = 32;
  */
 export const DECODED_OBJECT_BYTES = 224;
 
+/**
+ * What a connection may always hold and still be read, however much the
+ * server holds: its calls in flight, the control frames (CREDIT, CANCEL)
+ * and stream items that let them finish, a small call more. One socket
+ * read's worth: a connection can hold up to this, the frame it is taking
+ * in, and the read its paused socket takes ahead.
+ */
+export const FLOOR = 64 * 1024;
+
 /** What holding the value `codec` decoded last costs beyond its wire bytes. */
 export function decodedBytes(codec: Codec): number {
   return (codec.lastItems ?? 1) * DECODED_ITEM_BYTES + (codec.lastObjects ?? 0) * DECODED_OBJECT_BYTES;
@@ -49,11 +58,13 @@ export const budgetAudit: {
  * may take in more only while it holds at most its fair share of the
  * second half (that half divided by the connections now), and only while
  * the server is within its whole bound. Past the whole bound only a
- * connection that holds nothing is read (its next frame, so that a client
- * making one call at a time is always served). Shares shrink as
- * connections come, so they alone bound nothing; the whole bound does:
- * the server holds at most its bound plus one frame per connection,
- * whatever the number of connections and the order they came in.
+ * connection that holds at most FLOOR is read (so that a client with a
+ * few calls in flight can still send the frames that end them, and a new
+ * one its call). Shares shrink as connections come, so they alone bound
+ * nothing; the whole bound does: the server holds at most its bound, one
+ * frame (the one frame that may finish when it alone keeps the server
+ * over), and per connection FLOOR, a socket read in hand and one read
+ * ahead, whatever the number of connections and the order they came in.
  */
 export class ServerBudget {
   held = 0;
@@ -79,7 +90,7 @@ export class ServerBudget {
 
   /** May a connection holding `own` bytes of this server's take in more? */
   allows(own: number): boolean {
-    if (this.held <= this.half || own === 0) return true;
+    if (this.held <= this.half || own <= FLOOR) return true;
     return this.held <= this.limit && own <= this.half / Math.max(1, this.members);
   }
 

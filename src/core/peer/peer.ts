@@ -134,6 +134,9 @@ export abstract class Peer implements TransportSink, FrameSink, TurnTaker {
   /** Charged while the transport is paused: what it may read ahead meanwhile. */
   private chargedAhead = 0;
   private frameTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Bytes the transport has handed on (for the send timer: did the peer read anything?). */
+  private sent = 0;
+  private sendTimer: ReturnType<typeof setTimeout> | undefined;
   private frameMark = 0;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   private lastFrameAt = 0;
@@ -141,6 +144,7 @@ export abstract class Peer implements TransportSink, FrameSink, TurnTaker {
   private readonly recheck = () => {
     this.updateReading();
     this.askTurn();
+    this.onRoom();
   };
 
   constructor(transport: Transport, mode: DecoderMode, options: PeerOptions) {
@@ -191,6 +195,8 @@ export abstract class Peer implements TransportSink, FrameSink, TurnTaker {
   }
   /** The transport can take more: a side may send what it held back. */
   protected onWritable(): void {}
+  /** Bytes were released here or on the server: a side may send what it held back for want of room. */
+  protected onRoom(): void {}
   /** Something the other end did wrong that it will not hear of by itself. */
   protected report(_err: IpcborError): void {}
 
@@ -263,6 +269,7 @@ export abstract class Peer implements TransportSink, FrameSink, TurnTaker {
     this.state = 'closed';
     if (this.frameTimer !== undefined) clearTimer(this.frameTimer);
     if (this.idleTimer !== undefined) clearTimer(this.idleTimer);
+    if (this.sendTimer !== undefined) clearTimer(this.sendTimer);
     this.budget.server?.forget(this.recheck);
     const gone = new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed', { cause: reason });
     for (const s of this.inbound.values()) s.queue.fail(gone);
@@ -515,8 +522,33 @@ export abstract class Peer implements TransportSink, FrameSink, TurnTaker {
     if (pending !== this.chargedOut) {
       const delta = pending - this.chargedOut;
       this.chargedOut = pending;
+      if (delta < 0) this.sent -= delta;
       this.budget.chargeOut(delta);
     }
+    if (pending > 0 && this.sendTimer === undefined && this.options.frameTimeout > 0) this.armSendTimer();
+  }
+
+  /**
+   * A peer that reads nothing of what is sent to it holds the server's
+   * bytes. While the server's unsent bytes are over half its budget (no
+   * stream may make more), a connection whose peer read nothing of them
+   * for frameTimeout is cut: its bytes go, and every other connection's
+   * streams go on. Load shedding, like a frame not finished in time.
+   */
+  private armSendTimer(): void {
+    const limit = this.options.frameTimeout;
+    const mark = this.sent;
+    this.sendTimer = backgroundTimer(() => {
+      this.sendTimer = undefined;
+      if (this.state === 'closed' || this.chargedOut === 0) return;
+      if (this.sent === mark && this.budget.server?.mayMake === false) {
+        const err = new IpcborError('IPCBOR_ERR_FRAME_TIMEOUT', `the peer read nothing of what was sent to it for ${limit} ms while the server's unsent bytes were over half its budget`);
+        this.report(err);
+        this.destroy(err);
+        return;
+      }
+      this.armSendTimer();
+    }, limit);
   }
 
   /**
@@ -530,6 +562,16 @@ export abstract class Peer implements TransportSink, FrameSink, TurnTaker {
     if (this.writeBlocked) return false;
     const server = this.budget.server;
     return this.options.side !== 'server' || server === undefined || server.mayMake;
+  }
+
+  /** Bytes written and not yet handed on by the transport (charged on a server). */
+  protected get unsent(): number {
+    return this.chargedOut;
+  }
+
+  /** Be told (onRoom) when the server next goes under a threshold. */
+  protected waitForRoom(): void {
+    this.budget.server?.waitUnder(this.recheck);
   }
 
   /**

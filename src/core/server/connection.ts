@@ -498,6 +498,7 @@ export class ServerConnection extends Peer {
     if (reason) call.ctx.abort(reason);
     this.budget.release(call.cost);
     call.cost = 0;
+    if (this.eventBacklog.length > 0) this.onRoom();
     if (call.kind === 'call') {
       this.calls.delete(call.id);
       // Only a streamed call has either stream: most calls make no error here.
@@ -586,20 +587,34 @@ export class ServerConnection extends Peer {
       this.eventsDropped++;
       return;
     }
-    if (!this.writeBlocked && this.budget.allows(this.budget.held)) {
+    const room = this.eventRoom;
+    if (!this.writeBlocked && room) {
       // Those waiting go first, in order.
       if (this.eventBacklog.length > 0) this.onWritable();
       if (!this.writeBlocked && this.eventBacklog.length === 0) return this.writeEvent(name, payload, alias);
     }
+    // Held back for want of room: sent when some is released.
+    if (!room) this.waitForRoom();
     const maxCount = this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE;
     const maxBytes = this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES;
     this.eventBacklog.push({ payload, name, alias });
     this.eventBytes += payload.length;
     this.budget.charge(payload.length + EVENT_ENTRY_BYTES);
-    while (this.eventBacklog.length > 1 && (this.eventBacklog.length > maxCount || this.eventBytes > maxBytes || !this.budget.allows(this.budget.held))) {
+    while (this.eventBacklog.length > 1 && (this.eventBacklog.length > maxCount || this.eventBytes > maxBytes || !this.eventRoom)) {
       this.budget.release(this.shiftEvent().payload.length + EVENT_ENTRY_BYTES);
       this.eventsDropped++;
     }
+  }
+
+  /**
+   * May this connection be given another event? While what it has to send
+   * (unsent bytes and queued events) is within its budget and its share
+   * of the server's: what it holds otherwise (its calls) does not keep its
+   * events from it.
+   */
+  private get eventRoom(): boolean {
+    const own = this.unsent + this.eventBytes + this.eventBacklog.length * EVENT_ENTRY_BYTES;
+    return own <= this.budget.limit && (this.budget.server === undefined || this.budget.server.allows(own));
   }
 
   private shiftEvent(): { payload: Uint8Array; name: string; alias: string | undefined } {
@@ -613,6 +628,10 @@ export class ServerConnection extends Peer {
     const head = alias !== undefined ? [Kind.Event, name, dropped, alias] : dropped > 0 ? [Kind.Event, name, dropped] : [Kind.Event, name];
     this.eventsDropped = 0;
     this.write(encodeExtended(this.codec.encode(head), payload));
+  }
+
+  protected override onRoom(): void {
+    if (this.eventBacklog.length > 0 && this.eventRoom) this.onWritable();
   }
 
   protected override onWritable(): void {
