@@ -25,7 +25,9 @@
  *   `stream` are handlers of the loop, answered without it.
  * With `control`, a plain server there (not attacked, its budget not
  * reported) answers `stats`, `mem`, `reset` (the peak starts again from
- * what is held now), `poll` (lazy: run the parked calls) and
+ * what is held now), `poll` (lazy: run the parked calls), `release` (the
+ * application gets to everything it held: parked calls run, `hold` and
+ * `sink` calls end, the loop answers the messages it kept) and
  * `fire({n, size})` (emit n events `tick` whose payload is a byte string
  * of exactly `size` bytes encoded).
  *
@@ -119,6 +121,21 @@ const stats = (): Stats => {
 
 const untilAborted = (ctx: CallContext) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(null), { once: true }));
 
+/** Calls held by `hold` and `sink`, ended by the control server's `release`. */
+const held = new Set<() => void>();
+/** Until the call ends, or until `release`. */
+const untilReleased = (ctx: CallContext) =>
+  new Promise((resolve) => {
+    const done = () => {
+      held.delete(done);
+      resolve(null);
+    };
+    held.add(done);
+    ctx.signal.addEventListener('abort', done, { once: true });
+  });
+/** What `release` does besides ending the held calls (the loop answers what it kept). */
+let releaseApp: () => void = () => {};
+
 const handlers = {
   version: () => '1.0.0',
   mem: () => gcMem(),
@@ -138,11 +155,11 @@ const handlers = {
   hang: (_params: unknown, ctx: CallContext) => untilAborted(ctx),
   // Holds its params (whatever they are) until the call ends: its connection went.
   hold: async (params: unknown, ctx: CallContext) => {
-    await untilAborted(ctx);
+    await untilReleased(ctx);
     return params === undefined ? null : 0;
   },
-  // A streamed call whose items are never read (until the call ends).
-  sink: (_items: AsyncIterable<unknown>, ctx: CallContext) => untilAborted(ctx),
+  // A streamed call whose items are never read (until the call ends, or release).
+  sink: (_items: AsyncIterable<unknown>, ctx: CallContext) => untilReleased(ctx),
   app: () => 'app',
   // Each item is made when it is asked for: what the server holds is what it queued.
   stream: async function* (params: { n?: number; size?: number }) {
@@ -205,6 +222,13 @@ if (config.control) {
         return null;
       },
       poll: () => poll(),
+      // The application gets to what it held: parked calls run, held calls and kept messages are answered.
+      release: () => {
+        const n = poll();
+        for (const done of [...held]) done();
+        releaseApp();
+        return n;
+      },
       fire: (params: { n: number; size: number }) => {
         const pad = padOf(params.size);
         for (let i = 0; i < params.n; i++) emit('tick', pad);
@@ -227,6 +251,9 @@ async function serveLoop(): Promise<Server> {
   let kept: LoopMessage[] = [];
   let sweeping = false;
   waiting = () => kept.length;
+  releaseApp = () => {
+    for (const m of kept.splice(0)) if (!m.done) m.reply(null);
+  };
   emit = (name, payload) => loop.emit(name, payload);
   void (async () => {
     for await (const ev of loop) {
