@@ -53,10 +53,18 @@ export interface ChildOptions {
   fdLimit?: number;
   /** Another server script with the same contract (default: attack-server.js). */
   script?: string;
+  /** What serves (attack-server.js: serve, serveLazy or createLoop). */
+  server?: 'serve' | 'lazy' | 'loop';
+  /** Where the child's control server listens (attack-server.js). */
+  control?: string;
+  /** ulimit -v for the child, in MB: a server that tries to take far more than its bound dies instead of the machine. */
+  vmemMb?: number;
 }
 
 export interface ChildServer {
   readonly address: string;
+  /** The control server's address, when asked for. */
+  readonly control?: string;
   readonly pid: number;
   readonly proc: ChildProcess;
   /** Resolves with how the child ended. */
@@ -90,12 +98,13 @@ function firstLine(proc: ChildProcess, onLine?: (line: string) => void): Promise
   });
 }
 
-export function spawnNode(script: string, args: string[], opts: { heapMb?: number; fdLimit?: number } = {}): ChildProcess {
+export function spawnNode(script: string, args: string[], opts: { heapMb?: number; fdLimit?: number; vmemMb?: number } = {}): ChildProcess {
   const nodeArgs = ['--expose-gc', ...(opts.heapMb ? [`--max-old-space-size=${opts.heapMb}`] : []), script, ...args];
+  const limits = [...(opts.fdLimit === undefined ? [] : [`ulimit -n ${opts.fdLimit}`]), ...(opts.vmemMb === undefined ? [] : [`ulimit -v ${opts.vmemMb * 1024}`])];
   const proc =
-    opts.fdLimit === undefined
+    limits.length === 0
       ? spawn(process.execPath, nodeArgs, { stdio: ['pipe', 'pipe', 'inherit'] })
-      : spawn('bash', ['-c', `ulimit -n ${opts.fdLimit} && exec "$0" "$@"`, process.execPath, ...nodeArgs], { stdio: ['pipe', 'pipe', 'inherit'] });
+      : spawn('bash', ['-c', `${limits.join(' && ')} && exec "$0" "$@"`, process.execPath, ...nodeArgs], { stdio: ['pipe', 'pipe', 'inherit'] });
   return proc;
 }
 
@@ -113,7 +122,8 @@ async function killChild(proc: ChildProcess, exited: Promise<unknown>): Promise<
 }
 
 export async function startServer(o: ChildOptions): Promise<ChildServer> {
-  const proc = spawnNode(o.script ?? SERVER_SCRIPT, [JSON.stringify({ address: o.address, kind: o.kind ?? 'handlers', options: o.options ?? {} })], o);
+  const config = { address: o.address, kind: o.kind ?? 'handlers', options: o.options ?? {}, ...(o.server ? { server: o.server } : {}), ...(o.control ? { control: o.control } : {}) };
+  const proc = spawnNode(o.script ?? SERVER_SCRIPT, [JSON.stringify(config)], o);
   const exited = exitOf(proc);
   let line: string;
   try {
@@ -122,9 +132,10 @@ export async function startServer(o: ChildOptions): Promise<ChildServer> {
     await killChild(proc, exited);
     throw err;
   }
-  const { address, pid } = JSON.parse(line) as { address: string; pid: number };
+  const { address, pid, control } = JSON.parse(line) as { address: string; pid: number; control?: string };
   return {
     address,
+    ...(control ? { control } : {}),
     pid,
     proc,
     exited,
@@ -308,13 +319,13 @@ export function assertBounded(name: string, stats: ProbeStats, budget: number, u
  * server has read of an attacker's socket: it stopped reading), at most
  * `timeoutMs`. Returns whether it settled.
  */
-export async function settled(value: () => number, quietMs = 300, timeoutMs = 3000): Promise<boolean> {
+export async function settled<T extends number | string>(value: () => T | Promise<T>, quietMs = 300, timeoutMs = 3000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  let last = value();
+  let last = await value();
   let since = Date.now();
   while (Date.now() < deadline) {
     await sleep(25);
-    const v = value();
+    const v = await value();
     if (v !== last) {
       last = v;
       since = Date.now();
