@@ -162,7 +162,9 @@ describe('client sockets after failed connects', () => {
       // The hostile server's own half of each connection is not the client's.
       await hostile.dropAll();
     }
-    assert.equal(openFds(), base, 'open descriptors are back to the baseline');
+    // At most the baseline: the runtime may close a descriptor of its own meanwhile (seen on Node 24), never one more.
+    const now = openFds();
+    assert.ok(now <= base, `open descriptors are back to the baseline (${now}, baseline ${base})`);
   }
 
   const N = 50;
