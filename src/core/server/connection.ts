@@ -135,9 +135,9 @@ class ServerCall implements IncomingCall {
     readonly method: string,
     readonly ctx: Context,
     private payload: Uint8Array | undefined,
-    held = 0,
+    callBytes: number,
   ) {
-    this.cost = CALL_BYTES + held + (payload?.length ?? 0);
+    this.cost = callBytes + (payload?.length ?? 0);
   }
 
   /** The call is over: its payload, no longer charged, must not stay held (a parked call may wait long after). */
@@ -196,6 +196,8 @@ export class ServerConnection extends Peer {
   private readonly opts: ServerConnectionOptions;
   private readonly maxInflight: number;
   private readonly maxMethodBytes: number;
+  /** What each call held here costs beyond its payload (the call, and what the executor keeps of it). */
+  private readonly callBytes: number;
   /** Seed calls, in request order: their answers leave in this order. */
   private readonly slots: ServerCall[] = [];
   /** Extended calls by id. */
@@ -226,6 +228,7 @@ export class ServerConnection extends Peer {
     this.opts = options;
     this.maxInflight = options.maxInflight ?? DEFAULT_MAX_INFLIGHT;
     this.maxMethodBytes = maxMethodBytes;
+    this.callBytes = CALL_BYTES + (host.executor.heldBytes ?? 0);
     this.info = { ...info, protocol: 'seed' };
   }
 
@@ -278,7 +281,7 @@ export class ServerConnection extends Peer {
       this.answerHello(payload);
       return;
     }
-    const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload, this.host.executor.heldBytes);
+    const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload, this.callBytes);
     this.budget.charge(call.cost);
     this.slots.push(call);
     if (this.state !== 'open') {
@@ -378,7 +381,7 @@ export class ServerConnection extends Peer {
     }
     const max = this.opts.maxTimeout;
     const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
-    const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload, this.host.executor.heldBytes);
+    const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload, this.callBytes);
     this.budget.charge(call.cost);
     if (this.calls === NO_CALLS) this.calls = new Map();
     this.calls.set(id, call);
@@ -398,7 +401,7 @@ export class ServerConnection extends Peer {
       return;
     }
     this.notifying++;
-    const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.opts.maxTimeout), payload, this.host.executor.heldBytes);
+    const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.opts.maxTimeout), payload, this.callBytes);
     this.budget.charge(call.cost);
     (this.running ??= new Set()).add(call);
     this.start(call, this.opts.maxTimeout);
@@ -671,7 +674,7 @@ export class ServerConnection extends Peer {
     // not when the answers owed have left.
     this.dropInput();
     this.updateReading();
-    const last = new ServerCall(this, 'seed', 0, '', this.context('', undefined), undefined);
+    const last = new ServerCall(this, 'seed', 0, '', this.context('', undefined), undefined, 0);
     last.answer = encodeErrorResponse(clip(err.message));
     last.done = true;
     this.budget.charge(answerBytes(last.answer));
