@@ -3,7 +3,7 @@
  * a later microtask, with pause/resume, a high-water mark and drain, end
  * and destroy. The protocol is unit-tested over it, with no socket.
  */
-import type { OpenTransport } from '../src/core/client/client.js';
+import type { OpenTransport } from '../src/core/transport.js';
 import type { FrameParts } from '../src/core/frame/encoder.js';
 import type { TransportSink } from '../src/core/transport.js';
 

@@ -18,9 +18,9 @@
  */
 import type { StandardJSONSchemaV1, StandardSchemaV1 } from '@standard-schema/spec';
 import { IpcborError } from './errors.js';
-import { checkTimeout, type CallOptionsClient } from './client/connection.js';
+import { checkTimeout, type CallOptions as CallOptionsClient } from './call-options.js';
 import { DESCRIBE_METHOD } from './protocol/heads.js';
-import { takesParams, type CallContext, type Dispatcher, type MethodEntry } from './server/dispatcher.js';
+import { takesParams, type CallContext, type Dispatcher, type MethodEntry } from './dispatcher.js';
 import type { ConnectionInfo } from './transport.js';
 import { isAsyncIterable } from './peer/streams.js';
 import { validateThen } from './validate.js';

@@ -40,6 +40,14 @@ export interface TransportSink {
   onClose(cause?: unknown): void;
 }
 
+/** A transport that is connected, waiting for the sink it will report to. */
+export interface OpenTransport extends Transport {
+  attach(sink: TransportSink): void;
+}
+
+/** Opens one transport to the server; rejects with IPCBOR_ERR_CONNECT. `signal` aborts it. */
+export type Dialer = (signal: AbortSignal) => Promise<OpenTransport>;
+
 /** Facts about the peer, handed to handlers in `ctx.connection`. */
 export interface ConnectionInfo {
   /** Unique per server, from 1. */

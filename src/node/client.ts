@@ -5,7 +5,8 @@
  */
 import { createConnection, type Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
-import { createClient, type Client as CoreClient, type ClientOptions, type OpenTransport } from '../core/client/client.js';
+import { createClient, type Client as CoreClient, type ClientOptions } from '../core/client/client.js';
+import type { OpenTransport } from '../core/transport.js';
 import { DEFAULT_KEEPALIVE } from '../core/constants.js';
 import { IpcborError } from '../core/errors.js';
 import type { PeerIdentity } from '../core/transport.js';

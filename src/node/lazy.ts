@@ -15,7 +15,7 @@ import type { Servable } from '../core/server/server.js';
 import type { Address } from './address.js';
 import { serveWith, type ServeOptions, type Server } from './server.js';
 import { connect, type ConnectOptions } from './client.js';
-import type { CallOptionsClient } from '../core/client/connection.js';
+import type { CallOptions as CallOptionsClient } from '../core/call-options.js';
 
 export interface LazyServer extends Server {
   /** Calls waiting for the next handleNewMessages (some may have ended meanwhile). */

@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import { DEFAULT_WRITE_HIGH_WATER } from '../core/constants.js';
 import type { FrameParts } from '../core/frame/encoder.js';
-import type { OpenTransport } from '../core/client/client.js';
+import type { OpenTransport } from '../core/transport.js';
 import type { TransportSink } from '../core/transport.js';
 
 /** Parts up to this size are copied into the tick's batch; larger ones are written as they are. */

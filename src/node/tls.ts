@@ -12,7 +12,7 @@
 import { X509Certificate } from 'node:crypto';
 import { isIP, Server as NetServer, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, createSecureContext, createServer as createTlsServer, type PeerCertificate, type SecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import type { OpenTransport } from '../core/client/client.js';
+import type { OpenTransport } from '../core/transport.js';
 import { DEFAULT_MAX_HANDSHAKES } from '../core/constants.js';
 import { IpcborError, messageOf } from '../core/errors.js';
 import type { PeerIdentity, TransportSink } from '../core/transport.js';

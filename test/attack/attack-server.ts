@@ -38,7 +38,7 @@
  */
 import { Server as NetServer, type Socket } from 'node:net';
 import { createLoop, defineService, method, serve, serveLazy, serviceOf, type LazyServer, type LoopMessage, type ServeOptions, type Server } from '../../src/index.js';
-import type { CallContext } from '../../src/core/server/dispatcher.js';
+import type { CallContext } from '../../src/core/dispatcher.js';
 import { budgetAudit, type ServerBudget } from '../../src/core/peer/budget.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { NEGATIVE_EXIT, padOf, type Stats } from './matrix-shared.js';

@@ -14,7 +14,7 @@
  * `sum` (takes a stream of params), `fail()` (throws).
  */
 import { defineService, method, s, serve, serviceOf, type ServeOptions } from '../../src/index.js';
-import type { CallContext } from '../../src/core/server/dispatcher.js';
+import type { CallContext } from '../../src/core/dispatcher.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as { address: string; options?: ServeOptions };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -19,7 +19,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { connect, serve, type ClientStateChange, type Server } from '../../src/index.js';
 import { serveWith } from '../../src/node/server.js';
 import type { ServerCore } from '../../src/core/server/server.js';
-import type { CallContext } from '../../src/core/server/dispatcher.js';
+import type { CallContext } from '../../src/core/dispatcher.js';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { encodeExtended } from '../../src/core/frame/encoder.js';
 import { Kind } from '../../src/core/protocol/heads.js';

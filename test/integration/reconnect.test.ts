@@ -11,7 +11,7 @@ import { createServer, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { connect, defineService, method, serve, type Client, type ClientStateChange, type Server } from '../../src/index.js';
 import { backoffDelay } from '../../src/core/client/client.js';
-import type { CallContext } from '../../src/core/server/dispatcher.js';
+import type { CallContext } from '../../src/core/dispatcher.js';
 import { REFUSING_MAX } from '../../src/core/server/server.js';
 import { encodeErrorResponse } from '../../src/core/frame/encoder.js';
 import { rawConnect, tempSocket } from '../helpers.js';

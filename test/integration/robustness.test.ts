@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { cbor, connect, defineService, IpcborError, method, s as schema, serve } from '../../src/index.js';
-import type { CallContext } from '../../src/core/server/dispatcher.js';
+import type { CallContext } from '../../src/core/dispatcher.js';
 import { hex, seedRequestHex } from '../fixtures/golden.js';
 import { RawReader, rawConnect, tempSocket } from '../helpers.js';
 import { deferred, RawExtended, rejectsWith, sleep, waitFor } from '../extended-helpers.js';

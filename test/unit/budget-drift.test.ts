@@ -13,7 +13,7 @@ import { encodeRequest } from '../../src/core/frame/encoder.js';
 import { IpcborError } from '../../src/core/errors.js';
 import { budgetAudit } from '../../src/core/peer/budget.js';
 import { ServerCore } from '../../src/core/server/server.js';
-import type { CallContext } from '../../src/core/server/dispatcher.js';
+import type { CallContext } from '../../src/core/dispatcher.js';
 import { MemoryTransport } from '../memory-transport.js';
 import { deferred, untilAborted, waitFor } from '../extended-helpers.js';
 

@@ -12,7 +12,7 @@ import { FrameDecoder } from '../../src/core/frame/decoder.js';
 import { concatParts as concat, encodeExtended, encodeRequest, encodeResponse } from '../../src/core/frame/encoder.js';
 import { ServerCore, type Servable, type ServerCoreOptions } from '../../src/core/server/server.js';
 import type { ServerConnection } from '../../src/core/server/connection.js';
-import type { CallContext } from '../../src/core/server/dispatcher.js';
+import type { CallContext } from '../../src/core/dispatcher.js';
 import { defineService, method } from '../../src/core/service.js';
 import { s } from '../../src/core/schema.js';
 import { MemoryTransport } from '../memory-transport.js';

@@ -9,9 +9,10 @@ import { IpcborError } from '../errors.js';
 import { AsyncQueue } from '../peer/queue.js';
 import { discardIterable } from '../peer/streams.js';
 import type { HelloResponse } from '../protocol/hello.js';
-import { createRemote, createRemoteEvents, type Remote, type RemoteEvents } from '../remote.js';
-import type { Transport, TransportSink } from '../transport.js';
-import { ClientConnection, checkTimeout, type CallOptionsClient, type ClientConnectionOptions } from './connection.js';
+import { createRemote, createRemoteEvents, type Remote, type RemoteEvents } from './remote.js';
+import type { Dialer, OpenTransport } from '../transport.js';
+import { checkTimeout, type CallOptions as CallOptionsClient } from '../call-options.js';
+import { ClientConnection, type ClientConnectionOptions } from './connection.js';
 import { Subscription, type EventListener } from './subscription.js';
 
 export interface ClientOptions extends Omit<ClientConnectionOptions, 'codec'> {
@@ -83,14 +84,6 @@ export interface ClientStateChange {
   /** `reconnecting`: why the connection or the last attempt failed. `closed`: why the client closed. */
   readonly error?: IpcborError;
 }
-
-/** A transport that is connected, waiting for the sink it will report to. */
-export interface OpenTransport extends Transport {
-  attach(sink: TransportSink): void;
-}
-
-/** Opens one transport to the server; rejects with IPCBOR_ERR_CONNECT. `signal` aborts it. */
-export type Dialer = (signal: AbortSignal) => Promise<OpenTransport>;
 
 export interface Client extends AsyncDisposable {
   /** The address connected to. */

@@ -23,14 +23,8 @@ import { encodeCallHeader } from '../protocol/fast-heads.js';
 import { HELLO_METHOD, Kind, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, type CallOptions, type Head } from '../protocol/heads.js';
 import { helloOffer, readHelloResponse, type HelloResponse } from '../protocol/hello.js';
 import type { Transport } from '../transport.js';
+import { checkTimeout, type CallOptions as CallOptionsClient } from '../call-options.js';
 import { Subscription, type EventLimits, type EventListener } from './subscription.js';
-
-export interface CallOptionsClient {
-  /** Reject with IPCBOR_ERR_TIMEOUT after this many ms; the deadline also travels to the server (extended protocol). */
-  timeout?: number;
-  /** Abort the call: it rejects with IPCBOR_ERR_CANCELLED and the server's handler is signalled (extended protocol). */
-  signal?: AbortSignal;
-}
 
 export interface ClientConnectionOptions {
   codec?: Codec;
@@ -89,19 +83,6 @@ interface QueuedCall {
   payload: Uint8Array;
   callOpts: CallOptions | undefined;
   source: AsyncIterable<unknown> | undefined;
-}
-
-/**
- * A call's timeout, checked the one way both remote and in-process calls
- * do: a RangeError if it is not a duration; undefined (no deadline) when
- * absent or longer than a timer can wait (2^31-1 ms, about 24.8 days).
- */
-export function checkTimeout(timeout: number | undefined): number | undefined {
-  if (timeout === undefined) return undefined;
-  if (typeof timeout !== 'number' || !(timeout >= 0)) {
-    throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`);
-  }
-  return timeout > MAX_TIMER_MS ? undefined : timeout;
 }
 
 const EMPTY = new Uint8Array(0);

@@ -8,7 +8,7 @@
 import { IpcborError, messageOf } from '../errors.js';
 import { DESCRIBE_METHOD } from '../protocol/heads.js';
 import type { ConnectionInfo } from '../transport.js';
-import type { CallContext, Dispatcher } from './dispatcher.js';
+import type { CallContext, Dispatcher } from '../dispatcher.js';
 
 /**
  * The context a handler gets. Its AbortSignal is made only when the handler

@@ -6,7 +6,7 @@
  * cancellation still reach it: a call that ends while parked is answered
  * at once and skipped when the application gets to it.
  */
-import type { Dispatcher } from './dispatcher.js';
+import type { Dispatcher } from '../dispatcher.js';
 import { dispatch, type Executor, type IncomingCall } from './call.js';
 
 export class ParkedCalls {

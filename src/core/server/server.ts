@@ -15,7 +15,7 @@ import type { ConnectionInfo, Disposable, Transport } from '../transport.js';
 import { disposable } from '../transport.js';
 import { immediate, type Executor } from './call.js';
 import { ServerConnection, type ServerConnectionOptions } from './connection.js';
-import { handlersDispatcher, type Dispatcher, type Handler } from './dispatcher.js';
+import { handlersDispatcher, type Dispatcher, type Handler } from '../dispatcher.js';
 import { EventHub } from './event-hub.js';
 
 export interface ServerCoreOptions extends ServerConnectionOptions {

@@ -9,9 +9,9 @@
  * turns `then`, `toJSON`, symbols or inspection hooks into calls, so the
  * object can be awaited, logged and serialized safely.
  */
-import type { CallOptionsClient } from './client/connection.js';
-import type { EventListener, Subscription } from './client/subscription.js';
-import { RESERVED_NAMES, type AnyMethod, type Callable, type EventsOf, type Service } from './service.js';
+import type { CallOptions as CallOptionsClient } from '../call-options.js';
+import type { EventListener, Subscription } from './subscription.js';
+import { RESERVED_NAMES, type AnyMethod, type Callable, type EventsOf, type Service } from '../service.js';
 
 /** The methods of service type S as remote calls: the same shape as calling the service in-process. */
 export type Remote<S> = unknown extends S ? AnyRemote : S extends Service<infer M, infer _E> ? Callable<M> : S extends Record<string, AnyMethod> ? Callable<S> : never;

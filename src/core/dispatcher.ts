@@ -3,8 +3,8 @@
  * name, then call it. Services (src/core/service.ts) build one; a plain
  * object of handler functions is wrapped by `handlersDispatcher`.
  */
-import { DESCRIBE_METHOD } from '../protocol/heads.js';
-import type { ConnectionInfo } from '../transport.js';
+import { DESCRIBE_METHOD } from './protocol/heads.js';
+import type { ConnectionInfo } from './transport.js';
 
 export interface CallContext {
   /** The method name as it was called (with its service prefix, if any). */
