@@ -66,3 +66,28 @@ export const MAX_TIMER_MS = 0x7fffffff;
 
 /** Longest error text sent on the wire; an ERROR head must stay far under the 64 KiB head limit. */
 export const MAX_ERROR_TEXT = 4096;
+
+/**
+ * Frames one connection may have run in one turn of the event loop before
+ * it yields: a chunk can carry thousands of tiny frames, and one peer must
+ * not hold up every other for as long as they take.
+ */
+export const FRAMES_PER_TURN = 256;
+
+/** How long an end that closed its side waits for the other to close in turn before it cuts the connection, in ms. */
+export const CLOSE_LINGER_MS = 2000;
+
+/** How long a connection that broke the base framing has for the answers it is still owed to leave, in ms. */
+export const FAIL_GRACE_MS = 5000;
+
+/** How long a refused connection may take to send its first frame and read the answer, in ms. */
+export const REFUSE_GRACE_MS = 2000;
+
+/** How long closing (a server's or a client's) waits for calls in flight to finish before it cuts them, in ms. */
+export const DEFAULT_CLOSE_TIMEOUT = 10_000;
+
+/** How long connecting, the hello included, may take, in ms. */
+export const DEFAULT_CONNECT_TIMEOUT = 10_000;
+
+/** Calls and notifications a reconnecting client holds while disconnected (`whileDisconnected: 'wait'`). */
+export const DEFAULT_MAX_QUEUED = 1024;

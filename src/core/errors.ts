@@ -108,3 +108,45 @@ export function messageOf(err: unknown): string {
     return 'unknown error';
   }
 }
+
+export interface AsIpcborErrorOptions {
+  /** The code of the error made when `err` is not an IpcborError (default IPCBOR_ERR_PROTOCOL). */
+  code?: ErrorCode;
+  /** The method of the call that failed. */
+  method?: string;
+  /** Put before the message of the error made: `the answer is not valid: …`. */
+  context?: string;
+}
+
+/**
+ * Whatever was thrown, as an IpcborError: an IpcborError as it is, any
+ * other value as a new error of `code` that keeps its text and has it as
+ * its cause. The one place a foreign error becomes ours.
+ */
+export function asIpcborError(err: unknown, options: AsIpcborErrorOptions = {}): IpcborError {
+  if (err instanceof IpcborError) return err;
+  const text = messageOf(err);
+  const opts: IpcborErrorOptions = { cause: err };
+  if (options.method !== undefined) opts.method = options.method;
+  return new IpcborError(options.code ?? 'IPCBOR_ERR_PROTOCOL', options.context === undefined ? text : `${options.context}: ${text}`, opts);
+}
+
+/**
+ * A user callback threw: that is the user's bug to see (as an uncaught
+ * exception, like an EventEmitter listener's), not a reason to drop a
+ * connection, an event or a call.
+ */
+export function rethrowLater(err: unknown): void {
+  queueMicrotask(() => {
+    throw err;
+  });
+}
+
+/** Run a user callback; what it throws is rethrown later (see rethrowLater). */
+export function guarded(f: () => void): void {
+  try {
+    f();
+  } catch (err) {
+    rethrowLater(err);
+  }
+}

@@ -25,7 +25,7 @@
 import type { Readable } from 'node:stream';
 import { cbor } from '../core/codec/cbor.js';
 import { IpcborError, messageOf } from '../core/errors.js';
-import type { ServerConnection } from '../core/server/connection.js';
+import type { ConnectionHandle } from '../core/server/connection.js';
 import { dispatch, type IncomingCall } from '../core/server/call.js';
 import { ParkedCalls } from '../core/server/parked.js';
 import type { Servable, ServerCore } from '../core/server/server.js';
@@ -121,7 +121,7 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
   const waiters: ((ev: LoopEvent | undefined) => void)[] = [];
   const servers: { server: Server; core: ServerCore }[] = [];
   const clients = new Set<Client>();
-  const handles = new WeakMap<ServerConnection, LoopConnection>();
+  const handles = new WeakMap<ConnectionHandle, LoopConnection>();
   /** Connections whose `connection` event has not been taken yet: a close before it drops both. */
   const unseen = new Set<LoopConnection>();
   const sources = new Map<Readable, { data: (d: Buffer | string) => void; end: () => void; error: (e: Error) => void }>();
@@ -168,15 +168,12 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
     return undefined;
   };
 
-  const handleOf = (c: ServerConnection): LoopConnection => {
+  const handleOf = (c: ConnectionHandle): LoopConnection => {
     let h = handles.get(c);
     if (!h) {
       h = {
         info: c.info,
-        write: (name, payload = null) => {
-          if (c.protocol !== 'extended') throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this connection does not speak');
-          c.sendEvent(name, cbor.encode(payload));
-        },
+        write: (name, payload = null) => c.emit(name, payload),
         close: () => c.shutdown(),
       };
       handles.set(c, h);
@@ -193,7 +190,7 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
         continue;
       }
       const id = call.ctx.connection.id;
-      let owner: ServerConnection | undefined;
+      let owner: ConnectionHandle | undefined;
       for (const s of servers) owner ??= s.core.connection(id);
       push({ type: 'message', connection: owner ? handleOf(owner) : detached(call), message: messageOf_(call) });
     }

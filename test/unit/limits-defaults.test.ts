@@ -2,6 +2,7 @@
  * README "Limits": each default checked against a server built with no
  * options at all (the memory transport: no socket needed).
  */
+import type { ServerConnection } from '../../src/core/server/connection.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createClient } from '../../src/core/client/client.js';
@@ -41,7 +42,7 @@ describe('README limits: the defaults', () => {
   it('1024 events queued for a connection that does not read, the oldest dropped', async () => {
     const { core, client, c } = await pair();
     await client.subscribe('tick').ready;
-    const conn = core.connection(await client.call<number>('whoami'))!;
+    const conn = core.connection(await client.call<number>('whoami')) as ServerConnection;
     c.pause();
     // Big enough to back the transport up (1 MiB high-water mark), small enough to stay under 4 MiB queued.
     const blob = new Uint8Array(2048);

@@ -44,7 +44,7 @@ interface Pair {
 async function pair(target: Servable = handlers, serverOptions: ServerCoreOptions = {}, clientOptions: ClientOptions = {}): Promise<Pair> {
   const core = new ServerCore(target, serverOptions);
   const [c, s] = MemoryTransport.pair();
-  const conn = core.accept(s, { transport: 'memory' })!;
+  const conn = core.accept(s, { transport: 'memory' }) as ServerConnection;
   s.attach(conn);
   const client = await createClient(async () => c, 'memory', clientOptions);
   return { core, conn, client, c, s };
@@ -69,7 +69,7 @@ class Raw {
     this.core = new ServerCore(target, options);
     const [c, s] = MemoryTransport.pair();
     this.t = c;
-    this.conn = this.core.accept(s, { transport: 'memory' })!;
+    this.conn = this.core.accept(s, { transport: 'memory' }) as ServerConnection;
     s.attach(this.conn);
     this.decoder = new FrameDecoder('response', {
       response: (ret, body) => {
@@ -398,14 +398,14 @@ describe('peer: state and shutdown', () => {
     release.resolve('ok');
     assert.equal(await call, 'ok');
     await Promise.all([a, b]);
-    assert.equal(conn.state, 'closed');
+    assert.equal(conn.peer.phase.stage, 'closed');
   });
 
   it('onceClosed returns a disposable; a disposed listener is not called', async () => {
     const { conn, client } = await pair();
     let called = 0;
-    conn.onceClosed(() => called++);
-    const d = conn.onceClosed(() => (called += 100));
+    conn.peer.onceClosed(() => called++);
+    const d = conn.peer.onceClosed(() => (called += 100));
     d.dispose();
     client.destroy();
     await conn.closed;
@@ -491,7 +491,7 @@ describe('peer: resource bounds', () => {
     for (let i = 0; i < bytes.length; i++) raw.t.writeRaw(bytes.subarray(i, i + 1));
     assert.deepEqual((await raw.next()).head, [4, 1]);
     // ...and lets it go once the frame is done.
-    const decoder = (raw.conn as unknown as { decoder: FrameDecoder }).decoder;
+    const decoder = raw.conn.peer.decoder;
     assert.equal(decoder.retainedBytes, 0);
   });
 
@@ -511,7 +511,7 @@ describe('peer: resource bounds', () => {
     const { core, client, c } = await pair(handlers, { eventQueueBytes: 64 * 1024 });
     const sub = client.subscribe('tick');
     await sub.ready;
-    const conn = core.connection((await client.call<{ id: number }>('whoami')).id)!;
+    const conn = core.connection((await client.call<{ id: number }>('whoami')).id) as ServerConnection;
     c.pause();
     const blob = new Uint8Array(16 * 1024);
     for (let i = 0; i < 200; i++) core.emit('tick', { i, blob });

@@ -186,7 +186,7 @@ async function open(dial: Dialer, address: string, options: ClientOptions, offer
     'connecting',
   );
   const connection = new ClientConnection(transport, options);
-  transport.attach(connection);
+  transport.attach(connection.peer);
   if (offer) {
     await bounded(
       (signal) => {

@@ -5,18 +5,19 @@
  * when the connection goes.
  */
 import {
+  CLOSE_LINGER_MS,
   DEFAULT_EVENT_QUEUE,
   DEFAULT_EVENT_QUEUE_BYTES,
   DEFAULT_MAX_CONNECTION_BYTES,
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_STREAM_WINDOW,
-  MAX_TIMER_MS,
 } from '../constants.js';
 import { cbor, type Codec } from '../codec/cbor.js';
-import { IpcborError, RemoteError, messageOf } from '../errors.js';
+import { IpcborError, RemoteError, asIpcborError, messageOf } from '../errors.js';
 import { encodeExtended, encodeRequest } from '../frame/encoder.js';
 import { ConnectionBudget } from '../peer/budget.js';
-import { Peer, backgroundTimer } from '../peer/peer.js';
+import { Peer } from '../peer/peer.js';
+import type { PeerRole } from '../peer/role.js';
 import type { AsyncQueue } from '../peer/queue.js';
 import { discardIterable as discard, isAsyncIterable } from '../peer/streams.js';
 import { encodeCallHeader } from '../protocol/fast-heads.js';
@@ -92,10 +93,10 @@ const utf8Loose = new TextDecoder();
 /** A seed peer's refusal of the hello is a short text; anything else is not a seed peer talking. */
 const MAX_SEED_REFUSAL = 4096;
 const noop = (): void => {};
-/** How long an ended connection waits for the server to close its side before it is cut. */
-const CLOSE_LINGER_MS = 2000;
 
-export class ClientConnection extends Peer {
+export class ClientConnection implements PeerRole {
+  /** The connection's peer: framing, phase, flow, timers, streams. */
+  readonly peer: Peer;
   /** What the server said in its hello answer (extended protocol only). */
   serverInfo: HelloResponse | undefined;
   /** Events the server dropped for this connection because it read too slowly. */
@@ -115,17 +116,21 @@ export class ClientConnection extends Peer {
   private unsettled = 0;
   private idleWaiters: (() => void)[] = [];
   /** `eventOverflow: 'pause'`: a reader took an event (or its queue went): read on if none is full now. */
-  private readonly roomMade = (): void => this.updateReading();
+  private readonly readOn = (): void => this.peer.flow.update();
 
   constructor(transport: Transport, options: ClientConnectionOptions = {}) {
-    super(transport, 'response', {
+    this.peer = new Peer(transport, this, {
       codec: options.codec ?? cbor,
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      receives: 'response',
+      takes: [Kind.Result, Kind.Event],
+      other: 'server',
       window: options.window ?? DEFAULT_STREAM_WINDOW,
       budget: new ConnectionBudget(options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES),
+      guardWrites: false,
       frameTimeout: options.frameTimeout ?? 0,
       idleTimeout: options.idleTimeout ?? 0,
-      side: 'client',
+      linger: CLOSE_LINGER_MS,
     });
     this.opts = options;
   }
@@ -135,7 +140,7 @@ export class ClientConnection extends Peer {
     return this.unsettled;
   }
 
-  protected override get quiet(): boolean {
+  get quiet(): boolean {
     return this.unsettled === 0 && this.pending.size === 0 && this.queue.length === 0;
   }
 
@@ -172,23 +177,20 @@ export class ClientConnection extends Peer {
             resolve('seed');
             return;
           }
-          const answer = readHelloResponse(this.codec.decode(body));
+          const answer = readHelloResponse(this.peer.codec.decode(body));
           this.serverInfo = answer;
-          this.peerMaxFrame = answer.maxFrameBytes;
           if (answer.maxInflight !== undefined) this.peerMaxInflight = answer.maxInflight;
-          this.peerWindow = answer.window;
           // Everything after the hello answer is extended framing.
-          this.decoder.mode = 'extended';
-          this.protocol = 'extended';
+          this.peer.enterExtended(answer);
           resolve('extended');
         } catch (err) {
-          const e = err instanceof IpcborError ? err : new IpcborError('IPCBOR_ERR_PROTOCOL', `the server's hello answer is not valid: ${messageOf(err)}`, { cause: err });
+          const e = asIpcborError(err, { context: "the server's hello answer is not valid" });
           reject(e);
-          this.destroy(e);
+          this.peer.destroy(e);
         }
       };
       this.fifo.push(p);
-      this.write(encodeRequest(HELLO_METHOD, this.codec.encode(helloOffer(this.decoder.maxFrameBytes, this.window))));
+      this.peer.write(encodeRequest(HELLO_METHOD, this.peer.codec.encode(helloOffer(this.peer.decoder.maxFrameBytes, this.peer.window))));
     });
   }
 
@@ -206,8 +208,8 @@ export class ClientConnection extends Peer {
     let payload: Uint8Array;
     let timeout: number | undefined;
     try {
-      payload = streamed ? EMPTY : this.codec.encode(params);
-      this.checkOutgoing(payload.length, 'params', method);
+      payload = streamed ? EMPTY : this.peer.codec.encode(params);
+      this.peer.checkOutgoing(payload.length, 'params', method);
       timeout = checkTimeout(opts.timeout ?? this.opts.timeout);
     } catch (err) {
       if (streamed) discard(params);
@@ -218,7 +220,7 @@ export class ClientConnection extends Peer {
       const p = this.newPending(method, resolve, reject);
       if (this.protocol === 'seed') {
         this.fifo.push(p);
-        this.write(encodeRequest(this.methodBytes(method), payload));
+        this.peer.write(encodeRequest(this.methodBytes(method), payload));
       } else {
         let callOpts: CallOptions | undefined;
         if (timeout !== undefined || streamed) {
@@ -248,12 +250,12 @@ export class ClientConnection extends Peer {
     const id = this.allocId();
     p.id = id;
     this.pending.set(id, p);
-    this.write(
+    this.peer.write(
       callOpts
-        ? encodeExtended(this.codec.encode([Kind.Call, id, p.method, callOpts]), payload)
+        ? encodeExtended(this.peer.codec.encode([Kind.Call, id, p.method, callOpts]), payload)
         : [encodeCallHeader(id, this.methodBytes(p.method), payload.length), payload],
     );
-    if (source) void this.sendStream(id, source, p.method);
+    if (source) void this.peer.streams.send(id, source, p.method);
   }
 
   /** Send queued calls while the server has free slots. */
@@ -267,15 +269,15 @@ export class ClientConnection extends Peer {
   /** A one-way call: no answer comes back. Seed peers get a normal call whose answer is dropped. */
   notify(method: string, params: unknown = {}): void {
     if (this.state !== 'open') throw this.closedError(method);
-    const payload = this.codec.encode(params);
-    this.checkOutgoing(payload.length, 'params', method);
+    const payload = this.peer.codec.encode(params);
+    this.peer.checkOutgoing(payload.length, 'params', method);
     if (this.protocol === 'extended') {
-      this.write(encodeExtended(this.codec.encode([Kind.Notify, method]), payload));
+      this.peer.write(encodeExtended(this.peer.codec.encode([Kind.Notify, method]), payload));
     } else {
       const p = this.newPending(method, noop, noop);
       p.raw = noop;
       this.fifo.push(p);
-      this.write(encodeRequest(this.methodBytes(method), payload));
+      this.peer.write(encodeRequest(this.methodBytes(method), payload));
     }
   }
 
@@ -303,9 +305,9 @@ export class ClientConnection extends Peer {
   private abandon(p: Pending, err: IpcborError): void {
     if (p.settled && !p.stream) return;
     if (this.protocol === 'extended' && this.pending.get(p.id) === p) {
-      this.writeHead([Kind.Cancel, p.id]);
+      this.peer.writeHead([Kind.Cancel, p.id]);
       // Items of its result stream nobody will read: let them go now.
-      this.closeInbound(p.id, err, true);
+      this.peer.streams.closeInbound(p.id, err, true);
     } else if (p.id === 0) {
       // Never sent: nothing to cancel on the server; close a streamed source.
       const i = this.queue.findIndex((q) => q.p === p);
@@ -327,8 +329,8 @@ export class ClientConnection extends Peer {
       p.onAbort = undefined;
       if (p.id !== 0 && this.pending.get(p.id) === p) {
         this.pending.delete(p.id);
-        this.stopOutbound(p.id);
-        if (err !== undefined) this.closeInbound(p.id, err as IpcborError);
+        this.peer.streams.stopOutbound(p.id);
+        if (err !== undefined) this.peer.streams.closeInbound(p.id, err as IpcborError);
         if (this.queue.length > 0) this.sendQueued();
       }
     }
@@ -365,7 +367,7 @@ export class ClientConnection extends Peer {
   }
 
   /** `eventOverflow: 'pause'`: a subscription's reader is a full queue behind. */
-  protected override holdsReading(): boolean {
+  holdsReading(): boolean {
     if (this.opts.eventOverflow !== 'pause') return false;
     for (const set of this.subs.values()) for (const s of set) if (s.full) return true;
     return false;
@@ -384,7 +386,7 @@ export class ClientConnection extends Peer {
     }
     if (this.state !== 'open') return Promise.reject(this.closedError(SUBSCRIBE_METHOD));
     if (keep) this.kept.add(sub);
-    if (this.opts.eventOverflow === 'pause') sub.onRoom = this.roomMade;
+    if (this.opts.eventOverflow === 'pause') sub.onRoom = this.readOn;
     let set = this.subs.get(name);
     if (!set) {
       set = new Set();
@@ -412,7 +414,7 @@ export class ClientConnection extends Peer {
         mine.delete(sub);
         if (mine.size === 0 && this.subs.get(name) === mine) this.subs.delete(name);
         if (!keep) sub.close(err);
-        if (this.opts.eventOverflow === 'pause') this.roomMade();
+        if (this.opts.eventOverflow === 'pause') this.readOn();
         throw err;
       },
     );
@@ -443,7 +445,7 @@ export class ClientConnection extends Peer {
     if (!named && !aliased && !all) return;
     let value: unknown;
     try {
-      value = payload.length === 0 ? undefined : this.codec.decode(payload);
+      value = payload.length === 0 ? undefined : this.peer.codec.decode(payload);
     } catch (err) {
       throw new IpcborError('IPCBOR_ERR_DECODE', `event ${name}: ${messageOf(err)}`, { cause: err });
     }
@@ -453,12 +455,12 @@ export class ClientConnection extends Peer {
     // `*` names an event the way it is subscribed to by name: a default
     // service's events by their bare name.
     if (all) for (const s of all) s.deliver(alias ?? name, value, bytes);
-    if (this.opts.eventOverflow === 'pause') this.updateReading();
+    if (this.opts.eventOverflow === 'pause') this.peer.flow.update();
   }
 
   // ---- input ----------------------------------------------------------------
 
-  protected override onSeedResponse(ret: number, body: Uint8Array): void {
+  response(ret: number, body: Uint8Array): void {
     const p = this.fifo.shift();
     if (p === undefined) throw new IpcborError('IPCBOR_ERR_PROTOCOL', 'the server sent an answer to no request');
     if (p.raw) return p.raw(ret, body);
@@ -474,7 +476,7 @@ export class ClientConnection extends Peer {
   private resolveWith(p: Pending, body: Uint8Array): void {
     let value: unknown;
     try {
-      value = this.decodePayload(body);
+      value = this.peer.decodePayload(body);
     } catch (err) {
       this.settle(p, undefined, new IpcborError('IPCBOR_ERR_DECODE', `the answer to ${p.method} is not valid CBOR: ${messageOf(err)}`, { method: p.method, cause: err }));
       return;
@@ -482,7 +484,7 @@ export class ClientConnection extends Peer {
     this.settle(p, value);
   }
 
-  protected override onFrame(head: Head, payload: Uint8Array): void {
+  frame(head: Head, payload: Uint8Array): void {
     switch (head.kind) {
       case Kind.Result: {
         const p = this.pending.get(head.id);
@@ -501,38 +503,30 @@ export class ClientConnection extends Peer {
     }
   }
 
-  protected override onCallError(id: number, err: RemoteError): void {
+  callFailed(id: number, err: RemoteError): void {
     const p = this.pending.get(id);
     if (p) this.settle(p, undefined, new RemoteError(err.code, err.message, { method: p.method, data: err.data }));
   }
 
-  protected override onCancel(): void {
-    // The server stopped reading our stream of params (the peer stopped sending it).
-  }
-
   /** The call's answer is a stream: open it on the first ITEM or END and resolve the call with it. */
-  protected override inboundFor(id: number): AsyncQueue<unknown> | undefined {
+  streamArrived(id: number): boolean {
     const p = this.pending.get(id);
-    if (!p || p.stream) return undefined;
-    const stream = this.openInbound(id);
+    if (!p || p.stream) return false;
+    const stream = this.peer.streams.open(id, {
+      // The reader stopped early: the call is given up.
+      stopped: () => this.abandon(p, new IpcborError('IPCBOR_ERR_CANCELLED', 'the reader stopped the stream', { method: p.method })),
+      // The stream ended: its call is over.
+      ended: () => {
+        if (p.stream?.done) this.settle(p, undefined);
+      },
+    });
     p.stream = stream;
     this.settle(p, stream);
     // The call stays pending (its id taken, its timer running) until the stream ends.
-    return stream;
+    return true;
   }
 
-  protected override onReaderStopped(id: number): void {
-    const p = this.pending.get(id);
-    if (p) this.abandon(p, new IpcborError('IPCBOR_ERR_CANCELLED', 'the reader stopped the stream', { method: p.method }));
-  }
-
-  /** A result stream ended: its call is over. */
-  protected override onStreamEnd(id: number): void {
-    const p = this.pending.get(id);
-    if (p?.stream?.done) this.settle(p, undefined);
-  }
-
-  protected override onClosed(reason: IpcborError): void {
+  connectionClosed(reason: IpcborError): void {
     const all = [...this.fifo, ...this.pending.values(), ...this.queue.map((q) => q.p)];
     this.fifo.length = 0;
     this.pending.clear();
@@ -563,39 +557,31 @@ export class ClientConnection extends Peer {
     return new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', message, { method, cause: reason });
   }
 
-  /**
-   * The server broke the protocol: on the extended protocol the peer says
-   * why and only ends our side. A server that never closes its side in
-   * turn would keep the socket open for ever (a reconnecting client would
-   * pile them up): it is cut after the same linger as a graceful end.
-   */
-  override fail(err: IpcborError): void {
-    if (this.state === 'closed') return;
-    super.fail(err);
-    this.cutLater();
-  }
-
   /** Close at once. Also after the connection settled (a failed one may still hold its socket, ending): the socket goes now. */
-  override destroy(cause?: IpcborError): void {
-    if (this.state === 'closed') this.transport.destroy();
-    else super.destroy(cause);
+  destroy(cause?: IpcborError): void {
+    this.peer.destroy(cause);
   }
 
-  private cutLater(): void {
-    backgroundTimer(() => this.destroy(), CLOSE_LINGER_MS);
-  }
-
-  /** Close gracefully: the transport flushes what was written. Pending calls reject when it has closed. */
+  /** Close gracefully: the transport flushes what was written, and is cut if the server does not close its side in turn. Pending calls reject when it has closed. */
   end(): void {
-    this.endTransport();
+    this.peer.beginClosing('end');
   }
 
-  protected override endTransport(): void {
-    if (this.state === 'closed') return;
-    super.endTransport();
-    // A server that does not close its side in turn (gone without a FIN,
-    // or the idle timeout found it silent) is cut off.
-    this.cutLater();
+  get state(): 'open' | 'closing' | 'closed' {
+    const stage = this.peer.phase.stage;
+    return stage === 'open' ? 'open' : stage === 'closed' ? 'closed' : 'closing';
+  }
+
+  get protocol(): 'seed' | 'extended' {
+    return this.peer.protocol;
+  }
+
+  get reason(): IpcborError | undefined {
+    return this.peer.reason;
+  }
+
+  get closed(): Promise<IpcborError> {
+    return this.peer.closed;
   }
 }
 

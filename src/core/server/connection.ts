@@ -9,6 +9,7 @@
  * ids and are answered as soon as they finish.
  */
 import {
+  CLOSE_LINGER_MS,
   DEFAULT_EVENT_QUEUE,
   DEFAULT_EVENT_QUEUE_BYTES,
   DEFAULT_FRAME_TIMEOUT,
@@ -19,19 +20,22 @@ import {
   DEFAULT_MAX_METHOD_BYTES,
   DEFAULT_MAX_SUBSCRIPTIONS,
   DEFAULT_STREAM_WINDOW,
+  FAIL_GRACE_MS,
   MAX_TIMER_MS,
 } from '../constants.js';
 import { cbor, type Codec } from '../codec/cbor.js';
-import { IpcborError, messageOf, type RemoteError } from '../errors.js';
+import { IpcborError, asIpcborError, guarded, messageOf } from '../errors.js';
 import { encodeErrorResponse, encodeExtended, encodeResponse, type FrameParts } from '../frame/encoder.js';
 import { ConnectionBudget, decodedBytes } from '../peer/budget.js';
-import { Peer, asIpcborError, backgroundTimer } from '../peer/peer.js';
+import { Peer } from '../peer/peer.js';
+import { backgroundTimer } from '../peer/timers.js';
+import type { PeerRole } from '../peer/role.js';
 import type { AsyncQueue } from '../peer/queue.js';
 import type { WriteTurns } from '../peer/turns.js';
 import { discardIterable, isAsyncIterable } from '../peer/streams.js';
 import { HELLO_METHOD, Kind, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, clip, type Head } from '../protocol/heads.js';
 import { readHelloRequest, type HelloResponse } from '../protocol/hello.js';
-import type { ConnectionInfo, Transport } from '../transport.js';
+import type { ConnectionInfo, Transport, TransportSink } from '../transport.js';
 import { Context, type Executor, type IncomingCall } from './call.js';
 
 export interface ServerLimits {
@@ -75,6 +79,50 @@ export interface ServerConnectionOptions extends ServerLimits {
   onError?: (err: unknown, connection: ConnectionInfo) => void;
 }
 
+/** Every limit of a server connection, each with its default filled in once (see `serverLimits`). */
+export type ResolvedLimits = Required<Omit<ServerLimits, 'maxTimeout'>> & Pick<ServerLimits, 'maxTimeout'>;
+
+/** Fill in the defaults of `options` once: every use site reads the resolved value. */
+export function serverLimits(options: ServerLimits): ResolvedLimits {
+  const limits: ResolvedLimits = {
+    maxMethodBytes: options.maxMethodBytes ?? DEFAULT_MAX_METHOD_BYTES,
+    maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    maxInflight: options.maxInflight ?? DEFAULT_MAX_INFLIGHT,
+    window: options.window ?? DEFAULT_STREAM_WINDOW,
+    eventQueue: options.eventQueue ?? DEFAULT_EVENT_QUEUE,
+    eventQueueBytes: options.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES,
+    maxConnectionBytes: options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES,
+    maxSubscriptions: options.maxSubscriptions ?? DEFAULT_MAX_SUBSCRIPTIONS,
+    maxEventNameBytes: options.maxEventNameBytes ?? DEFAULT_MAX_EVENT_NAME_BYTES,
+    frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
+    idleTimeout: options.idleTimeout ?? 0,
+  };
+  if (options.maxTimeout !== undefined) limits.maxTimeout = options.maxTimeout;
+  return limits;
+}
+
+/** A server connection as its server's users hold it (`onConnect`, `connection(id)`). */
+export interface ConnectionHandle {
+  /** Facts about the peer, as handlers see them in `ctx.connection`. */
+  readonly info: ConnectionInfo;
+  /** Calls running or owed an answer. */
+  readonly inflight: number;
+  /** Resolves once the connection has closed: IPCBOR_ERR_CONNECTION_CLOSED, with the reason as its cause. */
+  readonly closed: Promise<IpcborError>;
+  /** Why the connection closed (undefined while open). */
+  readonly reason: IpcborError | undefined;
+  /** Take no new calls, let calls in flight finish and their answers leave, then close. */
+  shutdown(): Promise<void>;
+  /** Close at once: calls in flight are aborted, what is not written is dropped. */
+  destroy(cause?: IpcborError): void;
+  /**
+   * Send event `name` to this connection alone, whether it subscribed or
+   * not (extended protocol; throws IPCBOR_ERR_NOT_SUPPORTED on the base
+   * framing). A slow reader's events queue and drop as any event does.
+   */
+  emit(name: string, payload?: unknown): void;
+}
+
 /** What a connection asks of its server. */
 export interface ConnectionHost {
   readonly executor: Executor;
@@ -104,8 +152,6 @@ const EVENT_ENTRY_BYTES = 384;
 /** The empty call table every connection starts with, shared and never written to. */
 const NO_CALLS: Map<number, never> = new Map<number, never>();
 
-/** How long a seed connection with a malformed frame waits for the answers it still owes. */
-const FAIL_GRACE_MS = 5000;
 
 const utf8 = new TextEncoder();
 const utf8Length = (text: string): number => (text.length * 3 <= 255 ? text.length : utf8.encode(text).length);
@@ -180,22 +226,22 @@ class ServerCall implements IncomingCall {
   }
 }
 
-export class ServerConnection extends Peer {
-  readonly info: { -readonly [K in keyof ConnectionInfo]: ConnectionInfo[K] };
+export class ServerConnection implements PeerRole, ConnectionHandle, TransportSink {
+  /** @internal the connection's peer: framing, phase, flow, timers, streams */
+  readonly peer: Peer;
+  readonly info: ConnectionInfo;
+  /** @internal Events this connection missed because it read too slowly (sent with the next event). */
+  eventsDropped = 0;
   /** Event names this connection subscribed to; `*` means all (made on first subscribe). */
   private subs: Set<string> | undefined;
-  /** Events this connection missed because it read too slowly (sent with the next event). */
-  eventsDropped = 0;
   /**
-   * Set on a connection the server refuses (too many connections, shutting
+   * A connection the server refuses (too many connections, shutting
    * down): its first request is answered with this error, then it closes.
    */
-  refusal: IpcborError | undefined;
-
+  private readonly refusal: IpcborError | undefined;
   private readonly host: ConnectionHost;
   private readonly opts: ServerConnectionOptions;
-  private readonly maxInflight: number;
-  private readonly maxMethodBytes: number;
+  private readonly limits: ResolvedLimits;
   /** What each call held here costs beyond its payload (the call, and what the executor keeps of it). */
   private readonly callBytes: number;
   /** Seed calls, in request order: their answers leave in this order. */
@@ -209,46 +255,55 @@ export class ServerConnection extends Peer {
   private eventBacklog: { payload: Uint8Array; name: string; alias: string | undefined }[] = [];
   private eventBytes = 0;
   private shutdownDone: Promise<void> | undefined;
-  private failGrace: ReturnType<typeof setTimeout> | undefined;
+  /** The base framing was broken: the error the last answer carries. */
+  private broken: IpcborError | undefined;
 
-  constructor(transport: Transport, host: ConnectionHost, info: Omit<ConnectionInfo, 'protocol'>, options: ServerConnectionOptions = {}, budget?: ConnectionBudget, turns?: WriteTurns) {
-    const maxMethodBytes = options.maxMethodBytes ?? DEFAULT_MAX_METHOD_BYTES;
-    super(transport, 'request', {
+  constructor(
+    transport: Transport,
+    host: ConnectionHost,
+    info: Omit<ConnectionInfo, 'protocol'>,
+    options: ServerConnectionOptions = {},
+    place: { budget?: ConnectionBudget; turns?: WriteTurns; limits?: ResolvedLimits; refusal?: IpcborError } = {},
+  ) {
+    const limits = place.limits ?? serverLimits(options);
+    this.limits = limits;
+    this.peer = new Peer(transport, this, {
       codec: options.codec ?? cbor,
-      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-      maxMethodBytes,
-      window: options.window ?? DEFAULT_STREAM_WINDOW,
-      budget: budget ?? new ConnectionBudget(options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES),
-      frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
-      idleTimeout: options.idleTimeout ?? 0,
-      side: 'server',
-      ...(turns === undefined ? {} : { turns }),
+      maxFrameBytes: limits.maxFrameBytes,
+      maxMethodBytes: limits.maxMethodBytes,
+      receives: 'request',
+      takes: [Kind.Call, Kind.Notify],
+      other: 'client',
+      window: limits.window,
+      budget: place.budget ?? new ConnectionBudget(limits.maxConnectionBytes),
+      guardWrites: true,
+      frameTimeout: limits.frameTimeout,
+      idleTimeout: limits.idleTimeout,
+      linger: CLOSE_LINGER_MS,
+      ...(place.turns === undefined ? {} : { turns: place.turns }),
     });
     this.host = host;
     this.opts = options;
-    this.maxInflight = options.maxInflight ?? DEFAULT_MAX_INFLIGHT;
-    this.maxMethodBytes = maxMethodBytes;
+    this.refusal = place.refusal;
     this.callBytes = CALL_BYTES + (host.executor.heldBytes ?? 0);
-    this.info = { ...info, protocol: 'seed' };
+    const peer = this.peer;
+    // Handlers read the framing in use when they run: it is the peer's.
+    this.info = Object.defineProperty({ ...info } as ConnectionInfo, 'protocol', { get: () => peer.protocol, enumerable: true });
   }
+
+  // ---- the handle ----------------------------------------------------------------
 
   /** Calls running or owed an answer. */
   get inflight(): number {
     return this.slots.length + this.calls.size;
   }
 
-  protected override get quiet(): boolean {
-    return this.slots.length === 0 && this.calls.size === 0 && this.notifying === 0;
+  get closed(): Promise<IpcborError> {
+    return this.peer.closed;
   }
 
-  /**
-   * Seed framing has no other flow control: at `maxInflight` answers owed,
-   * or once the connection is closing, reading stops. The extended protocol
-   * reads on (CANCEL, CREDIT and stream items are what let calls finish),
-   * and refuses calls beyond the limit instead.
-   */
-  protected override holdsReading(): boolean {
-    return this.protocol === 'seed' && (this.slots.length >= this.maxInflight || this.state !== 'open');
+  get reason(): IpcborError | undefined {
+    return this.peer.reason;
   }
 
   /**
@@ -258,23 +313,68 @@ export class ServerConnection extends Peer {
    */
   shutdown(): Promise<void> {
     this.shutdownDone ??= (() => {
-      if (this.state === 'open') this.state = 'closing';
-      this.updateReading();
+      this.peer.beginClosing('drain');
       this.endIfIdle();
-      return this.closed.then(() => undefined);
+      return this.peer.closed.then(() => undefined);
     })();
     return this.shutdownDone;
   }
 
+  destroy(cause?: IpcborError): void {
+    this.peer.destroy(cause);
+  }
+
+  emit(name: string, payload: unknown = null): void {
+    if (this.peer.protocol !== 'extended') throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this connection does not speak');
+    this.sendEvent(name, this.peer.codec.encode(payload));
+  }
+
+  // ---- TransportSink: the peer's -------------------------------------------------
+
+  /** @internal */
+  onData(chunk: Uint8Array): void {
+    this.peer.onData(chunk);
+  }
+
+  /** @internal */
+  onDrain(): void {
+    this.peer.onDrain();
+  }
+
+  /** @internal */
+  onClose(cause?: unknown): void {
+    this.peer.onClose(cause);
+  }
+
+  // ---- the role ------------------------------------------------------------------
+
+  /** @internal */
+  get quiet(): boolean {
+    return this.slots.length === 0 && this.calls.size === 0 && this.notifying === 0;
+  }
+
+  /**
+   * @internal Seed framing has no other flow control: at `maxInflight`
+   * answers owed, or once the connection is closing, reading stops. The
+   * extended protocol reads on (CANCEL, CREDIT and stream items are what
+   * let calls finish), and refuses calls beyond the limit instead.
+   */
+  holdsReading(): boolean {
+    const phase = this.peer.phase;
+    return phase.framing === 'seed' && (this.slots.length >= this.limits.maxInflight || phase.stage !== 'open');
+  }
+
   // ---- seed framing ---------------------------------------------------------
 
-  protected override onSeedRequest(method: string, payload: Uint8Array): void {
+  /** @internal */
+  request(method: string, payload: Uint8Array): void {
+    const peer = this.peer;
     const first = this.requests++ === 0;
     if (this.refusal) {
       // A hello hears the refusal as its answer (docs/PROTOCOL.md §6), a seed call as its error.
       const r = this.refusal;
-      this.write(method === HELLO_METHOD && first ? encodeResponse(0, this.codec.encode({ refused: { code: r.code, message: r.message } })) : encodeErrorResponse(r.message));
-      this.endTransport();
+      peer.write(method === HELLO_METHOD && first ? encodeResponse(0, peer.codec.encode({ refused: { code: r.code, message: r.message } })) : encodeErrorResponse(r.message));
+      peer.beginClosing('end');
       return;
     }
     if (method === HELLO_METHOD && first && this.opts.extended !== false) {
@@ -282,39 +382,36 @@ export class ServerConnection extends Peer {
       return;
     }
     const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload, this.callBytes);
-    this.budget.charge(call.cost);
+    peer.budget.charge(call.cost);
     this.slots.push(call);
-    if (this.state !== 'open') {
+    if (peer.phase.stage !== 'open') {
       call.fail(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method }));
       return;
     }
     (this.running ??= new Set()).add(call);
-    this.updateReading();
-    this.start(call, this.opts.maxTimeout);
+    peer.flow.update();
+    this.start(call, this.limits.maxTimeout);
   }
 
   private answerHello(payload: Uint8Array): void {
+    const peer = this.peer;
     let parts: FrameParts;
     try {
-      const hello = readHelloRequest(this.codec.decode(payload));
-      this.peerMaxFrame = hello.maxFrameBytes;
-      this.peerWindow = hello.window;
+      const hello = readHelloRequest(peer.codec.decode(payload));
       const answer: HelloResponse = {
         version: hello.version,
-        maxFrameBytes: this.decoder.maxFrameBytes,
-        window: this.window,
-        maxInflight: this.maxInflight,
+        maxFrameBytes: peer.decoder.maxFrameBytes,
+        window: peer.window,
+        maxInflight: this.limits.maxInflight,
         server: this.opts.serverName ?? 'ipcbor',
       };
-      parts = encodeResponse(0, this.codec.encode(answer));
+      parts = encodeResponse(0, peer.codec.encode(answer));
       // Everything after the hello request is extended framing.
-      this.decoder.mode = 'extended';
-      this.protocol = 'extended';
-      this.info.protocol = 'extended';
+      peer.enterExtended(hello);
     } catch (err) {
       parts = encodeErrorResponse(clip(messageOf(err)));
     }
-    this.write(parts);
+    peer.write(parts);
   }
 
   private seedAnswer(outcome: Outcome): FrameParts {
@@ -326,7 +423,7 @@ export class ServerConnection extends Peer {
       return encodeErrorResponse('this method answers with a stream, which needs the extended protocol');
     }
     try {
-      return encodeResponse(0, this.codec.encode(outcome.value));
+      return encodeResponse(0, this.peer.codec.encode(outcome.value));
     } catch (err) {
       return encodeErrorResponse(clip(`result could not be encoded: ${messageOf(err)}`));
     }
@@ -335,57 +432,48 @@ export class ServerConnection extends Peer {
   /** Write the answers that are next in order. */
   private flushSlots(): void {
     const slots = this.slots;
+    const peer = this.peer;
     while (slots.length > 0 && slots[0]!.answer !== undefined) {
       const call = slots.shift()!;
       const answer = call.answer!;
-      this.budget.release(answerBytes(answer));
-      this.write(answer);
+      peer.budget.release(answerBytes(answer));
+      peer.write(answer);
     }
-    this.updateReading();
+    peer.flow.update();
     this.endIfIdle();
   }
 
   // ---- extended framing -----------------------------------------------------
 
-  protected override onFrame(head: Head, payload: Uint8Array): void {
-    switch (head.kind) {
-      case Kind.Call:
-        return this.onCall(head.id, head.method, head.opts.timeout, head.opts.stream === true, payload);
-      case Kind.Notify:
-        return this.onNotify(head.method, payload);
-      default:
-        this.fail(new IpcborError('IPCBOR_ERR_PROTOCOL', `a client may not send frame kind ${head.kind}`));
-    }
+  /** @internal CALL or NOTIFY */
+  frame(head: Head, payload: Uint8Array): void {
+    if (head.kind === Kind.Call) return this.onCall(head.id, head.method, head.opts.timeout, head.opts.stream === true, payload);
+    if (head.kind === Kind.Notify) return this.onNotify(head.method, payload);
   }
 
-  protected override onCancel(id: number): void {
+  /** @internal */
+  cancelled(id: number): void {
     const call = this.calls.get(id);
     if (call) this.finish(call, new IpcborError('IPCBOR_ERR_CANCELLED', 'the caller cancelled the call', { method: call.method }));
   }
 
-  protected override onCallError(_id: number, _err: RemoteError): void {
-    // The client's stream of params failed: its reader (the handler) has the error.
-  }
-
-  protected override inboundFor(): undefined {
-    return undefined;
-  }
-
   private onCall(id: number, method: string, timeout: number | undefined, streamed: boolean, payload: Uint8Array): void {
     if (this.calls.has(id)) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `call id ${id} is already in flight`);
-    const refuse = (err: IpcborError) => this.writeError(id, err);
-    if (this.state !== 'open') return refuse(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method }));
-    if (this.calls.size >= this.maxInflight) return refuse(new IpcborError('IPCBOR_ERR_OVERLOADED', `more than ${this.maxInflight} calls in flight on this connection`, { method }));
-    if (utf8Length(method) > this.maxMethodBytes) {
-      return refuse(new IpcborError('IPCBOR_ERR_METHOD_TOO_LONG', `method name of ${utf8Length(method)} bytes is over the limit of ${this.maxMethodBytes} bytes`));
+    const peer = this.peer;
+    const limits = this.limits;
+    const refuse = (err: IpcborError) => peer.writeError(id, err);
+    if (peer.phase.stage !== 'open') return refuse(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method }));
+    if (this.calls.size >= limits.maxInflight) return refuse(new IpcborError('IPCBOR_ERR_OVERLOADED', `more than ${limits.maxInflight} calls in flight on this connection`, { method }));
+    if (utf8Length(method) > limits.maxMethodBytes) {
+      return refuse(new IpcborError('IPCBOR_ERR_METHOD_TOO_LONG', `method name of ${utf8Length(method)} bytes is over the limit of ${limits.maxMethodBytes} bytes`));
     }
-    const max = this.opts.maxTimeout;
+    const max = limits.maxTimeout;
     const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
     const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload, this.callBytes);
-    this.budget.charge(call.cost);
+    peer.budget.charge(call.cost);
     if (this.calls === NO_CALLS) this.calls = new Map();
     this.calls.set(id, call);
-    if (streamed) call.input = this.openInbound(id);
+    if (streamed) call.input = peer.streams.open(id);
     this.start(call, ms);
   }
 
@@ -395,16 +483,18 @@ export class ServerConnection extends Peer {
    * since the client cannot see them finish and so cannot count them.
    */
   private onNotify(method: string, payload: Uint8Array): void {
-    if (this.state !== 'open') return;
-    if (this.notifying >= this.maxInflight) {
-      this.report(new IpcborError('IPCBOR_ERR_OVERLOADED', `notification ${method} dropped: ${this.maxInflight} notifications already running`, { method }));
+    const peer = this.peer;
+    if (peer.phase.stage !== 'open') return;
+    const max = this.limits.maxInflight;
+    if (this.notifying >= max) {
+      this.report(new IpcborError('IPCBOR_ERR_OVERLOADED', `notification ${method} dropped: ${max} notifications already running`, { method }));
       return;
     }
     this.notifying++;
-    const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.opts.maxTimeout), payload, this.callBytes);
-    this.budget.charge(call.cost);
+    const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.limits.maxTimeout), payload, this.callBytes);
+    peer.budget.charge(call.cost);
     (this.running ??= new Set()).add(call);
-    this.start(call, this.opts.maxTimeout);
+    this.start(call, this.limits.maxTimeout);
   }
 
   private context(method: string, ms: number | undefined): Context {
@@ -430,20 +520,21 @@ export class ServerConnection extends Peer {
     try {
       this.host.executor(call);
     } catch (err) {
-      call.fail(asIpcborError(err, call.method, 'IPCBOR_ERR_HANDLER'));
+      call.fail(asIpcborError(err, { method: call.method, code: 'IPCBOR_ERR_HANDLER' }));
       return;
     }
     if (!call.done) call.detach();
   }
 
-  /** Decode a call's params, charging what they hold to the budget. */
+  /** @internal Decode a call's params, charging what they hold to the budget. */
   decodeParams(call: ServerCall, payload: Uint8Array): unknown {
+    const peer = this.peer;
     try {
-      const value = this.decodePayload(payload);
+      const value = peer.decodePayload(payload);
       if (!call.done) {
-        const extra = decodedBytes(this.codec);
+        const extra = decodedBytes(peer.codec);
         call.cost += extra;
-        this.budget.charge(extra);
+        peer.budget.charge(extra);
       }
       return value;
     } catch (err) {
@@ -451,7 +542,7 @@ export class ServerConnection extends Peer {
     }
   }
 
-  /** A call settled (the handler's value or error, a deadline, a refusal): answer it as its framing wants. */
+  /** @internal A call settled (the handler's value or error, a deadline, a refusal): answer it as its framing wants. */
   complete(call: ServerCall, outcome: Outcome): void {
     if (call.done || (call.kind === 'seed' && call.answer !== undefined)) {
       // Cancelled, past its deadline, or the connection went: a stream
@@ -465,29 +556,30 @@ export class ServerConnection extends Peer {
       this.finish(call);
       return;
     }
+    const peer = this.peer;
     if (call.kind === 'seed') {
       const answer = this.seedAnswer(outcome);
       call.answer = answer;
-      this.budget.charge(answerBytes(answer));
+      peer.budget.charge(answerBytes(answer));
       this.finish(call, outcome.ok ? undefined : outcome.error);
       this.flushSlots();
       return;
     }
     if (!outcome.ok) {
-      this.writeError(call.id, outcome.error);
+      peer.writeError(call.id, outcome.error);
       this.finish(call, outcome.error);
       return;
     }
     const value = outcome.value;
     if (isAsyncIterable(value)) {
       // The call stays in flight until its stream ends.
-      void this.sendStream(call.id, value, call.method).then((end) => this.finish(call, end instanceof IpcborError ? end : undefined));
+      void peer.streams.send(call.id, value, call.method).then((end) => this.finish(call, end instanceof IpcborError ? end : undefined));
       return;
     }
     try {
-      this.writeValue(Kind.Result, call.id, value, call.method);
+      peer.writeValue(Kind.Result, call.id, value, call.method);
     } catch (err) {
-      this.writeError(call.id, asIpcborError(err, call.method, 'IPCBOR_ERR_HANDLER'));
+      peer.writeError(call.id, asIpcborError(err, { method: call.method, code: 'IPCBOR_ERR_HANDLER' }));
     }
     this.finish(call);
   }
@@ -499,14 +591,15 @@ export class ServerConnection extends Peer {
     call.dropPayload();
     if (call.timer !== undefined) clearTimeout(call.timer);
     if (reason) call.ctx.abort(reason);
-    this.budget.release(call.cost);
+    const peer = this.peer;
+    peer.budget.release(call.cost);
     call.cost = 0;
-    if (this.eventBacklog.length > 0) this.onRoom();
+    if (this.eventBacklog.length > 0) this.roomMade();
     if (call.kind === 'call') {
       this.calls.delete(call.id);
       // Only a streamed call has either stream: most calls make no error here.
-      if (call.input) this.closeInbound(call.id, reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method }), true);
-      this.stopOutbound(call.id);
+      if (call.input) peer.streams.closeInbound(call.id, reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method }), true);
+      peer.streams.stopOutbound(call.id);
     } else {
       this.running?.delete(call);
       if (call.kind === 'notify') this.notifying--;
@@ -514,17 +607,17 @@ export class ServerConnection extends Peer {
     this.endIfIdle();
   }
 
-  protected override onClosed(reason: IpcborError): void {
+  /** @internal */
+  connectionClosed(reason: IpcborError): void {
     // Handlers learn why: the connection closed, or the error it failed with.
     for (const c of [...(this.running ?? []), ...this.calls.values()]) this.finish(c, reason);
     this.slots.length = 0;
     this.eventBacklog = [];
     this.eventBytes = 0;
-    if (this.failGrace !== undefined) clearTimeout(this.failGrace);
   }
 
   private endIfIdle(): void {
-    if (this.state === 'closing' && this.quiet) this.endTransport();
+    if (this.peer.phase.stage === 'draining' && this.quiet) this.peer.beginClosing('end');
   }
 
   // ---- subscriptions and events ------------------------------------------------
@@ -532,7 +625,7 @@ export class ServerConnection extends Peer {
   /** `$ipcbor.subscribe` / `$ipcbor.unsubscribe` {event}: connection state, answered at once. */
   private subscription(call: ServerCall): void {
     const method = call.method;
-    if (this.protocol !== 'extended') {
+    if (this.peer.protocol !== 'extended') {
       return call.fail(new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol', { method }));
     }
     let event: unknown;
@@ -546,7 +639,7 @@ export class ServerConnection extends Peer {
     if (typeof event !== 'string' || event === '') {
       return call.fail(new IpcborError('IPCBOR_ERR_INVALID_PARAMS', 'event: expected a non-empty event name (or "*")', { method }));
     }
-    const maxName = this.opts.maxEventNameBytes ?? DEFAULT_MAX_EVENT_NAME_BYTES;
+    const maxName = this.limits.maxEventNameBytes;
     if (utf8.encode(event).length > maxName) {
       return call.fail(new IpcborError('IPCBOR_ERR_INVALID_PARAMS', `event: name over the limit of ${maxName} bytes`, { method }));
     }
@@ -558,7 +651,7 @@ export class ServerConnection extends Peer {
     if (event !== '*' && known !== undefined && !known.has(event)) {
       return call.fail(new IpcborError('IPCBOR_ERR_UNKNOWN_EVENT', `unknown event: ${event}`, { method }));
     }
-    const max = this.opts.maxSubscriptions ?? DEFAULT_MAX_SUBSCRIPTIONS;
+    const max = this.limits.maxSubscriptions;
     const subs = (this.subs ??= new Set());
     if (!subs.has(event) && subs.size >= max) {
       return call.fail(new IpcborError('IPCBOR_ERR_OVERLOADED', `more than ${max} subscriptions on this connection`, { method }));
@@ -567,14 +660,14 @@ export class ServerConnection extends Peer {
     call.reply(null);
   }
 
-  /** Does this connection want events of this name (by the name or through `*`)? */
+  /** @internal Does this connection want events of this name (by the name or through `*`)? */
   wants(name: string): boolean {
     const subs = this.subs;
-    return subs !== undefined && this.state !== 'closed' && (subs.has(name) || subs.has('*'));
+    return subs !== undefined && this.peer.phase.stage !== 'closed' && (subs.has(name) || subs.has('*'));
   }
 
   /**
-   * Deliver an encoded event. An event is the server's doing, but a
+   * @internal Deliver an encoded event. An event is the server's doing, but a
    * subscriber that does not read makes the server hold it: it is written
    * only while the transport takes more and the connection is within its
    * budget (and its share of the server's). Otherwise it waits in a queue
@@ -584,27 +677,27 @@ export class ServerConnection extends Peer {
    * next event delivered carries the count of those dropped.
    */
   sendEvent(name: string, payload: Uint8Array, alias?: string): void {
-    if (this.state === 'closed') return;
-    if (payload.length > this.peerMaxFrame) {
+    const peer = this.peer;
+    if (peer.phase.stage === 'closed') return;
+    if (payload.length > peer.peerMaxFrame) {
       // Larger than this client accepts: dropped, and counted as such.
       this.eventsDropped++;
       return;
     }
     const room = this.eventRoom;
-    if (!this.writeBlocked && room) {
+    if (!peer.writeBlocked && room) {
       // Those waiting go first, in order.
-      if (this.eventBacklog.length > 0) this.onWritable();
-      if (!this.writeBlocked && this.eventBacklog.length === 0) return this.writeEvent(name, payload, alias);
+      if (this.eventBacklog.length > 0) this.drained();
+      if (!peer.writeBlocked && this.eventBacklog.length === 0) return this.writeEvent(name, payload, alias);
     }
     // Held back for want of room: sent when some is released.
-    if (!room) this.waitForRoom();
-    const maxCount = this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE;
-    const maxBytes = this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES;
+    if (!room) peer.flow.waitForRoom();
+    const limits = this.limits;
     this.eventBacklog.push({ payload, name, alias });
     this.eventBytes += payload.length;
-    this.budget.charge(payload.length + EVENT_ENTRY_BYTES);
-    while (this.eventBacklog.length > 1 && (this.eventBacklog.length > maxCount || this.eventBytes > maxBytes || !this.eventRoom)) {
-      this.budget.release(this.shiftEvent().payload.length + EVENT_ENTRY_BYTES);
+    peer.budget.charge(payload.length + EVENT_ENTRY_BYTES);
+    while (this.eventBacklog.length > 1 && (this.eventBacklog.length > limits.eventQueue || this.eventBytes > limits.eventQueueBytes || !this.eventRoom)) {
+      peer.budget.release(this.shiftEvent().payload.length + EVENT_ENTRY_BYTES);
       this.eventsDropped++;
     }
   }
@@ -616,8 +709,9 @@ export class ServerConnection extends Peer {
    * events from it.
    */
   private get eventRoom(): boolean {
-    const own = this.unsent + this.eventBytes + this.eventBacklog.length * EVENT_ENTRY_BYTES;
-    return own <= this.budget.limit && (this.budget.server === undefined || this.budget.server.allows(own));
+    const budget = this.peer.budget;
+    const own = this.peer.flow.unsent + this.eventBytes + this.eventBacklog.length * EVENT_ENTRY_BYTES;
+    return own <= budget.limit && (budget.server === undefined || budget.server.allows(own));
   }
 
   private shiftEvent(): { payload: Uint8Array; name: string; alias: string | undefined } {
@@ -630,57 +724,55 @@ export class ServerConnection extends Peer {
     const dropped = this.eventsDropped;
     const head = alias !== undefined ? [Kind.Event, name, dropped, alias] : dropped > 0 ? [Kind.Event, name, dropped] : [Kind.Event, name];
     this.eventsDropped = 0;
-    this.write(encodeExtended(this.codec.encode(head), payload));
+    const peer = this.peer;
+    peer.write(encodeExtended(peer.codec.encode(head), payload));
   }
 
-  protected override onRoom(): void {
-    if (this.eventBacklog.length > 0 && this.eventRoom) this.onWritable();
+  /** @internal */
+  roomMade(): void {
+    if (this.eventBacklog.length > 0 && this.eventRoom) this.drained();
   }
 
-  protected override onWritable(): void {
-    while (this.eventBacklog.length > 0 && !this.writeBlocked && this.state !== 'closed') {
+  /** @internal */
+  drained(): void {
+    const peer = this.peer;
+    while (this.eventBacklog.length > 0 && !peer.writeBlocked && peer.phase.stage !== 'closed') {
       const e = this.shiftEvent();
-      this.budget.release(e.payload.length + EVENT_ENTRY_BYTES);
+      peer.budget.release(e.payload.length + EVENT_ENTRY_BYTES);
       this.writeEvent(e.name, e.payload, e.alias);
     }
   }
 
   // ---- failures -----------------------------------------------------------------
 
-  protected override report(err: IpcborError): void {
+  /** @internal */
+  report(err: IpcborError): void {
     const onError = this.opts.onError;
-    if (!onError) return;
-    try {
-      onError(err, this.info);
-    } catch (thrown) {
-      queueMicrotask(() => {
-        throw thrown;
-      });
-    }
+    if (onError) guarded(() => onError(err, this.info));
   }
 
   /**
-   * A frame that cannot be parsed or a broken rule. Extended: every call
-   * ends with the error and the connection closes at once (the peer's
-   * way). Seed: the answers owed to earlier requests leave first (for at
+   * @internal A frame of the base framing that cannot be parsed, or a
+   * broken rule: the answers owed to earlier requests leave first (for at
    * most FAIL_GRACE_MS), then the error's text, then the connection ends.
    */
-  override fail(err: IpcborError): void {
-    if (this.protocol !== 'seed' || this.state === 'closed') return super.fail(err);
-    if (this.failGrace !== undefined) return;
+  brokeBaseFraming(err: IpcborError): boolean {
+    if (this.broken) return true;
+    this.broken = err;
     this.report(err);
-    this.state = 'closing';
+    const peer = this.peer;
+    peer.beginClosing('drain');
     // What the broken frame left in the decoder is garbage: let it go now,
     // not when the answers owed have left.
-    this.dropInput();
-    this.updateReading();
+    peer.dropInput();
     const last = new ServerCall(this, 'seed', 0, '', this.context('', undefined), undefined, 0);
     last.answer = encodeErrorResponse(clip(err.message));
     last.done = true;
-    this.budget.charge(answerBytes(last.answer));
+    peer.budget.charge(answerBytes(last.answer));
     this.slots.push(last);
-    this.failGrace = backgroundTimer(() => this.destroy(err), FAIL_GRACE_MS);
+    peer.timers.lingerThenCut(FAIL_GRACE_MS, err);
     this.flushSlots();
+    return true;
   }
 }
 

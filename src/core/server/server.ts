@@ -5,16 +5,16 @@
  * sockets; the lazy server and the event loop reuse it with another
  * executor.
  */
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTION_BYTES, DEFAULT_MAX_SERVER_BYTES } from '../constants.js';
-import { IpcborError } from '../errors.js';
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SERVER_BYTES, REFUSE_GRACE_MS } from '../constants.js';
+import { IpcborError, guarded } from '../errors.js';
 import { ConnectionBudget, ServerBudget } from '../peer/budget.js';
 import { WriteTurns } from '../peer/turns.js';
-import { backgroundTimer } from '../peer/peer.js';
+import { backgroundTimer } from '../peer/timers.js';
 import { isService, ServiceRouter, type AnyService, type Mounted } from '../service.js';
-import type { ConnectionInfo, Disposable, Transport } from '../transport.js';
+import type { ConnectionInfo, Disposable, Transport, TransportSink } from '../transport.js';
 import { disposable } from '../transport.js';
 import { immediate, type Executor } from './call.js';
-import { ServerConnection, type ServerConnectionOptions } from './connection.js';
+import { ServerConnection, serverLimits, type ConnectionHandle, type ResolvedLimits, type ServerConnectionOptions } from './connection.js';
 import { handlersDispatcher, type Dispatcher, type Handler } from '../dispatcher.js';
 import { EventHub } from './event-hub.js';
 
@@ -47,26 +47,29 @@ export const REFUSING_MAX = 64;
 /** Largest frame a refused connection may send (a hello is about 40 bytes). */
 const REFUSED_FRAME_BYTES = 4096;
 
-/** How long a refused connection may take to send its first frame and read the answer. */
-const REFUSE_GRACE_MS = 2000;
 
 export class ServerCore implements AsyncDisposable {
   readonly dispatcher: Dispatcher;
+  /** @internal the subscribers of each event */
   readonly hub: EventHub;
+  /** @internal what all connections together hold */
   readonly budget: ServerBudget;
+  /** Every connection limit, resolved once. */
+  private readonly limits: ResolvedLimits;
   /** One stream item made at a time across all connections (see peer/turns.ts). */
   private readonly turns = new WriteTurns();
   private readonly options: ServerCoreOptions;
   private readonly connections = new Map<number, ServerConnection>();
   private readonly host: { executor: Executor; eventNames: () => ReadonlySet<string> | undefined };
-  private readonly connectListeners = new Set<(c: ServerConnection) => void>();
-  private readonly closeListeners = new Set<(c: ServerConnection, reason: IpcborError) => void>();
+  private readonly connectListeners = new Set<(c: ConnectionHandle) => void>();
+  private readonly closeListeners = new Set<(c: ConnectionHandle, reason: IpcborError) => void>();
   private readonly unforward: (() => void) | undefined;
   private refusing = 0;
   private closing: Promise<void> | undefined;
 
   constructor(target: Servable, options: ServerCoreOptions = {}, executor?: Executor) {
     this.options = options;
+    this.limits = serverLimits(options);
     this.dispatcher = toDispatcher(target, options.defaultService);
     this.hub = new EventHub();
     this.budget = new ServerBudget(options.maxServerBytes ?? DEFAULT_MAX_SERVER_BYTES);
@@ -93,7 +96,7 @@ export class ServerCore implements AsyncDisposable {
    * `info.introspection: false` turns `$ipcbor.describe` off on this
    * connection (network listeners, see src/node/server.ts).
    */
-  accept(transport: Transport, info: Omit<ConnectionInfo, 'id' | 'protocol'>): ServerConnection | undefined {
+  accept(transport: Transport, info: Omit<ConnectionInfo, 'id' | 'protocol'>): (ConnectionHandle & TransportSink) | undefined {
     const id = nextConnectionId++;
     const full: { -readonly [K in keyof Omit<ConnectionInfo, 'protocol'>]: ConnectionInfo[K] } = { id, transport: info.transport };
     if (info.remote !== undefined) full.remote = info.remote;
@@ -110,8 +113,8 @@ export class ServerCore implements AsyncDisposable {
         : new IpcborError('IPCBOR_ERR_OVERLOADED', `the server holds its maximum of ${max} connections`);
       return this.refuse(transport, full, why);
     }
-    const budget = new ConnectionBudget(this.options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES, this.budget);
-    const c = new ServerConnection(transport, this.host, full, this.options, budget, this.turns);
+    const budget = new ConnectionBudget(this.limits.maxConnectionBytes, this.budget);
+    const c = new ServerConnection(transport, this.host, full, this.options, { budget, turns: this.turns, limits: this.limits });
     this.connections.set(id, c);
     this.hub.add(c);
     void c.closed.then((reason) => {
@@ -124,15 +127,18 @@ export class ServerCore implements AsyncDisposable {
   }
 
   /** Answer the first frame with `why`, then close; cut after a short grace. */
-  private refuse(transport: Transport, info: Omit<ConnectionInfo, 'protocol'>, why: IpcborError): ServerConnection {
+  private refuse(transport: Transport, info: Omit<ConnectionInfo, 'protocol'>, why: IpcborError): ConnectionHandle & TransportSink {
     this.refusing++;
     // Read until its first frame has arrived: what it buffers meanwhile
     // counts against the server's budget like any connection's.
-    const budget = new ConnectionBudget(this.options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES, this.budget);
+    const budget = new ConnectionBudget(this.limits.maxConnectionBytes, this.budget);
     // It has one thing to hear, a hello or a first call: a frame larger
     // than a hello is refused outright (IPCBOR_ERR_FRAME_TOO_LARGE).
-    const c = new ServerConnection(transport, { executor: (call) => call.fail(why), eventNames: () => undefined }, info, { ...this.options, maxFrameBytes: REFUSED_FRAME_BYTES }, budget);
-    c.refusal = why;
+    const c = new ServerConnection(transport, { executor: (call) => call.fail(why), eventNames: () => undefined }, info, this.options, {
+      budget,
+      limits: { ...this.limits, maxFrameBytes: REFUSED_FRAME_BYTES },
+      refusal: why,
+    });
     const cut = backgroundTimer(() => c.destroy(why), REFUSE_GRACE_MS);
     void c.closed.then(() => {
       clearTimeout(cut);
@@ -142,18 +148,18 @@ export class ServerCore implements AsyncDisposable {
   }
 
   /** The open connection with this id (`ctx.connection.id`), if any. */
-  connection(id: number): ServerConnection | undefined {
+  connection(id: number): ConnectionHandle | undefined {
     return this.connections.get(id);
   }
 
   /** Call `listener` with every new connection. */
-  onConnect(listener: (c: ServerConnection) => void): Disposable {
+  onConnect(listener: (c: ConnectionHandle) => void): Disposable {
     this.connectListeners.add(listener);
     return disposable(() => this.connectListeners.delete(listener));
   }
 
   /** Call `listener` when a connection has closed, with why. */
-  onDisconnect(listener: (c: ServerConnection, reason: IpcborError) => void): Disposable {
+  onDisconnect(listener: (c: ConnectionHandle, reason: IpcborError) => void): Disposable {
     this.closeListeners.add(listener);
     return disposable(() => this.closeListeners.delete(listener));
   }
@@ -170,7 +176,7 @@ export class ServerCore implements AsyncDisposable {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.unforward?.();
-      const limit = this.options.closeTimeout ?? 10_000;
+      const limit = this.options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
       await Promise.all(
         [...this.connections.values()].map(async (c) => {
           let timer: ReturnType<typeof setTimeout> | undefined;
@@ -198,15 +204,5 @@ export class ServerCore implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-}
-
-function guarded(f: () => void): void {
-  try {
-    f();
-  } catch (err) {
-    queueMicrotask(() => {
-      throw err;
-    });
   }
 }

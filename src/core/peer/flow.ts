@@ -1,0 +1,273 @@
+/**
+ * Flow control of one connection: when to read the transport, when to
+ * hand complete frames on, and when a stream may make its next item.
+ *
+ * Reading. Frames are delivered while what the connection holds *besides*
+ * the bytes still in the decoder is within its budget (and its share of
+ * the server's), while the role does not hold reading (its own bounds),
+ * and, where writes are guarded, while what it writes is leaving. So a
+ * frame that has arrived can always be delivered once its calls are done:
+ * bytes waiting in the decoder never keep themselves waiting. The
+ * transport is read while frames are delivered and the connection, those
+ * bytes included, is within its share of the server's budget. A frame
+ * larger than the connection's own budget (within maxFrameBytes) still
+ * arrives whole; a server over its budget stops reading even mid-frame,
+ * and the frame timer ends a peer that then never finishes.
+ *
+ * Charges. The decoder's partial frame, what a paused transport may read
+ * ahead, and (guarded writes) what is written and not yet sent are charged
+ * to the budget as they change.
+ *
+ * Turns. A connection runs at most FRAMES_PER_TURN frames in one turn of
+ * the event loop before it yields. Streams ask their source for an item
+ * one at a time across everything that shares the write turns (turns.ts),
+ * and only while this connection's writes have room.
+ */
+import { FRAMES_PER_TURN } from '../constants.js';
+import type { Peer } from './peer.js';
+import type { TurnTaker, WriteTurns } from './turns.js';
+
+export class Flow implements TurnTaker {
+  /** Complete frames are handed on (the decoder is not held). */
+  delivering = true;
+  /** The transport is read. */
+  private reading = true;
+  /** Frames run in this turn, and whether the connection waits for the next turn. */
+  private burst = 0;
+  private turnScheduled = false;
+  private yielding = false;
+  /** The transport's buffer is over its high-water mark: wait for drain. */
+  writeBlocked = false;
+  /** Streams waiting for their turn to ask their source for an item. */
+  private writeWaiters: ((turn: number) => void)[] = [];
+  /** Bytes charged for what the transport has not written yet, for the decoder's partial frame, and for a paused transport's read-ahead. */
+  private chargedOut = 0;
+  private chargedIn = 0;
+  private chargedAhead = 0;
+  /** Bytes the transport has handed on (did the peer read anything?). */
+  sent = 0;
+  /** Room was released (here or on the server): read again, and let waiting writers on. */
+  readonly recheck = (): void => {
+    this.update();
+    this.askTurn();
+    this.peer.roomMade();
+  };
+
+  constructor(
+    private readonly peer: Peer,
+    /** Charge unsent writes, and stop reading while writes are backed up. */
+    private readonly guardWrites: boolean,
+    private readonly turns: WriteTurns,
+    private readonly defer: (f: () => void) => void,
+  ) {}
+
+  /** Bytes written and not yet handed on by the transport (charged where writes are guarded). */
+  get unsent(): number {
+    return this.chargedOut;
+  }
+
+  // ---- reading -----------------------------------------------------------------
+
+  /** A chunk is about to be decoded: its frames count towards this turn. */
+  chunkArrived(): void {
+    this.scheduleTurnEnd();
+  }
+
+  /**
+   * One received frame ran. Checked per frame, not per chunk: one chunk
+   * can carry thousands of small frames, and the budget (or the turn) must
+   * stop them between two.
+   */
+  frameDone(): void {
+    if (++this.burst >= FRAMES_PER_TURN) {
+      this.yielding = true;
+      this.scheduleTurnEnd();
+      this.update();
+    } else {
+      const budget = this.peer.budget;
+      if (!budget.allows(budget.held - this.chargedIn)) this.update();
+    }
+  }
+
+  private scheduleTurnEnd(): void {
+    if (this.turnScheduled) return;
+    this.turnScheduled = true;
+    this.defer(this.endTurn);
+  }
+
+  /** A new turn: the frame count starts again, and a connection that yielded reads on. */
+  private readonly endTurn = (): void => {
+    this.turnScheduled = false;
+    this.burst = 0;
+    if (!this.yielding) return;
+    this.yielding = false;
+    this.update();
+  };
+
+  /** Charge the partial frame the decoder holds, time it, and decide on reading. */
+  syncIn(): void {
+    const held = this.peer.decoder.heldBytes;
+    if (held !== this.chargedIn) {
+      // Recorded before the charge: a release wakes the connection's
+      // listener, which may come back here before this call returns.
+      const delta = held - this.chargedIn;
+      this.chargedIn = held;
+      this.peer.budget.charge(delta);
+    }
+    this.peer.timers.syncFrame();
+    this.update();
+  }
+
+  /** Deliver frames, and read the transport, or not (see the top of this file). */
+  update(): void {
+    const peer = this.peer;
+    if (peer.phase.stage === 'closed') return;
+    const budget = peer.budget;
+    // What the pause itself is charged does not keep the connection paused.
+    const held = budget.held - this.chargedAhead;
+    const budgetOk = budget.allows(held - this.chargedIn);
+    const deliver = budgetOk && !this.yielding && !(this.writeBlocked && this.guardWrites) && !peer.holdsReading();
+    // A frame half in may always finish when it alone keeps the server over
+    // (everyone else is within the bound): finishing it is how its bytes
+    // come back. That is one frame at most past the bound.
+    const server = budget.server;
+    const read = deliver && (server === undefined || server.allows(held) || (!peer.decoder.idle && server.withinWithout(this.chargedIn)));
+    if (!budgetOk || (deliver && !read)) {
+      // Released bytes, here or anywhere on the server, bring us back.
+      budget.listener = this.recheck;
+      server?.waitUnder(this.recheck);
+    } else {
+      budget.listener = undefined;
+    }
+    if (read !== this.reading) {
+      this.reading = read;
+      const transport = peer.transport;
+      if (read) {
+        transport.resume();
+        const ahead = this.chargedAhead;
+        this.chargedAhead = 0;
+        budget.release(ahead);
+      } else {
+        transport.pause();
+        this.chargedAhead = transport.readAhead ?? 0;
+        budget.charge(this.chargedAhead);
+      }
+    }
+    if (deliver !== this.delivering) {
+      this.delivering = deliver;
+      if (deliver) {
+        if (peer.releaseDecoder()) this.syncIn();
+        return;
+      }
+      peer.decoder.hold();
+    }
+    peer.timers.syncFrame();
+  }
+
+  // ---- writing -----------------------------------------------------------------
+
+  /** A frame was handed to the transport; `taken` is what its write returned. */
+  wrote(taken: boolean): void {
+    if (!taken) this.writeBlocked = true;
+    if (!this.guardWrites) return;
+    this.syncOut();
+    if (this.writeBlocked) this.update();
+  }
+
+  /** The transport handed on what it held: writers go on. Returns whether writes had been blocked. */
+  drained(): boolean {
+    if (this.guardWrites) this.syncOut();
+    const wasBlocked = this.writeBlocked;
+    this.writeBlocked = false;
+    this.askTurn();
+    return wasBlocked;
+  }
+
+  /** Charge the bytes the transport holds unwritten, and watch that the peer reads them. */
+  private syncOut(): void {
+    const pending = this.peer.transport.pendingBytes;
+    if (pending !== this.chargedOut) {
+      const delta = pending - this.chargedOut;
+      this.chargedOut = pending;
+      if (delta < 0) this.sent -= delta;
+      this.peer.budget.chargeOut(delta);
+    }
+    if (pending > 0) this.peer.timers.watchSending();
+  }
+
+  /**
+   * May a stream ask its source for another item? Not while the transport
+   * is backed up, nor (guarded writes) while the server's unsent bytes, on
+   * all its connections, are over half its budget. Only bytes on their way
+   * out count here: they drain as peers read, whatever the streams do, so a
+   * stream never waits on itself or on the calls it would end.
+   */
+  private get mayWrite(): boolean {
+    if (this.writeBlocked) return false;
+    const server = this.peer.budget.server;
+    return !this.guardWrites || server === undefined || server.mayMake;
+  }
+
+  /**
+   * Wait for the turn to ask a stream's source for one item: a number at
+   * once when it is free, nobody waits and the writes have room. The
+   * holder gives it back with `endWriteTurn(turn)`.
+   */
+  takeWriteTurn(): number | Promise<number> {
+    if (this.peer.phase.stage !== 'closed' && this.writeWaiters.length === 0 && this.mayWrite) {
+      const turn = this.turns.tryTake();
+      if (turn !== undefined) return turn;
+    }
+    return new Promise((resolve) => {
+      this.writeWaiters.push(resolve);
+      this.askTurn();
+    });
+  }
+
+  /** The stream that had turn `turn` wrote its item, or stopped. */
+  endWriteTurn(turn: number): void {
+    this.turns.end(turn);
+  }
+
+  /** @internal TurnTaker: a stream waits, and more may be written. */
+  get mayTakeTurn(): boolean {
+    return this.peer.phase.stage !== 'closed' && this.writeWaiters.length > 0 && this.mayWrite;
+  }
+
+  /** @internal TurnTaker: the turn is this connection's; its first waiting stream goes. */
+  takeTurn(turn: number): void {
+    this.writeWaiters.shift()!(turn);
+    // The others wait for a later turn, behind the connections asking now.
+    if (this.writeWaiters.length > 0) this.turns.ask(this);
+  }
+
+  /** A stream waits: ask for the turn, or for room first. */
+  private askTurn(): void {
+    if (this.writeWaiters.length === 0) return;
+    if (this.peer.phase.stage === 'closed') return this.wakeWriters();
+    if (!this.mayWrite) {
+      // Room comes back with 'drain', or when the server goes under its budget.
+      if (!this.writeBlocked) this.peer.budget.server?.waitUnder(this.recheck);
+      return;
+    }
+    this.turns.ask(this);
+  }
+
+  /** Be told (the role's roomMade) when the server next goes under a threshold. */
+  waitForRoom(): void {
+    this.peer.budget.server?.waitUnder(this.recheck);
+  }
+
+  /** The connection closed: every stream waiting goes on (and finds it closed). */
+  closed(): void {
+    this.peer.budget.server?.forget(this.recheck);
+    this.wakeWriters();
+  }
+
+  private wakeWriters(): void {
+    this.turns.forget(this);
+    const waiters = this.writeWaiters;
+    this.writeWaiters = [];
+    for (const w of waiters) w(0);
+  }
+}
