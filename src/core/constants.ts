@@ -91,3 +91,9 @@ export const DEFAULT_CONNECT_TIMEOUT = 10_000;
 
 /** Calls and notifications a reconnecting client holds while disconnected (`whileDisconnected: 'wait'`). */
 export const DEFAULT_MAX_QUEUED = 1024;
+
+/** The backoff between reconnection attempts, by default (README, "Reconnection"). */
+export const DEFAULT_RECONNECT = Object.freeze({ initialDelay: 100, maxDelay: 10_000, factor: 2, jitter: 1, maxAttempts: Infinity });
+
+/** State changes a `states()` reader may fall behind before the oldest are dropped. */
+export const STATE_BACKLOG = 64;

@@ -4,16 +4,19 @@
  * seed peer, and hand out the Client. `connect()` in src/node only dials
  * sockets; a browser client dials a WebSocket and reuses all of this.
  */
-import { cbor } from '../codec/cbor.js';
-import { IpcborError } from '../errors.js';
+import { checkTimeout, type CallOptions } from '../call-options.js';
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_QUEUED, DEFAULT_RECONNECT, STATE_BACKLOG } from '../constants.js';
+import { IpcborError, asIpcborError } from '../errors.js';
 import { AsyncQueue } from '../peer/queue.js';
 import { discardIterable } from '../peer/streams.js';
+import { SUBSCRIBE_METHOD } from '../protocol/heads.js';
 import type { HelloResponse } from '../protocol/hello.js';
+import type { Dialer } from '../transport.js';
+import { ClientConnection } from './connection.js';
+import { clientConnectionOptions, type ClientConnectionOptions, type ResolvedClientOptions } from './options.js';
+import { cancelled, OutgoingCall } from './outgoing.js';
 import { createRemote, createRemoteEvents, type Remote, type RemoteEvents } from './remote.js';
-import type { Dialer, OpenTransport } from '../transport.js';
-import { checkTimeout, type CallOptions as CallOptionsClient } from '../call-options.js';
-import { ClientConnection, type ClientConnectionOptions } from './connection.js';
-import { Subscription, type EventListener } from './subscription.js';
+import { Subscription, SubscriptionSet, type EventListener } from './subscription.js';
 
 export interface ClientOptions extends Omit<ClientConnectionOptions, 'codec'> {
   /**
@@ -109,7 +112,7 @@ export interface Client extends AsyncDisposable {
    */
   readonly closed: Promise<IpcborError>;
   /** Call `method` with `params` (default `{}`); resolves with the result, rejects with an IpcborError. */
-  call<R = unknown>(method: string, params?: unknown, options?: CallOptionsClient): Promise<R>;
+  call<R = unknown>(method: string, params?: unknown, options?: CallOptions): Promise<R>;
   /**
    * A typed view of a service, from its type alone:
    * `client.service<typeof timer>().echo({ req })`. Without `prefix` the
@@ -171,8 +174,15 @@ function bounded<T>(step: (signal: AbortSignal) => Promise<T>, deadline: number,
   });
 }
 
-async function open(dial: Dialer, address: string, options: ClientOptions, offer: boolean, deadline: number): Promise<ClientConnection> {
-  if (options.signal?.aborted) throw new IpcborError('IPCBOR_ERR_CANCELLED', `connecting to ${address} was cancelled`, { cause: options.signal.reason });
+/** What a connection is made with: the caller's options, resolved once, and the client's subscriptions. */
+interface Making {
+  readonly options: ClientOptions;
+  readonly resolved: ResolvedClientOptions;
+  readonly subs: SubscriptionSet;
+}
+
+async function open(dial: Dialer, address: string, making: Making, signal: AbortSignal | undefined, offer: boolean, deadline: number): Promise<ClientConnection> {
+  if (signal?.aborted) throw new IpcborError('IPCBOR_ERR_CANCELLED', `connecting to ${address} was cancelled`, { cause: signal.reason });
   const transport = await bounded(
     (signal) =>
       dial(signal).then((t) => {
@@ -181,11 +191,11 @@ async function open(dial: Dialer, address: string, options: ClientOptions, offer
         return t;
       }),
     deadline,
-    options.signal,
+    signal,
     address,
     'connecting',
   );
-  const connection = new ClientConnection(transport, options);
+  const connection = new ClientConnection(transport, making.resolved, making.subs);
   transport.attach(connection.peer);
   if (offer) {
     await bounded(
@@ -194,19 +204,13 @@ async function open(dial: Dialer, address: string, options: ClientOptions, offer
         return connection.hello();
       },
       deadline,
-      options.signal,
+      signal,
       address,
       'the hello',
     );
   }
   return connection;
 }
-
-/** How long close() waits for the peer to close its side after ours. */
-const CLOSE_GRACE_MS = 2000;
-
-/** State changes a `states()` reader may fall behind before the oldest are dropped. */
-const STATE_BACKLOG = 64;
 
 const noop = (): void => {};
 
@@ -225,16 +229,16 @@ const noop = (): void => {};
  * to an address that answered in the extended protocol) it is a failed
  * attempt, and the next one offers the hello again.
  */
-async function establish(dial: Dialer, address: string, options: ClientOptions, deadline: number, closeMeansSeed = true): Promise<ClientConnection> {
-  const mode = options.protocol ?? 'auto';
+async function establish(dial: Dialer, address: string, making: Making, signal: AbortSignal | undefined, deadline: number, closeMeansSeed = true): Promise<ClientConnection> {
+  const mode = making.options.protocol ?? 'auto';
   let connection: ClientConnection;
   try {
-    connection = await open(dial, address, options, mode !== 'seed', deadline);
+    connection = await open(dial, address, making, signal, mode !== 'seed', deadline);
   } catch (err) {
     // Only a close before the answer: a close we caused (a bad answer, a
     // deadline) is the error.
     if (mode !== 'auto' || !closeMeansSeed || !(err instanceof IpcborError) || err.code !== 'IPCBOR_ERR_CONNECTION_CLOSED') throw err;
-    connection = await open(dial, address, options, false, deadline);
+    connection = await open(dial, address, making, signal, false, deadline);
   }
   if (mode === 'extended' && connection.protocol !== 'extended') {
     connection.destroy();
@@ -259,12 +263,13 @@ function policyOf(option: ClientOptions['reconnect']): Policy | undefined {
     if (typeof value !== 'number' || Number.isNaN(value) || !ok(value)) throw new RangeError(`reconnect.${name} is not valid: ${String(value)}`);
     return value;
   };
+  const d = DEFAULT_RECONNECT;
   const p: Policy = {
-    initialDelay: num('initialDelay', o.initialDelay, 100, (v) => v >= 0 && v !== Infinity),
-    maxDelay: num('maxDelay', o.maxDelay, 10_000, (v) => v >= 0 && v !== Infinity),
-    factor: num('factor', o.factor, 2, (v) => v >= 1 && v !== Infinity),
-    jitter: num('jitter', o.jitter, 1, (v) => v >= 0 && v <= 1),
-    maxAttempts: num('maxAttempts', o.maxAttempts, Infinity, (v) => v >= 1),
+    initialDelay: num('initialDelay', o.initialDelay, d.initialDelay, (v) => v >= 0 && v !== Infinity),
+    maxDelay: num('maxDelay', o.maxDelay, d.maxDelay, (v) => v >= 0 && v !== Infinity),
+    factor: num('factor', o.factor, d.factor, (v) => v >= 1 && v !== Infinity),
+    jitter: num('jitter', o.jitter, d.jitter, (v) => v >= 0 && v <= 1),
+    maxAttempts: num('maxAttempts', o.maxAttempts, d.maxAttempts, (v) => v >= 1),
   };
   return p;
 }
@@ -279,14 +284,10 @@ function backoffCap(p: Policy, n: number): number {
   return Math.min(p.maxDelay, p.initialDelay * p.factor ** (n - 1));
 }
 
-/** A call or notification made while disconnected (`whileDisconnected: 'wait'`). */
-interface Waiting {
+/** A notification made while disconnected (`whileDisconnected: 'wait'`). */
+interface WaitingNotification {
   method: string;
   params: unknown;
-  /** undefined: a notification. */
-  call: { options: CallOptionsClient; timeout: number | undefined; since: number; resolve(v: unknown): void; reject(e: unknown): void } | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  onAbort: (() => void) | undefined;
 }
 
 interface Deferred {
@@ -312,13 +313,15 @@ function deferred(): Deferred {
   return d;
 }
 
+
 /**
- * The Client: one connection at a time. Without `reconnect` everything is
- * that connection's; with it, the client outlives its connections: it keeps
- * the subscriptions and the calls waiting for a connection, and makes a new
- * connection when one drops.
+ * The Client: the one layer over its connections, one at a time. It owns
+ * what outlives a connection: the subscriptions (registered again on each
+ * new connection), the calls waiting for a connection, the state, and
+ * with `reconnect`, making a new connection when one drops. Each call's
+ * timeout and abort are wired once (outgoing.ts), wherever the call is.
  */
-class ReconnectingClient implements Client {
+class ClientImpl implements Client {
   readonly closed: Promise<IpcborError>;
   private resolveClosed!: (reason: IpcborError) => void;
   private conn: ClientConnection;
@@ -328,9 +331,12 @@ class ReconnectingClient implements Client {
   private finished = false;
   private closing: Promise<void> | undefined;
   private readonly watchers = new Set<AsyncQueue<ClientStateChange>>();
-  /** With `reconnect`: the subscriptions, and the promise each one's `ready` is now. */
-  private readonly subs = new Map<Subscription, Deferred>();
-  private waiting: Waiting[] = [];
+  /** The subscriptions, by name (shared with each connection, which delivers to them). */
+  private readonly subs: SubscriptionSet;
+  /** Each subscription, and the promise its `ready` is now. */
+  private readonly readiness = new Map<Subscription, Deferred>();
+  /** Calls and notifications made while disconnected (`whileDisconnected: 'wait'`), in order. */
+  private waiting: (OutgoingCall | WaitingNotification)[] = [];
   private attempt = 0;
   /**
    * The backoff's step: the attempts since the last connection that stayed
@@ -346,17 +352,29 @@ class ReconnectingClient implements Client {
   private attemptAbort: AbortController | undefined;
   private readonly whileDisconnected: 'fail' | 'wait';
   private readonly maxQueued: number;
+  private readonly defaultTimeout: number | undefined;
+  /** The caller gave up on a call (its timeout, its signal): take it back from wherever it is. */
+  private readonly giveUp = (call: OutgoingCall, err: IpcborError): void => {
+    if (call.conn) return call.conn.abandon(call, err);
+    const i = this.waiting.indexOf(call);
+    if (i >= 0) this.waiting.splice(i, 1);
+    discardIterable(call.params);
+    call.finish(undefined, err);
+  };
 
   constructor(
     private readonly dial: Dialer,
     readonly address: string,
-    private readonly options: ClientOptions,
+    private readonly making: Making,
     private readonly policy: Policy | undefined,
     connection: ClientConnection,
   ) {
+    const options = making.options;
     this.conn = connection;
+    this.subs = making.subs;
     this.whileDisconnected = options.whileDisconnected ?? 'fail';
-    this.maxQueued = options.maxQueued ?? 1024;
+    this.maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
+    this.defaultTimeout = making.resolved.timeout;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.watch(connection);
   }
@@ -375,7 +393,9 @@ class ReconnectingClient implements Client {
   }
 
   get inflight(): number {
-    return this.conn.inflight + this.waiting.filter((w) => w.call).length;
+    let waiting = 0;
+    for (const w of this.waiting) if (w instanceof OutgoingCall) waiting++;
+    return this.conn.inflight + waiting;
   }
 
   /** With reconnect and not closing: is there no usable connection right now? */
@@ -403,58 +423,41 @@ class ReconnectingClient implements Client {
 
   // ---- calls -----------------------------------------------------------------
 
-  call<R>(method: string, params?: unknown, options?: CallOptionsClient): Promise<R> {
-    if (this.disconnected) return this.callDisconnected(method, params, options ?? {}) as Promise<R>;
-    return this.conn.call(method, params, options) as Promise<R>;
-  }
-
-  notify(method: string, params?: unknown): void {
-    if (!this.disconnected) return this.conn.notify(method, params);
-    if (this.whileDisconnected === 'fail') throw this.notConnected(method);
-    if (this.waiting.length >= this.maxQueued) throw this.queueFull(method);
-    cbor.encode(params ?? {}); // an encoding error is the caller's, now
-    this.waiting.push({ method, params, call: undefined, timer: undefined, onAbort: undefined });
-  }
-
-  private callDisconnected(method: string, params: unknown, options: CallOptionsClient): Promise<unknown> {
-    const fail = (err: unknown) => {
-      discardIterable(params);
-      return Promise.reject(err);
-    };
-    if (this.whileDisconnected === 'fail') return fail(this.notConnected(method));
+  call<R>(method: string, params: unknown = {}, options: CallOptions = {}): Promise<R> {
     const signal = options.signal;
-    if (signal?.aborted) return fail(new IpcborError('IPCBOR_ERR_CANCELLED', `${method} was cancelled`, { method, cause: signal.reason }));
+    if (signal?.aborted) {
+      discardIterable(params);
+      return Promise.reject(cancelled(method, signal.reason));
+    }
     let timeout: number | undefined;
     try {
-      timeout = checkTimeout(options.timeout ?? this.options.timeout);
+      timeout = options.timeout === undefined ? this.defaultTimeout : checkTimeout(options.timeout);
     } catch (err) {
-      return fail(err);
+      discardIterable(params);
+      return Promise.reject(err);
     }
-    if (this.waiting.length >= this.maxQueued) return fail(this.queueFull(method));
-    return new Promise((resolve, reject) => {
-      const w: Waiting = { method, params, call: { options, timeout, since: Date.now(), resolve, reject }, timer: undefined, onAbort: undefined };
-      const drop = (err: IpcborError) => {
-        this.unqueue(w);
-        discardIterable(params);
-        reject(err);
-      };
-      if (timeout !== undefined) w.timer = setTimeout(() => drop(new IpcborError('IPCBOR_ERR_TIMEOUT', `${method} timed out after ${timeout} ms (not connected)`, { method })), timeout);
-      if (signal) {
-        w.onAbort = () => drop(new IpcborError('IPCBOR_ERR_CANCELLED', `${method} was cancelled`, { method, cause: signal.reason }));
-        signal.addEventListener('abort', w.onAbort, { once: true });
-      }
-      this.waiting.push(w);
+    if (this.disconnected) {
+      if (this.whileDisconnected === 'fail') return this.refuse(method, params, this.notConnected(method));
+      if (this.waiting.length >= this.maxQueued) return this.refuse(method, params, this.queueFull(method));
+    }
+    return new Promise<R>((resolve, reject) => {
+      const call = new OutgoingCall(method, params, timeout, signal, resolve as (v: unknown) => void, reject, this.giveUp);
+      if (this.disconnected) this.waiting.push(call);
+      else this.conn.send(call);
     });
   }
 
-  /** Take `w` out of the queue and release its timer and listener. */
-  private unqueue(w: Waiting): void {
-    const i = this.waiting.indexOf(w);
-    if (i >= 0) this.waiting.splice(i, 1);
-    if (w.timer !== undefined) clearTimeout(w.timer);
-    if (w.onAbort) w.call!.options.signal!.removeEventListener('abort', w.onAbort);
-    w.timer = undefined;
-    w.onAbort = undefined;
+  private refuse<R>(method: string, params: unknown, err: IpcborError): Promise<R> {
+    discardIterable(params);
+    return Promise.reject(err);
+  }
+
+  notify(method: string, params: unknown = {}): void {
+    if (!this.disconnected) return this.conn.notify(method, params);
+    if (this.whileDisconnected === 'fail') throw this.notConnected(method);
+    if (this.waiting.length >= this.maxQueued) throw this.queueFull(method);
+    this.making.resolved.codec.encode(params); // an encoding error is the caller's, now
+    this.waiting.push({ method, params });
   }
 
   /** Reconnected: send what waited, in order, each call with what is left of its timeout. */
@@ -462,18 +465,15 @@ class ReconnectingClient implements Client {
     const queued = this.waiting;
     this.waiting = [];
     for (const w of queued) {
-      this.unqueue(w);
-      if (w.call === undefined) {
-        try {
-          this.conn.notify(w.method, w.params);
-        } catch {
-          // Only the connection closing again can get here: a notification is not kept.
-        }
+      if (w instanceof OutgoingCall) {
+        if (!w.settled) this.conn.send(w);
         continue;
       }
-      const { options, timeout, since, resolve, reject } = w.call;
-      const opts = timeout === undefined ? options : { ...options, timeout: Math.max(0, timeout - (Date.now() - since)) };
-      this.conn.call(w.method, w.params, opts).then(resolve, reject);
+      try {
+        this.conn.notify(w.method, w.params);
+      } catch {
+        // Only the connection closing again can get here: a notification is not kept.
+      }
     }
   }
 
@@ -496,15 +496,17 @@ class ReconnectingClient implements Client {
   // ---- subscriptions -----------------------------------------------------------
 
   subscribe<T>(name: string, listener?: EventListener<T>): Subscription<T> {
-    if (!this.policy) return this.conn.subscribe(name, listener as EventListener) as Subscription<T>;
     if (this.conn.protocol !== 'extended') {
       throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this server does not speak');
     }
-    if (this.final) throw new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the client of ${this.address} is closed`, { method: '$ipcbor.subscribe' });
-    const sub = new Subscription(name, listener as EventListener | undefined, this.conn.eventLimits(), (s) => this.unsubscribe(s));
+    if (this.final || (!this.policy && this.conn.state !== 'open')) {
+      throw this.policy ? new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the client of ${this.address} is closed`, { method: SUBSCRIBE_METHOD }) : this.conn.closedError(SUBSCRIBE_METHOD);
+    }
+    const sub = new Subscription(name, listener as EventListener | undefined, this.subs.limits, (s) => this.unsubscribe(s));
     const d = deferred();
     sub.ready = d.promise;
-    this.subs.set(sub, d);
+    this.readiness.set(sub, d);
+    this.subs.add(sub);
     if (!this.disconnected) void this.register(this.conn, sub);
     return sub as Subscription<T>;
   }
@@ -515,35 +517,38 @@ class ReconnectingClient implements Client {
    * the subscription with the server's error.
    */
   private register(conn: ClientConnection, sub: Subscription): Promise<void> {
-    let d = this.subs.get(sub)!;
+    let d = this.readiness.get(sub)!;
     if (d.settled) {
       d = deferred();
       sub.ready = d.promise;
-      this.subs.set(sub, d);
+      this.readiness.set(sub, d);
     }
     const mine = d;
-    return conn.register(sub, true).then(
+    return conn.register(sub.name).then(
       () => {
-        // Unsubscribed while the server was registering it here.
-        if (this.subs.get(sub) !== mine) void conn.release(sub);
-        else mine.resolve();
+        if (this.readiness.get(sub) === mine) mine.resolve();
       },
       (err: unknown) => {
-        if (this.subs.get(sub) !== mine) return; // unsubscribed meanwhile
-        if (err instanceof IpcborError && err.code === 'IPCBOR_ERR_CONNECTION_CLOSED' && !this.final) return;
+        if (this.readiness.get(sub) !== mine) return; // unsubscribed meanwhile
+        if (err instanceof IpcborError && err.code === 'IPCBOR_ERR_CONNECTION_CLOSED' && !this.final && this.policy) return;
+        this.readiness.delete(sub);
         this.subs.delete(sub);
         mine.reject(err);
         sub.close(err);
+        conn.peer.flow.update();
       },
     );
   }
 
   private unsubscribe(sub: Subscription): Promise<void> {
-    const d = this.subs.get(sub);
+    const d = this.readiness.get(sub);
     if (d === undefined) return Promise.resolve();
-    this.subs.delete(sub);
+    this.readiness.delete(sub);
     if (!d.settled) d.resolve();
-    return this.conn.release(sub);
+    const last = this.subs.delete(sub);
+    // A reader that stopped may have been the one holding reading back.
+    this.conn.peer.flow.update();
+    return last ? this.conn.unregister(sub.name) : Promise.resolve();
   }
 
   // ---- connections -------------------------------------------------------------
@@ -581,21 +586,21 @@ class ReconnectingClient implements Client {
     this.setState('connecting', { attempt });
     const ac = new AbortController();
     this.attemptAbort = ac;
-    const deadline = Date.now() + (this.options.connectTimeout ?? 10_000);
+    const deadline = Date.now() + (this.making.options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT);
     let conn: ClientConnection;
     try {
       // The last connection spoke the extended protocol: only an explicit
       // seed answer to the hello says the server changed its mind.
-      conn = await establish(this.dial, this.address, { ...this.options, signal: ac.signal }, deadline, this.conn.protocol === 'seed');
+      conn = await establish(this.dial, this.address, this.making, ac.signal, deadline, this.conn.protocol === 'seed');
     } catch (err) {
       this.attemptAbort = undefined;
       if (this.final) return;
-      this.retry(err instanceof IpcborError ? err : new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${this.address}`, { cause: err }), false);
+      this.retry(asIpcborError(err, { code: 'IPCBOR_ERR_CONNECT', context: `could not connect to ${this.address}` }), false);
       return;
     }
     // Restore the subscriptions before anything else goes out, and before
     // the client says it is open: events from then on reach them.
-    const subs = new Set(this.subs.keys());
+    const subs = new Set(this.readiness.keys());
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()))));
     const aborted = new Promise<'aborted'>((resolve) => ac.signal.addEventListener('abort', () => resolve('aborted'), { once: true }));
@@ -615,14 +620,15 @@ class ReconnectingClient implements Client {
     if (conn.protocol !== 'extended') {
       // Now a seed peer: there are no events to restore.
       const err = new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this server does not speak');
-      for (const [sub, d] of this.subs) {
+      for (const [sub, d] of this.readiness) {
         d.reject(err);
+        this.subs.delete(sub);
         sub.close(err);
       }
-      this.subs.clear();
+      this.readiness.clear();
     }
     // Subscribed while this attempt restored the others.
-    for (const s of this.subs.keys()) if (!subs.has(s)) void this.register(conn, s);
+    for (const s of this.readiness.keys()) if (!subs.has(s)) void this.register(conn, s);
     this.conn = conn;
     this.attempt = 0;
     this.openedAt = Date.now();
@@ -642,16 +648,16 @@ class ReconnectingClient implements Client {
     const queued = this.waiting;
     this.waiting = [];
     for (const w of queued) {
-      this.unqueue(w);
       discardIterable(w.params);
-      w.call?.reject(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the client closed before ${w.method} could be sent`, { method: w.method, cause: reason }));
+      if (w instanceof OutgoingCall) w.finish(undefined, new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the client closed before ${w.method} could be sent`, { method: w.method, cause: reason }));
     }
-    const err = new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the client closed: ${reason.message}`, { cause: reason });
-    for (const [sub, d] of this.subs) {
+    const err = new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the connection closed: ${reason.message}`, { cause: reason });
+    for (const [sub, d] of this.readiness) {
       if (!d.settled) d.reject(err);
       sub.close(err);
     }
-    this.subs.clear();
+    this.readiness.clear();
+    for (const sub of this.subs.all()) this.subs.delete(sub);
     this.setState('closed', { error: reason });
     this.resolveClosed(reason);
   }
@@ -674,13 +680,11 @@ class ReconnectingClient implements Client {
       // Calls in flight and open result streams may finish, for at most
       // closeTimeout: a stream nobody reads never ends by itself.
       let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([connection.idle(), new Promise<void>((r) => (timer = setTimeout(r, this.options.closeTimeout ?? 10_000)))]);
+      await Promise.race([connection.idle(), new Promise<void>((r) => (timer = setTimeout(r, this.making.options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT)))]);
       clearTimeout(timer);
+      // The peer closes its side in turn; one that does not is cut after the linger.
       connection.end();
-      // The peer closes its side in turn; one that does not is cut off.
-      const cut = setTimeout(() => connection.destroy(), CLOSE_GRACE_MS);
       await connection.closed;
-      clearTimeout(cut);
       await this.closed;
     })();
     return this.closing;
@@ -697,13 +701,15 @@ class ReconnectingClient implements Client {
   }
 }
 
-/** Connect through `dial`: the client facade over one ClientConnection at a time. */
+/** Connect through `dial`: the client over one ClientConnection at a time. */
 export async function createClient(dial: Dialer, address: string, options: ClientOptions = {}): Promise<Client> {
   const policy = policyOf(options.reconnect);
   const wd = options.whileDisconnected;
   if (wd !== undefined && wd !== 'fail' && wd !== 'wait') throw new RangeError(`whileDisconnected must be 'fail' or 'wait', got ${String(wd)}`);
   const mq = options.maxQueued;
   if (mq !== undefined && !(typeof mq === 'number' && mq >= 0)) throw new RangeError(`maxQueued must be a non-negative number, got ${String(mq)}`);
-  const connection = await establish(dial, address, options, Date.now() + (options.connectTimeout ?? 10_000));
-  return new ReconnectingClient(dial, address, options, policy, connection);
+  const resolved = clientConnectionOptions(options, checkTimeout(options.timeout));
+  const making: Making = { options, resolved, subs: new SubscriptionSet(resolved.events) };
+  const connection = await establish(dial, address, making, options.signal, Date.now() + (options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT));
+  return new ClientImpl(dial, address, making, policy, connection);
 }

@@ -1,90 +1,24 @@
 /**
- * The client's end of one connection: the peer, plus what only a client
- * does. It encodes calls, matches answers to them (seed framing by order,
- * the extended protocol by id), and settles every pending call at once
- * when the connection goes.
+ * The client's end of one connection, a role of the peer: it sends calls,
+ * matches answers to them (the base framing by order, the extended
+ * protocol by id), registers subscriptions with the server and hands its
+ * events on, and settles every call it sent at once when the connection
+ * goes. What outlives one connection (the calls waiting for one, the
+ * subscriptions, reconnecting) is the client's (client.ts).
  */
-import {
-  CLOSE_LINGER_MS,
-  DEFAULT_EVENT_QUEUE,
-  DEFAULT_EVENT_QUEUE_BYTES,
-  DEFAULT_MAX_CONNECTION_BYTES,
-  DEFAULT_MAX_FRAME_BYTES,
-  DEFAULT_STREAM_WINDOW,
-} from '../constants.js';
-import { cbor, type Codec } from '../codec/cbor.js';
+import { CLOSE_LINGER_MS } from '../constants.js';
 import { IpcborError, RemoteError, asIpcborError, messageOf } from '../errors.js';
-import { encodeExtended, encodeRequest } from '../frame/encoder.js';
+import { encodeRequest } from '../frame/encoder.js';
 import { ConnectionBudget } from '../peer/budget.js';
 import { Peer } from '../peer/peer.js';
 import type { PeerRole } from '../peer/role.js';
-import type { AsyncQueue } from '../peer/queue.js';
-import { discardIterable as discard, isAsyncIterable } from '../peer/streams.js';
-import { encodeCallHeader } from '../protocol/fast-heads.js';
-import { HELLO_METHOD, Kind, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, type CallOptions, type Head } from '../protocol/heads.js';
+import { discardIterable as discard } from '../peer/streams.js';
+import { callFrame, cancelHead, HELLO_METHOD, Kind, notifyFrame, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, type CallOptions, type Head } from '../protocol/heads.js';
 import { helloOffer, readHelloResponse, type HelloResponse } from '../protocol/hello.js';
 import type { Transport } from '../transport.js';
-import { checkTimeout, type CallOptions as CallOptionsClient } from '../call-options.js';
-import { Subscription, type EventLimits, type EventListener } from './subscription.js';
-
-export interface ClientConnectionOptions {
-  codec?: Codec;
-  /** Largest answer accepted, in bytes (default 16 MiB); announced to the server. */
-  maxFrameBytes?: number;
-  /** Default timeout of every call, in ms (default: none). */
-  timeout?: number;
-  /** Stream items accepted per stream before granting more (default 64). */
-  window?: number;
-  /** Events buffered per subscription for a slow async-iterator reader before the oldest are dropped (default 1024). */
-  eventQueue?: number;
-  /** Bytes of events buffered per subscription before the oldest are dropped (default 4 MiB). */
-  eventQueueBytes?: number;
-  /**
-   * What a subscription's full queue (`eventQueue`, `eventQueueBytes`) does
-   * when its reader falls behind. `drop` (default): its oldest event is
-   * dropped. `pause`: the client stops reading the connection until the
-   * reader takes an event; the server then queues events for the
-   * connection, dropping the oldest past its own bound (counted in
-   * `dropped`), and answers to calls on it wait too. For a connection that
-   * only reads events, at the pace of a slow consumer.
-   */
-  eventOverflow?: 'drop' | 'pause';
-  /** Bytes of stream items received and not yet read before the client stops reading the connection (default 32 MiB). */
-  maxConnectionBytes?: number;
-  /** ms the server has to finish a frame once its first byte arrived (default 0: no limit). */
-  frameTimeout?: number;
-  /**
-   * Close the connection after this many ms in which no frame arrived and
-   * no call was waiting (default 0: never). With `reconnect`, the client
-   * then connects again: a way to notice a connection whose peer vanished
-   * without a FIN, which nothing else on an idle connection would.
-   */
-  idleTimeout?: number;
-}
-
-interface Pending {
-  readonly method: string;
-  /** 0 until the call is sent (it may wait in the queue for a free server slot). */
-  id: number;
-  resolve(value: unknown): void;
-  reject(err: unknown): void;
-  settled: boolean;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  /** The answer is a stream: its items land here. */
-  stream: AsyncQueue<unknown> | undefined;
-  /** Seed framing only: handles the raw answer (the hello uses it), or drops it (a notification). */
-  raw?: (ret: number, body: Uint8Array) => void;
-}
-
-/** A call waiting for a free server slot (extended protocol). */
-interface QueuedCall {
-  p: Pending;
-  payload: Uint8Array;
-  callOpts: CallOptions | undefined;
-  source: AsyncIterable<unknown> | undefined;
-}
+import { OutgoingCall } from './outgoing.js';
+import type { SubscriptionSet } from './subscription.js';
+import type { ResolvedClientOptions } from './options.js';
 
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
@@ -94,6 +28,9 @@ const utf8Loose = new TextDecoder();
 const MAX_SEED_REFUSAL = 4096;
 const noop = (): void => {};
 
+/** What answers a base-framing request: a call, or the hello (which reads the raw answer), or a notification (dropped). */
+type Answered = OutgoingCall | ((ret: number, body: Uint8Array) => void);
+
 export class ClientConnection implements PeerRole {
   /** The connection's peer: framing, phase, flow, timers, streams. */
   readonly peer: Peer;
@@ -102,59 +39,90 @@ export class ClientConnection implements PeerRole {
   /** Events the server dropped for this connection because it read too slowly. */
   droppedEvents = 0;
 
-  private readonly opts: ClientConnectionOptions;
-  private readonly fifo: Pending[] = [];
-  private readonly pending = new Map<number, Pending>();
-  private queue: QueuedCall[] = [];
+  private readonly opts: ResolvedClientOptions;
+  private readonly subs: SubscriptionSet;
+  /** Base framing: what each request sent is waiting for, in order. */
+  private readonly fifo: Answered[] = [];
+  /** Extended protocol: calls sent, by id. */
+  private readonly pending = new Map<number, OutgoingCall>();
+  /** Calls waiting for a free server slot (the server's maxInflight). */
+  private queue: OutgoingCall[] = [];
   private peerMaxInflight = Infinity;
   private nextId = 0;
   private readonly methodCache = new Map<string, Uint8Array>();
-  private readonly subs = new Map<string, Set<Subscription>>();
-  private readonly serverSubs = new Map<string, Promise<unknown>>();
-  /** Subscriptions the reconnecting client owns: they outlive this connection. */
-  private readonly kept = new WeakSet<Subscription>();
+  /** Event names registered with the server on this connection. */
+  private readonly registered = new Map<string, Promise<unknown>>();
+  /** Calls sent on this connection and not yet settled. */
   private unsettled = 0;
   private idleWaiters: (() => void)[] = [];
-  /** `eventOverflow: 'pause'`: a reader took an event (or its queue went): read on if none is full now. */
-  private readonly readOn = (): void => this.peer.flow.update();
 
-  constructor(transport: Transport, options: ClientConnectionOptions = {}) {
+  constructor(transport: Transport, options: ResolvedClientOptions, subs: SubscriptionSet) {
     this.peer = new Peer(transport, this, {
-      codec: options.codec ?? cbor,
-      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      codec: options.codec,
+      maxFrameBytes: options.maxFrameBytes,
       receives: 'response',
       takes: [Kind.Result, Kind.Event],
       other: 'server',
-      window: options.window ?? DEFAULT_STREAM_WINDOW,
-      budget: new ConnectionBudget(options.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES),
+      window: options.window,
+      budget: new ConnectionBudget(options.maxConnectionBytes),
       guardWrites: false,
-      frameTimeout: options.frameTimeout ?? 0,
-      idleTimeout: options.idleTimeout ?? 0,
+      frameTimeout: options.frameTimeout,
+      idleTimeout: options.idleTimeout,
       linger: CLOSE_LINGER_MS,
     });
     this.opts = options;
+    this.subs = subs;
+    if (options.eventOverflow === 'pause') subs.onRoom = () => this.peer.flow.update();
   }
 
-  /** Calls made and not yet settled. */
+  get state(): 'open' | 'closing' | 'closed' {
+    const stage = this.peer.phase.stage;
+    return stage === 'open' ? 'open' : stage === 'closed' ? 'closed' : 'closing';
+  }
+
+  get protocol(): 'seed' | 'extended' {
+    return this.peer.protocol;
+  }
+
+  get reason(): IpcborError | undefined {
+    return this.peer.reason;
+  }
+
+  get closed(): Promise<IpcborError> {
+    return this.peer.closed;
+  }
+
+  /** Calls sent here and not yet settled (a result stream counts until it resolves). */
   get inflight(): number {
     return this.unsettled;
   }
 
+  /** @internal */
   get quiet(): boolean {
     return this.unsettled === 0 && this.pending.size === 0 && this.queue.length === 0;
   }
 
   /** Resolves when no call is waiting for its answer and no result stream is open (or the connection closed). */
   idle(): Promise<void> {
-    if (this.quiet || this.state === 'closed') return Promise.resolve();
+    if (this.quiet || this.peer.phase.stage === 'closed') return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private checkIdle(): void {
-    if (this.idleWaiters.length === 0 || !(this.quiet || this.state === 'closed')) return;
+    if (this.idleWaiters.length === 0 || !(this.quiet || this.peer.phase.stage === 'closed')) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
+  }
+
+  /** Close at once (also a connection already settled that still holds its socket). */
+  destroy(cause?: IpcborError): void {
+    this.peer.destroy(cause);
+  }
+
+  /** Close gracefully: what was written is flushed; the transport is cut if the server does not close its side in turn. */
+  end(): void {
+    this.peer.beginClosing('end');
   }
 
   // ---- negotiation ----------------------------------------------------------
@@ -167,9 +135,8 @@ export class ClientConnection implements PeerRole {
    */
   hello(): Promise<'seed' | 'extended'> {
     return new Promise((resolve, reject) => {
-      const p = this.newPending(HELLO_METHOD, resolve, reject);
-      p.raw = (ret, body) => {
-        p.settled = true;
+      const answered = (ret: number, body: Uint8Array) => {
+        this.helloFailed = undefined;
         try {
           if (ret !== 0) {
             if (body.length > MAX_SEED_REFUSAL) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `the server refused the hello with ${body.length} bytes of text`);
@@ -189,100 +156,90 @@ export class ClientConnection implements PeerRole {
           this.peer.destroy(e);
         }
       };
-      this.fifo.push(p);
+      this.helloFailed = (reason) => reject(reason.code === 'IPCBOR_ERR_CONNECTION_CLOSED' ? this.closedError(HELLO_METHOD) : reason);
+      this.fifo.push(answered);
       this.peer.write(encodeRequest(HELLO_METHOD, this.peer.codec.encode(helloOffer(this.peer.decoder.maxFrameBytes, this.peer.window))));
     });
   }
 
+  /** The hello waits for its answer: what it hears if the connection closes first. */
+  private helloFailed: ((reason: IpcborError) => void) | undefined;
+
   // ---- calls ----------------------------------------------------------------
 
-  call(method: string, params: unknown = {}, opts: CallOptionsClient = {}): Promise<unknown> {
-    if (this.state !== 'open') return Promise.reject(this.closedError(method));
-    const signal = opts.signal;
-    if (signal?.aborted) return Promise.reject(cancelled(method, signal.reason));
-    const streamed = isAsyncIterable(params);
-    if (streamed && this.protocol === 'seed') {
+  /**
+   * Send `call` here. It settles through this connection from now on: its
+   * answer, its error, or the connection closing. A call this connection
+   * cannot send (closed, a streamed call on the base framing, params that
+   * cannot be encoded) settles at once with why.
+   */
+  send(call: OutgoingCall): void {
+    const method = call.method;
+    if (this.peer.phase.stage !== 'open') return call.finish(undefined, this.closedError(method));
+    const params = call.params;
+    const streamed = call.source !== undefined;
+    if (streamed && this.peer.protocol === 'seed') {
       discard(params);
-      return Promise.reject(new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'streaming params need the extended protocol, which this server does not speak', { method }));
+      return call.finish(undefined, new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'streaming params need the extended protocol, which this server does not speak', { method }));
     }
     let payload: Uint8Array;
-    let timeout: number | undefined;
     try {
       payload = streamed ? EMPTY : this.peer.codec.encode(params);
       this.peer.checkOutgoing(payload.length, 'params', method);
-      timeout = checkTimeout(opts.timeout ?? this.opts.timeout);
     } catch (err) {
       if (streamed) discard(params);
-      return Promise.reject(err);
+      return call.finish(undefined, err);
     }
+    call.conn = this;
     this.unsettled++;
-    return new Promise((resolve, reject) => {
-      const p = this.newPending(method, resolve, reject);
-      if (this.protocol === 'seed') {
-        this.fifo.push(p);
-        this.peer.write(encodeRequest(this.methodBytes(method), payload));
-      } else {
-        let callOpts: CallOptions | undefined;
-        if (timeout !== undefined || streamed) {
-          callOpts = {};
-          if (timeout !== undefined) callOpts.timeout = timeout;
-          if (streamed) callOpts.stream = true;
-        }
-        const source = streamed ? (params as AsyncIterable<unknown>) : undefined;
-        // The server takes at most `maxInflight` calls per connection; the
-        // rest wait here, in the caller's own process, for a free slot.
-        if (this.pending.size < this.peerMaxInflight) this.send(p, payload, callOpts, source);
-        else this.queue.push({ p, payload, callOpts, source });
-      }
-      if (timeout !== undefined) {
-        // A call's own timer keeps the process alive while the call waits.
-        p.timer = setTimeout(() => this.abandon(p, new IpcborError('IPCBOR_ERR_TIMEOUT', `${method} timed out after ${timeout} ms`, { method })), timeout);
-      }
-      if (signal) {
-        p.signal = signal;
-        p.onAbort = () => this.abandon(p, cancelled(method, signal.reason));
-        signal.addEventListener('abort', p.onAbort, { once: true });
-      }
-    });
+    if (this.peer.protocol === 'seed') {
+      this.fifo.push(call);
+      this.peer.write(encodeRequest(this.methodBytes(method), payload));
+      return;
+    }
+    call.payload = payload;
+    // The server takes at most `maxInflight` calls per connection; the
+    // rest wait here, in the caller's own process, for a free slot.
+    if (this.pending.size < this.peerMaxInflight) this.writeCall(call);
+    else this.queue.push(call);
   }
 
-  private send(p: Pending, payload: Uint8Array, callOpts: CallOptions | undefined, source: AsyncIterable<unknown> | undefined): void {
+  private writeCall(call: OutgoingCall): void {
     const id = this.allocId();
-    p.id = id;
-    this.pending.set(id, p);
-    this.peer.write(
-      callOpts
-        ? encodeExtended(this.peer.codec.encode([Kind.Call, id, p.method, callOpts]), payload)
-        : [encodeCallHeader(id, this.methodBytes(p.method), payload.length), payload],
-    );
-    if (source) void this.peer.streams.send(id, source, p.method);
+    call.id = id;
+    this.pending.set(id, call);
+    const timeout = call.remaining();
+    let opts: CallOptions | undefined;
+    if (timeout !== undefined || call.source !== undefined) {
+      opts = {};
+      if (timeout !== undefined) opts.timeout = timeout;
+      if (call.source !== undefined) opts.stream = true;
+    }
+    const payload = call.payload ?? EMPTY;
+    call.payload = undefined;
+    this.peer.write(callFrame(this.peer.codec, id, this.methodBytes(call.method), call.method, opts, payload));
+    if (call.source) void this.peer.streams.send(id, call.source, call.method);
   }
 
   /** Send queued calls while the server has free slots. */
   private sendQueued(): void {
-    while (this.queue.length > 0 && this.pending.size < this.peerMaxInflight && this.state === 'open') {
+    while (this.queue.length > 0 && this.pending.size < this.peerMaxInflight && this.peer.phase.stage === 'open') {
       const next = this.queue.shift()!;
-      if (!next.p.settled) this.send(next.p, next.payload, next.callOpts, next.source);
+      if (!next.settled) this.writeCall(next);
     }
   }
 
   /** A one-way call: no answer comes back. Seed peers get a normal call whose answer is dropped. */
-  notify(method: string, params: unknown = {}): void {
-    if (this.state !== 'open') throw this.closedError(method);
+  notify(method: string, params: unknown): void {
+    if (this.peer.phase.stage !== 'open') throw this.closedError(method);
     const payload = this.peer.codec.encode(params);
     this.peer.checkOutgoing(payload.length, 'params', method);
-    if (this.protocol === 'extended') {
-      this.peer.write(encodeExtended(this.peer.codec.encode([Kind.Notify, method]), payload));
+    if (this.peer.protocol === 'extended') {
+      this.peer.write(notifyFrame(this.peer.codec, method, payload));
     } else {
-      const p = this.newPending(method, noop, noop);
-      p.raw = noop;
-      this.fifo.push(p);
+      this.fifo.push(noop);
       this.peer.write(encodeRequest(this.methodBytes(method), payload));
     }
-  }
-
-  private newPending(method: string, resolve: (v: never) => void, reject: (e: unknown) => void): Pending {
-    return { method, id: 0, resolve: resolve as (v: unknown) => void, reject, settled: false, timer: undefined, signal: undefined, onAbort: undefined, stream: undefined };
   }
 
   private allocId(): number {
@@ -301,291 +258,199 @@ export class ClientConnection implements PeerRole {
     return bytes;
   }
 
-  /** The caller gave up (timeout, abort): settle now, tell the server (extended), drop the answer when it comes. */
-  private abandon(p: Pending, err: IpcborError): void {
-    if (p.settled && !p.stream) return;
-    if (this.protocol === 'extended' && this.pending.get(p.id) === p) {
-      this.peer.writeHead([Kind.Cancel, p.id]);
+  /** The caller gave up on `call` (timeout, abort): settle now, tell the server (extended), drop the answer when it comes. */
+  abandon(call: OutgoingCall, err: IpcborError): void {
+    if (call.settled && !call.stream) return;
+    if (this.pending.get(call.id) === call) {
+      this.peer.writeHead(cancelHead(call.id));
       // Items of its result stream nobody will read: let them go now.
-      this.peer.streams.closeInbound(p.id, err, true);
-    } else if (p.id === 0) {
+      this.peer.streams.closeInbound(call.id, err, true);
+    } else if (call.id === 0) {
       // Never sent: nothing to cancel on the server; close a streamed source.
-      const i = this.queue.findIndex((q) => q.p === p);
+      const i = this.queue.indexOf(call);
       if (i >= 0) {
-        const [queued] = this.queue.splice(i, 1);
-        if (queued!.source) discard(queued!.source);
+        this.queue.splice(i, 1);
+        if (call.source) discard(call.source);
       }
     }
-    this.settle(p, undefined, err);
+    this.settle(call, undefined, err);
   }
 
-  /** Settle a call once: resolve with `value` or reject with `err`; release its timer, listener, id and streams. */
-  private settle(p: Pending, value: unknown, err?: unknown): void {
-    const streaming = p.stream !== undefined && !p.stream.done;
+  /** Settle a call once: resolve with `value` or reject with `err`; release its id and streams when it is over. */
+  private settle(call: OutgoingCall, value: unknown, err?: unknown): void {
+    const streaming = call.stream !== undefined && !call.stream.done;
     if (err !== undefined || !streaming) {
-      if (p.timer !== undefined) clearTimeout(p.timer);
-      p.timer = undefined;
-      if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
-      p.onAbort = undefined;
-      if (p.id !== 0 && this.pending.get(p.id) === p) {
-        this.pending.delete(p.id);
-        this.peer.streams.stopOutbound(p.id);
-        if (err !== undefined) this.peer.streams.closeInbound(p.id, err as IpcborError);
+      if (call.id !== 0 && this.pending.get(call.id) === call) {
+        this.pending.delete(call.id);
+        this.peer.streams.stopOutbound(call.id);
+        if (err !== undefined) this.peer.streams.closeInbound(call.id, err as IpcborError);
         if (this.queue.length > 0) this.sendQueued();
       }
+      if (!call.over) {
+        call.over = true;
+        this.unsettled--;
+      }
     }
-    if (!p.settled) {
-      p.settled = true;
-      if (err !== undefined) p.reject(err);
-      else p.resolve(value);
-      this.unsettled--;
-    }
+    // Resolved with its stream, the call is still running: its timer runs on.
+    call.finish(value, err, streaming && err === undefined);
     this.checkIdle();
   }
 
   // ---- events ---------------------------------------------------------------
 
   /**
-   * Receive the server's events named `name` (`*` for all). The returned
-   * subscription is an async iterable and disposable; `listener`, if given,
-   * is called for each event instead of queueing it.
+   * Register event `name` with the server on this connection (once per
+   * name). Resolves once the server registered it; a refusal, a timeout or
+   * the connection closing rejects.
    */
-  subscribe(name: string, listener?: EventListener): Subscription {
-    if (this.protocol !== 'extended') {
-      throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this server does not speak');
-    }
-    if (this.state !== 'open') throw this.closedError(SUBSCRIBE_METHOD);
-    const sub = new Subscription(name, listener, this.eventLimits(), (s) => this.unsubscribe(s));
-    sub.ready = this.register(sub);
-    sub.ready.catch(noop);
-    return sub;
-  }
-
-  /** @internal how many events a subscription's iterator may hold, and what a full one does. */
-  eventLimits(): EventLimits {
-    return { maxItems: this.opts.eventQueue ?? DEFAULT_EVENT_QUEUE, maxBytes: this.opts.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES, overflow: this.opts.eventOverflow ?? 'drop' };
-  }
-
-  /** `eventOverflow: 'pause'`: a subscription's reader is a full queue behind. */
-  holdsReading(): boolean {
-    if (this.opts.eventOverflow !== 'pause') return false;
-    for (const set of this.subs.values()) for (const s of set) if (s.full) return true;
-    return false;
-  }
-
-  /**
-   * @internal Deliver the server's events `sub.name` to `sub` on this
-   * connection. With `keep` (the reconnecting client's subscriptions), the
-   * subscription is not closed when this connection closes or the server
-   * refuses: the caller decides. Resolves once the server registered it.
-   */
-  register(sub: Subscription, keep = false): Promise<void> {
-    const name = sub.name;
-    if (this.protocol !== 'extended') {
+  register(name: string): Promise<void> {
+    if (this.peer.protocol !== 'extended') {
       return Promise.reject(new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this server does not speak'));
     }
-    if (this.state !== 'open') return Promise.reject(this.closedError(SUBSCRIBE_METHOD));
-    if (keep) this.kept.add(sub);
-    if (this.opts.eventOverflow === 'pause') sub.onRoom = this.readOn;
-    let set = this.subs.get(name);
-    if (!set) {
-      set = new Set();
-      this.subs.set(name, set);
-    }
-    set.add(sub);
-    let ready = this.serverSubs.get(name);
+    if (this.peer.phase.stage !== 'open') return Promise.reject(this.closedError(SUBSCRIBE_METHOD));
+    let ready = this.registered.get(name);
     if (!ready) {
       ready = this.call(SUBSCRIBE_METHOD, { event: name });
-      this.serverSubs.set(name, ready);
+      this.registered.set(name, ready);
     }
-    const mine = set;
+    const mine = ready;
     return ready.then(
       () => undefined,
       (err: unknown) => {
         // A refused subscribe must not poison the name for later attempts.
-        if (this.serverSubs.get(name) === ready) {
-          this.serverSubs.delete(name);
+        if (this.registered.get(name) === mine) {
+          this.registered.delete(name);
           // Given up on here (timeout), it may still have reached the
           // server: take it back, best effort, unless another took its place.
-          if (err instanceof IpcborError && (err.code === 'IPCBOR_ERR_TIMEOUT' || err.code === 'IPCBOR_ERR_CANCELLED') && this.state === 'open') {
+          if (err instanceof IpcborError && (err.code === 'IPCBOR_ERR_TIMEOUT' || err.code === 'IPCBOR_ERR_CANCELLED') && this.peer.phase.stage === 'open') {
             this.call(UNSUBSCRIBE_METHOD, { event: name }).catch(noop);
           }
         }
-        mine.delete(sub);
-        if (mine.size === 0 && this.subs.get(name) === mine) this.subs.delete(name);
-        if (!keep) sub.close(err);
-        if (this.opts.eventOverflow === 'pause') this.readOn();
         throw err;
       },
     );
   }
 
-  /** @internal stop delivering to `sub` (the last one of its name unsubscribes on the server). */
-  release(sub: Subscription): Promise<void> {
-    return this.unsubscribe(sub);
+  /** Nobody subscribes to `name` any more: unregister it with the server. */
+  unregister(name: string): Promise<void> {
+    if (!this.registered.delete(name) || this.peer.phase.stage !== 'open') return Promise.resolve();
+    return this.call(UNSUBSCRIBE_METHOD, { event: name }).then(noop, noop);
   }
 
-  private unsubscribe(sub: Subscription): Promise<void> {
-    const set = this.subs.get(sub.name);
-    if (!set?.delete(sub) || set.size > 0) return Promise.resolve();
-    this.subs.delete(sub.name);
-    this.serverSubs.delete(sub.name);
-    if (this.state !== 'open') return Promise.resolve();
-    return this.call(UNSUBSCRIBE_METHOD, { event: sub.name }).then(noop, noop);
+  /** A call of the protocol's own (subscribe, unsubscribe), with the client's default timeout. */
+  private call(method: string, params: unknown): Promise<unknown> {
+    return new Promise((resolve, reject) => this.send(new OutgoingCall(method, params, this.opts.timeout, undefined, resolve, reject, (c, err) => this.abandon(c, err))));
+  }
+
+  /** @internal `eventOverflow: 'pause'`: a subscription's reader is a full queue behind. */
+  holdsReading(): boolean {
+    return this.subs.full;
   }
 
   private onEvent(name: string, dropped: number, alias: string | undefined, payload: Uint8Array): void {
-    const named = this.subs.get(name);
-    const aliased = alias === undefined ? undefined : this.subs.get(alias);
-    const all = this.subs.get('*');
     if (dropped > 0) {
       this.droppedEvents += dropped;
-      for (const set of this.subs.values()) for (const s of set) s.noteDropped(dropped);
+      this.subs.noteDropped(dropped);
     }
-    if (!named && !aliased && !all) return;
+    if (!this.subs.wanted(name, alias)) return;
     let value: unknown;
     try {
       value = payload.length === 0 ? undefined : this.peer.codec.decode(payload);
     } catch (err) {
       throw new IpcborError('IPCBOR_ERR_DECODE', `event ${name}: ${messageOf(err)}`, { cause: err });
     }
-    const bytes = payload.length;
-    if (named) for (const s of named) s.deliver(name, value, bytes);
-    if (aliased) for (const s of aliased) s.deliver(alias!, value, bytes);
-    // `*` names an event the way it is subscribed to by name: a default
-    // service's events by their bare name.
-    if (all) for (const s of all) s.deliver(alias ?? name, value, bytes);
+    this.subs.deliver(name, alias, value, payload.length);
     if (this.opts.eventOverflow === 'pause') this.peer.flow.update();
   }
 
   // ---- input ----------------------------------------------------------------
 
+  /** @internal a base-framing answer: to the oldest request */
   response(ret: number, body: Uint8Array): void {
-    const p = this.fifo.shift();
-    if (p === undefined) throw new IpcborError('IPCBOR_ERR_PROTOCOL', 'the server sent an answer to no request');
-    if (p.raw) return p.raw(ret, body);
-    if (p.settled) return;
+    const waiting = this.fifo.shift();
+    if (waiting === undefined) throw new IpcborError('IPCBOR_ERR_PROTOCOL', 'the server sent an answer to no request');
+    if (typeof waiting === 'function') return waiting(ret, body);
+    // Given up on (timeout, abort): the answer is dropped.
+    if (waiting.settled) return;
     if (ret === 0) {
-      this.resolveWith(p, body);
+      this.resolveWith(waiting, body);
     } else {
       const text = utf8Loose.decode(body);
-      this.settle(p, undefined, new RemoteError('IPCBOR_ERR_REMOTE', text === '' ? 'the server reported an error without text' : text, { method: p.method }));
+      this.settle(waiting, undefined, new RemoteError('IPCBOR_ERR_REMOTE', text === '' ? 'the server reported an error without text' : text, { method: waiting.method }));
     }
   }
 
-  private resolveWith(p: Pending, body: Uint8Array): void {
+  private resolveWith(call: OutgoingCall, body: Uint8Array): void {
     let value: unknown;
     try {
       value = this.peer.decodePayload(body);
     } catch (err) {
-      this.settle(p, undefined, new IpcborError('IPCBOR_ERR_DECODE', `the answer to ${p.method} is not valid CBOR: ${messageOf(err)}`, { method: p.method, cause: err }));
+      this.settle(call, undefined, new IpcborError('IPCBOR_ERR_DECODE', `the answer to ${call.method} is not valid CBOR: ${messageOf(err)}`, { method: call.method, cause: err }));
       return;
     }
-    this.settle(p, value);
+    this.settle(call, value);
   }
 
+  /** @internal RESULT or EVENT */
   frame(head: Head, payload: Uint8Array): void {
-    switch (head.kind) {
-      case Kind.Result: {
-        const p = this.pending.get(head.id);
-        if (!p) return;
-        if (p.stream) {
-          this.settle(p, undefined, new IpcborError('IPCBOR_ERR_PROTOCOL', `the server sent a result for ${p.method} after stream items`, { method: p.method }));
-          return;
-        }
-        this.resolveWith(p, payload);
-        return;
-      }
-      case Kind.Event:
-        return this.onEvent(head.name, head.dropped, head.alias, payload);
-      default:
-        throw new IpcborError('IPCBOR_ERR_PROTOCOL', `a server may not send frame kind ${head.kind}`);
+    if (head.kind === Kind.Event) return this.onEvent(head.name, head.dropped, head.alias, payload);
+    if (head.kind !== Kind.Result) return;
+    const call = this.pending.get(head.id);
+    if (!call) return;
+    if (call.stream) {
+      this.settle(call, undefined, new IpcborError('IPCBOR_ERR_PROTOCOL', `the server sent a result for ${call.method} after stream items`, { method: call.method }));
+      return;
     }
+    this.resolveWith(call, payload);
   }
 
+  /** @internal ERROR for a call */
   callFailed(id: number, err: RemoteError): void {
-    const p = this.pending.get(id);
-    if (p) this.settle(p, undefined, new RemoteError(err.code, err.message, { method: p.method, data: err.data }));
+    const call = this.pending.get(id);
+    if (call) this.settle(call, undefined, new RemoteError(err.code, err.message, { method: call.method, data: err.data }));
   }
 
-  /** The call's answer is a stream: open it on the first ITEM or END and resolve the call with it. */
+  /** @internal The call's answer is a stream: open it on the first ITEM or END and resolve the call with it. */
   streamArrived(id: number): boolean {
-    const p = this.pending.get(id);
-    if (!p || p.stream) return false;
+    const call = this.pending.get(id);
+    if (!call || call.stream) return false;
     const stream = this.peer.streams.open(id, {
       // The reader stopped early: the call is given up.
-      stopped: () => this.abandon(p, new IpcborError('IPCBOR_ERR_CANCELLED', 'the reader stopped the stream', { method: p.method })),
+      stopped: () => this.abandon(call, new IpcborError('IPCBOR_ERR_CANCELLED', 'the reader stopped the stream', { method: call.method })),
       // The stream ended: its call is over.
       ended: () => {
-        if (p.stream?.done) this.settle(p, undefined);
+        if (call.stream?.done) this.settle(call, undefined);
       },
     });
-    p.stream = stream;
-    this.settle(p, stream);
+    call.stream = stream;
     // The call stays pending (its id taken, its timer running) until the stream ends.
+    this.settle(call, stream);
     return true;
   }
 
+  /** @internal */
   connectionClosed(reason: IpcborError): void {
-    const all = [...this.fifo, ...this.pending.values(), ...this.queue.map((q) => q.p)];
+    const all: OutgoingCall[] = [...this.pending.values(), ...this.queue];
+    for (const w of this.fifo) if (typeof w !== 'function') all.push(w);
     this.fifo.length = 0;
     this.pending.clear();
     const queued = this.queue;
     this.queue = [];
     for (const q of queued) if (q.source) discard(q.source);
-    for (const p of all) {
-      if (p.raw && !p.settled) {
-        // The hello: a connection we failed (a bad or oversized answer) is
-        // that error, never "closed", which would read as a seed peer.
-        p.settled = true;
-        p.reject(reason.code === 'IPCBOR_ERR_CONNECTION_CLOSED' ? this.closedError(p.method) : reason);
-        continue;
-      }
-      this.settle(p, undefined, this.closedError(p.method));
-    }
-    for (const set of this.subs.values()) {
-      for (const s of set) if (!this.kept.has(s)) s.close(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the connection closed: ${reason.message}`, { cause: reason }));
-    }
-    this.subs.clear();
+    // The hello: a connection we failed (a bad or oversized answer) is
+    // that error, never "closed", which would read as a seed peer.
+    this.helloFailed?.(reason);
+    this.helloFailed = undefined;
+    for (const call of all) this.settle(call, undefined, this.closedError(call.method));
+    this.registered.clear();
     this.checkIdle();
   }
 
-  private closedError(method: string): IpcborError {
-    const reason = this.reason;
+  /** IPCBOR_ERR_CONNECTION_CLOSED for a call of `method`, with why as its cause. */
+  closedError(method: string): IpcborError {
+    const reason = this.peer.reason;
     if (reason === undefined) return new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection is closing', { method });
     const message = reason.code === 'IPCBOR_ERR_CONNECTION_CLOSED' ? reason.message : `the connection closed: ${reason.message}`;
     return new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', message, { method, cause: reason });
   }
-
-  /** Close at once. Also after the connection settled (a failed one may still hold its socket, ending): the socket goes now. */
-  destroy(cause?: IpcborError): void {
-    this.peer.destroy(cause);
-  }
-
-  /** Close gracefully: the transport flushes what was written, and is cut if the server does not close its side in turn. Pending calls reject when it has closed. */
-  end(): void {
-    this.peer.beginClosing('end');
-  }
-
-  get state(): 'open' | 'closing' | 'closed' {
-    const stage = this.peer.phase.stage;
-    return stage === 'open' ? 'open' : stage === 'closed' ? 'closed' : 'closing';
-  }
-
-  get protocol(): 'seed' | 'extended' {
-    return this.peer.protocol;
-  }
-
-  get reason(): IpcborError | undefined {
-    return this.peer.reason;
-  }
-
-  get closed(): Promise<IpcborError> {
-    return this.peer.closed;
-  }
 }
-
-function cancelled(method: string, reason: unknown): IpcborError {
-  return new IpcborError('IPCBOR_ERR_CANCELLED', `${method} was cancelled`, { method, cause: reason });
-}
-

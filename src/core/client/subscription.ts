@@ -9,7 +9,7 @@
  * by bytes. When either is full the oldest event is dropped and counted in
  * `dropped` (observable also through the `onDrop` callback).
  */
-import { IpcborError } from '../errors.js';
+import { IpcborError, rethrowLater } from '../errors.js';
 import { AsyncQueue } from '../peer/queue.js';
 
 export interface EventMessage<T = unknown> {
@@ -29,17 +29,6 @@ export interface EventLimits {
   maxItems: number;
   maxBytes: number;
   overflow: 'drop' | 'pause';
-}
-
-/**
- * A user callback threw: that is the user's bug to see (as an uncaught
- * exception, like an EventEmitter listener's), not a reason to drop the
- * connection and every call on it.
- */
-function rethrowLater(err: unknown): void {
-  queueMicrotask(() => {
-    throw err;
-  });
 }
 
 export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>> {
@@ -132,5 +121,84 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
     // Leaving the loop ends the subscription here and now; the server is
     // told without waiting for its answer.
     return this.queue;
+  }
+}
+
+/**
+ * A client's subscriptions by event name: one registry for the client,
+ * whichever connection delivers the events (a reconnecting client's
+ * outlive each connection).
+ */
+export class SubscriptionSet {
+  private readonly byName = new Map<string, Set<Subscription>>();
+  /** With `pause`: told when a reader took an event, so the connection may read on. */
+  onRoom: (() => void) | undefined;
+
+  constructor(readonly limits: EventLimits) {}
+
+  add(sub: Subscription): void {
+    let set = this.byName.get(sub.name);
+    if (!set) {
+      set = new Set();
+      this.byName.set(sub.name, set);
+    }
+    set.add(sub);
+    if (this.limits.overflow === 'pause') sub.onRoom = () => this.onRoom?.();
+  }
+
+  /** Take `sub` out; true when it was the last of its name. */
+  delete(sub: Subscription): boolean {
+    const set = this.byName.get(sub.name);
+    if (!set?.delete(sub)) return false;
+    if (set.size > 0) return false;
+    this.byName.delete(sub.name);
+    return true;
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** Every subscription, once. */
+  all(): Subscription[] {
+    const out: Subscription[] = [];
+    for (const set of this.byName.values()) for (const s of set) out.push(s);
+    return out;
+  }
+
+  /** Every name subscribed to. */
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  /** `pause`: is some reader a full queue behind? */
+  get full(): boolean {
+    if (this.limits.overflow !== 'pause') return false;
+    for (const set of this.byName.values()) for (const s of set) if (s.full) return true;
+    return false;
+  }
+
+  /** Does an event of `name` (or `alias`) reach anyone? */
+  wanted(name: string, alias: string | undefined): boolean {
+    return this.byName.has(name) || (alias !== undefined && this.byName.has(alias)) || this.byName.has('*');
+  }
+
+  /** Hand an event to the subscriptions of its name, of its alias, and of `*`. */
+  deliver(name: string, alias: string | undefined, value: unknown, bytes: number): void {
+    const named = this.byName.get(name);
+    if (named) for (const s of named) s.deliver(name, value, bytes);
+    if (alias !== undefined) {
+      const aliased = this.byName.get(alias);
+      if (aliased) for (const s of aliased) s.deliver(alias, value, bytes);
+    }
+    // `*` names an event the way it is subscribed to by name: a default
+    // service's events by their bare name.
+    const all = this.byName.get('*');
+    if (all) for (const s of all) s.deliver(alias ?? name, value, bytes);
+  }
+
+  /** The server dropped `n` events for this connection: every subscription hears of it. */
+  noteDropped(n: number): void {
+    for (const set of this.byName.values()) for (const s of set) s.noteDropped(n);
   }
 }

@@ -20,8 +20,7 @@ import type { Codec } from '../codec/cbor.js';
 import { IpcborError, RemoteError, asIpcborError, messageOf } from '../errors.js';
 import { FrameDecoder, type FrameSink } from '../frame/decoder.js';
 import { encodeExtended, type FrameParts } from '../frame/encoder.js';
-import { encodeKindIdHeader } from '../protocol/fast-heads.js';
-import { Kind, decodeHead, errorFrame } from '../protocol/heads.js';
+import { Kind, decodeHead, errorFrame, valueFrame } from '../protocol/heads.js';
 import type { Disposable, Transport, TransportSink } from '../transport.js';
 import { disposable } from '../transport.js';
 import { decodedBytes, type ConnectionBudget } from './budget.js';
@@ -380,7 +379,7 @@ export class Peer implements TransportSink, FrameSink {
    * RESULT or ITEM with its value. A value that cannot be encoded, or is
    * over the other end's limit, throws (the caller turns it into an ERROR).
    */
-  writeValue(kind: number, id: number, value: unknown, method: string): void {
+  writeValue(kind: typeof Kind.Result | typeof Kind.Item, id: number, value: unknown, method: string): void {
     let bytes: Uint8Array;
     try {
       bytes = this.codec.encode(value);
@@ -388,7 +387,7 @@ export class Peer implements TransportSink, FrameSink {
       throw new IpcborError('IPCBOR_ERR_ENCODE', `${kind === Kind.Item ? 'stream item' : 'result'} could not be encoded: ${messageOf(err)}`, { method, cause: err });
     }
     this.checkOutgoing(bytes.length, kind === Kind.Item ? 'stream item' : 'result', method);
-    this.write([encodeKindIdHeader(kind, id, bytes.length), bytes]);
+    this.write(valueFrame(kind, id, bytes));
   }
 
   /** Refuse to send what the other end said it will not take. */

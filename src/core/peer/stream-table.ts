@@ -9,7 +9,7 @@
  * so what is made before it is counted is one item at a time.
  */
 import { IpcborError, asIpcborError, messageOf } from '../errors.js';
-import { Kind } from '../protocol/heads.js';
+import { Kind, cancelHead, creditHead, endHead } from '../protocol/heads.js';
 import type { Peer } from './peer.js';
 import { AsyncQueue } from './queue.js';
 
@@ -78,7 +78,7 @@ export class StreamTable {
       this.inbound.delete(id);
       s.queue.fail(new IpcborError('IPCBOR_ERR_DECODE', `stream item: ${messageOf(err)}`, { cause: err }));
       // Tell the sender to stop; the reader sees the error.
-      this.peer.writeHead([Kind.Cancel, id]);
+      this.peer.writeHead(cancelHead(id));
       return;
     }
     this.peer.budget.charge(item.cost);
@@ -97,7 +97,7 @@ export class StreamTable {
         // Grant in batches of half a window: fewer CREDIT frames, no stall.
         if (++s.consumed >= Math.max(1, this.window >> 1)) {
           s.allowance += s.consumed;
-          peer.writeHead([Kind.Credit, id, s.consumed]);
+          peer.writeHead(creditHead(id, s.consumed));
           s.consumed = 0;
         }
       },
@@ -105,7 +105,7 @@ export class StreamTable {
         const s = this.inbound.get(id);
         if (s?.queue !== queue) return;
         this.inbound.delete(id);
-        peer.writeHead([Kind.Cancel, id]);
+        peer.writeHead(cancelHead(id));
         s.hooks?.stopped?.();
       },
     });
@@ -172,7 +172,7 @@ export class StreamTable {
           if (r.done) {
             sourceDone = true;
             if (out.stopped) return 'stopped';
-            peer.writeHead([Kind.End, id]);
+            peer.writeHead(endHead(id));
             return 'done';
           }
           if (out.stopped) return 'stopped';

@@ -20,7 +20,7 @@ import { MAX_ERROR_TEXT, MAX_TIMER_MS } from '../constants.js';
 import { IpcborError } from '../errors.js';
 import type { Codec } from '../codec/cbor.js';
 import { encodeExtended, type FrameParts } from '../frame/encoder.js';
-import { parseCommonHead } from './fast-heads.js';
+import { encodeCallHeader, encodeKindIdHeader, parseCommonHead } from './fast-heads.js';
 
 export const Kind = {
   Call: 1,
@@ -148,4 +148,40 @@ export function clip(text: string, max = MAX_ERROR_TEXT): string {
  */
 export function errorFrame(codec: Codec, id: number, code: string, message: string, data?: Uint8Array): FrameParts {
   return encodeExtended(codec.encode([Kind.Error, id, clip(code, 256), clip(message)]), data);
+}
+
+/** CALL `id` of `method` (its UTF-8 bytes given too, for the fast head used when there are no options). */
+export function callFrame(codec: Codec, id: number, methodBytes: Uint8Array, method: string, opts: CallOptions | undefined, payload: Uint8Array): FrameParts {
+  return opts ? encodeExtended(codec.encode([Kind.Call, id, method, opts]), payload) : [encodeCallHeader(id, methodBytes, payload.length), payload];
+}
+
+/** NOTIFY of `method`. */
+export function notifyFrame(codec: Codec, method: string, payload: Uint8Array): FrameParts {
+  return encodeExtended(codec.encode([Kind.Notify, method]), payload);
+}
+
+/** RESULT or ITEM of call `id`, its encoded value the payload. */
+export function valueFrame(kind: typeof Kind.Result | typeof Kind.Item, id: number, payload: Uint8Array): FrameParts {
+  return [encodeKindIdHeader(kind, id, payload.length), payload];
+}
+
+/** EVENT `name`; `dropped` (events lost before it) and `alias` (a default service's bare name) when there are any. */
+export function eventFrame(codec: Codec, name: string, dropped: number, alias: string | undefined, payload: Uint8Array): FrameParts {
+  const head = alias !== undefined ? [Kind.Event, name, dropped, alias] : dropped > 0 ? [Kind.Event, name, dropped] : [Kind.Event, name];
+  return encodeExtended(codec.encode(head), payload);
+}
+
+/** CANCEL of call `id`. */
+export function cancelHead(id: number): readonly unknown[] {
+  return [Kind.Cancel, id];
+}
+
+/** END of the stream of call `id`. */
+export function endHead(id: number): readonly unknown[] {
+  return [Kind.End, id];
+}
+
+/** CREDIT: `n` more items may be sent on the stream of call `id`. */
+export function creditHead(id: number, n: number): readonly unknown[] {
+  return [Kind.Credit, id, n];
 }

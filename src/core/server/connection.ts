@@ -25,7 +25,7 @@ import {
 } from '../constants.js';
 import { cbor, type Codec } from '../codec/cbor.js';
 import { IpcborError, asIpcborError, guarded, messageOf } from '../errors.js';
-import { encodeErrorResponse, encodeExtended, encodeResponse, type FrameParts } from '../frame/encoder.js';
+import { encodeErrorResponse, encodeResponse, type FrameParts } from '../frame/encoder.js';
 import { ConnectionBudget, decodedBytes } from '../peer/budget.js';
 import { Peer } from '../peer/peer.js';
 import { backgroundTimer } from '../peer/timers.js';
@@ -33,7 +33,7 @@ import type { PeerRole } from '../peer/role.js';
 import type { AsyncQueue } from '../peer/queue.js';
 import type { WriteTurns } from '../peer/turns.js';
 import { discardIterable, isAsyncIterable } from '../peer/streams.js';
-import { HELLO_METHOD, Kind, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, clip, type Head } from '../protocol/heads.js';
+import { HELLO_METHOD, Kind, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, clip, eventFrame, type Head } from '../protocol/heads.js';
 import { readHelloRequest, type HelloResponse } from '../protocol/hello.js';
 import type { ConnectionInfo, Transport, TransportSink } from '../transport.js';
 import { Context, type Executor, type IncomingCall } from './call.js';
@@ -722,10 +722,8 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
 
   private writeEvent(name: string, payload: Uint8Array, alias: string | undefined): void {
     const dropped = this.eventsDropped;
-    const head = alias !== undefined ? [Kind.Event, name, dropped, alias] : dropped > 0 ? [Kind.Event, name, dropped] : [Kind.Event, name];
     this.eventsDropped = 0;
-    const peer = this.peer;
-    peer.write(encodeExtended(peer.codec.encode(head), payload));
+    this.peer.write(eventFrame(this.peer.codec, name, dropped, alias, payload));
   }
 
   /** @internal */
