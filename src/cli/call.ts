@@ -1,4 +1,5 @@
 /** `ipcbor call ADDRESS METHOD [JSON]` */
+import { DEFAULT_CLI_CALL_TIMEOUT } from '../core/constants.js';
 import { connect } from '../node/client.js';
 import { IpcborError } from '../core/errors.js';
 import { fromJson, toJson } from './json.js';
@@ -52,7 +53,7 @@ Examples:
         return 2;
       }
     }
-    const timeout = Number(option(values, 'timeout') ?? 30_000);
+    const timeout = Number(option(values, 'timeout') ?? DEFAULT_CLI_CALL_TIMEOUT);
     const protocol = (option(values, 'protocol') ?? 'auto') as 'auto' | 'seed' | 'extended';
     if (!['auto', 'seed', 'extended'].includes(protocol) || !(timeout > 0)) return io.usage();
     const client = await connect(address, { protocol, connectTimeout: timeout, signal: io.signal, ...tlsFromOptions(values) });

@@ -1,4 +1,5 @@
 /** `ipcbor describe ADDRESS`: what a server offers, readably. */
+import { DEFAULT_CLI_DESCRIBE_TIMEOUT } from '../core/constants.js';
 import { connect, type Client } from '../node/client.js';
 import { DESCRIBE_METHOD } from '../core/protocol/heads.js';
 import type { Description, DescribeMethod } from '../core/service.js';
@@ -103,7 +104,7 @@ unless started with introspection on: the command then says so and exits 1.`,
   async run(positionals, values, io) {
     const [address] = positionals;
     if (!address || positionals.length > 1) return io.usage();
-    const timeout = Number(option(values, 'timeout') ?? 10_000);
+    const timeout = Number(option(values, 'timeout') ?? DEFAULT_CLI_DESCRIBE_TIMEOUT);
     await using client = await connect(address, { connectTimeout: timeout, signal: io.signal, ...tlsFromOptions(values) });
     let d: Description;
     try {

@@ -1,4 +1,5 @@
 /** `ipcbor ls`: the services in the runtime directory, and whether they answer. */
+import { DEFAULT_CLI_PROBE_TIMEOUT } from '../core/constants.js';
 import { connect } from '../node/client.js';
 import { DESCRIBE_METHOD } from '../core/protocol/heads.js';
 import type { Description } from '../core/service.js';
@@ -84,7 +85,7 @@ Options:
   options: { json: { type: 'boolean' }, timeout: { type: 'string' } },
   async run(positionals, values, io) {
     if (positionals.length > 0) return io.usage();
-    const timeout = Number(option(values, 'timeout') ?? 1000);
+    const timeout = Number(option(values, 'timeout') ?? DEFAULT_CLI_PROBE_TIMEOUT);
     if (!(timeout > 0)) return io.usage();
     const dir = runtimeDir();
     const names = listServiceNames(dir);

@@ -9,6 +9,9 @@ export const DEFAULT_MAX_METHOD_BYTES = 256;
 /** Largest payload / body of one frame, in bytes (16 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
+/** Most data items one decode accepts (every array element, map key and value, and the top item). */
+export const DEFAULT_MAX_ITEMS = 1_000_000;
+
 /** Deepest nesting of arrays and maps a decoded CBOR item may have. */
 export const DEFAULT_MAX_DEPTH = 64;
 
@@ -36,6 +39,9 @@ export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
 /** TLS connections a listener holds in their handshake; past it, a new one closes the oldest. */
 export const DEFAULT_MAX_HANDSHAKES = 128;
+
+/** How long a TLS server lets a peer take over its handshake, in ms (Node's own default is 120,000). */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 
 /** Time a peer has to finish a frame once its first byte arrived, in ms. */
 export const DEFAULT_FRAME_TIMEOUT = 30_000;
@@ -97,3 +103,12 @@ export const DEFAULT_RECONNECT = Object.freeze({ initialDelay: 100, maxDelay: 10
 
 /** State changes a `states()` reader may fall behind before the oldest are dropped. */
 export const STATE_BACKLOG = 64;
+
+/** The command line: how long `ipcbor call` waits for its answer, in ms. */
+export const DEFAULT_CLI_CALL_TIMEOUT = 30_000;
+
+/** The command line: how long `ipcbor describe` waits, in ms. */
+export const DEFAULT_CLI_DESCRIBE_TIMEOUT = 10_000;
+
+/** The command line: how long `ipcbor ls` waits for each service, in ms. */
+export const DEFAULT_CLI_PROBE_TIMEOUT = 1000;

@@ -13,7 +13,7 @@ import { X509Certificate } from 'node:crypto';
 import { isIP, Server as NetServer, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, createSecureContext, createServer as createTlsServer, type PeerCertificate, type SecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { OpenTransport } from '../core/transport.js';
-import { DEFAULT_MAX_HANDSHAKES } from '../core/constants.js';
+import { DEFAULT_MAX_HANDSHAKES, DEFAULT_HANDSHAKE_TIMEOUT } from '../core/constants.js';
 import { IpcborError, messageOf } from '../core/errors.js';
 import type { PeerIdentity, TransportSink } from '../core/transport.js';
 import { formatAddress, type Address } from './address.js';
@@ -22,8 +22,7 @@ import { SocketTransport } from './socket-transport.js';
 /** The ALPN protocol name both sides must agree on. */
 export const ALPN_PROTOCOL = 'ipcbor/1';
 
-/** How long a server lets a peer take over its TLS handshake, in ms (Node's own default is 120,000). */
-export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+export { DEFAULT_HANDSHAKE_TIMEOUT } from '../core/constants.js';
 
 /**
  * With TLS 1.3 a server checks the client's certificate after the client's

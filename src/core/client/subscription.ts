@@ -125,6 +125,7 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
 }
 
 /**
+ * @internal
  * A client's subscriptions by event name: one registry for the client,
  * whichever connection delivers the events (a reconnecting client's
  * outlive each connection).

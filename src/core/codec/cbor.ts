@@ -19,13 +19,12 @@
  * within ±2^53 are numbers; beyond, up to 64 bits, bigints (the bignum tags
  * are refused).
  */
-import { DEFAULT_MAX_DEPTH } from '../constants.js';
+import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS } from '../constants.js';
 import { IpcborError } from '../errors.js';
 import { decodeStrict, lastItemCount, lastObjectCount, type DecodeLimits } from './decode.js';
 import { encodeValue } from './encode.js';
 
-/** Most data items one decode accepts (every array element, map key and value, and the top item). */
-export const DEFAULT_MAX_ITEMS = 1_000_000;
+export { DEFAULT_MAX_ITEMS };
 
 export interface Codec {
   encode(value: unknown): Uint8Array;

@@ -24,8 +24,26 @@
  * and only while this connection's writes have room.
  */
 import { FRAMES_PER_TURN } from '../constants.js';
-import type { Peer } from './peer.js';
+import type { FrameDecoder } from '../frame/decoder.js';
+import type { Transport } from '../transport.js';
+import type { ConnectionBudget } from './budget.js';
+import type { Phase } from './phase.js';
 import type { TurnTaker, WriteTurns } from './turns.js';
+
+/** What flow control needs of its peer (peer.ts). */
+export interface FlowHost {
+  readonly phase: Phase;
+  readonly transport: Transport;
+  readonly decoder: FrameDecoder;
+  readonly budget: ConnectionBudget;
+  readonly timers: { syncFrame(): void; watchSending(): void };
+  /** The role's own reasons not to read. */
+  holdsReading(): boolean;
+  /** Hand on the frames the decoder held; false when one failed the connection. */
+  releaseDecoder(): boolean;
+  /** Room was made: the role may send what it held back. */
+  roomMade(): void;
+}
 
 export class Flow implements TurnTaker {
   /** Complete frames are handed on (the decoder is not held). */
@@ -54,7 +72,7 @@ export class Flow implements TurnTaker {
   };
 
   constructor(
-    private readonly peer: Peer,
+    private readonly peer: FlowHost,
     /** Charge unsent writes, and stop reading while writes are backed up. */
     private readonly guardWrites: boolean,
     private readonly turns: WriteTurns,

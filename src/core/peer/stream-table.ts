@@ -10,8 +10,24 @@
  */
 import { IpcborError, asIpcborError, messageOf } from '../errors.js';
 import { Kind, cancelHead, creditHead, endHead } from '../protocol/heads.js';
-import type { Peer } from './peer.js';
+import type { ConnectionBudget } from './budget.js';
+import type { Phase } from './phase.js';
 import { AsyncQueue } from './queue.js';
+import type { PeerRole } from './role.js';
+
+/** What the stream table needs of its peer (peer.ts). */
+export interface StreamsHost {
+  readonly phase: Phase;
+  readonly role: PeerRole;
+  readonly budget: ConnectionBudget;
+  /** Items the other end accepts per stream before granting more. */
+  readonly peerWindow: number;
+  readonly flow: { update(): void; takeWriteTurn(): number | Promise<number>; endWriteTurn(turn: number): void };
+  decodeCosted(payload: Uint8Array): { value: unknown; cost: number };
+  writeHead(head: readonly unknown[]): void;
+  writeValue(kind: typeof Kind.Result | typeof Kind.Item, id: number, value: unknown, method: string): void;
+  writeError(id: number, err: IpcborError): void;
+}
 
 /** What the opener of an inbound stream hears of it. */
 export interface InboundHooks {
@@ -48,7 +64,7 @@ export class StreamTable {
   private outbound: Map<number, Outbound> = NONE;
 
   constructor(
-    private readonly peer: Peer,
+    private readonly peer: StreamsHost,
     /** Items this end accepts per stream before it grants more. */
     private readonly window: number,
   ) {}

@@ -17,7 +17,23 @@
  */
 import { MAX_TIMER_MS } from '../constants.js';
 import { IpcborError } from '../errors.js';
-import type { Peer } from './peer.js';
+import type { FrameDecoder } from '../frame/decoder.js';
+import type { ConnectionBudget } from './budget.js';
+import type { Phase } from './phase.js';
+
+/** What the timers need of their peer (peer.ts). */
+export interface TimersHost {
+  readonly phase: Phase;
+  readonly decoder: FrameDecoder;
+  readonly budget: ConnectionBudget;
+  readonly flow: { readonly delivering: boolean; readonly sent: number; readonly unsent: number };
+  /** Nothing in flight. */
+  readonly quiet: boolean;
+  report(err: IpcborError): void;
+  cut(err: IpcborError): void;
+  beginClosing(kind: 'drain' | 'end'): void;
+  destroy(cause?: IpcborError): void;
+}
 
 const setTimer = globalThis.setTimeout;
 const clearTimer = globalThis.clearTimeout;
@@ -41,7 +57,7 @@ export class PeerTimers {
   private lastFrameAt = 0;
 
   constructor(
-    private readonly peer: Peer,
+    private readonly peer: TimersHost,
     private readonly frameTimeout: number,
     private readonly idleTimeout: number,
   ) {
