@@ -431,7 +431,7 @@ class ClientImpl implements Client {
     }
     let timeout: number | undefined;
     try {
-      timeout = options.timeout === undefined ? this.defaultTimeout : checkTimeout(options.timeout);
+      timeout = options.timeout === undefined || options.timeout === null ? this.defaultTimeout : checkTimeout(options.timeout);
     } catch (err) {
       discardIterable(params);
       return Promise.reject(err);
@@ -442,8 +442,12 @@ class ClientImpl implements Client {
     }
     return new Promise<R>((resolve, reject) => {
       const call = new OutgoingCall(method, params, timeout, signal, resolve as (v: unknown) => void, reject, this.giveUp);
-      if (this.disconnected) this.waiting.push(call);
-      else this.conn.send(call);
+      if (this.disconnected) {
+        call.markWaiting();
+        this.waiting.push(call);
+      } else {
+        this.conn.send(call);
+      }
     });
   }
 
@@ -526,7 +530,10 @@ class ClientImpl implements Client {
     const mine = d;
     return conn.register(sub.name).then(
       () => {
-        if (this.readiness.get(sub) === mine) mine.resolve();
+        if (this.readiness.get(sub) === mine) return mine.resolve();
+        // Unsubscribed while this connection registered it (a reconnect
+        // restoring it): take it back here, unless another has the name.
+        if (!this.subs.has(sub.name)) void conn.unregister(sub.name);
       },
       (err: unknown) => {
         if (this.readiness.get(sub) !== mine) return; // unsubscribed meanwhile

@@ -6,7 +6,6 @@
  * goes. What outlives one connection (the calls waiting for one, the
  * subscriptions, reconnecting) is the client's (client.ts).
  */
-import { CLOSE_LINGER_MS } from '../constants.js';
 import { IpcborError, RemoteError, asIpcborError, messageOf } from '../errors.js';
 import { encodeRequest } from '../frame/encoder.js';
 import { ConnectionBudget } from '../peer/budget.js';
@@ -57,19 +56,7 @@ export class ClientConnection implements PeerRole {
   private idleWaiters: (() => void)[] = [];
 
   constructor(transport: Transport, options: ResolvedClientOptions, subs: SubscriptionSet) {
-    this.peer = new Peer(transport, this, {
-      codec: options.codec,
-      maxFrameBytes: options.maxFrameBytes,
-      receives: 'response',
-      takes: [Kind.Result, Kind.Event],
-      other: 'server',
-      window: options.window,
-      budget: new ConnectionBudget(options.maxConnectionBytes),
-      guardWrites: false,
-      frameTimeout: options.frameTimeout,
-      idleTimeout: options.idleTimeout,
-      linger: CLOSE_LINGER_MS,
-    });
+    this.peer = new Peer(transport, this, options.config, new ConnectionBudget(options.maxConnectionBytes));
     this.opts = options;
     this.subs = subs;
     if (options.eventOverflow === 'pause') subs.onRoom = () => this.peer.flow.update();
@@ -421,6 +408,8 @@ export class ClientConnection implements PeerRole {
       ended: () => {
         if (call.stream?.done) this.settle(call, undefined);
       },
+      // An item could not be decoded (CANCEL was sent): the call is over, with that error.
+      failed: (err) => this.settle(call, undefined, err),
     });
     call.stream = stream;
     // The call stays pending (its id taken, its timer running) until the stream ends.

@@ -2,8 +2,10 @@
  * The options of one client connection, and their defaults filled in
  * once (every use site reads the resolved value).
  */
-import { DEFAULT_EVENT_QUEUE, DEFAULT_EVENT_QUEUE_BYTES, DEFAULT_MAX_CONNECTION_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW } from '../constants.js';
+import { CLOSE_LINGER_MS, DEFAULT_EVENT_QUEUE, DEFAULT_EVENT_QUEUE_BYTES, DEFAULT_MAX_CONNECTION_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW } from '../constants.js';
 import { cbor, type Codec } from '../codec/cbor.js';
+import { peerConfig, type PeerConfig } from '../peer/peer.js';
+import { Kind } from '../protocol/heads.js';
 import type { EventLimits } from './subscription.js';
 
 export interface ClientConnectionOptions {
@@ -51,19 +53,28 @@ export interface ResolvedClientOptions {
   readonly frameTimeout: number;
   readonly idleTimeout: number;
   readonly events: EventLimits;
+  /** The peer's config, made once for every connection of the client. */
+  readonly config: PeerConfig;
 }
 
 export function clientConnectionOptions(o: ClientConnectionOptions, timeout: number | undefined): ResolvedClientOptions {
   const eventOverflow = o.eventOverflow ?? 'drop';
+  const codec = o.codec ?? cbor;
+  const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  const window = o.window ?? DEFAULT_STREAM_WINDOW;
+  const frameTimeout = o.frameTimeout ?? 0;
+  const idleTimeout = o.idleTimeout ?? 0;
   return {
-    codec: o.codec ?? cbor,
-    maxFrameBytes: o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    codec,
+    maxFrameBytes,
     timeout,
-    window: o.window ?? DEFAULT_STREAM_WINDOW,
+    window,
     eventOverflow,
     maxConnectionBytes: o.maxConnectionBytes ?? DEFAULT_MAX_CONNECTION_BYTES,
-    frameTimeout: o.frameTimeout ?? 0,
-    idleTimeout: o.idleTimeout ?? 0,
+    frameTimeout,
+    idleTimeout,
     events: { maxItems: o.eventQueue ?? DEFAULT_EVENT_QUEUE, maxBytes: o.eventQueueBytes ?? DEFAULT_EVENT_QUEUE_BYTES, overflow: eventOverflow },
+    // A client's writes are its caller's doing: not guarded (see PeerOptions.guardWrites).
+    config: peerConfig({ codec, maxFrameBytes, receives: 'response', takes: [Kind.Result, Kind.Event], other: 'server', window, guardWrites: false, frameTimeout, idleTimeout, linger: CLOSE_LINGER_MS }),
   };
 }

@@ -28,7 +28,8 @@ export class OutgoingCall {
   conn: CallCarrier | undefined;
   /** Streamed params. */
   readonly source: AsyncIterable<unknown> | undefined;
-  private readonly started = Date.now();
+  /** When it began to wait for a connection (0: it never waited). */
+  private waitingSince = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private onAbort: (() => void) | undefined;
 
@@ -54,9 +55,15 @@ export class OutgoingCall {
     }
   }
 
-  /** What is left of its timeout, in ms (the deadline sent to the server), or undefined. */
+  /** It waits for a connection: when it is sent, the deadline it carries is what is left of its timeout. */
+  markWaiting(): void {
+    this.waitingSince = Date.now();
+  }
+
+  /** The deadline it carries to the server, in ms: its timeout, less the time it waited for a connection. */
   remaining(): number | undefined {
-    return this.timeout === undefined ? undefined : Math.max(0, this.timeout - (Date.now() - this.started));
+    if (this.timeout === undefined || this.waitingSince === 0) return this.timeout;
+    return Math.max(0, this.timeout - (Date.now() - this.waitingSince));
   }
 
   /**

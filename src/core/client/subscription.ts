@@ -47,7 +47,7 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
   /** @internal with `pause`: the connection delivering to it re-reads its state when the reader takes an event */
   onRoom: (() => void) | undefined;
 
-  /** @internal made by the client */
+  /** Made by the client (`client.subscribe`). */
   constructor(name: string, listener: EventListener<T> | undefined, limits: EventLimits, detach: (s: Subscription<T>) => Promise<void>) {
     this.name = name;
     this.listener = listener;

@@ -36,6 +36,7 @@ export interface FlowHost {
   readonly transport: Transport;
   readonly decoder: FrameDecoder;
   readonly budget: ConnectionBudget;
+  readonly config: { readonly guardWrites: boolean; readonly defer: (f: () => void) => void };
   readonly timers: { syncFrame(): void; watchSending(): void };
   /** The role's own reasons not to read. */
   holdsReading(): boolean;
@@ -44,6 +45,9 @@ export interface FlowHost {
   /** Room was made: the role may send what it held back. */
   roomMade(): void;
 }
+
+/** The empty list every connection starts with, shared and never written to. */
+const NO_WAITERS: never[] = [];
 
 export class Flow implements TurnTaker {
   /** Complete frames are handed on (the decoder is not held). */
@@ -56,8 +60,8 @@ export class Flow implements TurnTaker {
   private yielding = false;
   /** The transport's buffer is over its high-water mark: wait for drain. */
   writeBlocked = false;
-  /** Streams waiting for their turn to ask their source for an item. */
-  private writeWaiters: ((turn: number) => void)[] = [];
+  /** Streams waiting for their turn to ask their source for an item (made on first use). */
+  private writeWaiters: ((turn: number) => void)[] = NO_WAITERS;
   /** Bytes charged for what the transport has not written yet, for the decoder's partial frame, and for a paused transport's read-ahead. */
   private chargedOut = 0;
   private chargedIn = 0;
@@ -73,11 +77,13 @@ export class Flow implements TurnTaker {
 
   constructor(
     private readonly peer: FlowHost,
-    /** Charge unsent writes, and stop reading while writes are backed up. */
-    private readonly guardWrites: boolean,
     private readonly turns: WriteTurns,
-    private readonly defer: (f: () => void) => void,
   ) {}
+
+  /** Charge unsent writes, and stop reading while writes are backed up (see PeerOptions). */
+  private get guardWrites(): boolean {
+    return this.peer.config.guardWrites;
+  }
 
   /** Bytes written and not yet handed on by the transport (charged where writes are guarded). */
   get unsent(): number {
@@ -110,7 +116,7 @@ export class Flow implements TurnTaker {
   private scheduleTurnEnd(): void {
     if (this.turnScheduled) return;
     this.turnScheduled = true;
-    this.defer(this.endTurn);
+    this.peer.config.defer(this.endTurn);
   }
 
   /** A new turn: the frame count starts again, and a connection that yielded reads on. */
@@ -237,6 +243,7 @@ export class Flow implements TurnTaker {
       if (turn !== undefined) return turn;
     }
     return new Promise((resolve) => {
+      if (this.writeWaiters === NO_WAITERS) this.writeWaiters = [];
       this.writeWaiters.push(resolve);
       this.askTurn();
     });
@@ -285,6 +292,7 @@ export class Flow implements TurnTaker {
   private wakeWriters(): void {
     this.turns.forget(this);
     const waiters = this.writeWaiters;
+    if (waiters.length === 0) return;
     this.writeWaiters = [];
     for (const w of waiters) w(0);
   }

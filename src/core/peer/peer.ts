@@ -45,7 +45,6 @@ export interface PeerOptions {
   other: string;
   /** Stream items this end accepts per stream before it grants more. */
   window: number;
-  budget: ConnectionBudget;
   /**
    * Guard what is written: bytes written and not yet sent count against
    * the budget, a peer that reads none of them while the server is short
@@ -67,6 +66,22 @@ export interface PeerOptions {
   turns?: WriteTurns;
 }
 
+/**
+ * PeerOptions made ready once, and shared by every connection made with
+ * them (a server's): a connection holds one reference, not a copy of each.
+ */
+export interface PeerConfig extends Readonly<Omit<PeerOptions, 'takes' | 'defer'>> {
+  /** The kinds taken, as a bit per kind. */
+  readonly takenKinds: number;
+  readonly defer: (f: () => void) => void;
+}
+
+export function peerConfig(options: PeerOptions): PeerConfig {
+  let takenKinds = 0;
+  for (const kind of options.takes) takenKinds |= 1 << kind;
+  return Object.freeze({ ...options, takenKinds, defer: options.defer ?? afterIo });
+}
+
 /** How a connection stops taking work: `drain` lets what runs finish; `end` ends our side now. */
 export type ClosingKind = 'drain' | 'end';
 
@@ -79,45 +94,48 @@ export class Peer implements TransportSink, FrameSink {
   peerWindow = DEFAULT_STREAM_WINDOW;
 
   readonly transport: Transport;
-  readonly codec: Codec;
+  readonly config: PeerConfig;
   readonly decoder: FrameDecoder;
   readonly budget: ConnectionBudget;
-  /** Items this end accepts per stream before it grants more. */
-  readonly window: number;
   readonly role: PeerRole;
   readonly flow: Flow;
   readonly timers: PeerTimers;
-  readonly streams: StreamTable;
 
   private current: Phase = phaseOf('seed', 'open');
-  private readonly takes: number;
-  private readonly other: string;
-  private readonly linger: number;
+  /** Made on first use: most connections never stream. */
+  private streamTable: StreamTable | undefined;
   private resolveClosed!: (err: IpcborError) => void;
   private closeReason: IpcborError | undefined;
 
-  constructor(transport: Transport, role: PeerRole, options: PeerOptions) {
+  /** `config`: see peerConfig (a server makes it once for all its connections). */
+  constructor(transport: Transport, role: PeerRole, config: PeerConfig, budget: ConnectionBudget) {
     this.transport = transport;
     this.role = role;
-    this.codec = options.codec;
-    this.budget = options.budget;
-    this.window = options.window;
-    this.other = options.other;
-    this.linger = options.linger;
-    let takes = 0;
-    for (const kind of options.takes) takes |= 1 << kind;
-    this.takes = takes;
+    this.config = config;
+    this.budget = budget;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    const defer = options.defer ?? afterIo;
-    this.flow = new Flow(this, options.guardWrites, options.turns ?? new WriteTurns(defer), defer);
-    this.streams = new StreamTable(this, options.window);
+    this.flow = new Flow(this, config.turns ?? new WriteTurns(config.defer));
     // The peer is the decoder's sink itself: no closures per connection.
     this.decoder = new FrameDecoder(
-      options.receives,
+      config.receives,
       this,
-      options.maxMethodBytes === undefined ? { maxFrameBytes: options.maxFrameBytes } : { maxFrameBytes: options.maxFrameBytes, maxMethodBytes: options.maxMethodBytes },
+      config.maxMethodBytes === undefined ? { maxFrameBytes: config.maxFrameBytes } : { maxFrameBytes: config.maxFrameBytes, maxMethodBytes: config.maxMethodBytes },
     );
-    this.timers = new PeerTimers(this, options.frameTimeout, options.idleTimeout);
+    this.timers = new PeerTimers(this);
+  }
+
+  get codec(): Codec {
+    return this.config.codec;
+  }
+
+  /** Items this end accepts per stream before it grants more. */
+  get window(): number {
+    return this.config.window;
+  }
+
+  /** The streams of this connection, both ways. */
+  get streams(): StreamTable {
+    return (this.streamTable ??= new StreamTable(this));
   }
 
   // ---- the phase -----------------------------------------------------------------
@@ -156,7 +174,7 @@ export class Peer implements TransportSink, FrameSink {
     this.current = phaseOf(now.framing, stageAfter(now.stage, kind === 'drain' ? 'draining' : 'ending'));
     if (kind === 'end' && now.stage !== 'ending') {
       this.transport.end();
-      this.timers.lingerThenCut(this.linger);
+      this.timers.lingerThenCut(this.config.linger);
     }
     this.flow.update();
   }
@@ -180,8 +198,9 @@ export class Peer implements TransportSink, FrameSink {
 
   /** Close at once: what is not written is dropped. After the close, a transport still ending is cut. */
   destroy(cause?: IpcborError): void {
-    this.transport.destroy();
+    // Settled first: a transport that reports its close at once must not take the cause's place.
     if (this.current.stage !== 'closed') this.onClose(cause);
+    this.transport.destroy();
   }
 
   /** Cut the connection for what the other end did (a frame or a read not finished in time), and say so. */
@@ -292,9 +311,9 @@ export class Peer implements TransportSink, FrameSink {
       case Kind.End:
         return this.streams.received(head.kind, head.id, payload);
       case Kind.Credit:
-        return this.streams.credit(head.id, head.n);
+        return this.streamTable?.credit(head.id, head.n);
       case Kind.Cancel:
-        this.streams.stopOutbound(head.id);
+        this.streamTable?.stopOutbound(head.id);
         return this.role.cancelled?.(head.id);
       case Kind.Error: {
         let data: unknown;
@@ -311,11 +330,11 @@ export class Peer implements TransportSink, FrameSink {
         // The role settles its call first (a client names the method in the
         // error its reader gets); a stream still open ends with the error.
         this.role.callFailed?.(head.id, err);
-        this.streams.closeInbound(head.id, err);
+        this.streamTable?.closeInbound(head.id, err);
         return;
       }
       default:
-        if ((this.takes & (1 << head.kind)) === 0) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `a ${this.other} may not send frame kind ${head.kind}`);
+        if ((this.config.takenKinds & (1 << head.kind)) === 0) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `a ${this.config.other} may not send frame kind ${head.kind}`);
         return this.role.frame(head, payload);
     }
   }
@@ -349,7 +368,9 @@ export class Peer implements TransportSink, FrameSink {
     this.closeReason = reason;
     this.current = phaseOf(this.current.framing, 'closed');
     this.timers.closed();
-    this.streams.closeAll(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed', { cause: reason }));
+    // What a frame left half in is read by nobody now.
+    this.decoder.discard();
+    this.streamTable?.closeAll(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed', { cause: reason }));
     this.flow.closed();
     this.role.connectionClosed(reason);
     this.budget.close();

@@ -20,6 +20,8 @@ export interface StreamsHost {
   readonly phase: Phase;
   readonly role: PeerRole;
   readonly budget: ConnectionBudget;
+  /** Items this end accepts per stream before it grants more. */
+  readonly window: number;
   /** Items the other end accepts per stream before granting more. */
   readonly peerWindow: number;
   readonly flow: { update(): void; takeWriteTurn(): number | Promise<number>; endWriteTurn(turn: number): void };
@@ -35,6 +37,8 @@ export interface InboundHooks {
   ended?(): void;
   /** The reader stopped early (CANCEL was sent). */
   stopped?(): void;
+  /** An item could not be decoded: the reader gets `err`, and CANCEL was sent. */
+  failed?(err: IpcborError): void;
 }
 
 /** A stream this end receives. */
@@ -63,11 +67,12 @@ export class StreamTable {
   private inbound: Map<number, Inbound> = NONE;
   private outbound: Map<number, Outbound> = NONE;
 
-  constructor(
-    private readonly peer: StreamsHost,
-    /** Items this end accepts per stream before it grants more. */
-    private readonly window: number,
-  ) {}
+  constructor(private readonly peer: StreamsHost) {}
+
+  /** Items this end accepts per stream before it grants more. */
+  private get window(): number {
+    return this.peer.window;
+  }
 
   // ---- inbound -------------------------------------------------------------------
 
@@ -92,9 +97,11 @@ export class StreamTable {
       item = this.peer.decodeCosted(payload);
     } catch (err) {
       this.inbound.delete(id);
-      s.queue.fail(new IpcborError('IPCBOR_ERR_DECODE', `stream item: ${messageOf(err)}`, { cause: err }));
+      const e = new IpcborError('IPCBOR_ERR_DECODE', `stream item: ${messageOf(err)}`, { cause: err });
+      s.queue.fail(e);
       // Tell the sender to stop; the reader sees the error.
       this.peer.writeHead(cancelHead(id));
+      s.hooks?.failed?.(e);
       return;
     }
     this.peer.budget.charge(item.cost);

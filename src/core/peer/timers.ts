@@ -26,6 +26,7 @@ export interface TimersHost {
   readonly phase: Phase;
   readonly decoder: FrameDecoder;
   readonly budget: ConnectionBudget;
+  readonly config: { readonly frameTimeout: number; readonly idleTimeout: number };
   readonly flow: { readonly delivering: boolean; readonly sent: number; readonly unsent: number };
   /** Nothing in flight. */
   readonly quiet: boolean;
@@ -56,17 +57,17 @@ export class PeerTimers {
   private lingerUntil = Infinity;
   private lastFrameAt = 0;
 
-  constructor(
-    private readonly peer: TimersHost,
-    private readonly frameTimeout: number,
-    private readonly idleTimeout: number,
-  ) {
-    if (idleTimeout > 0) this.armIdle();
+  constructor(private readonly peer: TimersHost) {
+    if (peer.config.idleTimeout > 0) this.armIdle();
+  }
+
+  private get frameTimeout(): number {
+    return this.peer.config.frameTimeout;
   }
 
   /** A frame arrived (for the idle timer). */
   frameArrived(): void {
-    if (this.idleTimeout > 0) this.lastFrameAt = Date.now();
+    if (this.peer.config.idleTimeout > 0) this.lastFrameAt = Date.now();
   }
 
   /** Time the frame the decoder holds, or stop timing when there is none or we hold it back. */
@@ -111,12 +112,13 @@ export class PeerTimers {
   }
 
   private armIdle(): void {
-    const limit = this.idleTimeout;
+    const limit = this.peer.config.idleTimeout;
     const peer = this.peer;
     this.lastFrameAt = Date.now();
     const check = () => {
       this.idle = undefined;
-      if (peer.phase.stage === 'closed') return;
+      // Ending or closed: the connection is going by itself.
+      if (peer.phase.stage === 'closed' || peer.phase.stage === 'ending') return;
       const idleFor = Date.now() - this.lastFrameAt;
       if (idleFor >= limit && peer.quiet && peer.decoder.idle) {
         peer.report(new IpcborError('IPCBOR_ERR_IDLE_TIMEOUT', `closed after ${limit} ms idle`));

@@ -27,7 +27,7 @@ import { cbor, type Codec } from '../codec/cbor.js';
 import { IpcborError, asIpcborError, guarded, messageOf } from '../errors.js';
 import { encodeErrorResponse, encodeResponse, type FrameParts } from '../frame/encoder.js';
 import { ConnectionBudget, decodedBytes } from '../peer/budget.js';
-import { Peer } from '../peer/peer.js';
+import { Peer, peerConfig, type PeerConfig } from '../peer/peer.js';
 import { backgroundTimer } from '../peer/timers.js';
 import type { PeerRole } from '../peer/role.js';
 import type { AsyncQueue } from '../peer/queue.js';
@@ -121,6 +121,45 @@ export interface ConnectionHandle {
    * framing). A slow reader's events queue and drop as any event does.
    */
   emit(name: string, payload?: unknown): void;
+}
+
+/** An event held back for a slow subscriber. */
+interface QueuedEvent {
+  payload: Uint8Array;
+  name: string;
+  alias: string | undefined;
+}
+
+/** The empty event queue every connection starts with, shared and never written to. */
+const NO_EVENTS: never[] = [];
+
+/** What all the connections of one server share, made once (connectionShared). */
+export interface ConnectionShared {
+  readonly host: ConnectionHost;
+  readonly options: ServerConnectionOptions;
+  readonly limits: ResolvedLimits;
+  /** What each call held costs beyond its payload (the call, and what the executor keeps of it). */
+  readonly callBytes: number;
+  readonly config: PeerConfig;
+}
+
+/** Make what a server's connections share: its limits resolved and its peer config, once. */
+export function connectionShared(host: ConnectionHost, options: ServerConnectionOptions, limits: ResolvedLimits = serverLimits(options), turns?: WriteTurns): ConnectionShared {
+  const config = peerConfig({
+    codec: options.codec ?? cbor,
+    maxFrameBytes: limits.maxFrameBytes,
+    maxMethodBytes: limits.maxMethodBytes,
+    receives: 'request',
+    takes: [Kind.Call, Kind.Notify],
+    other: 'client',
+    window: limits.window,
+    guardWrites: true,
+    frameTimeout: limits.frameTimeout,
+    idleTimeout: limits.idleTimeout,
+    linger: CLOSE_LINGER_MS,
+    ...(turns === undefined ? {} : { turns }),
+  });
+  return Object.freeze({ host, options, limits, callBytes: CALL_BYTES + (host.executor.heldBytes ?? 0), config });
 }
 
 /** What a connection asks of its server. */
@@ -229,7 +268,8 @@ class ServerCall implements IncomingCall {
 export class ServerConnection implements PeerRole, ConnectionHandle, TransportSink {
   /** @internal the connection's peer: framing, phase, flow, timers, streams */
   readonly peer: Peer;
-  readonly info: ConnectionInfo;
+  /** Kept up to date by this connection (its framing): read-only to everyone else. */
+  readonly info: { -readonly [K in keyof ConnectionInfo]: ConnectionInfo[K] };
   /** @internal Events this connection missed because it read too slowly (sent with the next event). */
   eventsDropped = 0;
   /** Event names this connection subscribed to; `*` means all (made on first subscribe). */
@@ -239,11 +279,8 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
    * down): its first request is answered with this error, then it closes.
    */
   private readonly refusal: IpcborError | undefined;
-  private readonly host: ConnectionHost;
-  private readonly opts: ServerConnectionOptions;
-  private readonly limits: ResolvedLimits;
-  /** What each call held here costs beyond its payload (the call, and what the executor keeps of it). */
-  private readonly callBytes: number;
+  /** What every connection of the server shares: its host, options, limits, peer config. */
+  private readonly shared: ConnectionShared;
   /** Seed calls, in request order: their answers leave in this order. */
   private readonly slots: ServerCall[] = [];
   /** Extended calls by id. */
@@ -252,43 +289,20 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
   private running: Set<ServerCall> | undefined;
   private requests = 0;
   private notifying = 0;
-  private eventBacklog: { payload: Uint8Array; name: string; alias: string | undefined }[] = [];
+  /** Events held back for want of room (made on first use). */
+  private eventBacklog: QueuedEvent[] = NO_EVENTS;
   private eventBytes = 0;
   private shutdownDone: Promise<void> | undefined;
   /** The base framing was broken: the error the last answer carries. */
   private broken: IpcborError | undefined;
 
-  constructor(
-    transport: Transport,
-    host: ConnectionHost,
-    info: Omit<ConnectionInfo, 'protocol'>,
-    options: ServerConnectionOptions = {},
-    place: { budget?: ConnectionBudget; turns?: WriteTurns; limits?: ResolvedLimits; refusal?: IpcborError } = {},
-  ) {
-    const limits = place.limits ?? serverLimits(options);
-    this.limits = limits;
-    this.peer = new Peer(transport, this, {
-      codec: options.codec ?? cbor,
-      maxFrameBytes: limits.maxFrameBytes,
-      maxMethodBytes: limits.maxMethodBytes,
-      receives: 'request',
-      takes: [Kind.Call, Kind.Notify],
-      other: 'client',
-      window: limits.window,
-      budget: place.budget ?? new ConnectionBudget(limits.maxConnectionBytes),
-      guardWrites: true,
-      frameTimeout: limits.frameTimeout,
-      idleTimeout: limits.idleTimeout,
-      linger: CLOSE_LINGER_MS,
-      ...(place.turns === undefined ? {} : { turns: place.turns }),
-    });
-    this.host = host;
-    this.opts = options;
-    this.refusal = place.refusal;
-    this.callBytes = CALL_BYTES + (host.executor.heldBytes ?? 0);
-    const peer = this.peer;
-    // Handlers read the framing in use when they run: it is the peer's.
-    this.info = Object.defineProperty({ ...info } as ConnectionInfo, 'protocol', { get: () => peer.protocol, enumerable: true });
+  /** `shared`: see connectionShared (a server makes it once for all its connections). */
+  constructor(transport: Transport, shared: ConnectionShared, info: Omit<ConnectionInfo, 'protocol'>, budget: ConnectionBudget, refusal?: IpcborError) {
+    this.shared = shared;
+    this.peer = new Peer(transport, this, shared.config, budget);
+    this.refusal = refusal;
+    // A plain object: handlers may keep it, and it must not keep the connection.
+    this.info = { ...info, protocol: 'seed' };
   }
 
   // ---- the handle ----------------------------------------------------------------
@@ -361,7 +375,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
    */
   holdsReading(): boolean {
     const phase = this.peer.phase;
-    return phase.framing === 'seed' && (this.slots.length >= this.limits.maxInflight || phase.stage !== 'open');
+    return phase.framing === 'seed' && (this.slots.length >= this.shared.limits.maxInflight || phase.stage !== 'open');
   }
 
   // ---- seed framing ---------------------------------------------------------
@@ -377,11 +391,11 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
       peer.beginClosing('end');
       return;
     }
-    if (method === HELLO_METHOD && first && this.opts.extended !== false) {
+    if (method === HELLO_METHOD && first && this.shared.options.extended !== false) {
       this.answerHello(payload);
       return;
     }
-    const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload, this.callBytes);
+    const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload, this.shared.callBytes);
     peer.budget.charge(call.cost);
     this.slots.push(call);
     if (peer.phase.stage !== 'open') {
@@ -390,7 +404,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     }
     (this.running ??= new Set()).add(call);
     peer.flow.update();
-    this.start(call, this.limits.maxTimeout);
+    this.start(call, this.shared.limits.maxTimeout);
   }
 
   private answerHello(payload: Uint8Array): void {
@@ -402,12 +416,13 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
         version: hello.version,
         maxFrameBytes: peer.decoder.maxFrameBytes,
         window: peer.window,
-        maxInflight: this.limits.maxInflight,
-        server: this.opts.serverName ?? 'ipcbor',
+        maxInflight: this.shared.limits.maxInflight,
+        server: this.shared.options.serverName ?? 'ipcbor',
       };
       parts = encodeResponse(0, peer.codec.encode(answer));
       // Everything after the hello request is extended framing.
       peer.enterExtended(hello);
+      this.info.protocol = 'extended';
     } catch (err) {
       parts = encodeErrorResponse(clip(messageOf(err)));
     }
@@ -460,7 +475,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
   private onCall(id: number, method: string, timeout: number | undefined, streamed: boolean, payload: Uint8Array): void {
     if (this.calls.has(id)) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `call id ${id} is already in flight`);
     const peer = this.peer;
-    const limits = this.limits;
+    const limits = this.shared.limits;
     const refuse = (err: IpcborError) => peer.writeError(id, err);
     if (peer.phase.stage !== 'open') return refuse(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method }));
     if (this.calls.size >= limits.maxInflight) return refuse(new IpcborError('IPCBOR_ERR_OVERLOADED', `more than ${limits.maxInflight} calls in flight on this connection`, { method }));
@@ -469,7 +484,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     }
     const max = limits.maxTimeout;
     const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
-    const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload, this.callBytes);
+    const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload, this.shared.callBytes);
     peer.budget.charge(call.cost);
     if (this.calls === NO_CALLS) this.calls = new Map();
     this.calls.set(id, call);
@@ -485,16 +500,16 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
   private onNotify(method: string, payload: Uint8Array): void {
     const peer = this.peer;
     if (peer.phase.stage !== 'open') return;
-    const max = this.limits.maxInflight;
+    const max = this.shared.limits.maxInflight;
     if (this.notifying >= max) {
       this.report(new IpcborError('IPCBOR_ERR_OVERLOADED', `notification ${method} dropped: ${max} notifications already running`, { method }));
       return;
     }
     this.notifying++;
-    const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.limits.maxTimeout), payload, this.callBytes);
+    const call = new ServerCall(this, 'notify', 0, method, this.context(method, this.shared.limits.maxTimeout), payload, this.shared.callBytes);
     peer.budget.charge(call.cost);
     (this.running ??= new Set()).add(call);
-    this.start(call, this.limits.maxTimeout);
+    this.start(call, this.shared.limits.maxTimeout);
   }
 
   private context(method: string, ms: number | undefined): Context {
@@ -518,7 +533,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
       return;
     }
     try {
-      this.host.executor(call);
+      this.shared.host.executor(call);
     } catch (err) {
       call.fail(asIpcborError(err, { method: call.method, code: 'IPCBOR_ERR_HANDLER' }));
       return;
@@ -612,7 +627,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     // Handlers learn why: the connection closed, or the error it failed with.
     for (const c of [...(this.running ?? []), ...this.calls.values()]) this.finish(c, reason);
     this.slots.length = 0;
-    this.eventBacklog = [];
+    this.eventBacklog = NO_EVENTS;
     this.eventBytes = 0;
   }
 
@@ -639,7 +654,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     if (typeof event !== 'string' || event === '') {
       return call.fail(new IpcborError('IPCBOR_ERR_INVALID_PARAMS', 'event: expected a non-empty event name (or "*")', { method }));
     }
-    const maxName = this.limits.maxEventNameBytes;
+    const maxName = this.shared.limits.maxEventNameBytes;
     if (utf8.encode(event).length > maxName) {
       return call.fail(new IpcborError('IPCBOR_ERR_INVALID_PARAMS', `event: name over the limit of ${maxName} bytes`, { method }));
     }
@@ -647,11 +662,11 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
       this.subs?.delete(event);
       return call.reply(null);
     }
-    const known = this.host.eventNames();
+    const known = this.shared.host.eventNames();
     if (event !== '*' && known !== undefined && !known.has(event)) {
       return call.fail(new IpcborError('IPCBOR_ERR_UNKNOWN_EVENT', `unknown event: ${event}`, { method }));
     }
-    const max = this.limits.maxSubscriptions;
+    const max = this.shared.limits.maxSubscriptions;
     const subs = (this.subs ??= new Set());
     if (!subs.has(event) && subs.size >= max) {
       return call.fail(new IpcborError('IPCBOR_ERR_OVERLOADED', `more than ${max} subscriptions on this connection`, { method }));
@@ -692,7 +707,8 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     }
     // Held back for want of room: sent when some is released.
     if (!room) peer.flow.waitForRoom();
-    const limits = this.limits;
+    const limits = this.shared.limits;
+    if (this.eventBacklog === NO_EVENTS) this.eventBacklog = [];
     this.eventBacklog.push({ payload, name, alias });
     this.eventBytes += payload.length;
     peer.budget.charge(payload.length + EVENT_ENTRY_BYTES);
@@ -714,7 +730,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     return own <= budget.limit && (budget.server === undefined || budget.server.allows(own));
   }
 
-  private shiftEvent(): { payload: Uint8Array; name: string; alias: string | undefined } {
+  private shiftEvent(): QueuedEvent {
     const e = this.eventBacklog.shift()!;
     this.eventBytes -= e.payload.length;
     return e;
@@ -745,7 +761,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
 
   /** @internal */
   report(err: IpcborError): void {
-    const onError = this.opts.onError;
+    const onError = this.shared.options.onError;
     if (onError) guarded(() => onError(err, this.info));
   }
 

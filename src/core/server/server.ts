@@ -14,7 +14,7 @@ import { isService, ServiceRouter, type AnyService, type Mounted } from '../serv
 import type { ConnectionInfo, Disposable, Transport, TransportSink } from '../transport.js';
 import { disposable } from '../transport.js';
 import { immediate, type Executor } from './call.js';
-import { ServerConnection, serverLimits, type ConnectionHandle, type ResolvedLimits, type ServerConnectionOptions } from './connection.js';
+import { connectionShared, ServerConnection, serverLimits, type ConnectionHandle, type ConnectionShared, type ResolvedLimits, type ServerConnectionOptions } from './connection.js';
 import { handlersDispatcher, type Dispatcher, type Handler } from '../dispatcher.js';
 import { EventHub } from './event-hub.js';
 
@@ -56,6 +56,8 @@ export class ServerCore implements AsyncDisposable {
   readonly budget: ServerBudget;
   /** Every connection limit, resolved once. */
   private readonly limits: ResolvedLimits;
+  /** What every connection shares, made once. */
+  private readonly shared: ConnectionShared;
   /** One stream item made at a time across all connections (see peer/turns.ts). */
   private readonly turns = new WriteTurns();
   private readonly options: ServerCoreOptions;
@@ -78,6 +80,7 @@ export class ServerCore implements AsyncDisposable {
       executor: executor ?? immediate(dispatcher),
       eventNames: () => dispatcher.eventNames?.(),
     };
+    this.shared = connectionShared(this.host, options, this.limits, this.turns);
     this.unforward = dispatcher instanceof ServiceRouter ? dispatcher.forwardEvents((name, payload, alias) => this.hub.emit(name, payload, alias)) : undefined;
   }
 
@@ -114,7 +117,7 @@ export class ServerCore implements AsyncDisposable {
       return this.refuse(transport, full, why);
     }
     const budget = new ConnectionBudget(this.limits.maxConnectionBytes, this.budget);
-    const c = new ServerConnection(transport, this.host, full, this.options, { budget, turns: this.turns, limits: this.limits });
+    const c = new ServerConnection(transport, this.shared, full, budget);
     this.connections.set(id, c);
     this.hub.add(c);
     void c.closed.then((reason) => {
@@ -134,11 +137,8 @@ export class ServerCore implements AsyncDisposable {
     const budget = new ConnectionBudget(this.limits.maxConnectionBytes, this.budget);
     // It has one thing to hear, a hello or a first call: a frame larger
     // than a hello is refused outright (IPCBOR_ERR_FRAME_TOO_LARGE).
-    const c = new ServerConnection(transport, { executor: (call) => call.fail(why), eventNames: () => undefined }, info, this.options, {
-      budget,
-      limits: { ...this.limits, maxFrameBytes: REFUSED_FRAME_BYTES },
-      refusal: why,
-    });
+    const shared = connectionShared({ executor: (call) => call.fail(why), eventNames: () => undefined }, this.options, { ...this.limits, maxFrameBytes: REFUSED_FRAME_BYTES });
+    const c = new ServerConnection(transport, shared, info, budget, why);
     const cut = backgroundTimer(() => c.destroy(why), REFUSE_GRACE_MS);
     void c.closed.then(() => {
       clearTimeout(cut);
