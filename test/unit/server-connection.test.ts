@@ -1,7 +1,7 @@
 /**
- * The protocol peer over an in-memory transport: every frame kind, every
- * error path, the resource bounds, and the defects found in review, with
- * no socket involved (test/memory-transport.ts).
+ * The server connection and the client over an in-memory transport: every
+ * frame kind, every error path, the resource bounds, with no socket
+ * involved (test/memory-transport.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -115,7 +115,7 @@ class Raw {
 
 const value = (f: Frame) => (f.payload.length === 0 ? undefined : cbor.decode(f.payload));
 
-describe('peer: calls over memory', () => {
+describe('server connection and client: calls over memory', () => {
   it('answers extended calls by id and seed calls in order', async () => {
     const { client } = await pair();
     assert.equal(client.protocol, 'extended');
@@ -247,7 +247,7 @@ describe('peer: calls over memory', () => {
   });
 });
 
-describe('peer: protocol edges (docs/PROTOCOL.md §8, §11)', () => {
+describe('server connection: protocol edges (docs/PROTOCOL.md §8, §11)', () => {
   it('a duplicate id in flight closes the connection with ERROR 0 IPCBOR_ERR_PROTOCOL', async () => {
     const raw = new Raw();
     await raw.hello();
@@ -333,7 +333,7 @@ describe('peer: protocol edges (docs/PROTOCOL.md §8, §11)', () => {
   });
 });
 
-describe('peer: the hello, as the client reads it', () => {
+describe('client connection: the hello, as the client reads it', () => {
   /** A client against a server end that answers the hello with `answer`. */
   async function helloWith(answer: readonly Uint8Array[]): Promise<Client> {
     const [c, s] = MemoryTransport.pair();
@@ -386,7 +386,7 @@ describe('peer: the hello, as the client reads it', () => {
   });
 });
 
-describe('peer: state and shutdown', () => {
+describe('server connection: state and shutdown', () => {
   it('shutdown() called twice resolves both times, after the call in flight', async () => {
     const release = deferred<string>();
     const { conn, client } = await pair({ wait: () => release.promise });
@@ -414,7 +414,7 @@ describe('peer: state and shutdown', () => {
   });
 });
 
-describe('peer: resource bounds', () => {
+describe('server connection and client: resource bounds', () => {
   it('stops reading a connection past maxConnectionBytes, and reads again when calls finish', async () => {
     const gate = deferred<void>();
     let started = 0;
