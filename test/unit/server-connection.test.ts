@@ -1,7 +1,8 @@
 /**
  * The server connection and the client over an in-memory transport: every
  * frame kind, every error path, the resource bounds, with no socket
- * involved (test/memory-transport.ts).
+ * involved (test/memory-transport.ts). The Peer alone, driven frame by
+ * frame, is in peer.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
