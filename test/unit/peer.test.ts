@@ -1,536 +1,947 @@
 /**
- * The protocol peer over an in-memory transport: every frame kind, every
- * error path, the resource bounds, and the defects found in review, with
- * no socket involved (test/memory-transport.ts).
+ * The Peer on its own (src/core/peer/peer.ts): constructed directly with a
+ * role that records every hook it is given, over one end of an in-memory
+ * transport pair, and driven frame by frame from the other end with bytes
+ * built by hand. Each test checks the hooks called and the bytes written,
+ * exactly. The server connection and the client, which are roles of the
+ * Peer, are tested in server-connection.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cbor } from '../../src/core/codec/cbor.js';
-import { createClient, type Client, type ClientOptions } from '../../src/core/client/client.js';
+import { FRAMES_PER_TURN } from '../../src/core/constants.js';
 import { IpcborError, RemoteError } from '../../src/core/errors.js';
-import { FrameDecoder } from '../../src/core/frame/decoder.js';
-import { concatParts as concat, encodeExtended, encodeRequest, encodeResponse } from '../../src/core/frame/encoder.js';
-import { ServerCore, type Servable, type ServerCoreOptions } from '../../src/core/server/server.js';
-import type { ServerConnection } from '../../src/core/server/connection.js';
-import type { CallContext } from '../../src/core/dispatcher.js';
-import { defineService, method } from '../../src/core/service.js';
-import { s } from '../../src/core/schema.js';
+import { concatParts, encodeErrorResponse, encodeExtended, encodeRequest, encodeResponse } from '../../src/core/frame/encoder.js';
+import { ConnectionBudget, DECODED_ITEM_BYTES } from '../../src/core/peer/budget.js';
+import { Peer, type PeerOptions } from '../../src/core/peer/peer.js';
+import type { AsyncQueue } from '../../src/core/peer/queue.js';
+import type { PeerRole } from '../../src/core/peer/role.js';
+import { encodeCallHeader, encodeKindIdHeader } from '../../src/core/protocol/fast-heads.js';
+import { Kind, errorFrame, type Head } from '../../src/core/protocol/heads.js';
 import { MemoryTransport } from '../memory-transport.js';
-import { deferred, rejectsWith, untilAborted, waitFor } from '../extended-helpers.js';
 
-const handlers = {
-  ping: () => 'pong',
-  whoami: (_p: unknown, ctx: CallContext) => ({ id: ctx.connection.id }),
-  echo: (p: unknown) => p,
-  hang: (_p: unknown, ctx: CallContext) => untilAborted(ctx.signal),
-  count: async function* (p: { n: number }) {
-    for (let i = 0; i < p.n; i++) yield i;
-  },
-  sum: async (p: AsyncIterable<number>) => {
-    let total = 0;
-    for await (const x of p) total += x;
-    return total;
-  },
+// ---- bytes on the wire -------------------------------------------------------------
+
+const utf8 = new TextEncoder();
+const NONE = new Uint8Array(0);
+
+/** An extended frame: `head` encoded by the codec, `payload` as it is. */
+const frame = (head: readonly unknown[], payload: Uint8Array = NONE): Uint8Array => concatParts(encodeExtended(cbor.encode(head), payload));
+/** ITEM `[6, id]` carrying `value`. */
+const item = (id: number, value: unknown): Uint8Array => {
+  const payload = cbor.encode(value);
+  return concatParts([encodeKindIdHeader(Kind.Item, id, payload.length), payload]);
 };
+/** CALL `[1, id, method]` with `payload`. */
+const call = (id: number, method: string, payload: Uint8Array = NONE): Uint8Array => {
+  const name = utf8.encode(method);
+  return concatParts([encodeCallHeader(id, name, payload.length), payload]);
+};
+/** ERROR `[5, id, code, message]`, with `data` as its payload when given. */
+const error = (id: number, code: string, message: string, data?: unknown): Uint8Array =>
+  concatParts(errorFrame(cbor, id, code, message, data === undefined ? undefined : cbor.encode(data)));
 
-interface Pair {
-  core: ServerCore;
-  conn: ServerConnection;
-  client: Client;
-  c: MemoryTransport;
-  s: MemoryTransport;
+/** Let both ends of the memory transport deliver (they do on microtasks). */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+// ---- a role that records ---------------------------------------------------------
+
+type Hook = 'request' | 'response' | 'frame' | 'cancelled' | 'callFailed' | 'streamArrived' | 'drained' | 'roomMade' | 'report' | 'brokeBaseFraming' | 'connectionClosed';
+const HOOKS: readonly Hook[] = ['request', 'response', 'frame', 'cancelled', 'callFailed', 'streamArrived', 'drained', 'roomMade', 'report', 'brokeBaseFraming', 'connectionClosed'];
+
+interface Recorder extends PeerRole {
+  quiet: boolean;
+  /** Every hook call, in order: `[hook, ...args]`, an error shown as `Name CODE: message`. */
+  readonly log: unknown[][];
+  /** The errors hooks were given, in order (the objects themselves). */
+  readonly errors: IpcborError[];
 }
 
-async function pair(target: Servable = handlers, serverOptions: ServerCoreOptions = {}, clientOptions: ClientOptions = {}): Promise<Pair> {
-  const core = new ServerCore(target, serverOptions);
-  const [c, s] = MemoryTransport.pair();
-  const conn = core.accept(s, { transport: 'memory' }) as ServerConnection;
-  s.attach(conn);
-  const client = await createClient(async () => c, 'memory', clientOptions);
-  return { core, conn, client, c, s };
+/** What a hook does besides being recorded; its return value is the hook's (streamArrived, brokeBaseFraming: false when none). */
+type Behaviour = { [K in Hook]?: (...args: never[]) => unknown } & { holdsReading?: () => boolean };
+
+const show = (err: IpcborError) => `${err.name} ${err.code}: ${err.message}`;
+
+/** A log entry as `[hook]`, or `[hook, id]` for a frame. */
+const hookAndId = ([hook, head]: unknown[]) => (hook === 'frame' ? [hook, (head as { id: number }).id] : [hook]);
+/** The ids of the frames in a log of frames only. */
+const frameIds = (log: unknown[][]) => log.map(([, head]) => (head as { id: number }).id);
+
+/**
+ * A PeerRole that logs each hook call. `without` leaves hooks out. The
+ * role's queries (`quiet`, `holdsReading`) are answered, not logged.
+ */
+function recordingRole(behaviour: Behaviour = {}, without: readonly Hook[] = []): Recorder {
+  const log: unknown[][] = [];
+  const errors: IpcborError[] = [];
+  const role: Record<string, unknown> = { quiet: true, log, errors };
+  for (const hook of HOOKS) {
+    if (without.includes(hook)) continue;
+    role[hook] = (...args: unknown[]) => {
+      log.push([
+        hook,
+        ...args.map((a) => {
+          if (!(a instanceof IpcborError)) return a;
+          errors.push(a);
+          return show(a);
+        }),
+      ]);
+      const answer = (behaviour[hook] as ((...a: unknown[]) => unknown) | undefined)?.(...args);
+      return hook === 'streamArrived' || hook === 'brokeBaseFraming' ? answer === true : answer;
+    };
+  }
+  if (behaviour.holdsReading) role.holdsReading = behaviour.holdsReading;
+  return role as unknown as Recorder;
 }
 
-interface Frame {
-  head: unknown[];
-  payload: Uint8Array;
+// ---- the rig: a Peer on one end, the test on the other ---------------------------
+
+interface Rig {
+  peer: Peer;
+  role: Recorder;
+  /** The Peer's end. */
+  near: MemoryTransport;
+  /** The test's end: `far.received` is every frame the Peer wrote, one chunk each. */
+  far: MemoryTransport;
+  /** Calls the Peer made on its transport: pause, resume, end, destroy. */
+  ops: string[];
+  /** Resolves when the test's end closed. */
+  farClosed: Promise<void>;
+  /** Bytes from the test's end, each argument one chunk. */
+  send(...chunks: Uint8Array[]): void;
 }
 
-/** A hand-driven client over memory: sends what a test says, collects what the server sends. */
-class Raw {
-  readonly frames: Frame[] = [];
-  answers: { ret: number; body: Uint8Array }[] = [];
-  closed = false;
-  readonly core: ServerCore;
-  readonly conn: ServerConnection;
-  readonly t: MemoryTransport;
-  private readonly decoder: FrameDecoder;
+interface RigOptions extends Partial<PeerOptions> {
+  role?: Recorder;
+  /** The transports' high-water mark (a write reaching it is refused). */
+  highWater?: number;
+  /** Enter the extended protocol at once, with these limits from the other end. */
+  extended?: { maxFrameBytes: number; window: number };
+}
 
-  constructor(target: Servable = handlers, options: ServerCoreOptions = {}) {
-    this.core = new ServerCore(target, options);
-    const [c, s] = MemoryTransport.pair();
-    this.t = c;
-    this.conn = this.core.accept(s, { transport: 'memory' }) as ServerConnection;
-    s.attach(this.conn);
-    this.decoder = new FrameDecoder('response', {
-      response: (ret, body) => {
-        this.answers.push({ ret, body });
-        if (ret === 0 && this.answers.length === 1 && this.helloSent) this.decoder.mode = 'extended';
+/** A server-side Peer by default: it receives requests, takes CALL and NOTIFY, does not guard writes, window 4. */
+function rig(options: RigOptions = {}): Rig {
+  const { role = recordingRole(), highWater, extended, ...given } = options;
+  const [near, far] = MemoryTransport.pair(highWater);
+  const ops: string[] = [];
+  for (const op of ['pause', 'resume', 'end', 'destroy'] as const) {
+    const original = near[op].bind(near);
+    near[op] = () => {
+      ops.push(op);
+      original();
+    };
+  }
+  const peer = new Peer(near, role, {
+    codec: cbor,
+    maxFrameBytes: 1 << 20,
+    receives: 'request',
+    takes: [Kind.Call, Kind.Notify],
+    other: 'client',
+    window: 4,
+    budget: new ConnectionBudget(1 << 20),
+    guardWrites: false,
+    frameTimeout: 0,
+    idleTimeout: 0,
+    linger: 1000,
+    ...given,
+  });
+  near.attach(peer);
+  let resolveFarClosed!: () => void;
+  const farClosed = new Promise<void>((resolve) => (resolveFarClosed = resolve));
+  far.attach({ onData() {}, onDrain() {}, onClose: () => resolveFarClosed() });
+  if (extended) peer.enterExtended(extended);
+  return {
+    peer,
+    role,
+    near,
+    far,
+    ops,
+    farClosed,
+    send: (...chunks) => {
+      for (const c of chunks) far.writeRaw(c);
+    },
+  };
+}
+
+const LIMITS = { maxFrameBytes: 1 << 20, window: 2 };
+const OPEN_EXTENDED = { framing: 'extended', stage: 'open' };
+
+/**
+ * Wait for `p`, which a timer of the peer settles. The peer's timers do not
+ * keep the process alive (they are unref'd): this keeps it alive meanwhile,
+ * for 5 s at most (a bound on a wait for what must happen, not a timing).
+ */
+async function whileAlive<T>(p: Promise<T>, what: string): Promise<T> {
+  let alive: ReturnType<typeof setTimeout> | undefined;
+  const bound = new Promise<never>((_, reject) => (alive = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 5000)));
+  try {
+    return await Promise.race([p, bound]);
+  } finally {
+    clearTimeout(alive);
+  }
+}
+
+/** `p` rejects with exactly this error object. */
+async function rejectsWithError(p: Promise<unknown>, expected: unknown): Promise<void> {
+  await assert.rejects(p, (e) => {
+    assert.equal(e, expected);
+    return true;
+  });
+}
+
+// ---- the tests ---------------------------------------------------------------------
+
+describe('Peer: the base framing', () => {
+  it('a request reaches role.request with its method and payload; nothing is written', async () => {
+    const { peer, role, far, send } = rig();
+    const payload = cbor.encode({ a: 1 });
+    send(concatParts(encodeRequest('add', payload)));
+    await settle();
+    assert.deepEqual(role.log, [['request', 'add', payload]]);
+    assert.deepEqual(far.received, []);
+    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'open' });
+  });
+
+  it('a response (ret 0 with CBOR, ret 1 with text) reaches role.response', async () => {
+    const { role, far, send } = rig({ receives: 'response' });
+    const body = cbor.encode('ok');
+    send(concatParts(encodeResponse(0, body)), concatParts(encodeErrorResponse('nope')));
+    await settle();
+    assert.deepEqual(role.log, [
+      ['response', 0, body],
+      ['response', 1, utf8.encode('nope')],
+    ]);
+    assert.deepEqual(far.received, []);
+  });
+
+  it('a request to a role without request(): brokeBaseFraming, report, then destroyed with nothing written', async () => {
+    const role = recordingRole({}, ['request']);
+    const { peer, ops, far, farClosed, send } = rig({ role });
+    send(concatParts(encodeRequest('add', cbor.encode(1))));
+    const closed = await peer.closed;
+    const why = 'IpcborError IPCBOR_ERR_PROTOCOL: unexpected request';
+    assert.deepEqual(role.log, [
+      ['brokeBaseFraming', why],
+      ['report', why],
+      ['connectionClosed', why],
+    ]);
+    const [err] = role.errors;
+    assert.ok(role.errors.every((e) => e === err), 'one error throughout');
+    assert.equal(closed.code, 'IPCBOR_ERR_CONNECTION_CLOSED');
+    assert.equal(closed.message, 'the connection closed: unexpected request');
+    assert.equal(closed.cause, err);
+    assert.deepEqual(ops, ['destroy']);
+    await farClosed;
+    assert.deepEqual(far.received, []);
+    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'closed' });
+    assert.equal(role.log.length, 3, 'the transport closing after it calls nothing more');
+  });
+
+  it('a response to a role without response(): the connection fails the same way', async () => {
+    const role = recordingRole({}, ['response']);
+    const { peer, ops, send } = rig({ role, receives: 'response' });
+    send(concatParts(encodeResponse(0, cbor.encode(1))));
+    const closed = await peer.closed;
+    assert.equal(closed.message, 'the connection closed: unexpected response');
+    assert.deepEqual(
+      role.log.map(([hook]) => hook),
+      ['brokeBaseFraming', 'report', 'connectionClosed'],
+    );
+    assert.deepEqual(ops, ['destroy']);
+  });
+
+  it('a role whose brokeBaseFraming returns true closes the connection itself: the peer neither reports nor closes', async () => {
+    const role = recordingRole({ brokeBaseFraming: () => true }, ['request']);
+    const { peer, ops, far, send } = rig({ role });
+    send(concatParts(encodeRequest('add', cbor.encode(1))));
+    await settle();
+    assert.deepEqual(role.log, [['brokeBaseFraming', 'IpcborError IPCBOR_ERR_PROTOCOL: unexpected request']]);
+    assert.deepEqual(ops, []);
+    assert.deepEqual(far.received, []);
+    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'open' });
+  });
+});
+
+describe('Peer: the extended protocol', () => {
+  it('enterExtended switches the decoder: a kind in `takes` reaches role.frame with its decoded head', async () => {
+    const { peer, role, far, send } = rig();
+    send(concatParts(encodeRequest('$ipcbor.hello', cbor.encode({ version: 1 }))));
+    await settle();
+    peer.enterExtended({ maxFrameBytes: 1000, window: 3 });
+    assert.equal(peer.decoder.mode, 'extended');
+    assert.deepEqual(peer.phase, OPEN_EXTENDED);
+    assert.equal(peer.protocol, 'extended');
+    assert.equal(peer.peerMaxFrame, 1000);
+    assert.equal(peer.peerWindow, 3);
+    const params = cbor.encode([1, 2]);
+    send(call(7, 'add', params), frame([Kind.Notify, 'log'], cbor.encode('x')), frame([Kind.Call, 8, 'slow', { timeout: 50, stream: true }]));
+    await settle();
+    assert.deepEqual(role.log, [
+      ['request', '$ipcbor.hello', cbor.encode({ version: 1 })],
+      ['frame', { kind: Kind.Call, id: 7, method: 'add', opts: {} }, params],
+      ['frame', { kind: Kind.Notify, method: 'log' }, cbor.encode('x')],
+      ['frame', { kind: Kind.Call, id: 8, method: 'slow', opts: { timeout: 50, stream: true } }, NONE],
+    ]);
+    assert.deepEqual(far.received, []);
+  });
+
+  it('a kind not in `takes`: ERROR on id 0 with IPCBOR_ERR_PROTOCOL, our side ended, closed with that error as cause', async () => {
+    const { peer, role, far, ops, farClosed, send } = rig({ extended: LIMITS });
+    send(frame([Kind.Result, 1], cbor.encode('x')));
+    const closed = await peer.closed;
+    const why = 'IpcborError IPCBOR_ERR_PROTOCOL: a client may not send frame kind 4';
+    assert.deepEqual(role.log, [
+      ['report', why],
+      ['connectionClosed', why],
+    ]);
+    assert.equal(role.errors[0], role.errors[1]);
+    assert.equal(closed.code, 'IPCBOR_ERR_CONNECTION_CLOSED');
+    assert.equal(closed.message, 'the connection closed: a client may not send frame kind 4');
+    assert.equal(closed.cause, role.errors[0]);
+    await farClosed;
+    assert.deepEqual(far.received, [error(0, 'IPCBOR_ERR_PROTOCOL', 'a client may not send frame kind 4')]);
+    assert.deepEqual(ops, ['end'], 'ended, not cut: the ERROR was delivered');
+    assert.equal(role.log.length, 2, 'connectionClosed once, the transport closing after it included');
+  });
+
+  it('the other end named in the error is the `other` option', async () => {
+    const { peer, far, farClosed, send } = rig({ receives: 'response', takes: [Kind.Result, Kind.Event], other: 'server', extended: LIMITS });
+    send(call(1, 'x'));
+    assert.equal((await peer.closed).message, 'the connection closed: a server may not send frame kind 1');
+    await farClosed;
+    assert.deepEqual(far.received, [error(0, 'IPCBOR_ERR_PROTOCOL', 'a server may not send frame kind 1')]);
+  });
+
+  it('a head that is not an array: ERROR on id 0 with IPCBOR_ERR_BAD_FRAME', async () => {
+    const { peer, role, far, farClosed, send } = rig({ extended: LIMITS });
+    send(frame({ kind: 1 } as unknown as unknown[]));
+    await peer.closed;
+    await farClosed;
+    assert.deepEqual(far.received, [error(0, 'IPCBOR_ERR_BAD_FRAME', 'bad frame head: expected a non-empty array')]);
+    assert.deepEqual(role.log[0], ['report', 'IpcborError IPCBOR_ERR_BAD_FRAME: bad frame head: expected a non-empty array']);
+  });
+
+  it('a role hook that throws fails the connection: ERROR on id 0 with IPCBOR_ERR_PROTOCOL and its text', async () => {
+    const role = recordingRole({
+      frame: () => {
+        throw new Error('no such thing');
       },
-      extended: (head, payload) => this.frames.push({ head: cbor.decode(head) as unknown[], payload }),
     });
-    c.attach({ onData: (chunk) => this.decoder.push(chunk), onDrain() {}, onClose: () => (this.closed = true) });
-  }
-
-  private helloSent = false;
-
-  async hello(offer: unknown = { version: 1, maxFrameBytes: 1 << 24, window: 4 }): Promise<{ ret: number; body: Uint8Array }> {
-    this.helloSent = true;
-    this.seed('$ipcbor.hello', offer);
-    await waitFor(() => this.answers.length > 0, 'the hello answer');
-    return this.answers[0]!;
-  }
-
-  seed(method: string, params: unknown): void {
-    this.write(encodeRequest(method, cbor.encode(params)));
-  }
-
-  send(head: unknown[], ...payload: [] | [unknown]): void {
-    this.write(encodeExtended(cbor.encode(head), payload.length === 0 ? undefined : cbor.encode(payload[0])));
-  }
-
-  write(parts: readonly Uint8Array[]): void {
-    for (const p of parts) this.t.writeRaw(p);
-  }
-
-  async next(): Promise<Frame> {
-    await waitFor(() => this.frames.length > 0 || this.closed, 'a frame');
-    if (this.frames.length === 0) assert.fail('closed without a frame');
-    return this.frames.shift()!;
-  }
-
-  async whenClosed(): Promise<void> {
-    await waitFor(() => this.closed, 'the server to close the connection');
-  }
-}
-
-const value = (f: Frame) => (f.payload.length === 0 ? undefined : cbor.decode(f.payload));
-
-describe('peer: calls over memory', () => {
-  it('answers extended calls by id and seed calls in order', async () => {
-    const { client } = await pair();
-    assert.equal(client.protocol, 'extended');
-    assert.equal(await client.call('ping'), 'pong');
-    assert.deepEqual(await client.call('echo', { a: [1, 'x'] }), { a: [1, 'x'] });
-    const seed = (await pair(handlers, {}, { protocol: 'seed' })).client;
-    assert.equal(seed.protocol, 'seed');
-    assert.deepEqual(await Promise.all([seed.call('echo', 1), seed.call('ping'), seed.call('echo', 3)]), [1, 'pong', 3]);
+    const { peer, far, ops, farClosed, send } = rig({ role, extended: LIMITS });
+    send(call(1, 'm'));
+    assert.equal((await peer.closed).message, 'the connection closed: no such thing');
+    assert.deepEqual(role.log.map(([hook]) => hook), ['frame', 'report', 'connectionClosed']);
+    assert.deepEqual(role.log[1], ['report', 'IpcborError IPCBOR_ERR_PROTOCOL: no such thing']);
+    await farClosed;
+    assert.deepEqual(far.received, [error(0, 'IPCBOR_ERR_PROTOCOL', 'no such thing')]);
+    assert.deepEqual(ops, ['end']);
   });
 
-  it('runs NOTIFY without answering it', async () => {
-    const got = deferred<unknown>();
-    const { client, c } = await pair({ log: (p: unknown) => got.resolve(p) });
-    const before = c.received.length;
-    client.notify('log', { line: 'x' });
-    assert.deepEqual(await got.promise, { line: 'x' });
-    assert.equal(c.received.length, before, 'nothing came back');
-  });
-
-  it('CANCEL aborts the handler with IPCBOR_ERR_CANCELLED and the caller settles at once', async () => {
-    const reason = deferred<unknown>();
-    const { client } = await pair({ hang: (_p: unknown, ctx: CallContext) => untilAborted(ctx.signal).catch((r) => reason.resolve(r)) });
-    const ac = new AbortController();
-    const call = client.call('hang', {}, { signal: ac.signal });
-    ac.abort();
-    await rejectsWith(call, 'IPCBOR_ERR_CANCELLED');
-    assert.equal((await reason.promise as IpcborError).code, 'IPCBOR_ERR_CANCELLED');
-  });
-
-  it('streams both ways with credit: ITEM, END, CREDIT', async () => {
-    const { client } = await pair(handlers, { window: 2 }, { window: 2 });
-    const got: number[] = [];
-    for await (const x of await client.call<AsyncIterable<number>>('count', { n: 50 })) got.push(x);
-    assert.deepEqual(got, [...Array(50).keys()]);
-    async function* src() {
-      for (let i = 1; i <= 40; i++) yield i;
-    }
-    assert.equal(await client.call('sum', src()), 820);
-  });
-
-  it('a handler that stops reading its input stream sends CANCEL: the client closes its source', async () => {
-    const closed = deferred<void>();
-    const { client } = await pair({
-      first: async (p: AsyncIterable<number>) => {
-        for await (const x of p) return x;
+  it('a RemoteError thrown by a role hook closes the connection at once, with no ERROR sent back', async () => {
+    const gone = new RemoteError('APP_GONE', 'the other end said so');
+    const role = recordingRole({
+      frame: () => {
+        throw gone;
       },
     });
-    async function* endless() {
+    const { peer, far, ops, farClosed, send } = rig({ role, extended: LIMITS });
+    send(call(1, 'm'));
+    assert.equal((await peer.closed).cause, gone);
+    assert.deepEqual(role.log.map(([hook]) => hook), ['frame', 'report', 'connectionClosed']);
+    assert.deepEqual(ops, ['destroy']);
+    await farClosed;
+    assert.deepEqual(far.received, []);
+  });
+
+  it('enterExtended a second time throws and changes nothing', () => {
+    const { peer } = rig({ extended: LIMITS });
+    assert.throws(() => peer.enterExtended({ maxFrameBytes: 5, window: 9 }), {
+      code: 'IPCBOR_ERR_PROTOCOL',
+      message: 'the extended protocol can only be entered once, on an open connection',
+    });
+    assert.equal(peer.peerMaxFrame, LIMITS.maxFrameBytes);
+    assert.equal(peer.peerWindow, LIMITS.window);
+    assert.deepEqual(peer.phase, OPEN_EXTENDED);
+  });
+});
+
+describe('Peer: control frames', () => {
+  it('CANCEL stops the outbound stream of its id and calls role.cancelled(id)', async () => {
+    const { peer, role, far, send } = rig({ extended: LIMITS });
+    let finished = false;
+    async function* numbers() {
       try {
-        for (let i = 7; ; i++) yield i;
+        for (let i = 0; i < 100; i++) yield i;
       } finally {
-        closed.resolve();
+        finished = true;
       }
     }
-    assert.equal(await client.call('first', endless()), 7);
-    await closed.promise;
+    const sending = peer.streams.send(5, numbers(), 'm');
+    await settle();
+    assert.deepEqual(far.received, [item(5, 0), item(5, 1)], 'the window of 2, then it waits');
+    send(frame([Kind.Cancel, 5]));
+    assert.equal(await sending, 'stopped');
+    assert.equal(finished, true);
+    assert.deepEqual(role.log, [['cancelled', 5]]);
+    await settle();
+    assert.equal(far.received.length, 2, 'no END after a CANCEL');
   });
 
-  it('a RESULT after stream items fails the call (IPCBOR_ERR_PROTOCOL)', async () => {
-    const [c, s] = MemoryTransport.pair();
-    const dec = new FrameDecoder('request', {
-      request: () => {
-        s.writeRaw(concat(encodeResponse(0, cbor.encode({ version: 1, maxFrameBytes: 1 << 20, window: 8, server: 'x' }))));
-        dec.mode = 'extended';
-      },
-      extended: (h) => {
-        const id = (cbor.decode(h) as number[])[1]!;
-        s.writeRaw(concat(encodeExtended(cbor.encode([6, id]), cbor.encode(1))));
-        s.writeRaw(concat(encodeExtended(cbor.encode([4, id]), cbor.encode(2))));
-      },
-    });
-    s.attach({ onData: (d) => dec.push(d), onDrain() {}, onClose() {} });
-    const client = await createClient(async () => c, 'memory');
-    const stream = await client.call<AsyncIterable<number>>('x');
-    const got: number[] = [];
-    await rejectsWith(
-      (async () => {
-        for await (const x of stream) got.push(x);
-      })(),
-      'IPCBOR_ERR_PROTOCOL',
-    );
-    assert.deepEqual(got, [1]);
+  it('CANCEL for an id with no stream still reaches role.cancelled', async () => {
+    const { peer, role, far, send } = rig({ extended: LIMITS });
+    send(frame([Kind.Cancel, 9]));
+    await settle();
+    assert.deepEqual(role.log, [['cancelled', 9]]);
+    assert.deepEqual(far.received, []);
+    assert.deepEqual(peer.phase, OPEN_EXTENDED);
   });
 
-  it('an unread subscription on the client is bounded by bytes, oldest dropped', async () => {
-    const { core, client } = await pair(handlers, {}, { eventQueueBytes: 32 * 1024 });
-    const sub = client.subscribe('tick');
-    await sub.ready;
-    const blob = new Uint8Array(8 * 1024);
-    for (let i = 0; i < 50; i++) core.emit('tick', { i, blob });
-    await client.call('ping');
-    assert.ok(sub.dropped >= 40, `dropped ${sub.dropped}`);
-    const first = await sub[Symbol.asyncIterator]().next();
-    assert.ok(!first.done && (first.value.payload as { i: number }).i >= 40, 'the newest are kept');
-  });
-
-  it('ERROR for a call carries code, message and data; the stream before it is delivered', async () => {
-    const { client } = await pair({
-      bad: () => {
-        throw new IpcborError('APP_ERR_X', 'no', { data: { why: 1 } });
-      },
-    });
-    const err = await rejectsWith(client.call('bad'), 'APP_ERR_X');
+  it('ERROR for a call: role.callFailed(id, RemoteError with code, message, data), then its inbound stream fails with it', async () => {
+    let queue!: AsyncQueue<unknown>;
+    const streamDoneAtCallFailed: boolean[] = [];
+    const role = recordingRole({ callFailed: () => streamDoneAtCallFailed.push(queue.done) });
+    const { peer, far, send } = rig({ role, extended: LIMITS });
+    queue = peer.streams.open(4);
+    send(item(4, 'a'), error(4, 'APP_X', 'boom', { why: 1 }));
+    await settle();
+    assert.deepEqual(role.log, [['callFailed', 4, 'RemoteError APP_X: boom']]);
+    const err = role.errors[0]!;
     assert.ok(err instanceof RemoteError);
     assert.deepEqual(err.data, { why: 1 });
-    assert.equal(err.method, 'bad');
+    assert.deepEqual(streamDoneAtCallFailed, [false], 'the stream was still open when callFailed ran');
+    assert.deepEqual(await queue.next(), { value: 'a', done: false });
+    await rejectsWithError(queue.next(), err);
+    assert.deepEqual(peer.phase, OPEN_EXTENDED);
+    assert.deepEqual(far.received, []);
   });
 
-  it('a streamed params source that throws a long message: the server gets a clipped ERROR, other calls go on', async () => {
-    const { client } = await pair({ ...handlers, slow: () => new Promise((r) => setTimeout(() => r('done'), 20)) });
-    const other = client.call('slow');
+  it('ERROR for a call whose data cannot be decoded reaches callFailed without data', async () => {
+    const { role, send } = rig({ extended: LIMITS });
+    send(concatParts(errorFrame(cbor, 3, 'APP_X', 'boom', Uint8Array.of(0xff))));
+    await settle();
+    assert.deepEqual(role.log, [['callFailed', 3, 'RemoteError APP_X: boom']]);
+    assert.equal(role.errors[0]!.data, undefined);
+  });
+
+  it('ERROR on id 0: reported, the transport destroyed, streams and `closed` fail with it as cause', async () => {
+    const { peer, role, far, ops, farClosed, send } = rig({ extended: LIMITS });
+    const queue = peer.streams.open(2);
+    send(error(0, 'APP_GONE', 'bye'));
+    const closed = await peer.closed;
+    const why = 'RemoteError APP_GONE: bye';
+    assert.deepEqual(role.log, [
+      ['report', why],
+      ['connectionClosed', why],
+    ]);
+    const err = role.errors[0]!;
+    assert.ok(err instanceof RemoteError);
+    assert.equal(closed.code, 'IPCBOR_ERR_CONNECTION_CLOSED');
+    assert.equal(closed.message, 'the connection closed: bye');
+    assert.equal(closed.cause, err);
+    assert.deepEqual(ops, ['destroy']);
+    await assert.rejects(queue.next(), (e: IpcborError) => {
+      assert.equal(e.code, 'IPCBOR_ERR_CONNECTION_CLOSED');
+      assert.equal(e.cause, err);
+      return true;
+    });
+    await farClosed;
+    assert.deepEqual(far.received, []);
+  });
+});
+
+describe('Peer: inbound streams', () => {
+  it('ITEMs reach the queue; credit goes back in batches of half the window, as CREDIT frames', async () => {
+    const { peer, far, send } = rig({ window: 4, extended: LIMITS });
+    const queue = peer.streams.open(3);
+    send(item(3, 'a'), item(3, 'b'), item(3, 'c'), item(3, 'd'));
+    await settle();
+    assert.deepEqual(far.received, [], 'nothing read: no credit');
+    assert.equal(peer.budget.held, 4 * (cbor.encode('a').length + DECODED_ITEM_BYTES), 'each item charged: its bytes and one decoded item');
+    assert.deepEqual(await queue.next(), { value: 'a', done: false });
+    await settle();
+    assert.deepEqual(far.received, [], 'one read: less than half the window');
+    assert.deepEqual(await queue.next(), { value: 'b', done: false });
+    await settle();
+    // CREDIT [8, 3, 2]: head length 4, the head 0x83 0x08 0x03 0x02, no payload.
+    const credit = Uint8Array.of(0, 0, 0, 4, 0x83, 0x08, 0x03, 0x02, 0, 0, 0, 0);
+    assert.deepEqual(far.received, [credit]);
+    assert.deepEqual(await queue.next(), { value: 'c', done: false });
+    assert.deepEqual(await queue.next(), { value: 'd', done: false });
+    await settle();
+    assert.deepEqual(far.received, [credit, credit]);
+    assert.equal(peer.budget.held, 0);
+    // The credit granted is what the sender may send now: four more are within it.
+    send(item(3, 'e'), item(3, 'f'), item(3, 'g'), item(3, 'h'));
+    await settle();
+    assert.equal(queue.length, 4);
+    assert.deepEqual(peer.phase, OPEN_EXTENDED);
+  });
+
+  it('more ITEMs than the credit granted break the protocol', async () => {
+    const { peer, role, far, ops, farClosed, send } = rig({ window: 2, extended: LIMITS });
+    const queue = peer.streams.open(3);
+    send(item(3, 'a'), item(3, 'b'), item(3, 'c'));
+    await peer.closed;
+    const why = 'IpcborError IPCBOR_ERR_PROTOCOL: stream 3 sent more items than its credit';
+    assert.deepEqual(role.log, [
+      ['report', why],
+      ['connectionClosed', why],
+    ]);
+    await farClosed;
+    assert.deepEqual(far.received, [error(0, 'IPCBOR_ERR_PROTOCOL', 'stream 3 sent more items than its credit')]);
+    assert.deepEqual(ops, ['end']);
+    // The reader gets the items within the credit, then the close.
+    assert.deepEqual(await queue.next(), { value: 'a', done: false });
+    assert.deepEqual(await queue.next(), { value: 'b', done: false });
+    await assert.rejects(queue.next(), { code: 'IPCBOR_ERR_CONNECTION_CLOSED' });
+  });
+
+  it('END ends the queue after its items and calls hooks.ended', async () => {
+    const { peer, role, far, send } = rig({ extended: LIMITS });
+    const heard: string[] = [];
+    const queue = peer.streams.open(3, { ended: () => heard.push('ended'), stopped: () => heard.push('stopped') });
+    send(item(3, 'a'), frame([Kind.End, 3]));
+    await settle();
+    assert.deepEqual(heard, ['ended']);
+    assert.deepEqual(await queue.next(), { value: 'a', done: false });
+    assert.deepEqual(await queue.next(), { value: undefined, done: true });
+    assert.deepEqual(role.log, []);
+    assert.deepEqual(far.received, []);
+  });
+
+  it('a reader that returns early: CANCEL is written, hooks.stopped called, what was queued released', async () => {
+    const { peer, role, far, send } = rig({ extended: LIMITS });
+    const heard: string[] = [];
+    const queue = peer.streams.open(3, { ended: () => heard.push('ended'), stopped: () => heard.push('stopped') });
+    send(item(3, 'a'), item(3, 'b'));
+    await settle();
+    assert.deepEqual(await queue.next(), { value: 'a', done: false });
+    await queue.return();
+    assert.deepEqual(heard, ['stopped']);
+    assert.equal(peer.budget.held, 0);
+    await settle();
+    assert.deepEqual(far.received, [frame([Kind.Cancel, 3])]);
+    // A late ITEM for it finds no stream: the role is asked, and it is dropped.
+    send(item(3, 'c'));
+    await settle();
+    assert.deepEqual(role.log, [['streamArrived', 3]]);
+    assert.equal(peer.budget.held, 0);
+    assert.deepEqual(peer.phase, OPEN_EXTENDED);
+  });
+
+  it('ITEM or END for an unknown id asks role.streamArrived(id): dropped on false, queued where the role opens a stream', async () => {
+    let opened: AsyncQueue<unknown> | undefined;
+    let peer!: Peer;
+    const role = recordingRole({
+      streamArrived: (id: number) => {
+        if (id !== 9) return false;
+        opened = peer.streams.open(9);
+        return true;
+      },
+    });
+    const r = rig({ role, extended: LIMITS });
+    peer = r.peer;
+    r.send(item(8, 'x'), frame([Kind.End, 8]), item(9, 'y'));
+    await settle();
+    assert.deepEqual(role.log, [
+      ['streamArrived', 8],
+      ['streamArrived', 8],
+      ['streamArrived', 9],
+    ]);
+    assert.ok(opened);
+    assert.deepEqual(await opened.next(), { value: 'y', done: false });
+    assert.deepEqual(r.far.received, []);
+    assert.deepEqual(peer.phase, OPEN_EXTENDED);
+  });
+
+  it('an ITEM that cannot be decoded: the reader gets IPCBOR_ERR_DECODE and CANCEL is written; the connection stays open', async () => {
+    const { peer, role, far, send } = rig({ extended: LIMITS });
+    const queue = peer.streams.open(3);
+    send(concatParts([encodeKindIdHeader(Kind.Item, 3, 1), Uint8Array.of(0xff)]));
+    await settle();
+    await assert.rejects(queue.next(), (e: IpcborError) => {
+      assert.equal(e.code, 'IPCBOR_ERR_DECODE');
+      assert.match(e.message, /^stream item: /);
+      return true;
+    });
+    assert.deepEqual(far.received, [frame([Kind.Cancel, 3])]);
+    assert.deepEqual(role.log, []);
+    assert.equal(peer.budget.held, 0);
+    assert.deepEqual(peer.phase, OPEN_EXTENDED);
+  });
+});
+
+describe('Peer: outbound streams', () => {
+  it('sends ITEMs up to the other end\'s window, waits, goes on with each CREDIT, and ends with END', async () => {
+    const { peer, far, send } = rig({ extended: LIMITS });
+    let asked = 0;
+    async function* letters() {
+      for (const c of 'vwxyz') {
+        asked++;
+        yield c;
+      }
+    }
+    let outcome: unknown;
+    const sending = peer.streams.send(6, letters(), 'm');
+    void sending.then((o) => (outcome = o));
+    await settle();
+    assert.deepEqual(far.received, [item(6, 'v'), item(6, 'w')]);
+    assert.equal(asked, 2, 'the source is not asked without credit');
+    assert.equal(outcome, undefined);
+    send(frame([Kind.Credit, 6, 1]));
+    await settle();
+    assert.deepEqual(far.received, [item(6, 'v'), item(6, 'w'), item(6, 'x')]);
+    assert.equal(asked, 3);
+    send(frame([Kind.Credit, 6, 10]));
+    assert.equal(await sending, 'done');
+    await settle();
+    assert.deepEqual(far.received, [item(6, 'v'), item(6, 'w'), item(6, 'x'), item(6, 'y'), item(6, 'z'), frame([Kind.End, 6])]);
+  });
+
+  it('a source that throws: ERROR for its id, and send resolves with the error', async () => {
+    const { peer, far } = rig({ extended: LIMITS });
+    const thrown = new Error('broken');
     async function* broken() {
       yield 1;
-      throw new Error('x'.repeat(200_000));
+      throw thrown;
     }
-    await rejectsWith(client.call('sum', broken()), 'IPCBOR_ERR_HANDLER');
-    assert.equal(await other, 'done', 'an unrelated call in flight is unharmed');
-    assert.equal(client.state, 'open');
+    const outcome = await peer.streams.send(6, broken(), 'm');
+    assert.ok(outcome instanceof IpcborError);
+    assert.equal(outcome.code, 'IPCBOR_ERR_HANDLER');
+    assert.equal(outcome.message, 'broken');
+    assert.equal(outcome.method, 'm');
+    assert.equal(outcome.cause, thrown);
+    await settle();
+    assert.deepEqual(far.received, [item(6, 1), error(6, 'IPCBOR_ERR_HANDLER', 'broken')]);
   });
 
-  it('a stream sent to a method that takes a map is refused without showing the server\'s insides', async () => {
-    const svc = defineService({ name: 'svc', version: '1', methods: { greet: method({ params: s.object({ name: s.string() }), handler: ({ name }) => name }) } });
-    const { client } = await pair(svc);
-    async function* one() {
-      yield 1;
+  it('an item over the other end\'s maxFrameBytes: ERROR IPCBOR_ERR_FRAME_TOO_LARGE for its id, nothing of it written, the source closed', async () => {
+    const { peer, far } = rig({ extended: { maxFrameBytes: 8, window: 2 } });
+    let finished = false;
+    async function* big() {
+      try {
+        yield 'x'.repeat(20);
+      } finally {
+        finished = true;
+      }
     }
-    const err = await rejectsWith(client.call('greet', one()), 'IPCBOR_ERR_INVALID_PARAMS');
-    assert.doesNotMatch(err.message, /window|hooks|allowance|items|sizes|waiter/);
-  });
-});
-
-describe('peer: protocol edges (docs/PROTOCOL.md §8, §11)', () => {
-  it('a duplicate id in flight closes the connection with ERROR 0 IPCBOR_ERR_PROTOCOL', async () => {
-    const raw = new Raw();
-    await raw.hello();
-    raw.send([1, 7, 'hang']);
-    raw.send([1, 7, 'hang']);
-    const f = await raw.next();
-    assert.deepEqual(f.head.slice(0, 3), [5, 0, 'IPCBOR_ERR_PROTOCOL']);
-    await raw.whenClosed();
+    const outcome = await peer.streams.send(7, big(), 'm');
+    assert.ok(outcome instanceof IpcborError);
+    assert.equal(outcome.code, 'IPCBOR_ERR_FRAME_TOO_LARGE');
+    assert.equal(outcome.message, 'stream item of 21 bytes is over the peer\'s limit of 8 bytes');
+    assert.equal(finished, true);
+    await settle();
+    assert.deepEqual(far.received, [error(7, 'IPCBOR_ERR_FRAME_TOO_LARGE', 'stream item of 21 bytes is over the peer\'s limit of 8 bytes')]);
   });
 
-  it('id 0, a CREDIT of 0 and a CREDIT over 2^32-1 are bad frames', async () => {
-    for (const head of [[1, 0, 'ping'], [8, 1, 0], [8, 1, 2 ** 32]]) {
-      const raw = new Raw();
-      await raw.hello();
-      raw.send(head);
-      const f = await raw.next();
-      assert.deepEqual(f.head.slice(0, 3), [5, 0, 'IPCBOR_ERR_BAD_FRAME'], JSON.stringify(head));
-      await raw.whenClosed();
-    }
-  });
-
-  it('timeout 0 is a deadline already past: answered IPCBOR_ERR_DEADLINE_EXCEEDED, the handler never runs', async () => {
-    let ran = false;
-    const raw = new Raw({ work: () => (ran = true) });
-    await raw.hello();
-    raw.send([1, 1, 'work', { timeout: 0 }], {});
-    const f = await raw.next();
-    assert.deepEqual(f.head.slice(0, 3), [5, 1, 'IPCBOR_ERR_DEADLINE_EXCEEDED']);
-    assert.equal(ran, false);
-  });
-
-  it('a timeout of 2^53, or 2^64-1 (decoded as bigint), is no deadline', async () => {
-    const raw = new Raw();
-    await raw.hello();
-    raw.send([1, 1, 'ping', { timeout: 2 ** 53 }], {});
-    raw.send([1, 2, 'ping', { timeout: 2n ** 64n - 1n }], {});
-    assert.deepEqual((await raw.next()).head, [4, 1]);
-    assert.deepEqual((await raw.next()).head, [4, 2]);
-    assert.equal(raw.closed, false);
-  });
-
-  it('a hello announcing 2^64-1 and 2^53 ("no limit") opens the extended protocol; unknown keys are ignored', async () => {
-    const raw = new Raw();
-    const a = await raw.hello({ version: 1, maxFrameBytes: 2n ** 64n - 1n, window: 2 ** 53, future: 'ignored' });
-    assert.equal(a.ret, 0);
-    raw.send([1, 1, 'ping'], {});
-    assert.deepEqual((await raw.next()).head, [4, 1]);
-  });
-
-  it('unknown keys in subscribe params are ignored', async () => {
-    const raw = new Raw();
-    await raw.hello();
-    raw.send([1, 1, '$ipcbor.subscribe'], { event: 'tick', later: true });
-    assert.deepEqual((await raw.next()).head, [4, 1]);
-  });
-
-  it('ERROR 0 from the client closes the connection and aborts its calls with that error', async () => {
-    const reason = deferred<unknown>();
-    const raw = new Raw({ hang: (_p: unknown, ctx: CallContext) => untilAborted(ctx.signal).catch((r) => reason.resolve(r)) });
-    await raw.hello();
-    raw.send([1, 1, 'hang'], {});
-    await waitFor(() => raw.conn.inflight === 1, 'the call to start');
-    raw.send([5, 0, 'APP_GONE', 'bye']);
-    assert.equal((await reason.promise as IpcborError).code, 'APP_GONE');
-    await raw.whenClosed();
-  });
-
-  it('items beyond the credit granted are a protocol error', async () => {
-    const raw = new Raw(handlers, { window: 2 });
-    await raw.hello();
-    // A handler that never reads its stream of params: no credit beyond the window.
-    raw.send([1, 1, 'hang', { stream: true }]);
-    for (let i = 0; i < 3; i++) raw.send([6, 1], i);
-    const f = await raw.next();
-    assert.deepEqual(f.head.slice(0, 3), [5, 0, 'IPCBOR_ERR_PROTOCOL']);
-  });
-
-  it('a frame kind a client may not send closes the connection', async () => {
-    const raw = new Raw();
-    await raw.hello();
-    raw.send([4, 1], 1);
-    assert.deepEqual((await raw.next()).head.slice(0, 3), [5, 0, 'IPCBOR_ERR_PROTOCOL']);
-  });
-});
-
-describe('peer: the hello, as the client reads it', () => {
-  /** A client against a server end that answers the hello with `answer`. */
-  async function helloWith(answer: readonly Uint8Array[]): Promise<Client> {
-    const [c, s] = MemoryTransport.pair();
-    s.attach({
-      onData: () => {
-        for (const p of answer) s.writeRaw(p);
-      },
-      onDrain() {},
-      onClose() {},
-    });
-    return createClient(async () => c, 'memory', { connectTimeout: 1000 });
-  }
-  const head = (ret: number, len: number) => Uint8Array.of(0, 0, 0, ret, len >>> 24, (len >>> 16) & 255, (len >>> 8) & 255, len & 255);
-
-  it('garbage after ret 0 fails connect() with IPCBOR_ERR_DECODE or PROTOCOL, never a silent fall back', async () => {
-    const err = await helloWith([head(0, 2), Uint8Array.of(0xff, 0xff)]).then(
-      () => assert.fail('connected'),
-      (e: IpcborError) => e,
-    );
-    assert.ok(['IPCBOR_ERR_DECODE', 'IPCBOR_ERR_PROTOCOL'].includes(err.code), err.code);
-    await rejectsWith(helloWith([head(0, 1), cbor.encode(1)]), 'IPCBOR_ERR_PROTOCOL');
-  });
-
-  it('an answer over maxFrameBytes fails connect() with IPCBOR_ERR_FRAME_TOO_LARGE', async () => {
-    await rejectsWith(helloWith([head(1, 0x7fffffff)]), 'IPCBOR_ERR_FRAME_TOO_LARGE');
-  });
-
-  it('a seed peer\'s refusal (ret 1, short text) falls back to the seed framing', async () => {
-    const client = await helloWith([head(1, 0)]);
-    assert.equal(client.protocol, 'seed');
-  });
-
-  it('a server at its connection limit refuses with IPCBOR_ERR_OVERLOADED; a seed client gets the text', async () => {
-    const core = new ServerCore(handlers, { maxConnections: 1 });
-    const dial = async () => {
-      const [c, s] = MemoryTransport.pair();
-      const conn = core.accept(s, { transport: 'memory' });
-      if (conn) s.attach(conn);
-      return c;
-    };
-    const first = await createClient(dial, 'memory');
-    await rejectsWith(createClient(dial, 'memory'), 'IPCBOR_ERR_OVERLOADED');
-    const seed = await createClient(dial, 'memory', { protocol: 'seed' });
-    await rejectsWith(seed.call('ping'), 'IPCBOR_ERR_REMOTE');
-    first.destroy();
-    await first.closed;
-    await waitFor(() => core.size === 0, 'the first connection to go');
-    const again = await createClient(dial, 'memory');
-    assert.equal(await again.call('ping'), 'pong');
-  });
-});
-
-describe('peer: state and shutdown', () => {
-  it('shutdown() called twice resolves both times, after the call in flight', async () => {
-    const release = deferred<string>();
-    const { conn, client } = await pair({ wait: () => release.promise });
-    const call = client.call('wait');
-    await waitFor(() => conn.inflight === 1, 'the call to start');
-    const a = conn.shutdown();
-    const b = conn.shutdown();
-    assert.equal(a, b);
-    release.resolve('ok');
-    assert.equal(await call, 'ok');
-    await Promise.all([a, b]);
-    assert.equal(conn.peer.phase.stage, 'closed');
-  });
-
-  it('onceClosed returns a disposable; a disposed listener is not called', async () => {
-    const { conn, client } = await pair();
-    let called = 0;
-    conn.peer.onceClosed(() => called++);
-    const d = conn.peer.onceClosed(() => (called += 100));
-    d.dispose();
-    client.destroy();
-    await conn.closed;
-    await new Promise((r) => setTimeout(r, 0));
-    assert.equal(called, 1);
-  });
-});
-
-describe('peer: resource bounds', () => {
-  it('stops reading a connection past maxConnectionBytes, and reads again when calls finish', async () => {
-    const gate = deferred<void>();
-    let started = 0;
-    const { client, s, conn } = await pair({ hold: async (_p: unknown) => { started++; await gate.promise; return 1; } }, { maxConnectionBytes: 64 * 1024 });
-    const big = new Uint8Array(16 * 1024);
-    const calls = Array.from({ length: 20 }, () => client.call('hold', big));
-    await waitFor(() => s.paused, 'the server to stop reading');
-    assert.ok(started < 20, `only what fits the budget started (${started})`);
-    gate.resolve();
-    assert.deepEqual(await Promise.all(calls), Array(20).fill(1));
-    assert.equal(s.paused, false);
-    assert.equal(conn.inflight, 0);
-  });
-
-  it('the server budget: a connection over its fair share waits, a fresh one is read', async () => {
-    const gate = deferred<void>();
-    const core = new ServerCore({ hold: async (_p: unknown) => { await gate.promise; return 1; }, ping: () => 'pong' }, { maxServerBytes: 128 * 1024, maxConnectionBytes: 1 << 20 });
-    const dial = async () => {
-      const [c, s] = MemoryTransport.pair();
-      s.attach(core.accept(s, { transport: 'memory' })!);
-      return { c, s };
-    };
-    const a = await dial();
-    const hog = await createClient(async () => a.c, 'memory');
-    const calls = Array.from({ length: 40 }, () => hog.call('hold', new Uint8Array(16 * 1024)));
-    await waitFor(() => a.s.paused, 'the hog to be paused');
-    assert.ok(core.budget.held <= 128 * 1024 + 64 * 1024 + 20 * 1024, `held ${core.budget.held}`);
-    const b = await dial();
-    const fresh = await createClient(async () => b.c, 'memory');
-    assert.equal(await fresh.call('ping'), 'pong', 'a connection holding little is still served');
-    gate.resolve();
-    await Promise.all(calls);
-  });
-
-  it('a method that takes no params does not decode its payload', async () => {
-    const { client } = await pair({ version: () => 'v1' });
-    // 200,000 empty maps in an array: decoding would cost far more than the bytes.
-    const bomb = new Uint8Array(5 + 200_000);
-    bomb.set([0x9a, 0x00, 0x03, 0x0d, 0x40]);
-    bomb.fill(0xa0, 5);
-    const t0 = performance.now();
-    assert.equal(await client.call('version', cbor.decode(Uint8Array.of(0xa0))), 'v1');
-    const raw = new Raw({ version: () => 'v1' });
-    await raw.hello();
-    raw.write(encodeExtended(cbor.encode([1, 1, 'version']), bomb));
-    const f = await raw.next();
-    assert.deepEqual(f.head, [4, 1]);
-    assert.equal(value(f), 'v1');
-    assert.ok(performance.now() - t0 < 5000);
-  });
-
-  it('a frame not finished within frameTimeout closes the connection with IPCBOR_ERR_FRAME_TIMEOUT', async () => {
-    const raw = new Raw(handlers, { frameTimeout: 50 });
-    await raw.hello();
-    raw.write([Uint8Array.of(0, 0, 0, 3, 0x82, 0x04)]);
-    await raw.whenClosed();
-    const reason = await raw.conn.closed;
-    assert.equal((reason.cause as IpcborError).code, 'IPCBOR_ERR_FRAME_TIMEOUT');
-    assert.equal(raw.frames.length, 0, 'no goodbye to a peer stuck mid-frame');
-  });
-
-  it('idleTimeout closes a connection with nothing in flight', async () => {
-    const raw = new Raw(handlers, { idleTimeout: 30 });
-    await raw.hello();
-    await raw.whenClosed();
-  });
-
-  it('an idle connection holds no read buffer', async () => {
-    const raw = new Raw();
-    await raw.hello();
-    // Trickle a frame in tiny chunks: the pool gathers them...
-    const [h, p] = encodeExtended(cbor.encode([1, 1, 'ping']), cbor.encode({}));
-    const bytes = new Uint8Array([...h, ...p]);
-    for (let i = 0; i < bytes.length; i++) raw.t.writeRaw(bytes.subarray(i, i + 1));
-    assert.deepEqual((await raw.next()).head, [4, 1]);
-    // ...and lets it go once the frame is done.
-    const decoder = raw.conn.peer.decoder;
-    assert.equal(decoder.retainedBytes, 0);
-  });
-
-  it('subscriptions: a limit per connection, a name length limit, undeclared events refused', async () => {
-    const { client } = await pair(handlers, { maxSubscriptions: 3, maxEventNameBytes: 16 });
-    for (const n of ['a', 'b', 'c']) await client.subscribe(n).ready;
-    await rejectsWith(client.subscribe('d').ready, 'IPCBOR_ERR_OVERLOADED');
-    await rejectsWith(client.subscribe('x'.repeat(17)).ready, 'IPCBOR_ERR_INVALID_PARAMS');
-    const svc = defineService({ name: 'svc', version: '1', methods: { ping: method({ handler: () => 'pong' }) }, events: { tick: null } });
-    const other = (await pair(svc)).client;
-    await other.subscribe('tick').ready;
-    await other.subscribe('svc.tick').ready;
-    await rejectsWith(other.subscribe('tock').ready, 'IPCBOR_ERR_UNKNOWN_EVENT');
-  });
-
-  it('events for a connection that does not read are bounded by bytes, oldest dropped', async () => {
-    const { core, client, c } = await pair(handlers, { eventQueueBytes: 64 * 1024 });
-    const sub = client.subscribe('tick');
-    await sub.ready;
-    const conn = core.connection((await client.call<{ id: number }>('whoami')).id) as ServerConnection;
-    c.pause();
-    const blob = new Uint8Array(16 * 1024);
-    for (let i = 0; i < 200; i++) core.emit('tick', { i, blob });
-    assert.ok(conn.eventsDropped > 100, `dropped ${conn.eventsDropped}`);
-    c.resume();
-    const first = await sub[Symbol.asyncIterator]().next();
-    assert.ok(!first.done);
-  });
-
-  it('the client stops reading when unread stream items pass its maxConnectionBytes', async () => {
-    const { client, c } = await pair({ blobs: async function* () { for (let i = 0; i < 1000; i++) yield new Uint8Array(8 * 1024); } }, { window: 64 }, { maxConnectionBytes: 64 * 1024, window: 64 });
-    const stream = (await client.call<AsyncIterable<Uint8Array>>('blobs'))[Symbol.asyncIterator]();
-    await waitFor(() => c.paused, 'the client to stop reading');
+  it('CANCEL: send resolves \'stopped\' and the source\'s return() runs', async () => {
+    const { peer, role, far, send } = rig({ extended: { maxFrameBytes: 1 << 20, window: 1 } });
     let n = 0;
-    for (;;) {
-      const r = await stream.next();
-      if (r.done) break;
-      n++;
-    }
-    assert.equal(n, 1000);
+    let returned = 0;
+    const source: AsyncIterable<number> = {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => (n < 100 ? { value: n++, done: false } : { value: undefined, done: true }),
+        return: async () => {
+          returned++;
+          return { value: undefined, done: true };
+        },
+      }),
+    };
+    const sending = peer.streams.send(6, source, 'm');
+    await settle();
+    assert.deepEqual(far.received, [item(6, 0)]);
+    send(frame([Kind.Cancel, 6]));
+    assert.equal(await sending, 'stopped');
+    assert.equal(returned, 1);
+    assert.equal(n, 1, 'asked once: one item of credit');
+    assert.deepEqual(role.log, [['cancelled', 6]]);
+  });
+});
+
+describe('Peer: the phase', () => {
+  it('beginClosing(\'drain\'): stage draining, nothing written, the transport left alone', async () => {
+    const { peer, role, far, ops } = rig();
+    peer.beginClosing('drain');
+    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'draining' });
+    await settle();
+    assert.deepEqual(ops, []);
+    assert.deepEqual(far.received, []);
+    assert.deepEqual(role.log, []);
+    assert.throws(() => peer.enterExtended(LIMITS), { code: 'IPCBOR_ERR_PROTOCOL' });
+  });
+
+  it('beginClosing(\'end\'): our side ended, stage ending, and the linger cuts a transport the other end keeps open', async () => {
+    const { peer, role, far, ops, farClosed } = rig({ linger: 20, extended: LIMITS });
+    // The other end reads nothing: the frame waiting for it keeps it from closing its side.
+    far.pause();
+    peer.writeHead([Kind.Credit, 1, 1]);
+    peer.beginClosing('end');
+    assert.deepEqual(peer.phase, { framing: 'extended', stage: 'ending' });
+    assert.deepEqual(ops, ['end']);
+    await whileAlive(farClosed, 'the linger to cut the transport');
+    assert.deepEqual(ops, ['end', 'destroy']);
+    const closed = await peer.closed;
+    assert.equal(closed.message, 'the connection closed');
+    assert.equal(closed.cause, undefined);
+    assert.deepEqual(role.log, [['connectionClosed', 'IpcborError IPCBOR_ERR_CONNECTION_CLOSED: the connection closed']]);
+    assert.deepEqual(far.received, [], 'cut: what was not read is dropped');
+    assert.deepEqual(peer.phase, { framing: 'extended', stage: 'closed' });
+  });
+
+  it('stages only move forward; the transport is ended once', async () => {
+    const { peer, ops } = rig();
+    peer.beginClosing('drain');
+    peer.beginClosing('end');
+    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'ending' });
+    peer.beginClosing('drain');
+    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'ending' });
+    peer.beginClosing('end');
+    assert.deepEqual(ops, ['end']);
+    assert.throws(() => peer.enterExtended(LIMITS), { code: 'IPCBOR_ERR_PROTOCOL' });
+    // The other end closes its side in turn (it had nothing to read).
+    await peer.closed;
+    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'closed' });
+    peer.beginClosing('drain');
+    peer.beginClosing('end');
+    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'closed' });
+    assert.deepEqual(ops, ['end']);
+  });
+});
+
+describe('Peer: flow control', () => {
+  it('guardWrites: a write the transport refuses stops reading until drain; the unsent bytes are charged meanwhile', async () => {
+    const { peer, role, near, far, ops, send } = rig({ guardWrites: true, highWater: 16, extended: LIMITS });
+    far.pause();
+    peer.writeValue(Kind.Result, 1, 'x'.repeat(20), 'm');
+    const result = frame([Kind.Result, 1], cbor.encode('x'.repeat(20)));
+    assert.equal(peer.writeBlocked, true);
+    assert.deepEqual(ops, ['pause']);
+    assert.equal(peer.budget.held, result.length);
+    const next = call(2, 'm');
+    send(next);
+    await settle();
+    assert.deepEqual(role.log, [], 'the paused transport holds the CALL');
+    assert.equal(near.inboxBytes, next.length);
+    far.resume();
+    await settle();
+    assert.deepEqual(role.log, [['drained'], ['frame', { kind: Kind.Call, id: 2, method: 'm', opts: {} }, NONE]]);
+    assert.deepEqual(ops, ['pause', 'resume']);
+    assert.equal(peer.writeBlocked, false);
+    assert.equal(peer.budget.held, 0);
+    assert.deepEqual(far.received, [result]);
+  });
+
+  it('without guardWrites a refused write does not stop reading, and the unsent bytes are not charged', async () => {
+    const { peer, role, far, ops, send } = rig({ guardWrites: false, highWater: 16, extended: LIMITS });
+    far.pause();
+    peer.writeValue(Kind.Result, 1, 'x'.repeat(20), 'm');
+    assert.equal(peer.writeBlocked, true);
+    assert.equal(peer.budget.held, 0);
+    send(call(2, 'm'));
+    await settle();
+    assert.deepEqual(role.log, [['frame', { kind: Kind.Call, id: 2, method: 'm', opts: {} }, NONE]]);
+    assert.deepEqual(ops, []);
+    far.resume();
+    await settle();
+    assert.deepEqual(role.log.at(-1), ['drained']);
+    assert.equal(peer.writeBlocked, false);
+  });
+
+  it('a partial frame is charged to the budget while it arrives, and released when it completes', async () => {
+    const { peer, role, send } = rig({ extended: LIMITS });
+    const bytes = call(1, 'm', cbor.encode({}));
+    const first = bytes.slice(0, 6);
+    send(first);
+    await settle();
+    assert.equal(peer.budget.held, first.length);
+    assert.deepEqual(role.log, []);
+    send(bytes.slice(6));
+    await settle();
+    assert.equal(peer.budget.held, 0);
+    assert.deepEqual(role.log, [['frame', { kind: Kind.Call, id: 1, method: 'm', opts: {} }, cbor.encode({})]]);
+  });
+
+  /** A Peer with a budget of 100 bytes whose role charges 150 for CALL 1 (as a server does for a call it runs). */
+  function overBudget(): Rig {
+    let peer!: Peer;
+    const role = recordingRole({ frame: (head: Head) => head.kind === Kind.Call && head.id === 1 && peer.budget.charge(150) });
+    const r = rig({ role, budget: new ConnectionBudget(100), extended: LIMITS });
+    peer = r.peer;
+    return r;
+  }
+
+  it('over the budget the transport is paused, and resumes when the role releases', async () => {
+    const r = overBudget();
+    const { peer, role } = r;
+    const second = call(2, 'm');
+    r.send(call(1, 'm'), second);
+    await settle();
+    assert.deepEqual(role.log.map(hookAndId), [['frame', 1]]);
+    assert.deepEqual(r.ops, ['pause']);
+    assert.equal(peer.budget.held, 150);
+    assert.equal(r.near.inboxBytes, second.length, 'the second CALL waits in the transport');
+    peer.budget.release(150);
+    assert.deepEqual(r.ops, ['pause', 'resume']);
+    assert.deepEqual(role.log.map(hookAndId), [['frame', 1], ['roomMade']]);
+    await settle();
+    assert.deepEqual(role.log.map(hookAndId), [['frame', 1], ['roomMade'], ['frame', 2]]);
+  });
+
+  it('over the budget between two frames of one chunk: the second waits in the decoder, charged, until the role releases', async () => {
+    const r = overBudget();
+    const { peer, role } = r;
+    const second = call(2, 'm');
+    r.send(concatParts([call(1, 'm'), second]));
+    await settle();
+    assert.deepEqual(role.log.map(hookAndId), [['frame', 1]]);
+    assert.deepEqual(r.ops, ['pause']);
+    assert.equal(peer.decoder.buffered, second.length);
+    assert.ok(peer.budget.held > 150, `the held frame is charged too (${peer.budget.held})`);
+    peer.budget.release(150);
+    assert.deepEqual(role.log.map(hookAndId), [['frame', 1], ['frame', 2], ['roomMade']]);
+    assert.deepEqual(r.ops, ['pause', 'resume']);
+    assert.equal(peer.budget.held, 0);
+  });
+
+  it('a role that holds reading: frames wait until it lets go and asks the flow again', async () => {
+    let holding = false;
+    const role = recordingRole({ holdsReading: () => holding });
+    const { peer, ops, send } = rig({ role, extended: LIMITS });
+    holding = true;
+    send(call(1, 'm'), call(2, 'm'));
+    await settle();
+    assert.deepEqual(frameIds(role.log), [1]);
+    assert.deepEqual(ops, ['pause']);
+    holding = false;
+    peer.flow.update();
+    await settle();
+    assert.deepEqual(frameIds(role.log), [1, 2]);
+    assert.deepEqual(ops, ['pause', 'resume']);
+  });
+
+  it(`yields after FRAMES_PER_TURN (${FRAMES_PER_TURN}) frames of one chunk, and reads on in the next turn`, async () => {
+    assert.ok(FRAMES_PER_TURN < 300, 'the chunk holds more frames than one turn runs');
+    const turns: (() => void)[] = [];
+    const { peer, role, near, ops, send } = rig({ defer: (f) => turns.push(f), extended: LIMITS });
+    const frames = Array.from({ length: 300 }, (_, i) => call(i + 1, 'n'));
+    send(concatParts(frames));
+    await settle();
+    assert.deepEqual(frameIds(role.log), Array.from({ length: FRAMES_PER_TURN }, (_, i) => i + 1));
+    assert.deepEqual(ops, ['pause']);
+    assert.equal(near.paused, true);
+    assert.equal(turns.length, 1, 'the end of the turn is the one thing waiting');
+    turns.shift()!();
+    assert.deepEqual(frameIds(role.log), Array.from({ length: 300 }, (_, i) => i + 1));
+    assert.deepEqual(ops, ['pause', 'resume']);
+    assert.equal(peer.decoder.buffered, 0);
+  });
+});
+
+describe('Peer: timers', () => {
+  it('frameTimeout: a frame left half sent is cut with IPCBOR_ERR_FRAME_TIMEOUT, reported to the role', async () => {
+    const { peer, role, far, ops, farClosed, send } = rig({ frameTimeout: 30, extended: LIMITS });
+    send(call(1, 'm', cbor.encode({})).slice(0, 6));
+    const closed = await whileAlive(peer.closed, 'the frame timer to cut the connection');
+    const why = 'IpcborError IPCBOR_ERR_FRAME_TIMEOUT: a frame was not finished within 30 ms of its first byte';
+    assert.deepEqual(role.log, [
+      ['report', why],
+      ['connectionClosed', why],
+    ]);
+    assert.equal(closed.cause, role.errors[0]);
+    assert.deepEqual(ops, ['destroy']);
+    await farClosed;
+    assert.deepEqual(far.received, [], 'no goodbye to a peer stuck mid-frame');
+    assert.equal(peer.budget.held, 0);
+  });
+
+  it('idleTimeout with a quiet role: IPCBOR_ERR_IDLE_TIMEOUT reported, and our side ended', async () => {
+    const { peer, role, ops } = rig({ idleTimeout: 30, extended: LIMITS });
+    const closed = await whileAlive(peer.closed, 'the idle timer to end the connection');
+    assert.deepEqual(role.log, [
+      ['report', 'IpcborError IPCBOR_ERR_IDLE_TIMEOUT: closed after 30 ms idle'],
+      ['connectionClosed', 'IpcborError IPCBOR_ERR_CONNECTION_CLOSED: the connection closed'],
+    ]);
+    assert.equal(closed.message, 'the connection closed');
+    assert.deepEqual(ops, ['end'], 'ended (beginClosing(\'end\')), and the other end closed in turn');
+  });
+});
+
+describe('Peer: after the close', () => {
+  it('destroy() after the close still destroys a transport that is still ending', async () => {
+    const { peer, role, near, far, ops, farClosed, send } = rig({ extended: LIMITS });
+    // The other end reads nothing: the ERROR the peer sends keeps the transport ending.
+    far.pause();
+    send(frame([Kind.Result, 1]));
+    await peer.closed;
+    assert.deepEqual(ops, ['end']);
+    assert.equal(near.closed, false);
+    peer.destroy();
+    assert.deepEqual(ops, ['end', 'destroy']);
+    assert.equal(near.closed, true);
+    await farClosed;
+    await settle();
+    assert.deepEqual(
+      role.log.map(([hook]) => hook),
+      ['report', 'connectionClosed'],
+    );
+  });
+
+  it('onData after the close is ignored: nothing decoded, nothing held', async () => {
+    const { peer, role } = rig({ extended: LIMITS });
+    peer.destroy();
+    await peer.closed;
+    peer.onData(call(1, 'm', cbor.encode({})).slice(0, 6));
+    peer.onData(call(2, 'm'));
+    assert.equal(peer.decoder.buffered, 0);
+    assert.equal(peer.budget.held, 0);
+    assert.deepEqual(role.log, [['connectionClosed', 'IpcborError IPCBOR_ERR_CONNECTION_CLOSED: the connection closed']]);
+  });
+
+  it('send() on a closed connection resolves \'stopped\' without asking its source, and closes it', async () => {
+    const { peer, far } = rig({ extended: LIMITS });
+    peer.destroy();
+    await peer.closed;
+    let asked = 0;
+    let returned = 0;
+    const source: AsyncIterable<number> = {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => ({ value: ++asked, done: false }),
+        return: async () => {
+          returned++;
+          return { value: undefined, done: true };
+        },
+      }),
+    };
+    assert.equal(await peer.streams.send(3, source, 'm'), 'stopped');
+    assert.equal(asked, 0);
+    assert.equal(returned, 1);
+    assert.deepEqual(far.received, []);
+  });
+
+  it('the transport closing under it: readers fail, senders stop, connectionClosed once with the transport\'s error', async () => {
+    const { peer, role, far } = rig({ extended: { maxFrameBytes: 1 << 20, window: 1 } });
+    const queue = peer.streams.open(2);
+    const sending = peer.streams.send(
+      4,
+      (async function* () {
+        for (let i = 0; i < 100; i++) yield i;
+      })(),
+      'm',
+    );
+    await settle();
+    const reset = new Error('ECONNRESET');
+    peer.onClose(reset);
+    far.destroy();
+    const closed = await peer.closed;
+    assert.equal(closed.message, 'the connection closed: ECONNRESET');
+    assert.equal(closed.cause, reset);
+    assert.equal(await sending, 'stopped');
+    await assert.rejects(queue.next(), (e: IpcborError) => {
+      assert.equal(e.code, 'IPCBOR_ERR_CONNECTION_CLOSED');
+      assert.equal(e.cause, closed);
+      return true;
+    });
+    await settle();
+    assert.deepEqual(role.log, [['connectionClosed', 'IpcborError IPCBOR_ERR_CONNECTION_CLOSED: the connection closed: ECONNRESET']]);
   });
 });

@@ -1,6 +1,8 @@
 /**
- * Review of issue 9 (TLS, secure defaults, reconnection): what an attacker
- * or a careful user found. Real sockets on 127.0.0.1, throwaway certificates.
+ * TLS, secure defaults and reconnection at their edges: the handshake
+ * timeout against a trickling peer, keepalive on tls: connections, and the
+ * reconnection backoff against a server that drops every connection. Real
+ * sockets on 127.0.0.1, throwaway certificates.
  */
 import assert from 'node:assert/strict';
 import { createConnection, createServer, Socket, type AddressInfo } from 'node:net';

@@ -1,4 +1,4 @@
-/** The client against its server, as a careful user would use it (review findings). */
+/** The client's close() against its server, as a careful user would use it. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createClient } from '../../src/core/client/client.js';

@@ -1,4 +1,4 @@
-/** Event loop and lazy server: what a careful user would try (review findings). */
+/** Event loop and lazy server: what a careful user, or an attacker, would try. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IpcborError, connect, createLoop, serveLazy } from '../../src/index.js';
