@@ -13,7 +13,7 @@ import { FRAMES_PER_TURN } from '../../src/core/constants.js';
 import { IpcborError, RemoteError } from '../../src/core/errors.js';
 import { concatParts, encodeErrorResponse, encodeExtended, encodeRequest, encodeResponse } from '../../src/core/frame/encoder.js';
 import { ConnectionBudget, DECODED_ITEM_BYTES } from '../../src/core/peer/budget.js';
-import { Peer, type PeerOptions } from '../../src/core/peer/peer.js';
+import { Peer, type PeerOptions, peerConfig } from '../../src/core/peer/peer.js';
 import type { AsyncQueue } from '../../src/core/peer/queue.js';
 import type { PeerRole } from '../../src/core/peer/role.js';
 import { encodeCallHeader, encodeKindIdHeader } from '../../src/core/protocol/fast-heads.js';
@@ -113,6 +113,8 @@ interface Rig {
 
 interface RigOptions extends Partial<PeerOptions> {
   role?: Recorder;
+  /** The connection's budget (default 1 MiB). */
+  budget?: ConnectionBudget;
   /** The transports' high-water mark (a write reaching it is refused). */
   highWater?: number;
   /** Enter the extended protocol at once, with these limits from the other end. */
@@ -121,7 +123,7 @@ interface RigOptions extends Partial<PeerOptions> {
 
 /** A server-side Peer by default: it receives requests, takes CALL and NOTIFY, does not guard writes, window 4. */
 function rig(options: RigOptions = {}): Rig {
-  const { role = recordingRole(), highWater, extended, ...given } = options;
+  const { role = recordingRole(), highWater, extended, budget = new ConnectionBudget(1 << 20), ...given } = options;
   const [near, far] = MemoryTransport.pair(highWater);
   const ops: string[] = [];
   for (const op of ['pause', 'resume', 'end', 'destroy'] as const) {
@@ -131,20 +133,20 @@ function rig(options: RigOptions = {}): Rig {
       original();
     };
   }
-  const peer = new Peer(near, role, {
+  const config = peerConfig({
     codec: cbor,
     maxFrameBytes: 1 << 20,
     receives: 'request',
     takes: [Kind.Call, Kind.Notify],
     other: 'client',
     window: 4,
-    budget: new ConnectionBudget(1 << 20),
     guardWrites: false,
     frameTimeout: 0,
     idleTimeout: 0,
     linger: 1000,
     ...given,
   });
+  const peer = new Peer(near, role, config, budget);
   near.attach(peer);
   let resolveFarClosed!: () => void;
   const farClosed = new Promise<void>((resolve) => (resolveFarClosed = resolve));
@@ -863,6 +865,18 @@ describe('Peer: timers', () => {
     ]);
     assert.equal(closed.message, 'the connection closed');
     assert.deepEqual(ops, ['end'], 'ended (beginClosing(\'end\')), and the other end closed in turn');
+  });
+
+  it('a connection already ending is not reported idle: the linger closes it, with no IPCBOR_ERR_IDLE_TIMEOUT', async () => {
+    const { peer, role, far, ops } = rig({ idleTimeout: 30, linger: 300, extended: LIMITS });
+    // The other end reads nothing: ending waits, and the idle check (at 30 ms) runs before the linger (at 300 ms).
+    far.pause();
+    peer.writeHead([Kind.End, 1]);
+    peer.beginClosing('end');
+    assert.equal(peer.phase.stage, 'ending');
+    await whileAlive(peer.closed, 'the linger to cut the connection');
+    assert.deepEqual(role.log, [['connectionClosed', 'IpcborError IPCBOR_ERR_CONNECTION_CLOSED: the connection closed']]);
+    assert.deepEqual(ops, ['end', 'destroy'], 'ended, then cut by the linger');
   });
 });
 
