@@ -26,7 +26,7 @@ import {
 import { cbor, type Codec } from '../codec/cbor.js';
 import { IpcborError, asIpcborError, guarded, messageOf } from '../errors.js';
 import { encodeErrorResponse, encodeResponse, type FrameParts } from '../frame/encoder.js';
-import { ConnectionBudget, decodedBytes } from '../peer/budget.js';
+import { decodedBytes, type ConnectionBudget } from '../peer/budget.js';
 import { Peer, peerConfig, type PeerConfig } from '../peer/peer.js';
 import { backgroundTimer } from '../peer/timers.js';
 import type { PeerRole } from '../peer/role.js';
