@@ -17,7 +17,7 @@
  * behind a symbol (see `serviceOf`).
  */
 import type { StandardJSONSchemaV1, StandardSchemaV1 } from '@standard-schema/spec';
-import { IpcborError } from './errors.js';
+import { IpcborError, guarded } from './errors.js';
 import { checkTimeout, type CallOptions as CallOptionsClient } from './call-options.js';
 import { DESCRIBE_METHOD } from './protocol/heads.js';
 import { takesParams, type CallContext, type Dispatcher, type MethodEntry } from './dispatcher.js';
@@ -122,15 +122,6 @@ export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, An
   emit<K extends keyof E & string>(name: K, payload: EventsOf<E>[K]): void {
     // One throwing listener must not keep the event from the others, nor
     // from remote subscribers; its error surfaces as an uncaught exception.
-    const guarded = (f: () => void) => {
-      try {
-        f();
-      } catch (err) {
-        queueMicrotask(() => {
-          throw err;
-        });
-      }
-    };
     for (const l of this.listeners.get(name) ?? []) guarded(() => l(payload, name));
     for (const l of this.listeners.get('*') ?? []) guarded(() => l(payload, name));
     for (const sink of this.sinks) guarded(() => sink(name, payload));

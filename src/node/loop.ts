@@ -24,7 +24,7 @@
  */
 import type { Readable } from 'node:stream';
 import { cbor } from '../core/codec/cbor.js';
-import { IpcborError, messageOf } from '../core/errors.js';
+import { IpcborError, asIpcborError, messageOf } from '../core/errors.js';
 import type { ConnectionHandle } from '../core/server/connection.js';
 import { dispatch, type IncomingCall } from '../core/server/call.js';
 import { ParkedCalls } from '../core/server/parked.js';
@@ -356,9 +356,6 @@ function messageOf_(call: IncomingCall): LoopMessage {
       return call.done;
     },
     reply: (value) => call.reply(value),
-    fail: (err) =>
-      call.fail(
-        err instanceof IpcborError ? err : new IpcborError('IPCBOR_ERR_HANDLER', typeof err === 'string' ? err : err.message, typeof err === 'string' ? { method: call.method } : { method: call.method, cause: err }),
-      ),
+    fail: (err) => call.fail(asIpcborError(err, { method: call.method, code: 'IPCBOR_ERR_HANDLER' })),
   };
 }

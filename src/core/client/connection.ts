@@ -54,11 +54,14 @@ export class ClientConnection implements PeerRole {
   /** Calls sent on this connection and not yet settled. */
   private unsettled = 0;
   private idleWaiters: (() => void)[] = [];
+  /** `eventOverflow: 'pause'`: a full subscription holds reading. */
+  private readonly pauses: boolean;
 
   constructor(transport: Transport, options: ResolvedClientOptions, subs: SubscriptionSet) {
     this.peer = new Peer(transport, this, options.config, new ConnectionBudget(options.maxConnectionBytes));
     this.opts = options;
     this.subs = subs;
+    this.pauses = options.eventOverflow === 'pause';
     if (options.eventOverflow === 'pause') subs.onRoom = () => this.peer.flow.update();
   }
 
@@ -251,7 +254,7 @@ export class ClientConnection implements PeerRole {
     if (this.pending.get(call.id) === call) {
       this.peer.writeHead(cancelHead(call.id));
       // Items of its result stream nobody will read: let them go now.
-      this.peer.streams.closeInbound(call.id, err, true);
+      this.peer.endStreams(call.id, err, true);
     } else if (call.id === 0) {
       // Never sent: nothing to cancel on the server; close a streamed source.
       const i = this.queue.indexOf(call);
@@ -269,8 +272,7 @@ export class ClientConnection implements PeerRole {
     if (err !== undefined || !streaming) {
       if (call.id !== 0 && this.pending.get(call.id) === call) {
         this.pending.delete(call.id);
-        this.peer.streams.stopOutbound(call.id);
-        if (err !== undefined) this.peer.streams.closeInbound(call.id, err as IpcborError);
+        this.peer.endStreams(call.id, err as IpcborError | undefined);
         if (this.queue.length > 0) this.sendQueued();
       }
       if (!call.over) {
@@ -331,7 +333,7 @@ export class ClientConnection implements PeerRole {
 
   /** @internal `eventOverflow: 'pause'`: a subscription's reader is a full queue behind. */
   holdsReading(): boolean {
-    return this.subs.full;
+    return this.pauses && this.subs.full;
   }
 
   private onEvent(name: string, dropped: number, alias: string | undefined, payload: Uint8Array): void {

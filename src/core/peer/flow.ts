@@ -36,7 +36,7 @@ export interface FlowHost {
   readonly transport: Transport;
   readonly decoder: FrameDecoder;
   readonly budget: ConnectionBudget;
-  readonly config: { readonly guardWrites: boolean; readonly defer: (f: () => void) => void };
+  readonly config: { readonly guardWrites: boolean; readonly defer: (f: () => void) => void; readonly frameTimeout: number };
   readonly timers: { syncFrame(): void; watchSending(): void };
   /** The role's own reasons not to read. */
   holdsReading(): boolean;
@@ -75,14 +75,20 @@ export class Flow implements TurnTaker {
     this.peer.roomMade();
   };
 
+  /** Charge unsent writes, and stop reading while writes are backed up (see PeerOptions). */
+  private readonly guardWrites: boolean;
+  private readonly defer: (f: () => void) => void;
+  /** A frame timeout is set: the frame timer follows the decoder. */
+  private readonly framesTimed: boolean;
+
   constructor(
     private readonly peer: FlowHost,
     private readonly turns: WriteTurns,
-  ) {}
-
-  /** Charge unsent writes, and stop reading while writes are backed up (see PeerOptions). */
-  private get guardWrites(): boolean {
-    return this.peer.config.guardWrites;
+  ) {
+    // Read on every chunk and write: kept here, next to the state they steer.
+    this.guardWrites = peer.config.guardWrites;
+    this.defer = peer.config.defer;
+    this.framesTimed = peer.config.frameTimeout > 0;
   }
 
   /** Bytes written and not yet handed on by the transport (charged where writes are guarded). */
@@ -116,7 +122,7 @@ export class Flow implements TurnTaker {
   private scheduleTurnEnd(): void {
     if (this.turnScheduled) return;
     this.turnScheduled = true;
-    this.peer.config.defer(this.endTurn);
+    this.defer(this.endTurn);
   }
 
   /** A new turn: the frame count starts again, and a connection that yielded reads on. */
@@ -138,7 +144,7 @@ export class Flow implements TurnTaker {
       this.chargedIn = held;
       this.peer.budget.charge(delta);
     }
-    this.peer.timers.syncFrame();
+    if (this.framesTimed) this.peer.timers.syncFrame();
     this.update();
   }
 
@@ -185,7 +191,7 @@ export class Flow implements TurnTaker {
       }
       peer.decoder.hold();
     }
-    peer.timers.syncFrame();
+    if (this.framesTimed) peer.timers.syncFrame();
   }
 
   // ---- writing -----------------------------------------------------------------

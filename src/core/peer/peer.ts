@@ -95,6 +95,10 @@ export class Peer implements TransportSink, FrameSink {
 
   readonly transport: Transport;
   readonly config: PeerConfig;
+  /** The config's codec, kept here: it is read for every frame. */
+  readonly codec: Codec;
+  /** An idle timeout is set: each frame tells the timers it arrived. */
+  private readonly idleWatched: boolean;
   readonly decoder: FrameDecoder;
   readonly budget: ConnectionBudget;
   readonly role: PeerRole;
@@ -112,6 +116,8 @@ export class Peer implements TransportSink, FrameSink {
     this.transport = transport;
     this.role = role;
     this.config = config;
+    this.codec = config.codec;
+    this.idleWatched = config.idleTimeout > 0;
     this.budget = budget;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.flow = new Flow(this, config.turns ?? new WriteTurns(config.defer));
@@ -124,10 +130,6 @@ export class Peer implements TransportSink, FrameSink {
     this.timers = new PeerTimers(this);
   }
 
-  get codec(): Codec {
-    return this.config.codec;
-  }
-
   /** Items this end accepts per stream before it grants more. */
   get window(): number {
     return this.config.window;
@@ -136,6 +138,14 @@ export class Peer implements TransportSink, FrameSink {
   /** The streams of this connection, both ways. */
   get streams(): StreamTable {
     return (this.streamTable ??= new StreamTable(this));
+  }
+
+  /**
+   * Call `id` is over, here: its streams end (see StreamTable.endCall).
+   * Most calls never streamed: for them this makes nothing.
+   */
+  endStreams(id: number, err: IpcborError | undefined, drop = false): void {
+    this.streamTable?.endCall(id, err, drop);
   }
 
   // ---- the phase -----------------------------------------------------------------
@@ -269,7 +279,7 @@ export class Peer implements TransportSink, FrameSink {
   /** @internal a base-framing request arrived */
   request(method: string, payload: Uint8Array): void {
     if (this.current.stage === 'closed') return;
-    this.timers.frameArrived();
+    if (this.idleWatched) this.timers.frameArrived();
     try {
       if (this.role.request === undefined) throw new IpcborError('IPCBOR_ERR_PROTOCOL', 'unexpected request');
       this.role.request(method, payload);
@@ -282,7 +292,7 @@ export class Peer implements TransportSink, FrameSink {
   /** @internal a base-framing response arrived */
   response(ret: number, body: Uint8Array): void {
     if (this.current.stage === 'closed') return;
-    this.timers.frameArrived();
+    if (this.idleWatched) this.timers.frameArrived();
     try {
       if (this.role.response === undefined) throw new IpcborError('IPCBOR_ERR_PROTOCOL', 'unexpected response');
       this.role.response(ret, body);
@@ -295,7 +305,7 @@ export class Peer implements TransportSink, FrameSink {
   /** @internal an extended frame arrived */
   extended(headBytes: Uint8Array, payload: Uint8Array): void {
     if (this.current.stage === 'closed') return;
-    this.timers.frameArrived();
+    if (this.idleWatched) this.timers.frameArrived();
     try {
       this.onExtended(headBytes, payload);
     } catch (err) {

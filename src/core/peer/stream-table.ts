@@ -230,6 +230,15 @@ export class StreamTable {
     stop(out);
   }
 
+  /**
+   * Call `id` is over: the stream it sends stops, and the stream it
+   * receives, if any, ends with `err` (its queue released with `drop`).
+   */
+  endCall(id: number, err: IpcborError | undefined, drop: boolean): void {
+    this.stopOutbound(id);
+    if (err !== undefined) this.closeInbound(id, err, drop);
+  }
+
   /** The connection closed: every reader gets `err`, every sender stops. */
   closeAll(err: IpcborError): void {
     for (const s of this.inbound.values()) s.queue.fail(err);

@@ -57,17 +57,19 @@ export class PeerTimers {
   private lingerUntil = Infinity;
   private lastFrameAt = 0;
 
-  constructor(private readonly peer: TimersHost) {
-    if (peer.config.idleTimeout > 0) this.armIdle();
-  }
+  /** Read on every frame: kept here. */
+  private readonly frameTimeout: number;
+  private readonly idleTimeout: number;
 
-  private get frameTimeout(): number {
-    return this.peer.config.frameTimeout;
+  constructor(private readonly peer: TimersHost) {
+    this.frameTimeout = peer.config.frameTimeout;
+    this.idleTimeout = peer.config.idleTimeout;
+    if (this.idleTimeout > 0) this.armIdle();
   }
 
   /** A frame arrived (for the idle timer). */
   frameArrived(): void {
-    if (this.peer.config.idleTimeout > 0) this.lastFrameAt = Date.now();
+    if (this.idleTimeout > 0) this.lastFrameAt = Date.now();
   }
 
   /** Time the frame the decoder holds, or stop timing when there is none or we hold it back. */
@@ -112,7 +114,7 @@ export class PeerTimers {
   }
 
   private armIdle(): void {
-    const limit = this.peer.config.idleTimeout;
+    const limit = this.idleTimeout;
     const peer = this.peer;
     this.lastFrameAt = Date.now();
     const check = () => {

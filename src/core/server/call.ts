@@ -5,7 +5,7 @@
  * means `dispatch`: find the method, decode and check the params, call the
  * handler, and settle the call once with `reply` or `fail`.
  */
-import { IpcborError, messageOf } from '../errors.js';
+import { IpcborError, asIpcborError, messageOf } from '../errors.js';
 import { DESCRIBE_METHOD } from '../protocol/heads.js';
 import type { ConnectionInfo } from '../transport.js';
 import type { CallContext, Dispatcher } from '../dispatcher.js';
@@ -94,7 +94,7 @@ export function dispatch(call: IncomingCall, dispatcher: Dispatcher, app?: unkno
     try {
       params = call.params();
     } catch (err) {
-      call.fail(err instanceof IpcborError ? err : new IpcborError('IPCBOR_ERR_INVALID_PARAMS', messageOf(err), { method, cause: err }));
+      call.fail(asIpcborError(err, { method, code: 'IPCBOR_ERR_INVALID_PARAMS' }));
       return;
     }
   }
@@ -102,13 +102,13 @@ export function dispatch(call: IncomingCall, dispatcher: Dispatcher, app?: unkno
   try {
     value = entry.invoke(params, call.ctx);
   } catch (err) {
-    call.fail(toIpcborError(err, method));
+    call.fail(asIpcborError(err, { method, code: 'IPCBOR_ERR_HANDLER' }));
     return;
   }
   if (isThenable(value)) {
     value.then(
       (v) => call.reply(v),
-      (err: unknown) => call.fail(toIpcborError(err, method)),
+      (err: unknown) => call.fail(asIpcborError(err, { method, code: 'IPCBOR_ERR_HANDLER' })),
     );
   } else {
     call.reply(value);
@@ -119,8 +119,3 @@ export function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof v === 'object' && v !== null && typeof (v as PromiseLike<unknown>).then === 'function';
 }
 
-/** Turn whatever a handler threw into an error with a code. */
-export function toIpcborError(err: unknown, method?: string): IpcborError {
-  if (err instanceof IpcborError) return err;
-  return new IpcborError('IPCBOR_ERR_HANDLER', messageOf(err), { cause: err, ...(method === undefined ? {} : { method }) });
-}

@@ -613,8 +613,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     if (call.kind === 'call') {
       this.calls.delete(call.id);
       // Only a streamed call has either stream: most calls make no error here.
-      if (call.input) peer.streams.closeInbound(call.id, reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method }), true);
-      peer.streams.stopOutbound(call.id);
+      peer.endStreams(call.id, call.input ? (reason ?? new IpcborError('IPCBOR_ERR_CANCELLED', 'the call ended', { method: call.method })) : undefined, true);
     } else {
       this.running?.delete(call);
       if (call.kind === 'notify') this.notifying--;
