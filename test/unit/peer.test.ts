@@ -55,6 +55,8 @@ interface Recorder extends PeerRole {
   readonly log: unknown[][];
   /** The errors hooks were given, in order (the objects themselves). */
   readonly errors: IpcborError[];
+  /** The head bytes of each frame handed to `frame`, as they arrived. */
+  readonly heads: Uint8Array[];
 }
 
 /** What a hook does besides being recorded; its return value is the hook's (streamArrived, brokeBaseFraming: false when none). */
@@ -74,13 +76,15 @@ const frameIds = (log: unknown[][]) => log.map(([, head]) => (head as { id: numb
 function recordingRole(behaviour: Behaviour = {}, without: readonly Hook[] = []): Recorder {
   const log: unknown[][] = [];
   const errors: IpcborError[] = [];
-  const role: Record<string, unknown> = { quiet: true, log, errors };
+  const role: Record<string, unknown> = { quiet: true, log, errors, heads: [] };
   for (const hook of HOOKS) {
     if (without.includes(hook)) continue;
     role[hook] = (...args: unknown[]) => {
+      // A frame's head as it arrived is kept apart: most tests read the decoded head.
+      if (hook === 'frame') (role.heads as unknown[]).push(args[2]);
       log.push([
         hook,
-        ...args.map((a) => {
+        ...(hook === 'frame' ? args.slice(0, 2) : args).map((a) => {
           if (!(a instanceof IpcborError)) return a;
           errors.push(a);
           return show(a);
@@ -957,5 +961,32 @@ describe('Peer: after the close', () => {
     });
     await settle();
     assert.deepEqual(role.log, [['connectionClosed', 'IpcborError IPCBOR_ERR_CONNECTION_CLOSED: the connection closed: ECONNRESET']]);
+  });
+});
+
+describe('Peer: a role that takes every kind (a relay)', () => {
+  it('gets every extended frame as it came, control kinds included, and the peer keeps no stream of its own', async () => {
+    const { peer, role, far, send } = rig({ takes: [1, 2, 3, 4, 5, 6, 7, 8, 9], extended: LIMITS });
+    const sent = [
+      frame([Kind.Item, 7], cbor.encode('a')),
+      frame([Kind.Credit, 7, 3]),
+      frame([Kind.Cancel, 7]),
+      frame([Kind.End, 7]),
+      frame([Kind.Error, 0, 'IPCBOR_ERR_PROTOCOL', 'bye']),
+      frame([Kind.Result, 9], cbor.encode(1)),
+    ];
+    send(...sent);
+    await settle();
+    assert.deepEqual(
+      role.log.map((e) => (e[1] as { kind: number }).kind),
+      [Kind.Item, Kind.Credit, Kind.Cancel, Kind.End, Kind.Error, Kind.Result],
+      'each frame reached the role, in order',
+    );
+    assert.ok(role.log.every((e) => e[0] === 'frame'), 'and nothing else: no cancelled, callFailed or streamArrived');
+    // The head as received: the frame rebuilt from it and the payload is the frame that came.
+    role.heads.forEach((head, i) => assert.deepEqual(concatParts(encodeExtended(head, role.log[i]![2] as Uint8Array)), sent[i]));
+    assert.equal(peer.phase.stage, 'open', 'an ERROR on id 0 is the relay\'s to move on, not a reason to close');
+    assert.deepEqual(far.received, [], 'the peer wrote nothing of its own (no CREDIT, no CANCEL)');
+    assert.equal(peer.budget.held, 0);
   });
 });

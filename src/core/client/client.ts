@@ -436,18 +436,14 @@ class ClientImpl implements Client {
       discardIterable(params);
       return Promise.reject(err);
     }
-    if (this.disconnected) {
-      if (this.whileDisconnected === 'fail') return this.refuse(method, params, this.notConnected(method));
-      if (this.waiting.length >= this.maxQueued) return this.refuse(method, params, this.queueFull(method));
-    }
+    const conn = this.conn;
+    if (!this.disconnected) return new Promise<R>((resolve, reject) => conn.send(new OutgoingCall(method, params, timeout, signal, resolve as (v: unknown) => void, reject, this.giveUp)));
+    if (this.whileDisconnected === 'fail') return this.refuse(method, params, this.notConnected(method));
+    if (this.waiting.length >= this.maxQueued) return this.refuse(method, params, this.queueFull(method));
     return new Promise<R>((resolve, reject) => {
       const call = new OutgoingCall(method, params, timeout, signal, resolve as (v: unknown) => void, reject, this.giveUp);
-      if (this.disconnected) {
-        call.markWaiting();
-        this.waiting.push(call);
-      } else {
-        this.conn.send(call);
-      }
+      call.markWaiting();
+      this.waiting.push(call);
     });
   }
 

@@ -20,7 +20,8 @@ import type { Codec } from '../codec/cbor.js';
 import { IpcborError, RemoteError, asIpcborError, messageOf } from '../errors.js';
 import { FrameDecoder, type FrameSink } from '../frame/decoder.js';
 import { encodeExtended, type FrameParts } from '../frame/encoder.js';
-import { Kind, decodeHead, errorFrame, valueFrame } from '../protocol/heads.js';
+import { encodeKindIdHeader } from '../protocol/fast-heads.js';
+import { Kind, decodeHead, errorFrame } from '../protocol/heads.js';
 import type { Disposable, Transport, TransportSink } from '../transport.js';
 import { disposable } from '../transport.js';
 import { decodedBytes, type ConnectionBudget } from './budget.js';
@@ -39,7 +40,12 @@ export interface PeerOptions {
   maxMethodBytes?: number;
   /** What the other end sends in the base framing, until a hello: requests (it is a client) or responses (a server). */
   receives: 'request' | 'response';
-  /** Extended frame kinds the role takes (besides ITEM, END, CREDIT, CANCEL and ERROR, which the peer handles); any other breaks the protocol. */
+  /**
+   * Extended frame kinds the role takes: CALL and NOTIFY (a server), RESULT
+   * and EVENT (a client). ITEM, END, CREDIT, CANCEL and ERROR are the
+   * peer's unless the role takes them too (a relay takes every kind). Any
+   * other kind breaks the protocol.
+   */
   takes: readonly number[];
   /** What the other end is, for error text (`a client may not send …`). */
   other: string;
@@ -316,6 +322,9 @@ export class Peer implements TransportSink, FrameSink {
 
   private onExtended(headBytes: Uint8Array, payload: Uint8Array): void {
     const head = decodeHead(this.codec, headBytes);
+    // A kind the role takes is the role's, control kinds included: a relay
+    // moves every frame on as it came, and the peer keeps no stream of it.
+    if ((this.config.takenKinds & (1 << head.kind)) !== 0) return this.role.frame(head, payload, headBytes);
     switch (head.kind) {
       case Kind.Item:
       case Kind.End:
@@ -344,8 +353,7 @@ export class Peer implements TransportSink, FrameSink {
         return;
       }
       default:
-        if ((this.config.takenKinds & (1 << head.kind)) === 0) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `a ${this.config.other} may not send frame kind ${head.kind}`);
-        return this.role.frame(head, payload);
+        throw new IpcborError('IPCBOR_ERR_PROTOCOL', `a ${this.config.other} may not send frame kind ${head.kind}`);
     }
   }
 
@@ -418,7 +426,7 @@ export class Peer implements TransportSink, FrameSink {
       throw new IpcborError('IPCBOR_ERR_ENCODE', `${kind === Kind.Item ? 'stream item' : 'result'} could not be encoded: ${messageOf(err)}`, { method, cause: err });
     }
     this.checkOutgoing(bytes.length, kind === Kind.Item ? 'stream item' : 'result', method);
-    this.write(valueFrame(kind, id, bytes));
+    this.write([encodeKindIdHeader(kind, id, bytes.length), bytes]);
   }
 
   /** Refuse to send what the other end said it will not take. */

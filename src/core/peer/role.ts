@@ -18,8 +18,12 @@ export interface PeerRole {
   request?(method: string, payload: Uint8Array): void;
   /** A response in the base framing arrived (a client's peer sends them). */
   response?(ret: number, body: Uint8Array): void;
-  /** An extended frame of a kind in the peer's `takes` option (CALL and NOTIFY; RESULT and EVENT). */
-  frame(head: Head, payload: Uint8Array): void;
+  /**
+   * An extended frame of a kind in the peer's `takes` option (CALL and
+   * NOTIFY; RESULT and EVENT; every kind for a relay), its payload not
+   * decoded, and its head as it arrived.
+   */
+  frame(head: Head, payload: Uint8Array, headBytes: Uint8Array): void;
   /** The other end cancelled call `id` (its stream from here, if any, was stopped). */
   cancelled?(id: number): void;
   /** The other end reported an error for call `id` (before the stream it sent, if any, fails with it). */

@@ -160,11 +160,6 @@ export function notifyFrame(codec: Codec, method: string, payload: Uint8Array): 
   return encodeExtended(codec.encode([Kind.Notify, method]), payload);
 }
 
-/** RESULT or ITEM of call `id`, its encoded value the payload. */
-export function valueFrame(kind: typeof Kind.Result | typeof Kind.Item, id: number, payload: Uint8Array): FrameParts {
-  return [encodeKindIdHeader(kind, id, payload.length), payload];
-}
-
 /** EVENT `name`; `dropped` (events lost before it) and `alias` (a default service's bare name) when there are any. */
 export function eventFrame(codec: Codec, name: string, dropped: number, alias: string | undefined, payload: Uint8Array): FrameParts {
   const head = alias !== undefined ? [Kind.Event, name, dropped, alias] : dropped > 0 ? [Kind.Event, name, dropped] : [Kind.Event, name];
