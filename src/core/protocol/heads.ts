@@ -13,8 +13,10 @@
  *     CREDIT  [8, id, n]               -                    either: n more items may be sent
  *     EVENT   [9, name, dropped?, alias?]  payload: event   server -> client
  *
- * Both ends decode heads here and build them here: there is one ERROR head
- * (clipped, so no peer must refuse it), one CREDIT range, one id range.
+ * Both ends decode heads here and build them here (the fixed-shape heads
+ * of every call, result and stream item by hand, in fast-heads.ts): there is
+ * one ERROR head (clipped, so no peer must refuse it), one CREDIT range, one
+ * id range.
  */
 import { MAX_ERROR_TEXT, MAX_TIMER_MS } from '../constants.js';
 import { IpcborError } from '../errors.js';
