@@ -13,6 +13,7 @@ import { encodeExtended, encodeResponse } from '../../src/core/frame/encoder.js'
 import { IpcborError } from '../../src/core/errors.js';
 import { ServerCore } from '../../src/core/server/server.js';
 import type { ConnectionInfo } from '../../src/core/transport.js';
+import type { ServerConnection } from '../../src/core/server/connection.js';
 import { MemoryTransport } from '../memory-transport.js';
 
 describe('client connections', () => {
@@ -93,6 +94,61 @@ describe('client connections', () => {
     const protocol = Object.getOwnPropertyDescriptor(seen, 'protocol');
     assert.deepEqual(protocol, { value: 'extended', writable: true, enumerable: true, configurable: true }, 'a data property (an accessor would keep the connection reachable)');
     for (const [key, value] of Object.entries(seen)) assert.ok(value === undefined || typeof value !== 'object' || key === 'peer', `${key} is a fact, not an object of the connection`);
+    await client.close();
+    await core.close();
+  });
+
+  it('a reader that stops its result stream sends one CANCEL, and the call is over', async () => {
+    const core = new ServerCore({
+      items: async function* () {
+        for (let i = 0; ; i++) yield i;
+      },
+    });
+    const heads: unknown[][] = [];
+    const [c, s] = MemoryTransport.pair();
+    const conn = core.accept(s, { transport: 'memory' }) as ServerConnection;
+    const extended = conn.peer.extended.bind(conn.peer);
+    conn.peer.extended = (head, payload) => {
+      heads.push(cbor.decode(head) as unknown[]);
+      extended(head, payload);
+    };
+    s.attach(conn);
+    const client = await createClient(async () => c, 'memory');
+    const stream = await client.call<AsyncIterable<number>>('items');
+    let n = 0;
+    for await (const _ of stream) if (++n === 3) break;
+    assert.equal(await client.call('$ipcbor.describe').then(() => 'answered'), 'answered', 'a later call is answered: the CANCEL went before it');
+    assert.deepEqual(heads.filter((h) => h[0] === 3), [[3, 1]], 'one CANCEL for call 1');
+    assert.equal(client.inflight, 0);
+    await client.close();
+    await core.close();
+  });
+
+  it('a call that waited for a free server slot carries what is left of its timeout', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const core = new ServerCore({ hold: async () => gate, look: () => 'ok' }, { maxInflight: 1 });
+    const heads: unknown[][] = [];
+    const [c, s] = MemoryTransport.pair();
+    const conn = core.accept(s, { transport: 'memory' }) as ServerConnection;
+    const extended = conn.peer.extended.bind(conn.peer);
+    conn.peer.extended = (head, payload) => {
+      heads.push(cbor.decode(head) as unknown[]);
+      extended(head, payload);
+    };
+    s.attach(conn);
+    const client = await createClient(async () => c, 'memory');
+    const held = client.call('hold');
+    const made = Date.now();
+    const look = client.call('look', {}, { timeout: 60_000 });
+    await new Promise((r) => setTimeout(r, 50));
+    const released = Date.now();
+    release();
+    assert.equal(await look, 'ok');
+    await held;
+    const sent = heads.find((h) => h[0] === 1 && h[2] === 'look') as [number, number, string, { timeout: number }];
+    assert.ok(sent, 'the call reached the server');
+    assert.ok(sent[3].timeout <= 60_000 - (released - made), `deadline sent ${sent[3].timeout} ms; the call waited at least ${released - made} ms of its 60,000`);
     await client.close();
     await core.close();
   });

@@ -190,8 +190,12 @@ export class ClientConnection implements PeerRole {
     call.payload = payload;
     // The server takes at most `maxInflight` calls per connection; the
     // rest wait here, in the caller's own process, for a free slot.
-    if (this.pending.size < this.peerMaxInflight) this.writeCall(call);
-    else this.queue.push(call);
+    if (this.pending.size < this.peerMaxInflight) {
+      this.writeCall(call);
+    } else {
+      call.markWaiting();
+      this.queue.push(call);
+    }
   }
 
   private writeCall(call: OutgoingCall): void {
@@ -252,7 +256,8 @@ export class ClientConnection implements PeerRole {
   abandon(call: OutgoingCall, err: IpcborError): void {
     if (call.settled && !call.stream) return;
     if (this.pending.get(call.id) === call) {
-      this.peer.writeHead(cancelHead(call.id));
+      // A reader that stopped its result stream has already said CANCEL.
+      if (!call.stream?.done) this.peer.writeHead(cancelHead(call.id));
       // Items of its result stream nobody will read: let them go now.
       this.peer.endStreams(call.id, err, true);
     } else if (call.id === 0) {

@@ -28,7 +28,7 @@ export class OutgoingCall {
   conn: CallCarrier | undefined;
   /** Streamed params. */
   readonly source: AsyncIterable<unknown> | undefined;
-  /** When it began to wait for a connection (0: it never waited). */
+  /** When it began to wait, for a connection or for a free server slot (0: it never waited). */
   private waitingSince = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private onAbort: (() => void) | undefined;
@@ -55,12 +55,12 @@ export class OutgoingCall {
     }
   }
 
-  /** It waits for a connection: when it is sent, the deadline it carries is what is left of its timeout. */
+  /** It waits (for a connection, or for a free server slot): when it is sent, the deadline it carries is what is left of its timeout. The first wait counts from its start. */
   markWaiting(): void {
-    this.waitingSince = Date.now();
+    if (this.waitingSince === 0) this.waitingSince = Date.now();
   }
 
-  /** The deadline it carries to the server, in ms: its timeout, less the time it waited for a connection. */
+  /** The deadline it carries to the server, in ms: its timeout, less the time it waited to be sent. */
   remaining(): number | undefined {
     if (this.timeout === undefined || this.waitingSince === 0) return this.timeout;
     return Math.max(0, this.timeout - (Date.now() - this.waitingSince));
