@@ -16,6 +16,20 @@ import type { ConnectionInfo } from '../../src/core/transport.js';
 import type { ServerConnection } from '../../src/core/server/connection.js';
 import { MemoryTransport } from '../memory-transport.js';
 
+/** A client of `core` over memory; `heads` is every extended frame head the server received. */
+async function watched(core: ServerCore) {
+  const heads: unknown[][] = [];
+  const [c, s] = MemoryTransport.pair();
+  const conn = core.accept(s, { transport: 'memory' }) as ServerConnection;
+  const extended = conn.peer.extended.bind(conn.peer);
+  conn.peer.extended = (head, payload) => {
+    heads.push(cbor.decode(head) as unknown[]);
+    extended(head, payload);
+  };
+  s.attach(conn);
+  return { heads, client: await createClient(async () => c, 'memory') };
+}
+
 describe('client connections', () => {
   it('a result stream whose item cannot be decoded settles its call: the reader gets IPCBOR_ERR_DECODE, and the client is idle again', async () => {
     // A server by hand: it answers the hello, then call 1 with one broken ITEM.
@@ -104,16 +118,7 @@ describe('client connections', () => {
         for (let i = 0; ; i++) yield i;
       },
     });
-    const heads: unknown[][] = [];
-    const [c, s] = MemoryTransport.pair();
-    const conn = core.accept(s, { transport: 'memory' }) as ServerConnection;
-    const extended = conn.peer.extended.bind(conn.peer);
-    conn.peer.extended = (head, payload) => {
-      heads.push(cbor.decode(head) as unknown[]);
-      extended(head, payload);
-    };
-    s.attach(conn);
-    const client = await createClient(async () => c, 'memory');
+    const { heads, client } = await watched(core);
     const stream = await client.call<AsyncIterable<number>>('items');
     let n = 0;
     for await (const _ of stream) if (++n === 3) break;
@@ -128,16 +133,7 @@ describe('client connections', () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const core = new ServerCore({ hold: async () => gate, look: () => 'ok' }, { maxInflight: 1 });
-    const heads: unknown[][] = [];
-    const [c, s] = MemoryTransport.pair();
-    const conn = core.accept(s, { transport: 'memory' }) as ServerConnection;
-    const extended = conn.peer.extended.bind(conn.peer);
-    conn.peer.extended = (head, payload) => {
-      heads.push(cbor.decode(head) as unknown[]);
-      extended(head, payload);
-    };
-    s.attach(conn);
-    const client = await createClient(async () => c, 'memory');
+    const { heads, client } = await watched(core);
     const held = client.call('hold');
     const made = Date.now();
     const look = client.call('look', {}, { timeout: 60_000 });
