@@ -135,8 +135,9 @@ describe('client connections', () => {
     const core = new ServerCore({ hold: async () => gate, look: () => 'ok' }, { maxInflight: 1 });
     const { heads, client } = await watched(core);
     const held = client.call('hold');
-    const made = Date.now();
     const look = client.call('look', {}, { timeout: 60_000 });
+    // Read after the call began to wait: what it waited is at least released - made.
+    const made = Date.now();
     await new Promise((r) => setTimeout(r, 50));
     const released = Date.now();
     release();

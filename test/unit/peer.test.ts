@@ -904,6 +904,31 @@ describe('Peer: after the close', () => {
     );
   });
 
+  it('once the transport has closed, no linger holds the connection', async () => {
+    const { peer, near, far, ops, send } = rig({ extended: LIMITS, linger: 60_000 });
+    // Broken by the other end: ERROR, our side ended, settled; the transport ends after the other end reads.
+    far.pause();
+    send(frame([Kind.Result, 1]));
+    await peer.closed;
+    const timers = peer.timers as unknown as { linger: unknown };
+    assert.notEqual(timers.linger, undefined, 'the linger waits for the transport to close');
+    far.resume();
+    await whileAlive(new Promise<void>((resolve) => {
+      const poll = () => (near.closed ? resolve() : setImmediate(poll));
+      poll();
+    }), 'the transport to close');
+    assert.equal(timers.linger, undefined, 'and is gone once it has');
+    assert.deepEqual(ops, ['end']);
+  });
+
+  it('a stream opened after the close fails at once: its reader does not wait for ever', async () => {
+    const { peer } = rig({ extended: LIMITS });
+    peer.destroy();
+    await peer.closed;
+    const queue = peer.streams.open(5);
+    await assert.rejects(queue.next(), (err: unknown) => err instanceof IpcborError && err.code === 'IPCBOR_ERR_CONNECTION_CLOSED');
+  });
+
   it('onData after the close is ignored: nothing decoded, nothing held', async () => {
     const { peer, role } = rig({ extended: LIMITS });
     peer.destroy();

@@ -215,7 +215,7 @@ export class Peer implements TransportSink, FrameSink {
   /** Close at once: what is not written is dropped. After the close, a transport still ending is cut. */
   destroy(cause?: IpcborError): void {
     // Settled first: a transport that reports its close at once must not take the cause's place.
-    if (this.current.stage !== 'closed') this.onClose(cause);
+    if (this.current.stage !== 'closed') this.settle(cause);
     this.transport.destroy();
   }
 
@@ -245,7 +245,7 @@ export class Peer implements TransportSink, FrameSink {
     // Everything settles now; the transport's close follows, cut after the
     // linger if the other end never closes its side.
     this.beginClosing('end');
-    this.onClose(err);
+    this.settle(err);
   }
 
   /** Tell the role's error listener. */
@@ -377,7 +377,14 @@ export class Peer implements TransportSink, FrameSink {
     this.flow.update();
   }
 
+  /** The transport closed: settle, and there is nothing left for a linger to cut. */
   onClose(cause?: unknown): void {
+    this.timers.transportClosed();
+    this.settle(cause);
+  }
+
+  /** The connection is over, however it ended: settle everything once. */
+  private settle(cause?: unknown): void {
     if (this.closeReason) return;
     const reason =
       cause instanceof IpcborError

@@ -112,6 +112,12 @@ export class StreamTable {
   /** A queue for a stream this end receives on call `id`, with credit granted as the reader takes items. */
   open(id: number, hooks?: InboundHooks): AsyncQueue<unknown> {
     const peer = this.peer;
+    if (peer.phase.stage === 'closed') {
+      // Nothing will arrive on it: its reader hears so at once.
+      const queue = new AsyncQueue<unknown>({});
+      queue.fail(new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', 'the connection closed'));
+      return queue;
+    }
     const queue: AsyncQueue<unknown> = new AsyncQueue({
       released: (bytes, taken) => {
         peer.budget.release(bytes);

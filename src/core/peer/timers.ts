@@ -146,6 +146,13 @@ export class PeerTimers {
     this.linger = backgroundTimer(() => peer.destroy(cause), ms);
   }
 
+  /** The transport closed: no linger is needed, and none holds the connection. */
+  transportClosed(): void {
+    if (this.linger !== undefined) clearTimer(this.linger);
+    this.linger = undefined;
+    this.lingerUntil = -Infinity;
+  }
+
   /** The connection closed: no timer but the linger (which cuts a transport still ending). */
   closed(): void {
     if (this.frame !== undefined) clearTimer(this.frame);
