@@ -21,32 +21,4 @@ export type { CallContext, Handler, Dispatcher } from './core/dispatcher.js';
 export type { CallOptions } from './core/call-options.js';
 export type { ConnectionInfo, PeerIdentity } from './core/transport.js';
 export { Subscription, type EventListener, type EventMessage } from './core/client/subscription.js';
-// The defaults and the protocol's constants users may read (the rest of constants.ts is internal).
-export {
-  DEFAULT_MAX_METHOD_BYTES,
-  DEFAULT_MAX_FRAME_BYTES,
-  DEFAULT_MAX_DEPTH,
-  DEFAULT_MAX_INFLIGHT,
-  DEFAULT_EVENT_QUEUE,
-  DEFAULT_EVENT_QUEUE_BYTES,
-  DEFAULT_MAX_CONNECTION_BYTES,
-  DEFAULT_MAX_SERVER_BYTES,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_HANDSHAKES,
-  DEFAULT_HANDSHAKE_TIMEOUT,
-  DEFAULT_FRAME_TIMEOUT,
-  DEFAULT_KEEPALIVE,
-  DEFAULT_MAX_SUBSCRIPTIONS,
-  DEFAULT_MAX_EVENT_NAME_BYTES,
-  DEFAULT_STREAM_WINDOW,
-  DEFAULT_WRITE_HIGH_WATER,
-  DEFAULT_CLOSE_TIMEOUT,
-  DEFAULT_CONNECT_TIMEOUT,
-  DEFAULT_MAX_QUEUED,
-  DEFAULT_RECONNECT,
-  CLOSE_LINGER_MS,
-  PROTOCOL_VERSION,
-  RESERVED_PREFIX,
-  MAX_TIMER_MS,
-  MAX_ERROR_TEXT,
-} from './core/constants.js';
+export * from './core/defaults.js';

@@ -33,10 +33,10 @@ function reachable(): Map<string, string> {
   return seen;
 }
 
-/** The names an entry point exports. */
-function exportedNames(file: string): Set<string> {
-  const names = new Set<string>();
+/** The names an entry point exports, through `export * from` too. */
+function exportedNames(file: string, names = new Set<string>()): Set<string> {
   const text = readFileSync(file, 'utf8');
+  for (const m of text.matchAll(/export \* from '(\.[^']+)\.js'/g)) exportedNames(join(dirname(file), `${m[1]}.d.ts`), names);
   for (const m of text.matchAll(/export (?:type )?\{([^}]*)\}/g)) {
     for (const part of m[1]!.split(',')) {
       const name = part.trim().replace(/^type\s+/, '').split(/\s+as\s+/).pop()!.trim();

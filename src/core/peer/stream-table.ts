@@ -76,7 +76,7 @@ export class StreamTable {
 
   // ---- inbound -------------------------------------------------------------------
 
-  /** ITEM or END for stream `id`. Returns false when no stream takes it (a late frame of one already finished). */
+  /** ITEM or END for stream `id`; one for no stream here (a late frame of one already finished) is dropped. */
   received(kind: typeof Kind.Item | typeof Kind.End, id: number, payload: Uint8Array): void {
     let s = this.inbound.get(id);
     if (!s) {
