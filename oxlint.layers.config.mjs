@@ -9,8 +9,9 @@
 //   core, layer 2   peer/
 //   core, layer 3   schema.ts, validate.ts, service.ts
 //   core, layer 4   server/, client/                  (not each other)
-//   core, layer 5   index.ts
-//   node/           may import core
+//   core, layer 5   relay/ (may import server/), index.ts
+//   node/           may import core; only node/bridge.ts imports ws
+//   browser/        may import core (and nothing of Node)
 //   cli/, index.ts  may import node/ and core (not each other)
 //
 // core imports nothing from node/ or cli/, no Node builtin and no package
@@ -112,12 +113,31 @@ export default {
       },
     },
     {
+      files: ['src/core/relay/*.ts'],
+      rules: {
+        'no-restricted-imports': only(
+          ['./**', ...LAYER1_FROM_SUBFOLDER, '../peer/**', '../server/**'],
+          'relay/ (layer 5) imports only itself, server/ (its refusals and limits), peer/ and layer 1 of core: not client/, not core/index.ts.',
+        ),
+      },
+    },
+    {
       files: ['src/core/index.ts'],
       rules: { 'no-restricted-imports': only(['./**'], 'core/index.ts imports only core.') },
     },
     {
       files: ['src/node/*.ts'],
       rules: { 'no-restricted-imports': only(['./**', '../core/**', 'node:*', 'node:*/**'], 'node/ imports only itself, core and Node builtins: not cli/, not src/index.ts.') },
+    },
+    {
+      // The WebSocket bridge alone loads the ws package: nothing else pulls it in.
+      files: ['src/node/bridge.ts'],
+      rules: { 'no-restricted-imports': only(['./**', '../core/**', 'node:*', 'node:*/**', 'ws'], 'node/bridge.ts imports only node/, core, Node builtins and ws.') },
+    },
+    {
+      // The browser entry: the platform-free core and nothing else (no Node builtin, no package).
+      files: ['src/browser/*.ts'],
+      rules: { 'no-restricted-imports': only(['./**', '../core/**'], 'browser/ imports only itself and core: no Node builtin, no package.') },
     },
     {
       files: ['src/cli/*.ts'],

@@ -6,6 +6,7 @@ export { serve, type Server, type ServeOptions, type Servable } from './node/ser
 export { connect, type Client, type ConnectOptions } from './node/client.js';
 export type { ClientState, ClientStateChange, ReconnectOptions } from './core/client/client.js';
 export { serveLazy, callOnce, type LazyServer } from './node/lazy.js';
+export { createRelay, DEFAULT_WS_IDLE_TIMEOUT, type Relay, type RelayOptions, type RelayAdapter, type BridgeOptions } from './node/relay.js';
 export { createLoop, type EventLoop, type LoopEvent, type LoopMessage, type LoopConnection, type LoopOptions } from './node/loop.js';
 export { parseAddress, formatAddress, addressFromArgs, addressesFromArgs, type Address } from './node/address.js';
 export { runtimeDir, socketPathFor, listServiceNames } from './node/rundir.js';

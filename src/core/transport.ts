@@ -23,6 +23,13 @@ export interface Transport {
    * while it is paused. Default 0.
    */
   readonly readAhead?: number;
+  /**
+   * Bytes received and held by the transport itself, not yet handed on (a
+   * WebSocket message not yet whole): charged to the connection like a
+   * partial frame. A transport that holds some calls `onData` with an
+   * empty chunk when the count changes. Default 0.
+   */
+  readonly buffered?: number;
   resume(): void;
   /** Flush what was written, then close. */
   end(): void;

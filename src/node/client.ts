@@ -6,7 +6,7 @@
 import { createConnection, type Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { createClient, type Client as CoreClient, type ClientOptions } from '../core/client/client.js';
-import type { OpenTransport } from '../core/transport.js';
+import type { Dialer, OpenTransport } from '../core/transport.js';
 import { DEFAULT_KEEPALIVE } from '../core/constants.js';
 import { IpcborError } from '../core/errors.js';
 import type { PeerIdentity } from '../core/transport.js';
@@ -83,24 +83,33 @@ function dialOnce(address: Address, signal: AbortSignal, keepAlive: number): Pro
   });
 }
 
-export async function connect(address: string | Address, options: ConnectOptions = {}): Promise<Client> {
-  const addr = parseAddress(address);
+/**
+ * @internal How to open transports to `address`, every time the same way:
+ * TLS with its context made once, a unix socket checked for its owner at
+ * each dial. `opened` hears each TLS connection's verified server.
+ */
+export function dialerFor(addr: Address, options: Pick<ConnectOptions, 'tls' | 'socketOwner'>, keepAlive: number, opened?: (peer: PeerIdentity | undefined) => void): Dialer {
   let context: SecureContext | undefined;
   if (addr.kind === 'tls') context = clientContext(addr, options.tls);
   else if (options.tls !== undefined) throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `the tls option was given for ${formatAddress(addr)}, which is not a tls: address: the connection would not be encrypted`);
+  return async (signal) => {
+    if (addr.kind === 'tls') {
+      const tls = await dialTls(addr, context!, options.tls, signal, keepAlive);
+      opened?.(tls.peer);
+      return tls.transport;
+    }
+    // Checked at every dial (a reconnect too): whose socket is this?
+    checkUnixPeer(addr, options.socketOwner);
+    return dial(addr, signal, keepAlive);
+  };
+}
+
+export async function connect(address: string | Address, options: ConnectOptions = {}): Promise<Client> {
+  const addr = parseAddress(address);
   const keepAlive = options.keepAlive ?? (options.reconnect ? DEFAULT_KEEPALIVE : 0);
   let peer: PeerIdentity | undefined;
   const client = (await createClient(
-    async (signal) => {
-      if (addr.kind === 'tls') {
-        const opened = await dialTls(addr, context!, options.tls, signal, keepAlive);
-        peer = opened.peer;
-        return opened.transport;
-      }
-      // Checked at every dial (a reconnect too): whose socket is this?
-      checkUnixPeer(addr, options.socketOwner);
-      return dial(addr, signal, keepAlive);
-    },
+    dialerFor(addr, options, keepAlive, (p) => (peer = p)),
     formatAddress(addr),
     options,
   )) as Client;

@@ -9,7 +9,7 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { DEFAULT_KEEPALIVE } from '../core/constants.js';
 import { IpcborError } from '../core/errors.js';
-import type { PeerIdentity } from '../core/transport.js';
+import type { ConnectionInfo, PeerIdentity } from '../core/transport.js';
 import { ServerCore, type Servable, type ServerCoreOptions } from '../core/server/server.js';
 import type { Executor } from '../core/server/call.js';
 import { formatAddress, isLoopbackHost, parseAddress, type Address } from './address.js';
@@ -76,68 +76,21 @@ export async function serveWith(
 ): Promise<{ server: Server; core: ServerCore }> {
   const core = new ServerCore(target, options, executor);
   const list = (Array.isArray(address) ? address : [address]).map((a) => parseAddress(a as string | Address));
-  const sockets: NetServer[] = [];
-  const bound: string[] = [];
-  const releases: Release[] = [];
-  const keepAlive = options.keepAlive ?? DEFAULT_KEEPALIVE;
-
   checkListeners(list, options, partOfMany);
-
-  const accept = (a: Address) => {
-    const introspection = options.introspection ?? (a.kind === 'unix' || (a.kind === 'tcp' && isLoopbackHost(a.host)));
-    return (socket: Socket, peer?: PeerIdentity) => {
-      if (a.kind !== 'unix') {
-        socket.setNoDelay(true);
-        if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
-      }
-      const transport = new SocketTransport(socket);
-      // Errors after accept are the connection's business (its close says why).
-      socket.on('error', () => {});
-      const connection = core.accept(transport, {
-        transport: a.kind,
-        ...(socket.remoteAddress ? { remote: `${socket.remoteAddress}:${socket.remotePort}` } : {}),
-        ...(peer ? { peer } : {}),
-        ...(introspection ? {} : { introspection: false }),
-      });
-      if (connection) transport.attach(connection);
-    };
-  };
-
+  let listening: Listening;
   try {
-    for (const a of list) {
-      const netServer = a.kind === 'tls' ? createTlsListener(a, options.tls, accept(a)) : createServer(accept(a));
-      // Accept errors (EMFILE when descriptors run out) must not stop the
-      // server: libuv keeps listening and accepts again once some free up.
-      netServer.on('error', () => {});
-      // A TLS peer reaches the core (and maxConnections) only once its
-      // handshake is done; until then the listener holds it, at most
-      // tls.maxHandshakes of them (see tls.ts).
-      releases.push(await listen(netServer, a, options.permissions ?? 0o600, options.backlog));
-      sockets.push(netServer);
-      if (a.kind === 'unix') {
-        bound.push(formatAddress(a));
-      } else {
-        const info = netServer.address();
-        bound.push(formatAddress({ kind: a.kind, host: a.host, port: typeof info === 'object' && info ? info.port : a.port }));
-      }
-    }
+    listening = await listenAll(list, options, (a) => {
+      const introspection = options.introspection ?? (a.kind === 'unix' || (a.kind === 'tcp' && isLoopbackHost(a.host)));
+      return (transport, info) => {
+        const connection = core.accept(transport, introspection ? info : { ...info, introspection: false });
+        if (connection) transport.attach(connection);
+      };
+    });
   } catch (err) {
     core.destroy();
-    // Socket files first, while still listening: see listen.ts.
-    for (const release of releases) release();
-    for (const s of sockets) s.close();
     throw err;
   }
-
-  // Once only: a second call must not remove a socket file that another
-  // server has since created at the same path.
-  let stopped = false;
-  const stopListening = () => {
-    if (stopped) return;
-    stopped = true;
-    for (const release of releases) release();
-    for (const s of sockets) s.close();
-  };
+  const { addresses: bound, stop: stopListening } = listening;
 
   const server: Server = {
     addresses: bound,
@@ -160,13 +113,91 @@ export async function serveWith(
   return { server, core };
 }
 
+/** What listenAll hands on for each accepted socket. */
+export type SocketAccept = (transport: SocketTransport, info: Omit<ConnectionInfo, 'id' | 'protocol'>) => void;
+
+/** Listeners bound: their addresses (real ports), and how to stop them (once; removes socket files). */
+export interface Listening {
+  readonly addresses: string[];
+  stop(): void;
+}
+
+/**
+ * @internal Listen on every address (plain, unix or TLS), and hand each
+ * accepted socket on as a transport with the facts about its peer. Used by
+ * serve() and by the relay. On failure nothing stays bound.
+ */
+export async function listenAll(
+  list: readonly Address[],
+  options: Pick<ServeOptions, 'keepAlive' | 'permissions' | 'backlog' | 'tls'>,
+  acceptFor: (a: Address) => SocketAccept,
+  speaks: 'ipcbor' | 'http' = 'ipcbor',
+): Promise<Listening> {
+  const sockets: NetServer[] = [];
+  const bound: string[] = [];
+  const releases: Release[] = [];
+  const keepAlive = options.keepAlive ?? DEFAULT_KEEPALIVE;
+  const accept = (a: Address) => {
+    const hand = acceptFor(a);
+    return (socket: Socket, peer?: PeerIdentity) => {
+      if (a.kind !== 'unix') {
+        socket.setNoDelay(true);
+        if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
+      }
+      // Errors after accept are the connection's business (its close says why).
+      socket.on('error', () => {});
+      hand(new SocketTransport(socket), {
+        transport: a.kind,
+        ...(socket.remoteAddress ? { remote: `${socket.remoteAddress}:${socket.remotePort}` } : {}),
+        ...(peer ? { peer } : {}),
+      });
+    };
+  };
+  try {
+    for (const a of list) {
+      const netServer = a.kind === 'tls' ? createTlsListener(a, options.tls, accept(a), speaks) : createServer(accept(a));
+      // Accept errors (EMFILE when descriptors run out) must not stop the
+      // server: libuv keeps listening and accepts again once some free up.
+      netServer.on('error', () => {});
+      // A TLS peer reaches the core (and maxConnections) only once its
+      // handshake is done; until then the listener holds it, at most
+      // tls.maxHandshakes of them (see tls.ts).
+      releases.push(await listen(netServer, a, options.permissions ?? 0o600, options.backlog));
+      sockets.push(netServer);
+      if (a.kind === 'unix') {
+        bound.push(formatAddress(a));
+      } else {
+        const info = netServer.address();
+        bound.push(formatAddress({ kind: a.kind, host: a.host, port: typeof info === 'object' && info ? info.port : a.port }));
+      }
+    }
+  } catch (err) {
+    // Socket files first, while still listening: see listen.ts.
+    for (const release of releases) release();
+    for (const s of sockets) s.close();
+    throw err;
+  }
+  // Once only: a second call must not remove a socket file that another
+  // server has since created at the same path.
+  let stopped = false;
+  return {
+    addresses: bound,
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const release of releases) release();
+      for (const s of sockets) s.close();
+    },
+  };
+}
+
 /**
  * Refuse, before anything listens: a tls: address without certificate,
  * TLS options with no tls: address (a listener the caller believes is
  * encrypted and is not), and plaintext TCP on a network address unless
  * `insecure`.
  */
-function checkListeners(list: readonly Address[], options: ServeOptions, partOfMany: boolean): void {
+export function checkListeners(list: readonly Address[], options: Pick<ServeOptions, 'tls' | 'insecure'>, partOfMany: boolean): void {
   if (options.tls !== undefined && !partOfMany && !list.some((a) => a.kind === 'tls')) {
     throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `the tls option was given but no address is tls: (${list.map(formatAddress).join(', ')}): nothing would be encrypted`);
   }

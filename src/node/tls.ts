@@ -167,7 +167,13 @@ export function identityOf(cert: PeerCertificate | Record<string, never> | null 
  * reopened as each times out, keep every client out. close() also closes
  * the handshakes under way.
  */
-export function createTlsListener(address: Address, options: TlsServerOptions | undefined, onSecure: (socket: TLSSocket, peer: PeerIdentity | undefined) => void): NetServer {
+export function createTlsListener(
+  address: Address,
+  options: TlsServerOptions | undefined,
+  onSecure: (socket: TLSSocket, peer: PeerIdentity | undefined) => void,
+  /** `ipcbor`: clients must offer ALPN `ipcbor/1`; `http`: a WebSocket bridge's HTTPS (ALPN `http/1.1`, or none). */
+  speaks: 'ipcbor' | 'http' = 'ipcbor',
+): NetServer {
   const where = formatAddress(address);
   if (!options || options.cert === undefined || options.key === undefined) throw invalid(`${where} needs the tls option with the server's cert and key (PEM)`);
   const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
@@ -185,14 +191,14 @@ export function createTlsListener(address: Address, options: TlsServerOptions | 
         ...(options.passphrase === undefined ? {} : { passphrase: options.passphrase }),
         ...(mutual ? { ca: options.clientCa, requestCert: true } : { requestCert: false }),
         rejectUnauthorized: true,
-        ALPNProtocols: [ALPN_PROTOCOL],
+        ALPNProtocols: speaks === 'ipcbor' ? [ALPN_PROTOCOL] : ['http/1.1'],
         minVersion: options.minVersion ?? 'TLSv1.3',
         handshakeTimeout,
       },
       (socket) => {
         listener.handshakeDone(socket);
         // Node accepts a client that offers no ALPN at all: this server does not.
-        if (socket.alpnProtocol !== ALPN_PROTOCOL || (mutual && !socket.authorized)) {
+        if ((speaks === 'ipcbor' && socket.alpnProtocol !== ALPN_PROTOCOL) || (mutual && !socket.authorized)) {
           socket.on('error', () => {});
           socket.destroy();
           return;

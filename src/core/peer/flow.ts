@@ -14,7 +14,8 @@
  * arrives whole; a server over its budget stops reading even mid-frame,
  * and the frame timer ends a peer that then never finishes.
  *
- * Charges. The decoder's partial frame, what a paused transport may read
+ * Charges. The decoder's partial frame (and what the transport itself
+ * holds of a message not yet whole), what a paused transport may read
  * ahead, and (guarded writes) what is written and not yet sent are charged
  * to the budget as they change.
  *
@@ -136,7 +137,8 @@ export class Flow implements TurnTaker {
 
   /** Charge the partial frame the decoder holds, time it, and decide on reading. */
   syncIn(): void {
-    const held = this.peer.decoder.heldBytes;
+    const transport = this.peer.transport;
+    const held = transport.buffered === undefined ? this.peer.decoder.heldBytes : this.peer.decoder.heldBytes + transport.buffered;
     if (held !== this.chargedIn) {
       // Recorded before the charge: a release wakes the connection's
       // listener, which may come back here before this call returns.

@@ -363,7 +363,8 @@ export class Peer implements TransportSink, FrameSink {
     if (this.current.stage === 'closed') return;
     this.flow.chunkArrived();
     try {
-      this.decoder.push(chunk);
+      // An empty chunk: the transport's own count of bytes held changed (see Transport.buffered).
+      if (chunk.length > 0) this.decoder.push(chunk);
     } catch (err) {
       this.fail(asIpcborError(err));
       return;

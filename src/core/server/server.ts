@@ -48,6 +48,23 @@ export const REFUSING_MAX = 64;
 const REFUSED_FRAME_BYTES = 4096;
 
 
+/**
+ * @internal A connection taken only to say why it is not served: a client
+ * that sends a hello hears `why` as the hello's answer, a base-framing
+ * client as the error of its first call; then it closes, and it is cut
+ * after REFUSE_GRACE_MS however far it got. Attach the transport to what
+ * this returns.
+ */
+export function refuseConnection(transport: Transport, info: Omit<ConnectionInfo, 'protocol'>, why: IpcborError, options: ServerConnectionOptions, budget: ConnectionBudget): ServerConnection {
+  // It has one thing to hear, a hello or a first call: a frame larger
+  // than a hello is refused outright (IPCBOR_ERR_FRAME_TOO_LARGE).
+  const shared = connectionShared({ executor: (call) => call.fail(why), eventNames: () => undefined }, options, { ...serverLimits(options), maxFrameBytes: REFUSED_FRAME_BYTES });
+  const c = new ServerConnection(transport, shared, info, budget, why);
+  const cut = backgroundTimer(() => c.destroy(why), REFUSE_GRACE_MS);
+  void c.closed.then(() => clearTimeout(cut));
+  return c;
+}
+
 export class ServerCore implements AsyncDisposable {
   readonly dispatcher: Dispatcher;
   /** @internal the subscribers of each event */
@@ -134,16 +151,8 @@ export class ServerCore implements AsyncDisposable {
     this.refusing++;
     // Read until its first frame has arrived: what it buffers meanwhile
     // counts against the server's budget like any connection's.
-    const budget = new ConnectionBudget(this.limits.maxConnectionBytes, this.budget);
-    // It has one thing to hear, a hello or a first call: a frame larger
-    // than a hello is refused outright (IPCBOR_ERR_FRAME_TOO_LARGE).
-    const shared = connectionShared({ executor: (call) => call.fail(why), eventNames: () => undefined }, this.options, { ...this.limits, maxFrameBytes: REFUSED_FRAME_BYTES });
-    const c = new ServerConnection(transport, shared, info, budget, why);
-    const cut = backgroundTimer(() => c.destroy(why), REFUSE_GRACE_MS);
-    void c.closed.then(() => {
-      clearTimeout(cut);
-      this.refusing--;
-    });
+    const c = refuseConnection(transport, info, why, this.options, new ConnectionBudget(this.limits.maxConnectionBytes, this.budget));
+    void c.closed.then(() => this.refusing--);
     return c;
   }
 

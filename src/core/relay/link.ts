@@ -1,0 +1,363 @@
+/**
+ * One relayed connection: the peer that faces the remote client and the
+ * peer that faces the service, each with a RelayEnd as its role. Every
+ * frame one end receives is written to the other as it came: the payload
+ * is never decoded, only each extended frame's small head is read (for its
+ * kind and id). The two peers are the core's own (framing, limits, timers,
+ * budget); this file adds only what a relay does between them:
+ *
+ * - the hello: the client's offer and the service's answer pass through,
+ *   their `maxFrameBytes` lowered to the relay's own, and both ends switch
+ *   to the extended framing when the service accepts;
+ * - backpressure: an end whose writes back up stops the other end reading,
+ *   so nothing is buffered without bound;
+ * - the close: when one end closes, what was already written to the other
+ *   is flushed before that one is ended too.
+ */
+import type { Codec } from '../codec/cbor.js';
+import { IpcborError, RemoteError, messageOf } from '../errors.js';
+import { encodeErrorResponse, encodeExtended, encodeRequest, encodeResponse } from '../frame/encoder.js';
+import { HELLO_METHOD, Kind, errorFrame, type Head } from '../protocol/heads.js';
+import { readHelloRequest, readHelloResponse } from '../protocol/hello.js';
+import type { ConnectionBudget } from '../peer/budget.js';
+import { Peer, type PeerConfig } from '../peer/peer.js';
+import type { PeerRole } from '../peer/role.js';
+import type { Transport, TransportSink } from '../transport.js';
+
+/** What every link of one relay shares, made once. */
+export interface LinkShared {
+  readonly codec: Codec;
+  /** The peer facing the client: it receives requests and the client's kinds. */
+  readonly client: PeerConfig;
+  /** The peer facing the service: it receives responses and the service's kinds. */
+  readonly service: PeerConfig;
+  /** The relay's frame limit: offers and answers in the hello are lowered to it. */
+  readonly maxFrameBytes: number;
+  /** How long a failing base-framing client may wait for the answers it is owed before it is cut, in ms. */
+  readonly failGrace: number;
+  /** Told of what a client or the service did wrong that nobody else hears of. */
+  report(err: IpcborError, link: RelayLink): void;
+}
+
+/** Codes under which a closing end tells the other, in the extended protocol, why it goes too. */
+const PASSED_ON = new Set(['IPCBOR_ERR_PROTOCOL', 'IPCBOR_ERR_BAD_FRAME', 'IPCBOR_ERR_FRAME_TOO_LARGE', 'IPCBOR_ERR_DECODE', 'IPCBOR_ERR_FRAME_TIMEOUT', 'IPCBOR_ERR_IDLE_TIMEOUT']);
+
+/**
+ * One end of a link: the role of its peer, and the sink of its transport.
+ * Both ends are this class; they differ by their peer's config (what it
+ * receives, which kinds it takes) and by which end is `other`.
+ */
+export class RelayEnd implements PeerRole, TransportSink {
+  readonly peer: Peer;
+  other!: RelayEnd;
+
+  constructor(
+    readonly link: RelayLink,
+    readonly name: 'client' | 'service',
+    transport: Transport,
+    config: PeerConfig,
+    budget: ConnectionBudget,
+  ) {
+    this.peer = new Peer(transport, this, config, budget);
+  }
+
+  // ---- the role ------------------------------------------------------------------
+
+  /** A base-framing request from the client. */
+  request(method: string, payload: Uint8Array): void {
+    this.link.clientRequest(method, payload);
+  }
+
+  /** A base-framing response from the service. */
+  response(ret: number, body: Uint8Array): void {
+    this.link.serviceResponse(ret, body);
+  }
+
+  /** An extended frame of a kind this end's sender may send: on to the other end, as it came. */
+  frame(head: Head, payload: Uint8Array, headBytes: Uint8Array): void {
+    this.link.pass(this, head, payload, headBytes);
+  }
+
+  get quiet(): boolean {
+    return this.link.quiet;
+  }
+
+  /** Read nothing while the other end cannot take it: what it refuses, this end must not take in. */
+  holdsReading(): boolean {
+    return this.link.holds(this);
+  }
+
+  /** This end's transport took what it held: the other end may read again. */
+  drained(): void {
+    this.other.peer.flow.update();
+  }
+
+  report(err: IpcborError): void {
+    this.link.shared.report(err, this.link);
+  }
+
+  brokeBaseFraming(err: IpcborError): boolean {
+    return this.link.brokeBaseFraming(this, err);
+  }
+
+  connectionClosed(reason: IpcborError): void {
+    this.link.endClosed(this, reason);
+  }
+
+  // ---- the transport's sink --------------------------------------------------------
+
+  onData(chunk: Uint8Array): void {
+    this.peer.onData(chunk);
+  }
+
+  onDrain(): void {
+    this.peer.onDrain();
+    this.link.wrote(this);
+  }
+
+  onClose(cause?: unknown): void {
+    this.peer.onClose(cause);
+  }
+}
+
+/**
+ * A client's connection bound to its own connection to the service. Made
+ * once the service's connection is open; `client` and `service` are the
+ * two ends, each to be attached to its transport.
+ */
+export class RelayLink {
+  readonly client: RelayEnd;
+  readonly service: RelayEnd;
+  /** Resolves once both ends have closed. */
+  readonly closed: Promise<void>;
+  /** Base-framing requests sent on and not yet answered. */
+  private owed = 0;
+  /** The client's hello, while its answer is awaited. */
+  private hello: { maxFrameBytes: number; window: number } | undefined;
+  private requests = 0;
+  /** Extended calls in flight, by id: for the idle timeout and a graceful close. */
+  private readonly calls = new Set<number>();
+  /** An idle timeout is set: frames either way are activity. */
+  private readonly idleWatched: boolean;
+  private draining = false;
+  /** What the client broke the base framing with: answered once the answers owed before it have left. */
+  private broken: IpcborError | undefined;
+  /** Bytes written toward the service and not yet sent, charged to the client's budget. */
+  private towardService = 0;
+  private open = 2;
+  private resolveClosed!: () => void;
+
+  constructor(
+    readonly shared: LinkShared,
+    clientTransport: Transport,
+    serviceTransport: Transport,
+    clientBudget: ConnectionBudget,
+    serviceBudget: ConnectionBudget,
+  ) {
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.client = new RelayEnd(this, 'client', clientTransport, shared.client, clientBudget);
+    this.service = new RelayEnd(this, 'service', serviceTransport, shared.service, serviceBudget);
+    this.client.other = this.service;
+    this.service.other = this.client;
+    this.idleWatched = shared.client.idleTimeout > 0;
+  }
+
+  /** Nothing in flight either way (for the idle timeout). */
+  get quiet(): boolean {
+    return this.owed === 0 && this.calls.size === 0;
+  }
+
+  /** Stop reading `end` while the other end's writes are backed up, or while a broken client waits for its answers. */
+  holds(end: RelayEnd): boolean {
+    if (end.other.peer.writeBlocked) return true;
+    // A base-framing client is answered in order: while draining, or once it broke the framing, it is read no more.
+    return end === this.client && (this.broken !== undefined || (this.draining && end.peer.protocol === 'seed'));
+  }
+
+  /**
+   * Something was written to `end` (or its transport handed bytes on):
+   * bytes on their way to the service are charged to the client (they are
+   * its requests), and a backed-up end stops the other reading at once.
+   */
+  wrote(end: RelayEnd): void {
+    if (end === this.service) {
+      const pending = this.service.peer.transport.pendingBytes;
+      if (pending !== this.towardService) {
+        this.client.peer.budget.chargeOut(pending - this.towardService);
+        this.towardService = pending;
+      }
+    }
+    if (end.peer.writeBlocked) end.other.peer.flow.update();
+  }
+
+  // ---- the base framing, and the hello ---------------------------------------------
+
+  clientRequest(method: string, payload: Uint8Array): void {
+    const first = this.requests++ === 0;
+    let body = payload;
+    if (first && method === HELLO_METHOD) {
+      const codec = this.shared.codec;
+      try {
+        const offer = readHelloRequest(codec.decode(payload));
+        this.hello = offer;
+        // The service is told what the relay passes on, not more.
+        if (offer.maxFrameBytes > this.shared.maxFrameBytes) {
+          offer.maxFrameBytes = this.shared.maxFrameBytes;
+          body = codec.encode({ ...(codec.decode(payload) as Record<string, unknown>), maxFrameBytes: offer.maxFrameBytes });
+        }
+      } catch {
+        // Not an offer the relay can read: the service answers it as it would.
+        this.hello = undefined;
+      }
+    }
+    this.owed++;
+    this.service.peer.write(encodeRequest(method, body));
+    this.wrote(this.service);
+  }
+
+  serviceResponse(ret: number, body: Uint8Array): void {
+    if (this.owed === 0) throw new IpcborError('IPCBOR_ERR_PROTOCOL', 'the service answered a request that was not sent');
+    this.owed--;
+    const hello = this.hello;
+    this.hello = undefined;
+    if (hello !== undefined && ret === 0) return this.helloAnswered(hello, body);
+    this.client.peer.write(encodeResponse(ret, body));
+    this.wrote(this.client);
+    this.answerBroken();
+    this.endIfQuiet();
+  }
+
+  /** The service answered the hello: pass the answer on and, when it accepted, switch both ends. */
+  private helloAnswered(offer: { maxFrameBytes: number; window: number }, body: Uint8Array): void {
+    const codec = this.shared.codec;
+    let out = body;
+    let accepted: { maxFrameBytes: number; window: number } | undefined;
+    try {
+      accepted = readHelloResponse(codec.decode(body));
+      if (accepted.maxFrameBytes > this.shared.maxFrameBytes) {
+        out = codec.encode({ ...(codec.decode(body) as Record<string, unknown>), maxFrameBytes: this.shared.maxFrameBytes });
+      }
+    } catch (err) {
+      // A refusal, or an answer the client will refuse itself: passed on as it is.
+      if (!(err instanceof RemoteError) && !(err instanceof IpcborError)) throw err;
+      accepted = undefined;
+    }
+    this.client.peer.write(encodeResponse(0, out));
+    this.wrote(this.client);
+    if (accepted === undefined) return;
+    // Each end now expects extended frames, with the limits its own peer announced.
+    this.service.peer.enterExtended(accepted);
+    this.client.peer.enterExtended(offer);
+  }
+
+  /**
+   * The client broke the base framing (a method name over the limit, say):
+   * it gets the answers it is owed, then the error as the next answer, then
+   * the connection closes.
+   */
+  brokeBaseFraming(end: RelayEnd, err: IpcborError): boolean {
+    if (end === this.service || this.broken !== undefined) return false;
+    this.broken = err;
+    end.peer.dropInput();
+    end.peer.timers.lingerThenCut(this.shared.failGrace, err);
+    this.answerBroken();
+    return true;
+  }
+
+  private answerBroken(): void {
+    const err = this.broken;
+    if (err === undefined || this.owed > 0) return;
+    this.client.peer.write(encodeErrorResponse(err.message));
+    this.client.peer.beginClosing('end');
+  }
+
+  // ---- the extended protocol -------------------------------------------------------
+
+  /** An extended frame from `from`: on to the other end as it came (a new call while draining is refused instead). */
+  pass(from: RelayEnd, head: Head, payload: Uint8Array, headBytes: Uint8Array): void {
+    const to = from.other.peer;
+    if (payload.length > to.peerMaxFrame) {
+      // The sender was told (in the hello) the smaller of both limits.
+      throw new IpcborError('IPCBOR_ERR_FRAME_TOO_LARGE', `a payload of ${payload.length} bytes is over the limit of ${to.peerMaxFrame} bytes announced in the hello`);
+    }
+    const calls = this.calls;
+    if (this.idleWatched) this.client.peer.timers.frameArrived();
+    if (from === this.client) {
+      if (head.kind === Kind.Call) {
+        if (this.draining) {
+          from.peer.write(errorFrame(this.shared.codec, head.id, 'IPCBOR_ERR_SHUTTING_DOWN', 'the relay is shutting down'));
+          this.wrote(from);
+          return;
+        }
+        calls.add(head.id);
+      } else if (head.kind === Kind.Notify && this.draining) {
+        return;
+      } else if (head.kind === Kind.Cancel) {
+        calls.delete(head.id);
+      }
+    } else if ((head.kind === Kind.Result || head.kind === Kind.End || (head.kind === Kind.Error && head.id !== 0)) && calls.delete(head.id) && this.draining) {
+      to.write(encodeExtended(headBytes, payload));
+      this.wrote(from.other);
+      this.endIfQuiet();
+      return;
+    }
+    to.write(encodeExtended(headBytes, payload));
+    this.wrote(from.other);
+  }
+
+  // ---- draining ------------------------------------------------------------------------
+
+  /**
+   * Take no new calls (a CALL is answered IPCBOR_ERR_SHUTTING_DOWN, a
+   * notification dropped; a base-framing client is not read), let those in
+   * flight finish, then end both ends. Resolves once both have closed.
+   */
+  shutdown(): Promise<void> {
+    if (!this.draining) {
+      this.draining = true;
+      this.client.peer.flow.update();
+      this.endIfQuiet();
+    }
+    return this.closed;
+  }
+
+  private endIfQuiet(): void {
+    if (this.draining && this.quiet) this.end();
+  }
+
+  // ---- the close ---------------------------------------------------------------------
+
+  /**
+   * One end closed: the other is ended, after what was already written to
+   * it (answers the service sent, calls the client sent) is flushed; it is
+   * cut if its peer does not close in turn within its linger. Where the end
+   * closed for a broken rule, the other end hears why, as an ERROR on id 0.
+   */
+  endClosed(end: RelayEnd, reason: IpcborError): void {
+    const other = end.other.peer;
+    if (end === this.service && this.towardService !== 0) {
+      this.client.peer.budget.chargeOut(-this.towardService);
+      this.towardService = 0;
+    }
+    if (other.phase.stage !== 'closed') {
+      if (other.protocol === 'extended' && !(reason instanceof RemoteError) && PASSED_ON.has(String(reason.code))) {
+        other.writeError(0, new IpcborError(reason.code, `relay: the ${end.name}'s connection ended: ${messageOf(reason)}`));
+      }
+      other.beginClosing('end');
+      other.flow.update();
+    }
+    if (--this.open === 0) this.resolveClosed();
+  }
+
+  /** Close both ends at once. */
+  destroy(cause?: IpcborError): void {
+    this.client.peer.destroy(cause);
+    this.service.peer.destroy(cause);
+  }
+
+  /** Stop: each end is ended after what was written to it is flushed. */
+  end(): void {
+    this.client.peer.beginClosing('end');
+    this.service.peer.beginClosing('end');
+  }
+}

@@ -1,0 +1,385 @@
+/**
+ * The WebSocket bridge: a relay listener for `ws:` and `wss:` addresses,
+ * and the only module that loads the `ws` package. Each WebSocket
+ * connection is one Transport (one binary message is one ipcbor frame,
+ * bytes exactly as on a socket) handed to the relay core, which links it
+ * to its own connection to the service.
+ *
+ * Secure by default (README, "Reaching a local service"):
+ * - Origin allowlist, checked at the upgrade: loopback origins and the
+ *   bridge's own address, plus what `origins` adds; a request without an
+ *   Origin is refused unless `allowNoOrigin` (non-browser clients);
+ * - an optional bearer token, taken from a subprotocol
+ *   (`ipcbor.bearer.<token>`, what a browser can send) or an
+ *   `Authorization: Bearer` header, never from the URL;
+ * - the relay's frame limit as the largest message, text refused, pings
+ *   to find dead peers, the relay's byte budgets and timeouts;
+ * - pages: only the files of the `pages` folder and the browser client.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { extname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DEFAULT_WRITE_HIGH_WATER } from '../core/constants.js';
+import { IpcborError } from '../core/errors.js';
+import type { FrameParts } from '../core/frame/encoder.js';
+import type { RelayCore } from '../core/relay/relay.js';
+import type { OpenTransport, TransportSink } from '../core/transport.js';
+import { isLoopbackHost, type Address } from './address.js';
+import { listenAll, type Listening } from './server.js';
+import type { TlsServerOptions } from './tls.js';
+
+/** The subprotocol the browser client asks for; the bridge selects it. */
+export const WS_PROTOCOL = 'ipcbor';
+/** The prefix of the subprotocol that carries a bearer token. */
+export const WS_TOKEN_PREFIX = 'ipcbor.bearer.';
+/** How often the bridge pings each WebSocket, in ms; a peer that has not answered the previous ping by then is cut. */
+export const DEFAULT_PING_INTERVAL = 30_000;
+
+export interface BridgeOptions {
+  /**
+   * Origins allowed besides the defaults (loopback origins, and the bridge's
+   * own address): exact origins such as `https://app.example.com`. `'*'`
+   * allows every origin: any web page the user visits could then use the
+   * service through the user's browser.
+   */
+  origins?: readonly string[] | '*';
+  /** Accept upgrades that carry no Origin header (programs, not browsers). Default false. */
+  allowNoOrigin?: boolean;
+  /** A bearer token every client must present (subprotocol `ipcbor.bearer.<token>` or `Authorization: Bearer <token>`). */
+  token?: string;
+  /** A folder whose files the bridge serves over HTTP (`/` is its index.html); the browser client is served at `/ipcbor/`. */
+  pages?: string;
+  /** Ping interval in ms (default 30,000; 0: no pings). */
+  pingInterval?: number;
+}
+
+/** The bridge's own settings, with the listen options it shares with the relay. */
+export interface BridgeListenOptions extends BridgeOptions {
+  tls?: TlsServerOptions;
+  keepAlive?: number;
+  permissions?: number;
+  backlog?: number;
+  /** The relay's frame limit: the largest message is one frame of it (head and lengths included). */
+  maxFrameBytes: number;
+}
+
+/** The characters a subprotocol may carry (RFC 7230 token); a token outside them cannot be sent. */
+const TOKEN_CHARS = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
+/** Where the browser client's modules are: dist/src (this file is dist/src/node/bridge.js). */
+const MODULE_DIR = fileURLToPath(new URL('../', import.meta.url));
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+/** Largest extended head plus the two lengths: a message may be this much larger than a frame's payload. */
+const FRAME_OVERHEAD = 64 * 1024 + 8;
+
+/**
+ * A WebSocket as a Transport. Each message must hold exactly one frame
+ * (`u32 a | a bytes | u32 b | b bytes`, the layout of both a request and
+ * an extended frame); anything else, and text, closes the connection with
+ * a WebSocket close code that says why.
+ */
+export class WebSocketTransport implements OpenTransport {
+  /** A paused socket may still read one chunk, and ws hand on what it had assembled. */
+  readonly readAhead = 64 * 1024;
+  private sink: TransportSink | undefined;
+  private error: Error | undefined;
+  /** Raw bytes read from the socket, and that count when the last whole message came out. */
+  private rawIn = 0;
+  private rawAtMessage = 0;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly socket: Duplex,
+  ) {
+    // Nothing is read until the relay attaches a sink (it first opens the service's connection).
+    ws.pause();
+  }
+
+  /** Bytes of a message not yet whole (ws assembles each message before handing it on). */
+  get buffered(): number {
+    return this.rawIn - this.rawAtMessage;
+  }
+
+  attach(sink: TransportSink): void {
+    this.sink = sink;
+    const ws = this.ws;
+    // Counted before ws reads each chunk, and charged after: a message
+    // arriving in many chunks costs the budget as a frame does.
+    this.socket.prependListener('data', (chunk: Buffer) => (this.rawIn += chunk.length));
+    this.socket.on('data', () => {
+      if (this.rawIn !== this.rawAtMessage) sink.onData(EMPTY);
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.rawAtMessage = this.rawIn;
+      if (!isBinary) return this.refuse(1003, 'text messages are not accepted: send each ipcbor frame as one binary message');
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      if (!oneFrame(bytes)) return this.refuse(1002, 'each message must hold exactly one ipcbor frame');
+      sink.onData(bytes);
+    });
+    this.socket.on('drain', () => sink.onDrain());
+    ws.on('error', (err: Error) => (this.error ??= err));
+    ws.on('close', (code: number, reason: Buffer) => {
+      const cause = this.error ?? (code === 1000 || code === 1001 || code === 1005 ? undefined : new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the WebSocket closed with code ${code}${reason.length > 0 ? `: ${reason.toString()}` : ''}`));
+      sink.onClose(cause);
+    });
+    ws.resume();
+  }
+
+  private refuse(code: number, why: string): void {
+    this.error ??= new IpcborError(code === 1003 ? 'IPCBOR_ERR_PROTOCOL' : 'IPCBOR_ERR_BAD_FRAME', why);
+    this.ws.close(code, why);
+    // The peer has the close frame's grace to answer it; it is not read meanwhile.
+    this.ws.pause();
+  }
+
+  get pendingBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  write(parts: FrameParts): boolean {
+    const ws = this.ws;
+    if (ws.readyState !== ws.OPEN) return true;
+    const [header, body] = parts;
+    if (body.length > 16 * 1024) {
+      // One message in two fragments: the body is not copied.
+      ws.send(header, { binary: true, fin: false });
+      ws.send(body, { binary: true, fin: true });
+    } else {
+      const message = Buffer.allocUnsafe(header.length + body.length);
+      message.set(header, 0);
+      message.set(body, header.length);
+      ws.send(message, { binary: true });
+    }
+    return ws.bufferedAmount < DEFAULT_WRITE_HIGH_WATER;
+  }
+
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+
+  end(): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
+  }
+
+  destroy(): void {
+    this.ws.terminate();
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Does `bytes` hold exactly one frame: `u32 a | a bytes | u32 b | b bytes`? */
+function oneFrame(bytes: Uint8Array): boolean {
+  if (bytes.length < 8) return false;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const a = view.getUint32(0);
+  if (a > bytes.length - 8) return false;
+  return view.getUint32(4 + a) === bytes.length - 8 - a;
+}
+
+/** Compare a presented token with the expected one, in time that does not depend on where they differ. */
+function tokenMatches(presented: string | undefined, digest: Buffer | undefined): boolean {
+  if (digest === undefined) return true;
+  if (presented === undefined) return false;
+  return timingSafeEqual(createHash('sha256').update(presented).digest(), digest);
+}
+
+/** The token a request presents: its `ipcbor.bearer.` subprotocol, or its Authorization header. */
+function presentedToken(req: IncomingMessage): string | undefined {
+  const protocols = req.headers['sec-websocket-protocol'];
+  if (typeof protocols === 'string') {
+    for (const p of protocols.split(',')) {
+      const name = p.trim();
+      if (name.startsWith(WS_TOKEN_PREFIX)) return name.slice(WS_TOKEN_PREFIX.length);
+    }
+  }
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && /^Bearer /i.test(auth)) return auth.slice(7).trim();
+  return undefined;
+}
+
+/** Origins of a loopback page, at any port: http(s)://localhost, 127.x.x.x, [::1]. */
+function isLoopbackOrigin(origin: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return isLoopbackHost(host);
+}
+
+/** Answer an upgrade that is refused: a plain HTTP status, and the socket closed. */
+function refuseUpgrade(socket: Duplex, status: number, text: string): void {
+  socket.on('error', () => {});
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+  socket.destroy();
+}
+
+/**
+ * Listen for WebSocket clients on `list` (`ws:` as tcp, `wss:` as tls
+ * addresses), checking each upgrade, and hand each connection to `relay`.
+ */
+export async function listenWebSocket(list: readonly Address[], relay: RelayCore, options: BridgeListenOptions, report: (err: IpcborError) => void): Promise<Listening> {
+  const token = options.token;
+  if (token !== undefined && (token.length === 0 || !TOKEN_CHARS.test(token))) {
+    throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', 'the bridge token must be a non-empty run of letters, digits and -._~+!#$%&\'*^`| (it travels as a WebSocket subprotocol): base64url fits');
+  }
+  const digest = token === undefined ? undefined : createHash('sha256').update(token).digest();
+  const extra = options.origins === '*' ? '*' : new Set(options.origins ?? []);
+  const pages = options.pages === undefined ? undefined : await realpath(options.pages);
+  const modules = await realpath(MODULE_DIR);
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxFrameBytes + FRAME_OVERHEAD,
+    perMessageDeflate: false,
+    clientTracking: true,
+    handleProtocols: (offered) => (offered.has(WS_PROTOCOL) ? WS_PROTOCOL : false),
+  });
+  const alive = new WeakSet<WebSocket>();
+  const pingInterval = options.pingInterval ?? DEFAULT_PING_INTERVAL;
+  const pinger =
+    pingInterval > 0
+      ? setInterval(() => {
+          for (const ws of wss.clients) {
+            if (!alive.has(ws)) {
+              ws.terminate();
+              continue;
+            }
+            alive.delete(ws);
+            ws.ping();
+          }
+        }, pingInterval)
+      : undefined;
+  pinger?.unref();
+
+  const http = createServer();
+  // Slow or idle HTTP requests do not hold the bridge.
+  http.headersTimeout = 10_000;
+  http.requestTimeout = 30_000;
+  http.on('request', (req, res) => void servePage(req, res, pages, modules));
+  http.on('clientError', (_err, socket) => socket.destroy());
+
+  const listening = await listenAll(
+    list,
+    options,
+    (a) => {
+      const scheme = a.kind === 'tls' ? 'https' : 'http';
+      const own = a.kind === 'unix' ? undefined : `${scheme}://${a.host.includes(':') ? `[${a.host}]` : a.host}`;
+      const kind = a.kind === 'tls' ? 'wss' : 'ws';
+      const originAllowed = (origin: string | undefined, port: number | undefined): boolean => {
+        if (origin === undefined) return options.allowNoOrigin === true;
+        if (extra === '*' || extra.has(origin) || isLoopbackOrigin(origin)) return true;
+        return own !== undefined && (origin === `${own}:${port}` || (port === (scheme === 'https' ? 443 : 80) && origin === own));
+      };
+      return (transport, info) => {
+        const socket = transport.socket;
+        const port = socket.localPort;
+        http.emit('connection', socket);
+        // Each upgrade on this connection is checked here.
+        const onUpgrade = (req: IncomingMessage, upgraded: Duplex, head: Buffer) => {
+          if (upgraded !== socket) return;
+          http.off('upgrade', onUpgrade);
+          const origin = req.headers.origin;
+          if (!originAllowed(origin, port)) {
+            report(new IpcborError('IPCBOR_ERR_PROTOCOL', origin === undefined ? 'a WebSocket upgrade without an Origin was refused' : `a WebSocket upgrade from the origin ${origin} was refused`));
+            return refuseUpgrade(upgraded, 403, origin === undefined ? 'an Origin header is required' : 'this origin is not allowed');
+          }
+          if (!tokenMatches(presentedToken(req), digest)) {
+            report(new IpcborError('IPCBOR_ERR_PROTOCOL', 'a WebSocket upgrade without the right token was refused'));
+            return refuseUpgrade(upgraded, 401, 'a valid bearer token is required');
+          }
+          wss.handleUpgrade(req, upgraded, head, (ws) => {
+            alive.add(ws);
+            ws.on('pong', () => alive.add(ws));
+            relay.accept(new WebSocketTransport(ws, upgraded), { ...info, transport: kind });
+          });
+        };
+        http.on('upgrade', onUpgrade);
+        socket.once('close', () => http.off('upgrade', onUpgrade));
+      };
+    },
+    'http',
+  );
+  return {
+    addresses: listening.addresses.map((text) => text.replace(/^tcp:/, 'ws:').replace(/^tls:/, 'wss:')),
+    stop() {
+      listening.stop();
+      if (pinger) clearInterval(pinger);
+      http.close();
+      http.closeAllConnections?.();
+    },
+  };
+}
+
+/** GET a page: a file of the pages folder, or a module of the browser client under /ipcbor/. */
+async function servePage(req: IncomingMessage, res: ServerResponse, pages: string | undefined, modules: string): Promise<void> {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cache-Control', 'no-store');
+  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'only GET');
+  let path: string;
+  try {
+    path = decodeURIComponent(new URL(req.url ?? '/', 'http://bridge').pathname);
+  } catch {
+    return send(res, 400, 'bad path');
+  }
+  let file: string | undefined;
+  if (path.startsWith('/ipcbor/')) {
+    // Only the browser client and the core it is built from.
+    const rel = path.slice('/ipcbor/'.length);
+    if ((rel.startsWith('browser/') || rel.startsWith('core/')) && rel.endsWith('.js')) file = await within(modules, rel);
+  } else if (pages !== undefined) {
+    file = await within(pages, path === '/' ? 'index.html' : path.slice(1));
+  }
+  if (file === undefined) return send(res, 404, 'not found');
+  let body: Buffer;
+  try {
+    body = await readFile(file);
+  } catch {
+    return send(res, 404, 'not found');
+  }
+  res.writeHead(200, { 'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** `rel` under `root`, as a real path that stays inside it and is a file; undefined otherwise. */
+async function within(root: string, rel: string): Promise<string | undefined> {
+  if (rel.includes('\0')) return undefined;
+  try {
+    const real = await realpath(join(root, rel));
+    const base = root.endsWith(sep) ? root : root + sep;
+    if (!real.startsWith(base)) return undefined;
+    return (await stat(real)).isFile() ? real : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function send(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
