@@ -8,12 +8,15 @@
  * direction delivering what was in flight, and a graceful close().
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { connect, createRelay, defineService, method, RemoteError, s, serve, type CallContext, type Relay, type Server } from '../../src/index.js';
 import { cbor } from '../../src/core/codec/cbor.js';
-import { encodeRequest } from '../../src/core/frame/encoder.js';
+import { encodeExtended, encodeRequest, encodeResponse } from '../../src/core/frame/encoder.js';
+import { createServer as createNetServer } from 'node:net';
 import { rawConnect, RawReader, tempSocket } from '../helpers.js';
 import { deferred, payloadOf, RawExtended, rejectsWith, waitFor, type Deferred } from '../extended-helpers.js';
+import { ndjsonAdapter } from '../../examples/relay/ndjson.js';
 
 const unix = () => `unix:${tempSocket()}`;
 
@@ -338,6 +341,99 @@ describe('relay: its own limits, failures and closes', () => {
     } finally {
       await relay.close();
       await server.close();
+    }
+  });
+});
+
+describe('relay: an adapter for another message format', () => {
+  it('turns newline-delimited JSON into calls and answers into lines, in order, errors included', async () => {
+    const service = unix();
+    const release = deferred();
+    const server = await serve({ echo: (p: unknown) => p, slow: async () => (await release.promise, 'late'), bytes: () => new Uint8Array([1, 2, 3]) }, service);
+    const relay = await createRelay({ listen: 'tcp:127.0.0.1:0', to: service, adapter: () => ndjsonAdapter(1024) });
+    try {
+      const sock = await rawConnect(relay.addresses[0]!);
+      let received = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (d: string) => (received += d));
+      const lines = () => received.split('\n').filter((l) => l !== '');
+      // One line in two pieces, two in one piece, a slow call, then a line that is not a call.
+      sock.write('{"method":"echo","par');
+      sock.write('ams":{"a":1}}\n{"method":"bytes"}\n{"method":"nope"}\n');
+      sock.write('{"method":"slow"}\nnot json\n{"method":"echo","params":"after"}\n');
+      await waitFor(() => lines().length >= 3, 'the first three answers');
+      assert.deepEqual(lines().map((l) => JSON.parse(l)), [{ result: { a: 1 } }, { result: 'AQID' }, { error: 'unknown method: nope' }]);
+      // The error for "not json" waits behind the slow call's answer.
+      release.resolve();
+      await waitFor(() => lines().length >= 6, 'the rest');
+      const rest = lines().slice(3).map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(rest[0], { result: 'late' });
+      assert.match(String(rest[1]!.error), /^not JSON/);
+      assert.deepEqual(rest[2], { result: 'after' });
+      // A line over the adapter's bound closes the connection.
+      sock.write('x'.repeat(2048));
+      await once(sock, 'close');
+    } finally {
+      await relay.close();
+      await server.close();
+    }
+  });
+});
+
+describe('relay: broken rules on either side', () => {
+  it('answers a base-framing client that broke the framing after the answers it is owed', async () => {
+    const service = unix();
+    const release = deferred();
+    const server = await serve({ slow: async () => (await release.promise, 'first'), echo: (p: unknown) => p }, service);
+    const relay = await createRelay({ listen: 'tcp:127.0.0.1:0', to: service });
+    try {
+      const sock = await rawConnect(relay.addresses[0]!);
+      const reader = new RawReader(sock);
+      for (const part of encodeRequest('slow', cbor.encode(null))) sock.write(part);
+      // A method name over the 256-byte limit breaks the framing.
+      for (const part of encodeRequest('m'.repeat(300), cbor.encode(null))) sock.write(part);
+      release.resolve();
+      const first = await reader.response();
+      assert.equal(first.ret, 0);
+      assert.equal(cbor.decode(first.body), 'first');
+      const second = await reader.response();
+      assert.equal(second.ret, 1);
+      assert.match(second.body.toString(), /method name/);
+      await reader.closed();
+    } finally {
+      await relay.close();
+      await server.close();
+    }
+  });
+
+  it("tells the client, with ERROR on id 0, when the service broke the relay's limit", async () => {
+    const path = tempSocket();
+    // A service that accepts the hello, then answers any call with a result over the relay's limit.
+    const fake = createNetServer((socket) => {
+      socket.on('error', () => {});
+      let helloDone = false;
+      socket.on('data', () => {
+        if (!helloDone) {
+          helloDone = true;
+          for (const part of encodeResponse(0, cbor.encode({ version: 1, maxFrameBytes: 1 << 24, window: 64, server: 'fake' }))) socket.write(part);
+          return;
+        }
+        for (const part of encodeExtended(cbor.encode([4, 1]), new Uint8Array(128 * 1024))) socket.write(part);
+      });
+    });
+    fake.listen(path);
+    await once(fake, 'listening');
+    const relay = await createRelay({ listen: 'tcp:127.0.0.1:0', to: `unix:${path}`, maxFrameBytes: 64 * 1024 });
+    try {
+      const raw = await RawExtended.open(relay.addresses[0]!);
+      raw.send([1, 1, 'anything'], null);
+      const e = await raw.next();
+      assert.deepEqual(e.head.slice(0, 3), [5, 0, 'IPCBOR_ERR_FRAME_TOO_LARGE']);
+      assert.match(String(e.head[3]), /^relay: the service's connection ended/);
+      await raw.closed();
+    } finally {
+      await relay.close();
+      fake.close();
     }
   });
 });
