@@ -69,8 +69,9 @@ export class BrowserWebSocketTransport implements OpenTransport {
       if (this.closed) return;
       const data = event.data;
       // The bridge sends only binary messages; anything else breaks the contract.
-      if (!(data instanceof ArrayBuffer)) return this.fail(1003, 'the bridge sent a message that is not binary');
-      const bytes = new Uint8Array(data);
+      // (By its tag, not instanceof: the ArrayBuffer may come from another realm.)
+      if (Object.prototype.toString.call(data) !== '[object ArrayBuffer]') return this.fail(1003, 'the bridge sent a message that is not binary');
+      const bytes = new Uint8Array(data as ArrayBuffer);
       if (this.sink) this.sink.onData(bytes);
       else this.early.push(bytes);
     });
