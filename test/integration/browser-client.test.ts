@@ -14,10 +14,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, WebSocketServer } from 'ws';
 import { connect, defineService, method, serviceOf, type Client, type ClientStateChange, type WebSocketConstructor } from '../../src/browser/index.js';
-import { webSocketDialer, subprotocols } from '../../src/browser/websocket.js';
+import { PROTOCOL_ERROR_CLOSE, subprotocols, webSocketDialer } from '../../src/browser/websocket.js';
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_WRITE_HIGH_WATER } from '../../src/core/constants.js';
 import { encodeRequest } from '../../src/core/frame/encoder.js';
 import type { OpenTransport, TransportSink } from '../../src/core/transport.js';
@@ -324,8 +325,8 @@ describe('browser client: connecting', () => {
   });
 });
 
-/** A plain `ws` server (no bridge) for the transport alone: `onSocket` gets each server-side WebSocket. */
-async function wsServer(onSocket: (ws: WebSocket) => void, protocol: string | false = 'ipcbor'): Promise<{ url: string; close(): Promise<void> }> {
+/** A plain `ws` server (no bridge) for the transport alone: `onSocket` gets each server-side WebSocket and its upgrade request. */
+async function wsServer(onSocket: (ws: WebSocket, req: IncomingMessage) => void, protocol: string | false = 'ipcbor'): Promise<{ url: string; close(): Promise<void> }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: () => protocol });
   await new Promise<void>((r) => wss.once('listening', r));
   wss.on('connection', onSocket);
@@ -356,117 +357,123 @@ function recorder(): TransportSink & { data: Uint8Array[]; drains: number; close
   return r;
 }
 
-describe('browser WebSocket transport', () => {
-  const WS = wsFrom(PAGE_ORIGIN);
-  const dial = (url: string) => webSocketDialer(WS, url, subprotocols(TOKEN))(new AbortController().signal);
+for (const flavour of flavours) {
+  describe(`browser WebSocket transport, over ${flavour.name}`, { skip: flavour.skip }, () => {
+    const dial = (url: string) => webSocketDialer(flavour.WebSocket ?? globalWs!, url, subprotocols(TOKEN))(new AbortController().signal);
 
-  it('offers ipcbor and the token as subprotocols, and writes one binary message per frame', async () => {
-    const got: { protocols: string; messages: Buffer[] } = { protocols: '', messages: [] };
-    const two = deferred();
-    const srv = await wsServer((ws) =>
-      ws.on('message', (data: Buffer, binary: boolean) => {
-        assert.ok(binary);
-        got.messages.push(data);
-        if (got.messages.length === 2) two.resolve();
-      }),
-    );
-    try {
-      const t = await dial(srv.url);
-      t.attach(recorder());
-      const a = encodeRequest('m', Uint8Array.of(1, 2, 3));
-      const b = encodeRequest('', new Uint8Array(0));
-      t.write(a);
-      t.write(b);
-      await two.promise;
-      assert.deepEqual(new Uint8Array(got.messages[0]!), Uint8Array.of(...a[0], ...a[1]));
-      assert.deepEqual(new Uint8Array(got.messages[1]!), Uint8Array.of(...b[0]));
-      t.destroy();
-    } finally {
-      await srv.close();
-    }
-  });
-
-  it('reports a server that chose no ipcbor subprotocol as IPCBOR_ERR_CONNECT', async () => {
-    for (const protocol of [false, `ipcbor.bearer.${TOKEN}`] as const) {
-      const srv = await wsServer(() => {}, protocol);
+    it('offers ipcbor and the token as subprotocols, and writes one binary message per frame', async () => {
+      const got: { protocols: string | undefined; messages: { data: Buffer; binary: boolean }[] } = { protocols: undefined, messages: [] };
+      const two = deferred();
+      const srv = await wsServer((ws, req) => {
+        got.protocols = req.headers['sec-websocket-protocol'];
+        ws.on('message', (data: Buffer, binary: boolean) => {
+          got.messages.push({ data, binary });
+          if (got.messages.length === 2) two.resolve();
+        });
+      });
       try {
-        await rejectsWith(dial(srv.url), 'IPCBOR_ERR_CONNECT');
+        const t = await dial(srv.url);
+        t.attach(recorder());
+        const a = encodeRequest('m', Uint8Array.of(1, 2, 3));
+        const b = encodeRequest('', new Uint8Array(0));
+        t.write(a);
+        t.write(b);
+        await two.promise;
+        assert.deepEqual(got.protocols?.split(/\s*,\s*/), ['ipcbor', `ipcbor.bearer.${TOKEN}`]);
+        assert.deepEqual(
+          got.messages.map((m) => m.binary),
+          [true, true],
+        );
+        assert.deepEqual(new Uint8Array(got.messages[0]!.data), Uint8Array.of(...a[0], ...a[1]));
+        assert.deepEqual(new Uint8Array(got.messages[1]!.data), Uint8Array.of(...b[0]));
+        t.destroy();
       } finally {
         await srv.close();
       }
-    }
-  });
-
-  it('says when writes backed up past the high-water mark, and calls onDrain once they are under it (no drain event to wait for)', async () => {
-    let serverSide!: WebSocket;
-    const srv = await wsServer((ws) => {
-      serverSide = ws;
-      // Not read until the test says: the client's bytes back up.
-      ws.pause();
     });
-    try {
-      const t: OpenTransport = await dial(srv.url);
-      const sink = recorder();
-      t.attach(sink);
-      const chunk = encodeRequest('fill', new Uint8Array(256 * 1024));
-      let writes = 0;
-      while (t.write(chunk)) {
-        writes++;
-        assert.ok(writes < 1000, 'write never said the transport was full');
+
+    it('reports a server that chose no ipcbor subprotocol as IPCBOR_ERR_CONNECT', async () => {
+      for (const protocol of [false, `ipcbor.bearer.${TOKEN}`] as const) {
+        const srv = await wsServer(() => {}, protocol);
+        try {
+          await rejectsWith(dial(srv.url), 'IPCBOR_ERR_CONNECT');
+        } finally {
+          await srv.close();
+        }
       }
-      assert.ok(t.pendingBytes >= DEFAULT_WRITE_HIGH_WATER, `pendingBytes ${t.pendingBytes} is at the mark`);
-      assert.equal(sink.drains, 0);
-      serverSide.resume();
-      await sink.drained.promise;
-      assert.ok(t.pendingBytes < DEFAULT_WRITE_HIGH_WATER, `pendingBytes ${t.pendingBytes} went under the mark`);
-      t.destroy();
-    } finally {
-      await srv.close();
-    }
-  });
-
-  it('closes on a text message with IPCBOR_ERR_PROTOCOL, telling the server why with code 1003', async () => {
-    const serverClose = deferred<number>();
-    const srv = await wsServer((ws) => {
-      ws.on('close', (code) => serverClose.resolve(code));
-      ws.send('not a frame');
     });
-    try {
-      const t = await dial(srv.url);
-      const sink = recorder();
-      t.attach(sink);
-      const cause = await sink.closed.promise;
-      assert.ok(cause instanceof IpcborError && cause.code === 'IPCBOR_ERR_PROTOCOL', String(cause));
-      assert.equal(await serverClose.promise, 1003);
-    } finally {
-      await srv.close();
-    }
-  });
 
-  it('closes without an error on a normal close, and with the code and reason on another', async () => {
-    for (const [code, reason] of [
-      [1000, ''],
-      [4001, 'going down for maintenance'],
-    ] as const) {
-      const srv = await wsServer((ws) => ws.close(code, reason));
+    it('says when writes backed up past the high-water mark, and calls onDrain once they are under it (no drain event to wait for)', async () => {
+      let serverSide!: WebSocket;
+      const srv = await wsServer((ws) => {
+        serverSide = ws;
+        // Not read until the test says: the client's bytes back up.
+        ws.pause();
+      });
+      try {
+        const t: OpenTransport = await dial(srv.url);
+        const sink = recorder();
+        t.attach(sink);
+        const chunk = encodeRequest('fill', new Uint8Array(256 * 1024));
+        let writes = 0;
+        while (t.write(chunk)) {
+          writes++;
+          assert.ok(writes < 1000, 'write never said the transport was full');
+        }
+        assert.ok(t.pendingBytes >= DEFAULT_WRITE_HIGH_WATER, `pendingBytes ${t.pendingBytes} is at the mark`);
+        assert.equal(sink.drains, 0);
+        serverSide.resume();
+        await sink.drained.promise;
+        assert.ok(t.pendingBytes < DEFAULT_WRITE_HIGH_WATER, `pendingBytes ${t.pendingBytes} went under the mark`);
+        t.destroy();
+      } finally {
+        await srv.close();
+      }
+    });
+
+    it(`closes on a text message with IPCBOR_ERR_PROTOCOL, telling the server why with code ${PROTOCOL_ERROR_CLOSE}`, async () => {
+      const serverClose = deferred<number>();
+      const srv = await wsServer((ws) => {
+        ws.on('close', (code) => serverClose.resolve(code));
+        ws.send('not a frame');
+      });
       try {
         const t = await dial(srv.url);
         const sink = recorder();
         t.attach(sink);
         const cause = await sink.closed.promise;
-        if (code === 1000) {
-          assert.equal(cause, undefined);
-        } else {
-          assert.ok(cause instanceof IpcborError && cause.code === 'IPCBOR_ERR_CONNECTION_CLOSED', String(cause));
-          assert.deepEqual(cause.data, { code, reason });
-          assert.match(cause.message, new RegExp(`${code}: ${reason}`));
-        }
+        assert.ok(cause instanceof IpcborError && cause.code === 'IPCBOR_ERR_PROTOCOL', String(cause));
+        assert.equal(await serverClose.promise, PROTOCOL_ERROR_CLOSE);
       } finally {
         await srv.close();
       }
-    }
+    });
+
+    it('closes without an error on a normal close, and with the code and reason on another', async () => {
+      for (const [code, reason] of [
+        [1000, ''],
+        [4001, 'going down for maintenance'],
+      ] as const) {
+        const srv = await wsServer((ws) => ws.close(code, reason));
+        try {
+          const t = await dial(srv.url);
+          const sink = recorder();
+          t.attach(sink);
+          const cause = await sink.closed.promise;
+          if (code === 1000) {
+            assert.equal(cause, undefined);
+          } else {
+            assert.ok(cause instanceof IpcborError && cause.code === 'IPCBOR_ERR_CONNECTION_CLOSED', String(cause));
+            assert.deepEqual(cause.data, { code, reason });
+            assert.match(cause.message, new RegExp(`${code}: ${reason}`));
+          }
+        } finally {
+          await srv.close();
+        }
+      }
+    });
   });
-});
+}
 
 describe('the compiled browser entry', () => {
   it('loads only dist/src/browser and dist/src/core, runs where Node\'s globals are not, and talks to the bridge', async () => {
