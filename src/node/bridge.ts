@@ -357,6 +357,8 @@ async function servePage(req: IncomingMessage, res: ServerResponse, pages: strin
   } catch {
     return send(res, 404, 'not found');
   }
+  // The browser client's modules name source maps the bridge does not serve: the reference is dropped.
+  if (file.startsWith(modules)) body = Buffer.from(body.toString('utf8').replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n'));
   res.writeHead(200, { 'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
   res.end(req.method === 'HEAD' ? undefined : body);
 }

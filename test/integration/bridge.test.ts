@@ -252,6 +252,8 @@ describe('the WebSocket bridge', () => {
     const core = await get(a, '/ipcbor/core/index.js');
     assert.equal(core.status, 200);
     assert.match(core.type!, /javascript/);
+    assert.doesNotMatch(core.body, /sourceMappingURL/, 'no reference to a source map that is not served');
+    assert.match((await get(a, '/ipcbor/browser/index.js')).body, /export async function connect/);
     for (const path of ['/../package.json', '/%2e%2e/package.json', '/ipcbor/node/relay.js', '/ipcbor/core/index.d.ts', '/ipcbor/../node/bridge.js', '/missing.html', '/js']) {
       assert.equal((await get(a, path)).status, 404, path);
     }
