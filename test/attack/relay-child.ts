@@ -11,12 +11,15 @@
 import { createRelay, serve, type RelayOptions } from '../../src/index.js';
 import { budgetAudit } from '../../src/core/peer/budget.js';
 import { NEGATIVE_EXIT } from './matrix-shared.js';
+import { ndjsonAdapter } from '../../examples/relay/ndjson.js';
 
 interface Config {
   listen: string[];
   to: string;
   options?: Omit<RelayOptions, 'listen' | 'to'>;
   control: string;
+  /** An adapter for the tcp:, tls: and unix listeners (relay-review.test.ts). */
+  adapter?: 'ndjson';
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as Config;
@@ -33,7 +36,13 @@ const gcMem = () => {
 };
 
 const errors: string[] = [];
-const relay = await createRelay({ ...config.options, listen: config.listen, to: config.to, onError: (err) => errors.push(String(err.code)) });
+const relay = await createRelay({
+  ...config.options,
+  ...(config.adapter === 'ndjson' ? { adapter: () => ndjsonAdapter() } : {}),
+  listen: config.listen,
+  to: config.to,
+  onError: (err) => errors.push(String(err.code)),
+});
 const control = await serve({ mem: () => gcMem(), version: () => 'relay-child', errors: () => errors }, config.control);
 process.stdout.write(`${JSON.stringify({ address: relay.addresses[0], addresses: relay.addresses, pid: process.pid, control: control.addresses[0] })}\n`);
 
