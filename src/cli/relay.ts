@@ -86,6 +86,10 @@ The service over TLS (--to tls:HOST:PORT):
     const clientCa = readOption(values, 'client-ca');
     const tokenFile = readOption(values, 'token-file');
     const token = tokenFile !== undefined ? tokenFile.toString('utf8').trim() : process.env.IPCBOR_RELAY_TOKEN;
+    // A token asked for and empty is a mistake, not "no token".
+    if (token !== undefined && token.trim() === '') {
+      throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', tokenFile !== undefined ? `--token-file ${option(values, 'token-file')} holds no token` : 'IPCBOR_RELAY_TOKEN is set but empty');
+    }
     const origins = values.origin as string[] | undefined;
     const pages = option(values, 'pages');
     const options: RelayOptions = {
@@ -96,7 +100,7 @@ The service over TLS (--to tls:HOST:PORT):
       websocket: {
         ...(origins ? { origins } : {}),
         ...(values['allow-no-origin'] === true ? { allowNoOrigin: true } : {}),
-        ...(token ? { token } : {}),
+        ...(token === undefined ? {} : { token }),
         ...(pages === undefined ? {} : { pages }),
       },
       onError: (err, c) => io.error(`relay: ${c.remote ?? c.transport}: ${err.code}: ${err.message}`),

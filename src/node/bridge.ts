@@ -84,6 +84,9 @@ const CONTENT_TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
+/** How long an HTTP connection may stay without upgrading to a WebSocket (fetching pages, or an upgrade under way), in ms. */
+const WAIT_MS = 10_000;
+
 /** Largest extended head plus the two lengths: a message may be this much larger than a frame's payload. */
 const FRAME_OVERHEAD = 64 * 1024 + 8;
 
@@ -134,6 +137,10 @@ export class WebSocketTransport implements OpenTransport {
       if (!oneFrame(bytes)) return this.refuse(1002, 'each message must hold exactly one ipcbor frame');
       sink.onData(bytes);
     });
+    // Control frames (pings, pongs) are no part of a message: not charged as one.
+    const control = (data: Buffer) => (this.rawAtMessage = Math.min(this.rawIn, this.rawAtMessage + data.length + CONTROL_HEADER));
+    ws.on('ping', control);
+    ws.on('pong', control);
     this.socket.on('drain', () => sink.onDrain());
     ws.on('error', (err: Error) => (this.error ??= err));
     ws.on('close', (code: number, reason: Buffer) => {
@@ -189,6 +196,8 @@ export class WebSocketTransport implements OpenTransport {
 }
 
 const EMPTY = new Uint8Array(0);
+/** The header of a masked control frame from a client (2 bytes, and the 4-byte mask). */
+const CONTROL_HEADER = 6;
 
 /** Does `bytes` hold exactly one frame: `u32 a | a bytes | u32 b | b bytes`? */
 function oneFrame(bytes: Uint8Array): boolean {
@@ -270,6 +279,8 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
               ws.terminate();
               continue;
             }
+            // A connection the relay is not reading (backpressure) cannot be heard answering: it is not judged.
+            if (ws.isPaused) continue;
             alive.delete(ws);
             ws.ping();
           }
@@ -278,26 +289,31 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
   pinger?.unref();
 
   const maxWaiting = options.maxWaiting ?? DEFAULT_MAX_HANDSHAKES;
+  // It never listens itself (listenAll hands it each socket), so Node's own
+  // request timeouts do not apply: the bridge bounds the connections it holds.
   const http = createServer();
-  // Slow or idle HTTP requests do not hold the bridge.
-  http.headersTimeout = 10_000;
-  http.requestTimeout = 30_000;
   http.on('request', (req, res) => void servePage(req, res, pages, modules));
   http.on('clientError', (_err, socket) => socket.destroy());
 
   /** What each HTTP connection not yet upgraded came in on, oldest first. */
-  const waiting = new Map<Duplex, { info: Omit<ConnectionInfo, 'id' | 'protocol'>; kind: 'ws' | 'wss'; originAllowed: (origin: string | undefined) => boolean }>();
+  const waiting = new Map<Duplex, { info: Omit<ConnectionInfo, 'id' | 'protocol'>; kind: 'ws' | 'wss'; originAllowed: (origin: string | undefined) => boolean; timer: ReturnType<typeof setTimeout> }>();
+  const letGo = (socket: Duplex) => {
+    const w = waiting.get(socket);
+    if (w === undefined) return;
+    clearTimeout(w.timer);
+    waiting.delete(socket);
+  };
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const from = waiting.get(socket);
     if (from === undefined) return refuseUpgrade(socket, 400, 'one upgrade per connection');
-    waiting.delete(socket);
+    letGo(socket);
     const origin = req.headers.origin;
     if (!from.originAllowed(origin)) {
-      report(new IpcborError('IPCBOR_ERR_PROTOCOL', origin === undefined ? 'a WebSocket upgrade without an Origin was refused' : `a WebSocket upgrade from the origin ${origin} was refused`));
+      report(new IpcborError('IPCBOR_ERR_PROTOCOL', `${origin === undefined ? 'a WebSocket upgrade without an Origin' : `a WebSocket upgrade from the origin ${origin}`} was refused (from ${from.info.remote ?? from.info.transport})`));
       return refuseUpgrade(socket, 403, origin === undefined ? 'an Origin header is required' : 'this origin is not allowed');
     }
     if (!tokenMatches(presentedToken(req), digest)) {
-      report(new IpcborError('IPCBOR_ERR_PROTOCOL', 'a WebSocket upgrade without the right token was refused'));
+      report(new IpcborError('IPCBOR_ERR_PROTOCOL', `a WebSocket upgrade without the right token was refused (from ${from.info.remote ?? from.info.transport})`));
       return refuseUpgrade(socket, 401, 'a valid bearer token is required');
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -312,24 +328,37 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
     options,
     (a) => {
       const scheme = a.kind === 'tls' ? 'https' : 'http';
-      const own = a.kind === 'unix' ? undefined : `${scheme}://${a.host.includes(':') ? `[${a.host}]` : a.host}`;
+      const origin = (host: string) => `${scheme}://${host.includes(':') ? `[${host}]` : host}`;
+      const own = a.kind === 'unix' ? undefined : origin(a.host);
       const kind = a.kind === 'tls' ? 'wss' : 'ws';
       return (transport, info) => {
         const socket = transport.socket;
         const port = socket.localPort;
-        const originAllowed = (origin: string | undefined): boolean => {
-          if (origin === undefined) return options.allowNoOrigin === true;
-          if (extra === '*' || extra.has(origin) || isLoopbackOrigin(origin)) return true;
-          return own !== undefined && (origin === `${own}:${port}` || (port === (scheme === 'https' ? 443 : 80) && origin === own));
+        // The bridge's own pages: its address as listened on, and as this
+        // connection reached it (a wildcard listener's real address).
+        const local = socket.localAddress?.replace(/^::ffff:(?=\d+\.)/, '');
+        const mine = [own, local === undefined || a.kind === 'unix' ? undefined : origin(local)].filter((o): o is string => o !== undefined);
+        const defaultPort = scheme === 'https' ? 443 : 80;
+        const originAllowed = (from: string | undefined): boolean => {
+          if (from === undefined) return options.allowNoOrigin === true;
+          if (extra === '*' || extra.has(from) || isLoopbackOrigin(from)) return true;
+          return mine.some((o) => from === `${o}:${port}` || (port === defaultPort && from === o));
         };
-        // HTTP connections not yet upgraded are bounded: past the bound, the oldest goes.
+        // HTTP connections not yet upgraded are bounded in number (past the
+        // bound, the oldest goes) and in time (a page is fetched, or the
+        // upgrade made, within WAIT_MS of connecting).
         if (waiting.size >= maxWaiting) {
           const [oldest] = waiting.keys();
-          waiting.delete(oldest!);
+          letGo(oldest!);
           oldest!.destroy();
         }
-        waiting.set(socket, { info, kind, originAllowed });
-        socket.once('close', () => waiting.delete(socket));
+        const timer = setTimeout(() => {
+          letGo(socket);
+          socket.destroy();
+        }, WAIT_MS);
+        timer.unref();
+        waiting.set(socket, { info, kind, originAllowed, timer });
+        socket.once('close', () => letGo(socket));
         http.emit('connection', socket);
       };
     },
@@ -340,8 +369,11 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
     stop() {
       listening.stop();
       if (pinger) clearInterval(pinger);
-      http.close();
-      http.closeAllConnections?.();
+      // Connections that never upgraded go now; WebSockets close with the relay.
+      for (const socket of [...waiting.keys()]) {
+        letGo(socket);
+        socket.destroy();
+      }
     },
   };
 }
@@ -362,8 +394,13 @@ async function servePage(req: IncomingMessage, res: ServerResponse, pages: strin
   if (path.startsWith('/ipcbor/')) {
     // Only the browser client and the core it is built from.
     const rel = path.slice('/ipcbor/'.length);
-    if ((rel.startsWith('browser/') || rel.startsWith('core/')) && rel.endsWith('.js')) file = await within(modules, rel);
-  } else if (pages !== undefined) {
+    if (rel.endsWith('.js')) {
+      // Checked on the real path: `browser/..%2fnode/x.js` decodes to a path outside browser/.
+      const found = await within(modules, rel);
+      if (found !== undefined && (found.startsWith(join(modules, 'browser') + sep) || found.startsWith(join(modules, 'core') + sep))) file = found;
+    }
+  } else if (pages !== undefined && !path.split('/').some((segment) => segment.startsWith('.'))) {
+    // No dotfiles (`.env`, `.git/`): they are rarely meant for the web.
     file = await within(pages, path === '/' ? 'index.html' : path.slice(1));
   }
   if (file === undefined) return send(res, 404, 'not found');

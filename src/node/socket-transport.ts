@@ -46,6 +46,9 @@ export class SocketTransport implements OpenTransport {
     s.on('drain', () => sink.onDrain());
     s.on('error', (err: Error) => (this.error = err));
     s.on('close', () => sink.onClose(this.error));
+    // Closed before it was attached (a relay attaches once the service's
+    // connection is open): the close it missed is told now.
+    if (s.closed) queueMicrotask(() => sink.onClose(this.error ?? s.errored ?? undefined));
   }
 
   get pendingBytes(): number {

@@ -25,6 +25,8 @@ import type { Phase } from './phase.js';
 export interface TimersHost {
   readonly phase: Phase;
   readonly decoder: FrameDecoder;
+  /** Its `buffered`: bytes of a message the transport itself holds, not yet whole (a WebSocket's). */
+  readonly transport: { readonly buffered?: number };
   readonly budget: ConnectionBudget;
   readonly config: { readonly frameTimeout: number; readonly idleTimeout: number };
   readonly flow: { readonly delivering: boolean; readonly sent: number; readonly unsent: number };
@@ -47,6 +49,11 @@ export function backgroundTimer(f: () => void, ms: number): ReturnType<typeof se
 }
 
 type Timer = ReturnType<typeof setTimeout> | undefined;
+
+/** Nothing of a frame has arrived: neither in the decoder nor held by the transport (a WebSocket message not yet whole). */
+function betweenFrames(peer: TimersHost): boolean {
+  return peer.decoder.idle && !((peer.transport.buffered ?? 0) > 0);
+}
 
 export class PeerTimers {
   private frame: Timer;
@@ -78,7 +85,7 @@ export class PeerTimers {
     if (limit <= 0) return;
     const peer = this.peer;
     const decoder = peer.decoder;
-    if (decoder.idle || !peer.flow.delivering || peer.phase.stage === 'closed') {
+    if (betweenFrames(peer) || !peer.flow.delivering || peer.phase.stage === 'closed') {
       if (this.frame !== undefined) clearTimer(this.frame);
       this.frame = undefined;
       return;
@@ -89,7 +96,7 @@ export class PeerTimers {
       this.frame = undefined;
       // A frame was delivered meanwhile: the one pending now started later.
       if (decoder.delivered !== this.frameMark) return this.syncFrame();
-      if (decoder.idle || !peer.flow.delivering) return;
+      if (betweenFrames(peer) || !peer.flow.delivering) return;
       // A peer stuck mid-frame may not read either: no goodbye, the
       // connection and all it holds go at once.
       peer.cut(new IpcborError('IPCBOR_ERR_FRAME_TIMEOUT', `a frame was not finished within ${limit} ms of its first byte`));
@@ -122,7 +129,7 @@ export class PeerTimers {
       // Ending or closed: the connection is going by itself.
       if (peer.phase.stage === 'closed' || peer.phase.stage === 'ending') return;
       const idleFor = Date.now() - this.lastFrameAt;
-      if (idleFor >= limit && peer.quiet && peer.decoder.idle) {
+      if (idleFor >= limit && peer.quiet && betweenFrames(peer)) {
         peer.report(new IpcborError('IPCBOR_ERR_IDLE_TIMEOUT', `closed after ${limit} ms idle`));
         peer.beginClosing('end');
         return;

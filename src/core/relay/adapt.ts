@@ -6,6 +6,7 @@
  * pass the relay's own checks (frame limits, the framing itself) like any
  * client's.
  */
+import { DEFAULT_WRITE_HIGH_WATER } from '../constants.js';
 import type { FrameParts } from '../frame/encoder.js';
 import { concatParts } from '../frame/encoder.js';
 import type { OpenTransport, TransportSink } from '../transport.js';
@@ -30,30 +31,65 @@ export interface RelayAdapter {
 
 const EMPTY = new Uint8Array(0);
 
-/** `transport` with `adapter` between it and the relay. */
+/**
+ * `transport` with `adapter` between it and the relay. The adapter's own
+ * replies are written like the relay's: they count in `pendingBytes`
+ * (charged to the client's budget), and while they back up the client is
+ * not read. A hook that throws closes the connection.
+ */
 export function adaptTransport(transport: OpenTransport, adapter: RelayAdapter): OpenTransport {
   const { fromClient, toClient } = adapter;
-  const reply = (bytes: Uint8Array) => void transport.write([bytes, EMPTY]);
+  /** Paused by the relay (its flow control), and by the adapter's own replies backing up. */
+  let pausedByRelay = false;
+  let pausedByReplies = false;
+  let sink: TransportSink | undefined;
+  const sync = () => (pausedByRelay || pausedByReplies ? transport.pause() : transport.resume());
+  const fail = (err: unknown) => {
+    transport.destroy();
+    sink?.onClose(err);
+  };
+  const reply = (bytes: Uint8Array) => {
+    if (!transport.write([bytes, EMPTY]) && !pausedByReplies) {
+      pausedByReplies = true;
+      sync();
+    }
+  };
   return {
-    attach(sink: TransportSink): void {
+    attach(s: TransportSink): void {
+      sink = s;
       transport.attach({
         onData(chunk) {
-          if (fromClient === undefined) return sink.onData(chunk);
+          if (fromClient === undefined) return s.onData(chunk);
           let frames: readonly Uint8Array[];
           try {
             frames = fromClient.call(adapter, chunk, reply);
           } catch (err) {
-            transport.destroy();
-            return sink.onClose(err);
+            return fail(err);
           }
-          for (const f of frames) sink.onData(f);
+          for (const f of frames) s.onData(f);
+          // The relay re-reads pendingBytes: the replies are charged like its own writes.
+          if (!pausedByReplies && transport.pendingBytes < DEFAULT_WRITE_HIGH_WATER) s.onDrain();
         },
-        onDrain: () => sink.onDrain(),
-        onClose: (cause) => sink.onClose(cause),
+        onDrain() {
+          if (pausedByReplies) {
+            pausedByReplies = false;
+            sync();
+          }
+          s.onDrain();
+        },
+        onClose: (cause) => s.onClose(cause),
       });
     },
     write(parts: FrameParts): boolean {
-      return transport.write(toClient === undefined ? parts : [toClient.call(adapter, concatParts(parts)), EMPTY]);
+      if (toClient === undefined) return transport.write(parts);
+      let bytes: Uint8Array;
+      try {
+        bytes = toClient.call(adapter, concatParts(parts));
+      } catch (err) {
+        fail(err);
+        return true;
+      }
+      return transport.write([bytes, EMPTY]);
     },
     get pendingBytes() {
       return transport.pendingBytes;
@@ -61,8 +97,14 @@ export function adaptTransport(transport: OpenTransport, adapter: RelayAdapter):
     get readAhead() {
       return transport.readAhead ?? 0;
     },
-    pause: () => transport.pause(),
-    resume: () => transport.resume(),
+    pause() {
+      pausedByRelay = true;
+      sync();
+    },
+    resume() {
+      pausedByRelay = false;
+      sync();
+    },
     end: () => transport.end(),
     destroy: () => transport.destroy(),
   };

@@ -15,7 +15,7 @@
  *   is flushed before that one is ended too.
  */
 import type { Codec } from '../codec/cbor.js';
-import { IpcborError, RemoteError, messageOf } from '../errors.js';
+import { IpcborError, RemoteError, asIpcborError, messageOf } from '../errors.js';
 import { encodeErrorResponse, encodeExtended, encodeRequest, encodeResponse } from '../frame/encoder.js';
 import { HELLO_METHOD, Kind, errorFrame, type Head } from '../protocol/heads.js';
 import { readHelloRequest, readHelloResponse } from '../protocol/hello.js';
@@ -38,6 +38,17 @@ export interface LinkShared {
   /** Told of what a client or the service did wrong that nobody else hears of. */
   report(err: IpcborError, link: RelayLink): void;
 }
+
+/** Largest hello the relay reads (an offer is about 40 bytes). */
+const MAX_HELLO_BYTES = 4096;
+
+/**
+ * Calls in flight the relay keeps track of on one connection. An ipcbor
+ * service refuses calls past its maxInflight (1,024 by default) and answers
+ * them, so this is reached only through a service that takes calls and
+ * never answers them.
+ */
+const MAX_TRACKED_CALLS = 65_536;
 
 /** Codes under which a closing end tells the other, in the extended protocol, why it goes too. */
 const PASSED_ON = new Set(['IPCBOR_ERR_PROTOCOL', 'IPCBOR_ERR_BAD_FRAME', 'IPCBOR_ERR_FRAME_TOO_LARGE', 'IPCBOR_ERR_DECODE', 'IPCBOR_ERR_FRAME_TIMEOUT', 'IPCBOR_ERR_IDLE_TIMEOUT']);
@@ -133,7 +144,7 @@ export class RelayLink {
   /** Base-framing requests sent on and not yet answered. */
   private owed = 0;
   /** The client's hello, while its answer is awaited. */
-  private hello: { maxFrameBytes: number; window: number } | undefined;
+  private hello: { version: number; maxFrameBytes: number; window: number } | undefined;
   private requests = 0;
   /** Extended calls in flight, by id: for the idle timeout and a graceful close. */
   private readonly calls = new Set<number>();
@@ -196,19 +207,21 @@ export class RelayLink {
     const first = this.requests++ === 0;
     let body = payload;
     if (first && method === HELLO_METHOD) {
-      const codec = this.shared.codec;
+      // The hello is the one payload the relay reads: it must be able to,
+      // and to tell the service only what it can pass on itself.
+      let offer: ReturnType<typeof readHelloRequest>;
       try {
-        const offer = readHelloRequest(codec.decode(payload));
-        this.hello = offer;
-        // The service is told what the relay passes on, not more.
-        if (offer.maxFrameBytes > this.shared.maxFrameBytes) {
-          offer.maxFrameBytes = this.shared.maxFrameBytes;
-          body = codec.encode({ ...(codec.decode(payload) as Record<string, unknown>), maxFrameBytes: offer.maxFrameBytes });
-        }
-      } catch {
-        // Not an offer the relay can read: the service answers it as it would.
-        this.hello = undefined;
+        if (payload.length > MAX_HELLO_BYTES) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `a hello of ${payload.length} bytes (at most ${MAX_HELLO_BYTES})`);
+        offer = readHelloRequest(this.shared.codec.decode(payload));
+      } catch (err) {
+        // Answered here, as an ipcbor server answers an offer it cannot read: the client stays in the base framing.
+        this.client.peer.write(encodeErrorResponse(`relay: ${messageOf(err)}`));
+        this.wrote(this.client);
+        return;
       }
+      offer.maxFrameBytes = Math.min(offer.maxFrameBytes, this.shared.maxFrameBytes);
+      this.hello = offer;
+      body = this.shared.codec.encode({ ...(this.shared.codec.decode(payload) as Record<string, unknown>), version: offer.version, maxFrameBytes: offer.maxFrameBytes });
     }
     this.owed++;
     this.service.peer.write(encodeRequest(method, body));
@@ -227,27 +240,40 @@ export class RelayLink {
     this.endIfQuiet();
   }
 
-  /** The service answered the hello: pass the answer on and, when it accepted, switch both ends. */
-  private helloAnswered(offer: { maxFrameBytes: number; window: number }, body: Uint8Array): void {
+  /**
+   * The service answered the hello: pass the answer on and, when it
+   * accepted, switch both ends. A refusal passes on as it is. An answer the
+   * relay cannot read is not passed on (the client might read it otherwise
+   * and switch alone): the client is told, and both ends close.
+   */
+  private helloAnswered(offer: { version: number; maxFrameBytes: number; window: number }, body: Uint8Array): void {
     const codec = this.shared.codec;
-    let out = body;
-    let accepted: { maxFrameBytes: number; window: number } | undefined;
+    const client = this.client.peer;
+    if (client.phase.stage !== 'open') {
+      // The client is gone, or going: nothing to switch.
+      this.service.peer.beginClosing('end');
+      return;
+    }
+    let accepted: ReturnType<typeof readHelloResponse>;
     try {
       accepted = readHelloResponse(codec.decode(body));
-      if (accepted.maxFrameBytes > this.shared.maxFrameBytes) {
-        out = codec.encode({ ...(codec.decode(body) as Record<string, unknown>), maxFrameBytes: this.shared.maxFrameBytes });
-      }
     } catch (err) {
-      // A refusal, or an answer the client will refuse itself: passed on as it is.
-      if (!(err instanceof RemoteError) && !(err instanceof IpcborError)) throw err;
-      accepted = undefined;
+      if (err instanceof RemoteError) {
+        client.write(encodeResponse(0, body));
+        this.wrote(this.client);
+        return;
+      }
+      client.write(encodeErrorResponse(`relay: the service's answer to the hello could not be read: ${messageOf(err)}`));
+      client.beginClosing('end');
+      this.service.peer.fail(asIpcborError(err));
+      return;
     }
-    this.client.peer.write(encodeResponse(0, out));
+    const out = accepted.maxFrameBytes > this.shared.maxFrameBytes ? codec.encode({ ...(codec.decode(body) as Record<string, unknown>), maxFrameBytes: this.shared.maxFrameBytes }) : body;
+    client.write(encodeResponse(0, out));
     this.wrote(this.client);
-    if (accepted === undefined) return;
     // Each end now expects extended frames, with the limits its own peer announced.
     this.service.peer.enterExtended(accepted);
-    this.client.peer.enterExtended(offer);
+    client.enterExtended(offer);
   }
 
   /**
@@ -289,11 +315,17 @@ export class RelayLink {
           this.wrote(from);
           return;
         }
+        if (calls.size >= MAX_TRACKED_CALLS) throw new IpcborError('IPCBOR_ERR_OVERLOADED', `more than ${MAX_TRACKED_CALLS} calls in flight through the relay on one connection`);
         calls.add(head.id);
       } else if (head.kind === Kind.Notify && this.draining) {
         return;
       } else if (head.kind === Kind.Cancel) {
+        // The CANCEL goes on first; then a relay draining may be done.
         calls.delete(head.id);
+        to.write(encodeExtended(headBytes, payload));
+        this.wrote(from.other);
+        this.endIfQuiet();
+        return;
       }
     } else if ((head.kind === Kind.Result || head.kind === Kind.End || (head.kind === Kind.Error && head.id !== 0)) && calls.delete(head.id) && this.draining) {
       to.write(encodeExtended(headBytes, payload));
