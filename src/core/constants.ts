@@ -67,6 +67,15 @@ export const PROTOCOL_VERSION = 1;
 /** Reserved method namespace: seed-style names never start with `$`. */
 export const RESERVED_PREFIX = '$ipcbor.';
 
+/** The WebSocket subprotocol of the bridge (src/node/bridge.ts): the browser client offers it, the bridge selects it. */
+export const WS_PROTOCOL = 'ipcbor';
+
+/** The prefix of the subprotocol that carries a bearer token to the bridge (`ipcbor.bearer.<token>`). */
+export const WS_TOKEN_PREFIX = 'ipcbor.bearer.';
+
+/** What a bridge token may hold: it travels as a subprotocol, whose characters are RFC 7230 token characters. */
+export const WS_TOKEN_CHARS = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
 /** Longest delay a timer can wait (2^31-1 ms, about 24.8 days); a longer timeout or deadline means none. */
 export const MAX_TIMER_MS = 0x7fffffff;
 

@@ -23,7 +23,7 @@ import type { Duplex } from 'node:stream';
 import { extname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { DEFAULT_WRITE_HIGH_WATER } from '../core/constants.js';
+import { DEFAULT_WRITE_HIGH_WATER, WS_PROTOCOL, WS_TOKEN_CHARS, WS_TOKEN_PREFIX } from '../core/constants.js';
 import { IpcborError } from '../core/errors.js';
 import type { FrameParts } from '../core/frame/encoder.js';
 import type { RelayCore } from '../core/relay/relay.js';
@@ -32,10 +32,6 @@ import { isLoopbackHost, type Address } from './address.js';
 import { listenAll, type Listening } from './server.js';
 import type { TlsServerOptions } from './tls.js';
 
-/** The subprotocol the browser client asks for; the bridge selects it. */
-export const WS_PROTOCOL = 'ipcbor';
-/** The prefix of the subprotocol that carries a bearer token. */
-export const WS_TOKEN_PREFIX = 'ipcbor.bearer.';
 /** How often the bridge pings each WebSocket, in ms; a peer that has not answered the previous ping by then is cut. */
 export const DEFAULT_PING_INTERVAL = 30_000;
 
@@ -66,9 +62,6 @@ export interface BridgeListenOptions extends BridgeOptions {
   /** The relay's frame limit: the largest message is one frame of it (head and lengths included). */
   maxFrameBytes: number;
 }
-
-/** The characters a subprotocol may carry (RFC 7230 token); a token outside them cannot be sent. */
-const TOKEN_CHARS = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
 /** Where the browser client's modules are: dist/src (this file is dist/src/node/bridge.js). */
 const MODULE_DIR = fileURLToPath(new URL('../', import.meta.url));
@@ -244,7 +237,7 @@ function refuseUpgrade(socket: Duplex, status: number, text: string): void {
  */
 export async function listenWebSocket(list: readonly Address[], relay: RelayCore, options: BridgeListenOptions, report: (err: IpcborError) => void): Promise<Listening> {
   const token = options.token;
-  if (token !== undefined && (token.length === 0 || !TOKEN_CHARS.test(token))) {
+  if (token !== undefined && (token.length === 0 || !WS_TOKEN_CHARS.test(token))) {
     throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', 'the bridge token must be a non-empty run of letters, digits and -._~+!#$%&\'*^`| (it travels as a WebSocket subprotocol): base64url fits');
   }
   const digest = token === undefined ? undefined : createHash('sha256').update(token).digest();
