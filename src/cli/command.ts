@@ -20,11 +20,11 @@ export interface Command {
   summary: string;
   usage: string;
   help: string;
-  options: Record<string, { type: 'string' | 'boolean'; short?: string }>;
-  run(positionals: string[], values: Record<string, string | boolean | undefined>, io: Io): Promise<number>;
+  options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+  run(positionals: string[], values: Record<string, string | boolean | string[] | undefined>, io: Io): Promise<number>;
 }
 
-export function option(values: Record<string, string | boolean | undefined>, name: string): string | undefined {
+export function option(values: Record<string, string | boolean | string[] | undefined>, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
 }
@@ -45,21 +45,23 @@ export const tlsHelp = `TLS (tls:HOST:PORT addresses; the server is always verif
   --servername NAME   the name the server's certificate must carry (default:
                       the address's host; an IP address is checked as one)`;
 
+/** The contents of the file named by option `--name`, or undefined when it is not given; a file that cannot be read is a usage error. */
+export function readOption(values: Record<string, string | boolean | string[] | undefined>, name: string): Buffer | undefined {
+  const file = option(values, name);
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `cannot read --${name} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+}
+
 /** `{ tls }` for connect(), from --ca/--cert/--key/--servername (nothing when none is given). */
-export function tlsFromOptions(values: Record<string, string | boolean | undefined>): { tls?: TlsClientOptions } {
-  const read = (name: string): Buffer | undefined => {
-    const file = option(values, name);
-    if (file === undefined) return undefined;
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `cannot read --${name} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-    }
-  };
-  const ca = read('ca');
-  const cert = read('cert');
-  const key = read('key');
-  const servername = option(values, 'servername');
+export function tlsFromOptions(values: Record<string, string | boolean | string[] | undefined>, prefix = ''): { tls?: TlsClientOptions } {
+  const ca = readOption(values, `${prefix}ca`);
+  const cert = readOption(values, `${prefix}cert`);
+  const key = readOption(values, `${prefix}key`);
+  const servername = option(values, `${prefix}servername`);
   if (ca === undefined && cert === undefined && key === undefined && servername === undefined) return {};
   return { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(servername === undefined ? {} : { servername }) } };
 }

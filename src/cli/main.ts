@@ -7,11 +7,12 @@ import { IpcborError, RemoteError } from '../core/errors.js';
 import { callCommand } from './call.js';
 import { describeCommand } from './describe.js';
 import { lsCommand } from './ls.js';
+import { relayCommand } from './relay.js';
 import { subscribeCommand } from './subscribe.js';
 import type { Command, Io } from './command.js';
 import { escapeControls } from './escape.js';
 
-const commands: Command[] = [callCommand, describeCommand, lsCommand, subscribeCommand];
+const commands: Command[] = [callCommand, describeCommand, lsCommand, relayCommand, subscribeCommand];
 
 const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets, TCP and TLS)
 
@@ -110,7 +111,7 @@ export async function main(argv: string[], sink: Pick<Io, 'out' | 'error'> & { d
     },
   };
   try {
-    const status = await command.run(parsed.positionals, parsed.values as Record<string, string | boolean | undefined>, full);
+    const status = await command.run(parsed.positionals, parsed.values as Record<string, string | boolean | string[] | undefined>, full);
     return status === 130 && ac.signal.aborted ? exitStatus : status;
   } catch (err) {
     if (err instanceof RemoteError) {

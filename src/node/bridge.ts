@@ -95,6 +95,8 @@ export class WebSocketTransport implements OpenTransport {
   /** Raw bytes read from the socket, and that count when the last whole message came out. */
   private rawIn = 0;
   private rawAtMessage = 0;
+  /** A message broke the rules: the connection is closing, and nothing more it sends is read. */
+  private refused = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -120,6 +122,7 @@ export class WebSocketTransport implements OpenTransport {
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       this.rawAtMessage = this.rawIn;
+      if (this.refused) return;
       if (!isBinary) return this.refuse(1003, 'text messages are not accepted: send each ipcbor frame as one binary message');
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       if (!oneFrame(bytes)) return this.refuse(1002, 'each message must hold exactly one ipcbor frame');
@@ -135,10 +138,10 @@ export class WebSocketTransport implements OpenTransport {
   }
 
   private refuse(code: number, why: string): void {
+    this.refused = true;
     this.error ??= new IpcborError(code === 1003 ? 'IPCBOR_ERR_PROTOCOL' : 'IPCBOR_ERR_BAD_FRAME', why);
+    // The peer's answer to the close is still read; its other messages are not.
     this.ws.close(code, why);
-    // The peer has the close frame's grace to answer it; it is not read meanwhile.
-    this.ws.pause();
   }
 
   get pendingBytes(): number {

@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { connect, IpcborError, serve, type Server } from '../../src/index.js';
+import { connect, createRelay, IpcborError, serve, type Relay, type Server } from '../../src/index.js';
 import { createTimer } from '../../examples/timer/timer.js';
 import { golden, toHex, values } from '../fixtures/golden.js';
 import { prerequisite, tempSocket } from '../helpers.js';
@@ -157,5 +157,39 @@ describe('ipcbor client -> C seed server', { skip }, () => {
     const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
     const { stdout } = await run(process.execPath, [cli, 'call', addresses[0]!, 'echo', JSON.stringify(values.echoParams), '--compact']);
     assert.equal(stdout.trim(), JSON.stringify(values.echoResult));
+  });
+});
+
+describe('through the TCP relay: C seed client -> relay -> ipcbor unix service, and ipcbor -> relay -> C server', { skip }, () => {
+  let server: Server;
+  let relay: Relay;
+  let cChild: ChildProcess;
+  let toC: Relay;
+  before(async () => {
+    server = await serve(createTimer('ipc-server'), `unix:${tempSocket()}`);
+    relay = await createRelay({ listen: 'tcp:127.0.0.1:0', to: server.addresses[0]! });
+    const path = tempSocket();
+    cChild = spawn(cServer, ['--unix', path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<string>((resolve) => createInterface({ input: cChild.stdout! }).once('line', resolve));
+    toC = await createRelay({ listen: 'tcp:127.0.0.1:0', to: `unix:${path}` });
+  });
+  after(async () => {
+    await relay.close();
+    await toC.close();
+    await server.close();
+    cChild.kill('SIGTERM');
+  });
+
+  it("prints the seed client's three lines through the relay", async () => {
+    const { stdout } = await run(cClient, flags(relay.addresses[0]!));
+    assert.deepEqual(stdout.trim().split('\n'), seedLines);
+  });
+
+  it('falls back to the seed framing through the relay when the service is the C server', async () => {
+    await using client = await connect(toC.addresses[0]!);
+    assert.equal(client.protocol, 'seed', "the relay passes the C server's refusal of the hello on as it came");
+    assert.equal(await client.call('version'), 'nim-timer v0.1.0');
+    assert.deepEqual(await client.call('echo', values.echoParams), values.echoResult);
+    assert.deepEqual(await client.call('schedule', values.scheduleParams), values.scheduleResult);
   });
 });

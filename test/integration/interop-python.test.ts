@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { defineService, method, s, serve, type Server } from '../../src/index.js';
+import { createRelay, defineService, method, s, serve, type Relay, type Server } from '../../src/index.js';
 import { createTimer } from '../../examples/timer/timer.js';
 import { tempSocket } from '../helpers.js';
 import { python, skipWithoutPython } from '../python.js';
@@ -33,6 +33,8 @@ const merged = (lines: Record<string, unknown>[]) => Object.assign({}, ...lines)
 
 describe('a Python client written from docs/PROTOCOL.md', { skip }, () => {
   let server: Server;
+  /** The same server behind a TCP relay: every test runs both ways. */
+  let relay: Relay;
   before(async () => {
     const test = defineService({
       name: 'test',
@@ -47,35 +49,43 @@ describe('a Python client written from docs/PROTOCOL.md', { skip }, () => {
       },
     });
     server = await serve([createTimer('ipc-server'), test], [`unix:${tempSocket()}`, 'tcp:127.0.0.1:0']);
+    relay = await createRelay({ listen: 'tcp:127.0.0.1:0', to: server.addresses[0]! });
   });
-  after(() => server.close());
+  after(async () => {
+    await relay.close();
+    await server.close();
+  });
+  const direct = () => server.addresses[1]!;
+  const relayed = () => relay.addresses[0]!;
 
-  it('speaks the seed framing: calls, an unknown method, pipelining', async () => {
-    const r = merged(await runPython([server.addresses[0]!, 'seed']));
-    assert.equal(r.version, 'nim-timer v0.1.0');
-    assert.deepEqual(r.echo, { echoed: 'from python', timerName: 'ipc-server' });
-    assert.equal(r.error, 1);
-    assert.equal(r.text, 'unknown method: nope');
-    assert.deepEqual(r.pipelined, ['p1', 'p2', 'p3']);
-  });
+  for (const [how, address] of [['directly', direct], ['through the TCP relay', relayed]] as const) {
+    it(`speaks the seed framing: calls, an unknown method, pipelining (${how})`, async () => {
+      const r = merged(await runPython([address(), 'seed']));
+      assert.equal(r.version, 'nim-timer v0.1.0');
+      assert.deepEqual(r.echo, { echoed: 'from python', timerName: 'ipc-server' });
+      assert.equal(r.error, 1);
+      assert.equal(r.text, 'unknown method: nope');
+      assert.deepEqual(r.pipelined, ['p1', 'p2', 'p3']);
+    });
 
-  it('opens the extended protocol: multiplexing, errors, events, deadlines, notifications', async () => {
-    const r = merged(await runPython([server.addresses[1]!, 'extended']));
-    assert.equal((r.hello as { version: number }).version, 1);
-    assert.deepEqual(r.order, ['b', 'c', 'a'], 'answers leave as they finish');
-    assert.deepEqual(r.error, { code: 'IPCBOR_ERR_UNKNOWN_METHOD', message: 'unknown method: nope' });
-    assert.deepEqual(r.event, { name: 'on_echo_fired', payload: { eventType: 'on_echo_fired', payload: { message: 'evt', echoCount: 1 } } });
-    assert.deepEqual(r.echo, { echoed: 'evt', timerName: 'ipc-server' });
-    assert.equal(r.deadline, 'IPCBOR_ERR_DEADLINE_EXCEEDED');
-    assert.equal(r.after_notify, 'nim-timer v0.1.0');
-    assert.equal(r.done, true);
-  });
+    it(`opens the extended protocol: multiplexing, errors, events, deadlines, notifications (${how})`, async () => {
+      const r = merged(await runPython([address(), 'extended']));
+      assert.equal((r.hello as { version: number }).version, 1);
+      assert.deepEqual(r.order, ['b', 'c', 'a'], 'answers leave as they finish');
+      assert.deepEqual(r.error, { code: 'IPCBOR_ERR_UNKNOWN_METHOD', message: 'unknown method: nope' });
+      assert.deepEqual(r.event, { name: 'on_echo_fired', payload: { eventType: 'on_echo_fired', payload: { message: 'evt', echoCount: 1 } } });
+      assert.deepEqual(r.echo, { echoed: 'evt', timerName: 'ipc-server' });
+      assert.equal(r.deadline, 'IPCBOR_ERR_DEADLINE_EXCEEDED');
+      assert.equal(r.after_notify, 'nim-timer v0.1.0');
+      assert.equal(r.done, true);
+    });
 
-  it('reads a result stream with credit, never past the window it announced', async () => {
-    for (const window of [1, 4, 16]) {
-      const r = merged(await runPython([server.addresses[0]!, 'stream', 'test.count', String(window)]));
-      assert.deepEqual(r.items, Array.from({ length: 100 }, (_, i) => i));
-      assert.ok((r.max_outstanding as number) <= window, `window ${window}: outstanding ${String(r.max_outstanding)}`);
-    }
-  });
+    it(`reads a result stream with credit, never past the window it announced (${how})`, async () => {
+      for (const window of [1, 4, 16]) {
+        const r = merged(await runPython([address(), 'stream', 'test.count', String(window)]));
+        assert.deepEqual(r.items, Array.from({ length: 100 }, (_, i) => i));
+        assert.ok((r.max_outstanding as number) <= window, `window ${window}: outstanding ${String(r.max_outstanding)}`);
+      }
+    });
+  }
 });

@@ -20,8 +20,10 @@ export interface RelayAdapter {
    * Bytes from the client, as they arrived: return the ipcbor frames they
    * complete (base framing, or extended after a hello), each whole. Keep
    * what is not complete yet, and bound it: throw to close the connection.
+   * `reply` sends bytes straight back to the client (an answer of the
+   * adapter's own, to a message it could not turn into a frame).
    */
-  fromClient?(chunk: Uint8Array): readonly Uint8Array[];
+  fromClient?(chunk: Uint8Array, reply: (bytes: Uint8Array) => void): readonly Uint8Array[];
   /** One whole ipcbor frame for the client: return the bytes to send it. */
   toClient?(frame: Uint8Array): Uint8Array;
 }
@@ -31,6 +33,7 @@ const EMPTY = new Uint8Array(0);
 /** `transport` with `adapter` between it and the relay. */
 export function adaptTransport(transport: OpenTransport, adapter: RelayAdapter): OpenTransport {
   const { fromClient, toClient } = adapter;
+  const reply = (bytes: Uint8Array) => void transport.write([bytes, EMPTY]);
   return {
     attach(sink: TransportSink): void {
       transport.attach({
@@ -38,7 +41,7 @@ export function adaptTransport(transport: OpenTransport, adapter: RelayAdapter):
           if (fromClient === undefined) return sink.onData(chunk);
           let frames: readonly Uint8Array[];
           try {
-            frames = fromClient.call(adapter, chunk);
+            frames = fromClient.call(adapter, chunk, reply);
           } catch (err) {
             transport.destroy();
             return sink.onClose(err);
