@@ -16,6 +16,8 @@
  */
 import { decode, encode } from 'cborg';
 import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { connect as connectWebSocket } from '../src/browser/index.js';
 import { cbor, connect, type Client } from '../src/index.js';
 import type { ServerProcess } from './processes.js';
 import { RawClient } from './raw-client.js';
@@ -23,10 +25,10 @@ import { PEERS, type PeerId } from './peers/index.js';
 import { peerRequire, peerVersion } from './peers/load.js';
 import type { Caller, Workload, WorkloadId } from './workloads.js';
 
-export const SYSTEM_IDS = ['raw', 'rawcodec', 'rawcborg', 'extended', 'seed', 'relay', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'] as const;
+export const SYSTEM_IDS = ['raw', 'rawcodec', 'rawcborg', 'extended', 'seed', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'] as const;
 export type SystemId = (typeof SYSTEM_IDS)[number];
 /** What runs when no selection is given (rawcborg is history: the codec ipcbor used before its own). */
-export const DEFAULT_SYSTEMS: readonly SystemId[] = ['raw', 'rawcodec', 'extended', 'seed', 'relay', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'];
+export const DEFAULT_SYSTEMS: readonly SystemId[] = ['raw', 'rawcodec', 'extended', 'seed', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'];
 
 export interface ServerSpec {
   /** One server process per key; systems with the same key share it. */
@@ -82,7 +84,11 @@ const decoded = (answer: unknown, w: Workload) => same(answer, w.params);
 
 /** A client of the ipcbor bench server that must have negotiated `protocol`. */
 async function ipcborCaller(address: string, protocol: 'extended' | 'seed', w: Workload): Promise<Caller> {
-  const c: Client = await connect(address, { protocol: protocol === 'extended' ? 'auto' : 'seed' });
+  return calling(await connect(address, { protocol: protocol === 'extended' ? 'auto' : 'seed' }), protocol, w);
+}
+
+/** A client (Node's or the browser's) that must have negotiated `protocol`, making the workload's call. */
+async function calling(c: Pick<Client, 'protocol' | 'call' | 'close'>, protocol: 'extended' | 'seed', w: Workload): Promise<Caller> {
   if (c.protocol !== protocol) {
     await c.close();
     throw new Error(`asked for ${protocol}, got a ${c.protocol} connection`);
@@ -102,12 +108,26 @@ function ipcbor(id: 'extended' | 'seed'): System {
   };
 }
 
-/** The small-call workloads a relay is measured on, and the relay's process in front of the ipcbor server. */
-const RELAYED: System['only'] = {
-  workloads: ['W1', 'W2', 'W4'],
-  why: 'measured on the small-call workloads W1, W2 and W4 only',
-};
-const relayServer = (kind: 'tcp' | 'ws'): ServerSpec => ({ key: `relay-${kind}`, script: here('./relay-server.js'), args: [kind], fronts: ipcborServer });
+/**
+ * ipcbor extended through a relay process in front of the ipcbor server
+ * (bench/relay-server.ts), listening on `listen`; measured on the
+ * small-call workloads only, against direct ipcbor extended.
+ */
+function viaRelay(id: 'relay' | 'bridge', listen: 'tcp' | 'ws', via: string, note: string, target: number, dial: (address: string) => Promise<Pick<Client, 'protocol' | 'call' | 'close'>>): System {
+  return {
+    id,
+    label: `ipcbor via ${via}`,
+    kind: 'ipcbor',
+    via,
+    note: `${note}; pinned, the relay runs with the servers (CPU 1: it shares the service side's core with the server; BENCH_RELAY_CPU moves it)`,
+    only: { workloads: ['W1', 'W2', 'W4'], why: 'measured on the small-call workloads W1, W2 and W4 only' },
+    targets: { W2: target, W4: target },
+    server: { key: `relay-${listen}`, script: here('./relay-server.js'), args: [listen], fronts: ipcborServer },
+    unavailable: () => undefined,
+    check: decoded,
+    open: async (server, w) => calling(await dial(server.address), 'extended', w),
+  };
+}
 
 function peer(id: PeerId, label: string, note: string, main: string): System {
   const mod = PEERS[id];
@@ -175,21 +195,23 @@ export const SYSTEMS: Record<SystemId, System> = {
   },
   extended: ipcbor('extended'),
   seed: ipcbor('seed'),
-  relay: {
-    id: 'relay',
-    label: 'ipcbor via TCP relay',
-    kind: 'ipcbor',
-    via: 'TCP relay',
-    note:
-      'connect() over TCP loopback to a relay process (createRelay, as a relay daemon runs), which has its own unix-socket connection to the ipcbor extended server for each client; ' +
-      'pinned, the relay runs with the servers (CPU 1: it shares the service side\'s core with the server; BENCH_RELAY_CPU moves it)',
-    only: RELAYED,
-    targets: { W2: 0.7, W4: 0.7 },
-    server: relayServer('tcp'),
-    unavailable: () => undefined,
-    check: decoded,
-    open: (server, w) => ipcborCaller(server.address, 'extended', w),
-  },
+  relay: viaRelay(
+    'relay',
+    'tcp',
+    'TCP relay',
+    'connect() over TCP loopback to a relay process (createRelay, as a relay daemon runs), which has its own unix-socket connection to the ipcbor extended server for each client',
+    0.7,
+    (address) => connect(address),
+  ),
+  bridge: viaRelay(
+    'bridge',
+    'ws',
+    'WebSocket bridge',
+    "the browser client (ipcbor/browser connect(), given the ws package's WebSocket) to a relay process's WebSocket bridge (createRelay on ws:127.0.0.1, allowNoOrigin: a program sends no Origin), " +
+      'which has its own unix-socket connection to the ipcbor extended server for each client; one binary message per frame',
+    0.5,
+    (address) => connectWebSocket(address, { WebSocket }),
+  ),
   jsonrpc: peer('jsonrpc', 'vscode-jsonrpc', 'JSON-RPC 2.0, Content-Length framing, JSON; W3 as base64 text', 'vscode-jsonrpc/node'),
   grpc: peer('grpc', '@grpc/grpc-js', 'unary calls over HTTP/2; JSON messages, W3 as raw bytes', '@grpc/grpc-js'),
   zeromq: peer('zeromq', 'zeromq', 'DEALER/ROUTER over ipc://; JSON messages, W3 as a raw bytes frame', 'zeromq'),
