@@ -294,6 +294,14 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
   http.requestTimeout = 30_000;
   http.on('request', (req, res) => void servePage(req, res, pages, modules));
   http.on('clientError', (_err, socket) => socket.destroy());
+  // One listener for every connection's upgrade (one each would be scanned at every upgrade).
+  const upgrades = new WeakMap<Duplex, (req: IncomingMessage, upgraded: Duplex, head: Buffer) => void>();
+  http.on('upgrade', (req: IncomingMessage, upgraded: Duplex, head: Buffer) => {
+    const check = upgrades.get(upgraded);
+    if (check === undefined) return upgraded.destroy();
+    upgrades.delete(upgraded);
+    check(req, upgraded, head);
+  });
 
   const listening = await listenAll(
     list,
@@ -310,11 +318,8 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
       return (transport, info) => {
         const socket = transport.socket;
         const port = socket.localPort;
-        http.emit('connection', socket);
-        // Each upgrade on this connection is checked here.
-        const onUpgrade = (req: IncomingMessage, upgraded: Duplex, head: Buffer) => {
-          if (upgraded !== socket) return;
-          http.off('upgrade', onUpgrade);
+        // The upgrade on this connection is checked here.
+        upgrades.set(socket, (req, upgraded, head) => {
           const origin = req.headers.origin;
           if (!originAllowed(origin, port)) {
             report(new IpcborError('IPCBOR_ERR_PROTOCOL', origin === undefined ? 'a WebSocket upgrade without an Origin was refused' : `a WebSocket upgrade from the origin ${origin} was refused`));
@@ -329,9 +334,8 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
             ws.on('pong', () => alive.add(ws));
             relay.accept(new WebSocketTransport(ws, upgraded), { ...info, transport: kind });
           });
-        };
-        http.on('upgrade', onUpgrade);
-        socket.once('close', () => http.off('upgrade', onUpgrade));
+        });
+        http.emit('connection', socket);
       };
     },
     'http',
