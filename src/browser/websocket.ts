@@ -19,6 +19,9 @@ const DRAIN_POLL_MS = 10;
 /** `readyState` values (the constants are on the class, not always on instances). */
 const OPEN = 1;
 
+/** The close code this client sends when the bridge breaks the wire contract (see fail). */
+export const PROTOCOL_ERROR_CLOSE = 4002;
+
 /** Close codes that end a connection normally: closed by either side, the page going away, or no code given. */
 const NORMAL_CLOSE = new Set([1000, 1001, 1005]);
 
@@ -69,8 +72,9 @@ export class BrowserWebSocketTransport implements OpenTransport {
       if (this.closed) return;
       const data = event.data;
       // The bridge sends only binary messages; anything else breaks the contract.
-      if (!(data instanceof ArrayBuffer)) return this.fail(1003, 'the bridge sent a message that is not binary');
-      const bytes = new Uint8Array(data);
+      // (By its tag, not instanceof: the ArrayBuffer may come from another realm.)
+      if (Object.prototype.toString.call(data) !== '[object ArrayBuffer]') return this.fail('the bridge sent a message that is not binary');
+      const bytes = new Uint8Array(data as ArrayBuffer);
       if (this.sink) this.sink.onData(bytes);
       else this.early.push(bytes);
     });
@@ -132,10 +136,14 @@ export class BrowserWebSocketTransport implements OpenTransport {
     this.onClose({ type: 'close', code: 1000 });
   }
 
-  /** The bridge broke the contract: close with `code` and report why. */
-  private fail(code: number, why: string): void {
-    this.ws.close(code, why);
-    this.onClose({ type: 'close', code, reason: why }, new IpcborError('IPCBOR_ERR_PROTOCOL', why));
+  /**
+   * The bridge broke the contract: close, saying why, and report it. A
+   * browser may close only with 1000 or 3000-4999 (1002 and 1003 are the
+   * server's to send): 4002, in the private range, mirrors 1002.
+   */
+  private fail(why: string): void {
+    this.ws.close(PROTOCOL_ERROR_CLOSE, why);
+    this.onClose({ type: 'close', code: PROTOCOL_ERROR_CLOSE, reason: why }, new IpcborError('IPCBOR_ERR_PROTOCOL', why));
   }
 
   private onClose(event: WebSocketEventLike, error?: IpcborError): void {

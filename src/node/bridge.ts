@@ -23,11 +23,11 @@ import type { Duplex } from 'node:stream';
 import { extname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { DEFAULT_WRITE_HIGH_WATER, WS_PROTOCOL, WS_TOKEN_CHARS, WS_TOKEN_PREFIX } from '../core/constants.js';
+import { DEFAULT_MAX_HANDSHAKES, DEFAULT_WRITE_HIGH_WATER, WS_PROTOCOL, WS_TOKEN_CHARS, WS_TOKEN_PREFIX } from '../core/constants.js';
 import { IpcborError } from '../core/errors.js';
 import type { FrameParts } from '../core/frame/encoder.js';
 import type { RelayCore } from '../core/relay/relay.js';
-import type { OpenTransport, TransportSink } from '../core/transport.js';
+import type { ConnectionInfo, OpenTransport, TransportSink } from '../core/transport.js';
 import { isLoopbackHost, type Address } from './address.js';
 import { listenAll, type Listening } from './server.js';
 import type { TlsServerOptions } from './tls.js';
@@ -51,6 +51,12 @@ export interface BridgeOptions {
   pages?: string;
   /** Ping interval in ms (default 30,000; 0: no pings). */
   pingInterval?: number;
+  /**
+   * HTTP connections held before they upgrade to a WebSocket (page
+   * requests, upgrades under way; default 128). Past it, a new one closes
+   * the one that has waited longest. They do not count in maxConnections.
+   */
+  maxWaiting?: number;
 }
 
 /** The bridge's own settings, with the listen options it shares with the relay. */
@@ -288,19 +294,34 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
       : undefined;
   pinger?.unref();
 
+  const maxWaiting = options.maxWaiting ?? DEFAULT_MAX_HANDSHAKES;
   const http = createServer();
   // Slow or idle HTTP requests do not hold the bridge.
   http.headersTimeout = 10_000;
   http.requestTimeout = 30_000;
   http.on('request', (req, res) => void servePage(req, res, pages, modules));
   http.on('clientError', (_err, socket) => socket.destroy());
-  // One listener for every connection's upgrade (one each would be scanned at every upgrade).
-  const upgrades = new WeakMap<Duplex, (req: IncomingMessage, upgraded: Duplex, head: Buffer) => void>();
-  http.on('upgrade', (req: IncomingMessage, upgraded: Duplex, head: Buffer) => {
-    const check = upgrades.get(upgraded);
-    if (check === undefined) return upgraded.destroy();
-    upgrades.delete(upgraded);
-    check(req, upgraded, head);
+
+  /** What each HTTP connection not yet upgraded came in on, oldest first. */
+  const waiting = new Map<Duplex, { info: Omit<ConnectionInfo, 'id' | 'protocol'>; kind: 'ws' | 'wss'; originAllowed: (origin: string | undefined) => boolean }>();
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const from = waiting.get(socket);
+    if (from === undefined) return refuseUpgrade(socket, 400, 'one upgrade per connection');
+    waiting.delete(socket);
+    const origin = req.headers.origin;
+    if (!from.originAllowed(origin)) {
+      report(new IpcborError('IPCBOR_ERR_PROTOCOL', origin === undefined ? 'a WebSocket upgrade without an Origin was refused' : `a WebSocket upgrade from the origin ${origin} was refused`));
+      return refuseUpgrade(socket, 403, origin === undefined ? 'an Origin header is required' : 'this origin is not allowed');
+    }
+    if (!tokenMatches(presentedToken(req), digest)) {
+      report(new IpcborError('IPCBOR_ERR_PROTOCOL', 'a WebSocket upgrade without the right token was refused'));
+      return refuseUpgrade(socket, 401, 'a valid bearer token is required');
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      alive.add(ws);
+      ws.on('pong', () => alive.add(ws));
+      relay.accept(new WebSocketTransport(ws, socket), { ...from.info, transport: from.kind });
+    });
   });
 
   const listening = await listenAll(
@@ -310,31 +331,22 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
       const scheme = a.kind === 'tls' ? 'https' : 'http';
       const own = a.kind === 'unix' ? undefined : `${scheme}://${a.host.includes(':') ? `[${a.host}]` : a.host}`;
       const kind = a.kind === 'tls' ? 'wss' : 'ws';
-      const originAllowed = (origin: string | undefined, port: number | undefined): boolean => {
-        if (origin === undefined) return options.allowNoOrigin === true;
-        if (extra === '*' || extra.has(origin) || isLoopbackOrigin(origin)) return true;
-        return own !== undefined && (origin === `${own}:${port}` || (port === (scheme === 'https' ? 443 : 80) && origin === own));
-      };
       return (transport, info) => {
         const socket = transport.socket;
         const port = socket.localPort;
-        // The upgrade on this connection is checked here.
-        upgrades.set(socket, (req, upgraded, head) => {
-          const origin = req.headers.origin;
-          if (!originAllowed(origin, port)) {
-            report(new IpcborError('IPCBOR_ERR_PROTOCOL', origin === undefined ? 'a WebSocket upgrade without an Origin was refused' : `a WebSocket upgrade from the origin ${origin} was refused`));
-            return refuseUpgrade(upgraded, 403, origin === undefined ? 'an Origin header is required' : 'this origin is not allowed');
-          }
-          if (!tokenMatches(presentedToken(req), digest)) {
-            report(new IpcborError('IPCBOR_ERR_PROTOCOL', 'a WebSocket upgrade without the right token was refused'));
-            return refuseUpgrade(upgraded, 401, 'a valid bearer token is required');
-          }
-          wss.handleUpgrade(req, upgraded, head, (ws) => {
-            alive.add(ws);
-            ws.on('pong', () => alive.add(ws));
-            relay.accept(new WebSocketTransport(ws, upgraded), { ...info, transport: kind });
-          });
-        });
+        const originAllowed = (origin: string | undefined): boolean => {
+          if (origin === undefined) return options.allowNoOrigin === true;
+          if (extra === '*' || extra.has(origin) || isLoopbackOrigin(origin)) return true;
+          return own !== undefined && (origin === `${own}:${port}` || (port === (scheme === 'https' ? 443 : 80) && origin === own));
+        };
+        // HTTP connections not yet upgraded are bounded: past the bound, the oldest goes.
+        if (waiting.size >= maxWaiting) {
+          const [oldest] = waiting.keys();
+          waiting.delete(oldest!);
+          oldest!.destroy();
+        }
+        waiting.set(socket, { info, kind, originAllowed });
+        socket.once('close', () => waiting.delete(socket));
         http.emit('connection', socket);
       };
     },
@@ -378,6 +390,8 @@ async function servePage(req: IncomingMessage, res: ServerResponse, pages: strin
   } catch {
     return send(res, 404, 'not found');
   }
+  // The browser client's modules name source maps the bridge does not serve: the reference is dropped.
+  if (file.startsWith(modules)) body = Buffer.from(body.toString('utf8').replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n'));
   res.writeHead(200, { 'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
   res.end(req.method === 'HEAD' ? undefined : body);
 }

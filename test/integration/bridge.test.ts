@@ -252,6 +252,8 @@ describe('the WebSocket bridge', () => {
     const core = await get(a, '/ipcbor/core/index.js');
     assert.equal(core.status, 200);
     assert.match(core.type!, /javascript/);
+    assert.doesNotMatch(core.body, /sourceMappingURL/, 'no reference to a source map that is not served');
+    assert.match((await get(a, '/ipcbor/browser/index.js')).body, /export async function connect/);
     for (const path of ['/../package.json', '/%2e%2e/package.json', '/ipcbor/node/relay.js', '/ipcbor/core/index.d.ts', '/ipcbor/../node/bridge.js', '/missing.html', '/js']) {
       assert.equal((await get(a, path)).status, 404, path);
     }
@@ -274,6 +276,29 @@ describe('the WebSocket bridge', () => {
       await peer.sayHello();
       const { code } = await peer.closed.promise;
       assert.equal(code, 1000);
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('holds only so many connections that have not upgraded: past the bound, the oldest goes', async () => {
+    const relay = await createRelay({ listen: 'ws:127.0.0.1:0', to: server.addresses[0]!, websocket: { maxWaiting: 2, allowNoOrigin: true } });
+    try {
+      const a = relay.addresses[0]!;
+      const [host, port] = [a.slice(3, a.lastIndexOf(':')), Number(a.slice(a.lastIndexOf(':') + 1))];
+      const idle = [];
+      for (let i = 0; i < 3; i++) {
+        const s = createConnection({ host, port });
+        s.on('error', () => {});
+        await once(s, 'connect');
+        idle.push(s);
+      }
+      // The first, idle longest, is closed by the third; the WebSocket clients after them are served.
+      await once(idle[0]!, 'close');
+      const peer = new WsPeer(await open(a));
+      await peer.sayHello();
+      peer.ws.close();
+      for (const s of idle) s.destroy();
     } finally {
       await relay.close();
     }
