@@ -93,6 +93,55 @@ export function startServer(script: string, name: string, nodeArgs: readonly str
   });
 }
 
+/** What `startServers` needs of a server: see ServerSpec in systems.ts. */
+export interface StartSpec {
+  key: string;
+  script: string;
+  args: readonly string[];
+  fronts?: StartSpec;
+}
+
+/** The servers of a run, by key: each one's start (settled), and a stop for all. */
+export interface Servers {
+  readonly started: ReadonlyMap<string, Promise<ServerProcess>>;
+  /** Stop those that started, a server in front of another (a relay) before that one. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Start each server of `specs` once per key, together; a server that stands
+ * in front of another (a relay) starts once that one is ready, with its
+ * address as the last argument. `cpu` says where each is pinned.
+ */
+export async function startServers(specs: Iterable<StartSpec>, nodeArgs: readonly string[] = [], cpu: (spec: StartSpec) => number | undefined = () => undefined): Promise<Servers> {
+  const started = new Map<string, Promise<ServerProcess>>();
+  const front: Promise<ServerProcess>[] = [];
+  const back: Promise<ServerProcess>[] = [];
+  const start = (spec: StartSpec): Promise<ServerProcess> => {
+    let p = started.get(spec.key);
+    if (p === undefined) {
+      p = (async () => {
+        const args = spec.fronts === undefined ? spec.args : [...spec.args, (await start(spec.fronts)).address];
+        return startServer(spec.script, spec.key, nodeArgs, cpu(spec), args);
+      })();
+      started.set(spec.key, p);
+      (spec.fronts === undefined ? back : front).push(p);
+    }
+    return p;
+  };
+  await Promise.allSettled([...specs].map(start));
+  const stopAll = async (list: Promise<ServerProcess>[]) => {
+    await Promise.all((await Promise.allSettled(list)).map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+  };
+  return {
+    started,
+    async stop() {
+      await stopAll(front);
+      await stopAll(back);
+    },
+  };
+}
+
 /** Kill whatever is left and remove the run dir. Synchronous, so it can run in an 'exit' handler. */
 export function cleanup(): void {
   for (const c of children) c.kill('SIGKILL');

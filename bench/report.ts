@@ -10,6 +10,12 @@ export interface SystemReport {
   kind: 'baseline' | 'ipcbor' | 'peer';
   version?: string;
   note?: string;
+  /** What stands between its client and the server (ipcbor through a relay): judged against direct ipcbor extended, not the raw loop. */
+  via?: string;
+  /** The workloads it runs, and why not the others (absent: all). */
+  only?: { workloads: string[]; why: string };
+  /** Lowest acceptable figure over ipcbor extended's, by workload. */
+  targets?: Record<string, number>;
   /** Why it did not run. */
   unavailable?: string;
 }
@@ -28,6 +34,8 @@ export interface Report {
     /** 1-minute load average when the run started and ended: other work on the machine skews every figure. */
     loadBefore?: number;
     loadAfter?: number;
+    /** Pinned, with a relay in the run: the CPU the relay processes ran on. */
+    relayCpu?: number;
   };
   workloads: { id: string; title: string; unit: 'calls/s' | 'MiB/s'; connections: number; inflight: number; target: number }[];
   p99Target: number;
@@ -62,19 +70,24 @@ function table(head: string[], rows: string[][], leftCols = 1): string {
   return [line(head), widths.map((n) => '-'.repeat(n)).join('-|-'), ...rows.map(line)].join('\n');
 }
 
+/** ipcbor as a client reaches a server itself, not through a relay. */
+const direct = (s: SystemReport) => s.kind === 'ipcbor' && s.via === undefined;
+
 function statusOf(r: Report, w: string, s: SystemReport): string | undefined {
   if (s.unavailable) return 'unavailable';
+  if (s.only && !s.only.workloads.includes(w)) return 'not run';
   const c = cellOf(r, w, s.id);
   if (c && c.errors.length > 0) return 'failed';
   return undefined;
 }
 
+const relays = (m: Report['meta']) => (m.relayCpu === undefined ? '' : `, relays on CPU ${m.relayCpu}`);
 const load = (m: Report['meta']) => (m.loadBefore === undefined ? '' : ` | load ${m.loadBefore.toFixed(1)}${m.loadAfter === undefined ? '' : ` to ${m.loadAfter.toFixed(1)}`}`);
 
 export function renderTables(r: Report): string {
   const out: string[] = [];
   const m = r.meta;
-  out.push(`node ${m.node} | ${m.cpu} | ${m.cores} cores${m.pinned ? ', client on CPU 0, servers on CPU 1' : ', not pinned'} | median of ${m.repeats} x ${m.seconds} s per cell after ${m.warmup} s warm-up${load(m)}`);
+  out.push(`node ${m.node} | ${m.cpu} | ${m.cores} cores${m.pinned ? `, client on CPU 0, servers on CPU 1${relays(m)}` : ', not pinned'} | median of ${m.repeats} x ${m.seconds} s per cell after ${m.warmup} s warm-up${load(m)}`);
   out.push('');
   const ext = 'extended';
   const hasExt = r.systems.some((s) => s.id === ext && !s.unavailable);
@@ -98,10 +111,10 @@ export function renderTables(r: Report): string {
 
   // Issue 10's targets: ipcbor over the raw loop.
   const raw = 'raw';
-  if (r.systems.some((s) => s.id === raw && !s.unavailable) && r.systems.some((s) => s.kind === 'ipcbor' && !s.unavailable)) {
+  if (r.systems.some((s) => s.id === raw && !s.unavailable) && r.systems.some((s) => direct(s) && !s.unavailable)) {
     out.push('');
     out.push('Targets (ipcbor / raw loop with no CBOR):');
-    const ipc = r.systems.filter((s) => s.kind === 'ipcbor' && !s.unavailable);
+    const ipc = r.systems.filter((s) => direct(s) && !s.unavailable);
     const codec = r.systems.some((s) => s.id === 'rawcodec' && !s.unavailable);
     const th = ['workload', ...ipc.map((s) => `${s.id} / raw`), 'target', ...(codec ? ['raw+codec / raw', 'extended / raw+codec'] : [])];
     const tr = r.workloads.map((w) => {
@@ -119,6 +132,27 @@ export function renderTables(r: Report): string {
     out.push(table(th, tr));
   }
 
+  // ipcbor through a relay, over ipcbor extended direct.
+  const relayed = r.systems.filter((s) => s.via !== undefined && !s.unavailable);
+  const targeted = r.workloads.filter((w) => relayed.some((s) => !s.only || s.only.workloads.includes(w.id)));
+  if (hasExt && relayed.length > 0 && targeted.length > 0) {
+    out.push('');
+    out.push('Through a relay (figure / ipcbor extended direct, same run):');
+    const th = ['workload', ...relayed.map((s) => `${s.id} / extended`)];
+    const tr = targeted.map((w) => [
+      w.id,
+      ...relayed.map((s) => {
+        const st = statusOf(r, w.id, s);
+        if (st) return st;
+        const x = ratio(figure(r, w.id, s.id), figure(r, w.id, ext));
+        const t = s.targets?.[w.id];
+        if (x === undefined) return '-';
+        return t === undefined ? r2(x) : `${r2(x)} ${x >= t ? 'PASS' : 'below'} (>= ${t})`;
+      }),
+    ]);
+    out.push(table(th, tr));
+  }
+
   // W1 latency.
   if (r.workloads.some((w) => w.id === 'W1')) {
     const rawP99 = median(cellOf(r, 'W1', raw)?.p99s ?? []);
@@ -130,16 +164,20 @@ export function renderTables(r: Report): string {
         const c = cellOf(r, 'W1', s.id)!;
         const p99 = median(c.p99s)!;
         const x = ratio(p99, rawP99);
-        const verdict = x === undefined || s.kind !== 'ipcbor' ? '' : x <= r.p99Target ? ' PASS' : ' above';
+        const verdict = x === undefined || !direct(s) ? '' : x <= r.p99Target ? ' PASS' : ' above';
         return [s.label, median(c.p50s)!.toFixed(1), p99.toFixed(1), x === undefined ? '-' : `${x.toFixed(2)}${verdict}`];
       });
     out.push(table(['system', 'p50 us', 'p99 us', 'p99 / raw p99'], lr));
   }
 
-  const notes = r.systems.filter((s) => s.note || s.unavailable);
+  const notes = r.systems.filter((s) => s.note || s.unavailable || s.only);
   if (notes.length > 0) {
     out.push('');
-    for (const s of notes) out.push(`${s.label}: ${s.unavailable ? `unavailable: ${s.unavailable}` : s.note}`);
+    for (const s of notes) {
+      const skipped = r.workloads.filter((w) => s.only && !s.only.workloads.includes(w.id)).map((w) => w.id);
+      const why = skipped.length > 0 ? `not run on ${skipped.join(', ')}: ${s.only!.why}` : undefined;
+      out.push(`${s.label}: ${s.unavailable ? `unavailable: ${s.unavailable}` : [s.note, why].filter(Boolean).join('; ')}`);
+    }
   }
   const failures = Object.entries(r.cells).filter(([, c]) => c.errors.length > 0);
   for (const [k, c] of failures) out.push(`${k} failed: ${c.errors[0]}`);
@@ -160,6 +198,8 @@ const COLORS: Record<string, string> = {
   rawcborg: '#c9cdd2',
   extended: '#1a66d2',
   seed: '#6b9de6',
+  relay: '#2f4f8f',
+  bridge: '#5a78b0',
   jsonrpc: '#e0892b',
   grpc: '#3aa76d',
   zeromq: '#b8503f',
@@ -185,7 +225,7 @@ export function renderSvg(r: Report): string {
   let y = 58;
   parts.push(`<text x="16" y="26" class="title">ipcbor vs the Node limit and Node IPC libraries (higher is better)</text>`);
   parts.push(
-    `<text x="16" y="44" class="meta">${esc(`${m.date.slice(0, 10)} · node ${m.node} · ${m.cores} cores${m.pinned ? ' (client CPU 0, servers CPU 1)' : ''} · median of ${m.repeats} × ${m.seconds} s${load(m).replace(' |', ' ·')} · unix sockets · ratio = system / ipcbor extended`)}</text>`,
+    `<text x="16" y="44" class="meta">${esc(`${m.date.slice(0, 10)} · node ${m.node} · ${m.cores} cores${m.pinned ? ` (client CPU 0, servers CPU 1${relays(m).replace(' on', '')})` : ''} · median of ${m.repeats} × ${m.seconds} s${load(m).replace(' |', ' ·')} · unix sockets · ratio = system / ipcbor extended`)}</text>`,
   );
   for (const w of r.workloads) {
     const values = r.systems.map((s) => (s.unavailable ? undefined : figure(r, w.id, s.id)));
@@ -221,6 +261,10 @@ export function renderSvg(r: Report): string {
   }
   parts.push(`<text x="16" y="${y}" class="meta">W3: JSON peers carry the 1 MiB as base64 text; grpc and zeromq as raw bytes. Source: bench/run.ts (npm run bench).</text>`);
   y += 14;
+  if (r.systems.some((s) => s.via !== undefined && !s.unavailable)) {
+    parts.push(`<text x="16" y="${y}" class="meta">Via relay / bridge: a relay process between client (TCP or WebSocket on loopback) and the ipcbor server (unix socket).</text>`);
+    y += 14;
+  }
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif">`,
     '<style>',

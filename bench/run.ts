@@ -2,8 +2,10 @@
  * `npm run bench`: ipcbor against the raw `net` loop (the Node limit for its
  * framing), the raw loop with ipcbor's codec, and the Node IPC libraries
  * people use (vscode-jsonrpc, @grpc/grpc-js, zeromq, node-ipc), side by side
- * in one run. Each system's server runs in its own forked process; the
- * client is this process. Unix sockets in a temp dir.
+ * in one run, and ipcbor through its relay (TCP) and WebSocket bridge. Each
+ * system's server runs in its own forked process, and so does a relay in
+ * front of one; the client is this process. Unix sockets in a temp dir
+ * (the relays listen on loopback TCP ports).
  *
  *   node dist/bench/run.js [--workloads W1,W2] [--systems raw,extended,grpc]
  *                          [--seconds S] [--warmup S] [--repeats N]
@@ -12,8 +14,8 @@
  * Environment (flags win):
  *   BENCH_ONLY         workloads, e.g. "W1,W3" (default all: W1-W5)
  *   BENCH_SYSTEMS      systems, e.g. "raw,extended" (BENCH_IMPLS too); default
- *                      raw, rawcodec, extended, seed, jsonrpc, grpc, zeromq,
- *                      nodeipc (add rawcborg for the raw loop with cborg)
+ *                      raw, rawcodec, extended, seed, relay, jsonrpc, grpc,
+ *                      zeromq, nodeipc (add rawcborg for the raw loop with cborg)
  *   BENCH_SECONDS      measured seconds per cell (default 2; the full run takes
  *                      about 6 minutes on a 2-core machine)
  *   BENCH_WARMUP       warm-up seconds per cell (default 0.5)
@@ -24,7 +26,10 @@
  *   BENCH_IDLE         0: skip the idle-memory section (bench/idle.js)
  *   BENCH_PROFILE_DIR  run the servers with --cpu-prof, profiles written there
  *   BENCH_PIN          0: do not pin; by default (with >= 2 CPUs and taskset)
- *                      this process runs on CPU 0 and the servers on CPU 1
+ *                      this process runs on CPU 0 and the servers (relays
+ *                      included) on CPU 1
+ *   BENCH_RELAY_CPU    when pinned, the CPU of the relay processes instead of
+ *                      the servers' (e.g. 0: beside the client)
  *
  * Progress goes to stderr; the tables to stdout.
  */
@@ -33,7 +38,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cleanup, cleanupOnExit, pinSelf, startServer, type ServerProcess } from './processes.js';
+import { cleanup, cleanupOnExit, pinSelf, startServers, type ServerProcess } from './processes.js';
 import { renderSvg, renderTables, type Report, type SystemReport, type CellReport } from './report.js';
 import { DEFAULT_SYSTEMS, SYSTEM_IDS, SYSTEMS, type System, type SystemId } from './systems.js';
 import { P99_TARGET, WORKLOADS, measure, openMany, sleep, type Caller, type Measured, type Workload } from './workloads.js';
@@ -112,7 +117,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   const pinned = env.BENCH_PIN !== '0' && cpus().length >= 2 && pinSelf(0);
   const serverCpu = pinned ? 1 : undefined;
-  const where = pinned ? 'client on CPU 0, servers on CPU 1' : 'not pinned';
+  const relayCpu = pinned && env.BENCH_RELAY_CPU ? Number(env.BENCH_RELAY_CPU) : serverCpu;
+  const withRelay = systemIds.some((id) => SYSTEMS[id].server.fronts !== undefined);
+  const where = pinned ? `client on CPU 0, servers on CPU 1${withRelay ? `, relays on CPU ${relayCpu}` : ''}` : 'not pinned';
   const meta: Report['meta'] = {
     date: new Date().toISOString(),
     node: process.version,
@@ -123,6 +130,7 @@ async function main(): Promise<void> {
     warmup,
     repeats,
     loadBefore: loadavg()[0]!,
+    ...(pinned && withRelay ? { relayCpu: relayCpu! } : {}),
   };
   if (meta.loadBefore! > meta.cores / 2) progress(`note: the machine is busy (1-minute load average ${meta.loadBefore!.toFixed(1)} on ${meta.cores} cores): expect noisy figures, ratios included`);
   progress(`ipcbor bench: node ${meta.node}, ${meta.cpu} (${meta.cores} cores, ${where}), ${seconds} s x ${repeats} per cell after ${warmup} s warm-up`);
@@ -131,35 +139,55 @@ async function main(): Promise<void> {
   const systems: (SystemReport & { id: SystemId })[] = systemIds.map((id) => {
     const s = SYSTEMS[id];
     const why = s.unavailable();
-    return { id, label: s.label, kind: s.kind, ...(s.version ? { version: s.version } : {}), ...(s.note ? { note: s.note } : {}), ...(why ? { unavailable: why } : {}) };
+    return {
+      id,
+      label: s.label,
+      kind: s.kind,
+      ...(s.version ? { version: s.version } : {}),
+      ...(s.note ? { note: s.note } : {}),
+      ...(s.via ? { via: s.via } : {}),
+      ...(s.only ? { only: { workloads: [...s.only.workloads], why: s.only.why } } : {}),
+      ...(s.targets ? { targets: { ...s.targets } } : {}),
+      ...(why ? { unavailable: why } : {}),
+    };
   });
 
-  // One server process per server key, started together.
+  // One server process per server key, started together (a relay once the server behind it is ready).
   const servers = new Map<string, ServerProcess>();
-  const specs = new Map(systems.filter((s) => !s.unavailable).map((s) => [SYSTEMS[s.id].server.key, SYSTEMS[s.id].server]));
-  await Promise.all(
-    [...specs.values()].map(async (spec) => {
-      try {
-        servers.set(spec.key, await startServer(spec.script, spec.key, serverArgs, serverCpu, spec.args));
-      } catch (err) {
-        for (const s of systems) if (SYSTEMS[s.id].server.key === spec.key) s.unavailable = `its server did not start: ${(err as Error).message}`;
-      }
-    }),
+  const processes = await startServers(
+    systems.filter((s) => !s.unavailable).map((s) => SYSTEMS[s.id].server),
+    serverArgs,
+    (spec) => (spec.fronts === undefined ? serverCpu : relayCpu),
   );
+  for (const s of systems) {
+    const p = processes.started.get(SYSTEMS[s.id].server.key);
+    if (p === undefined) continue;
+    try {
+      servers.set(SYSTEMS[s.id].server.key, await p);
+    } catch (err) {
+      s.unavailable = `its server did not start: ${(err as Error).message}`;
+    }
+  }
   for (const s of systems) if (s.unavailable) progress(`  ${s.id}: unavailable: ${s.unavailable}`);
   const running = systems.filter((s) => !s.unavailable);
 
   const cells = new Map<string, CellReport>();
   const key = (w: string, s: string) => `${w}/${s}`;
   for (const w of workloads) for (const s of systems) cells.set(key(w.id, s.id), { samples: [], p50s: [], p99s: [], errors: [] });
+  const runs = (s: SystemReport, w: Workload) => s.only === undefined || s.only.workloads.includes(w.id);
+  for (const s of running) {
+    const skipped = workloads.filter((w) => !runs(s, w)).map((w) => w.id);
+    if (skipped.length > 0) progress(`  ${s.id}: not run on ${skipped.join(', ')}: ${s.only!.why}`);
+  }
 
   // Repeats are interleaved (every cell once, then again) so that drift in
   // the machine's speed spreads over all cells rather than hitting one.
-  const total = repeats * workloads.length * running.length;
+  const total = repeats * workloads.reduce((n, w) => n + running.filter((s) => runs(s, w)).length, 0);
   let n = 0;
   for (let r = 1; r <= repeats; r++) {
     for (const w of workloads) {
       for (const s of running) {
+        if (!runs(s, w)) continue;
         const c = cells.get(key(w.id, s.id))!;
         n++;
         const tag = `[${String(n).padStart(String(total).length)}/${total}] ${w.id} ${s.id.padEnd(8)}`;
@@ -183,7 +211,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  await Promise.all([...servers.values()].map((s) => s.stop()));
+  await processes.stop();
 
   const idle = runIdle();
   const report: Report = {

@@ -9,27 +9,34 @@
  * - rawcborg (opt-in): the same with plain cborg.
  * - extended, seed: ipcbor's `connect()` (negotiated extended protocol, or
  *   the seed framing) against one `serve()`.
+ * - relay, bridge: ipcbor's extended protocol through a relay process in
+ *   front of that same server (`createRelay`): over TCP, or over WebSocket
+ *   through the bridge. Judged against direct ipcbor extended.
  * - jsonrpc, grpc, zeromq, nodeipc: the peers (bench/peers/).
  */
 import { decode, encode } from 'cborg';
 import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { connect as connectWebSocket } from '../src/browser/index.js';
 import { cbor, connect, type Client } from '../src/index.js';
 import type { ServerProcess } from './processes.js';
 import { RawClient } from './raw-client.js';
 import { PEERS, type PeerId } from './peers/index.js';
 import { peerRequire, peerVersion } from './peers/load.js';
-import type { Caller, Workload } from './workloads.js';
+import type { Caller, Workload, WorkloadId } from './workloads.js';
 
-export const SYSTEM_IDS = ['raw', 'rawcodec', 'rawcborg', 'extended', 'seed', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'] as const;
+export const SYSTEM_IDS = ['raw', 'rawcodec', 'rawcborg', 'extended', 'seed', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'] as const;
 export type SystemId = (typeof SYSTEM_IDS)[number];
 /** What runs when no selection is given (rawcborg is history: the codec ipcbor used before its own). */
-export const DEFAULT_SYSTEMS: readonly SystemId[] = ['raw', 'rawcodec', 'extended', 'seed', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'];
+export const DEFAULT_SYSTEMS: readonly SystemId[] = ['raw', 'rawcodec', 'extended', 'seed', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'];
 
 export interface ServerSpec {
   /** One server process per key; systems with the same key share it. */
   key: string;
   script: string;
   args: string[];
+  /** The server this one stands in front of (a relay): started first, its address appended to `args`. */
+  fronts?: ServerSpec;
 }
 
 export interface System {
@@ -41,6 +48,12 @@ export interface System {
   version?: string;
   /** How the system carries the workloads, where it differs from ipcbor. */
   note?: string;
+  /** What stands between the client and the server (ipcbor through a relay); such a system is judged against direct ipcbor extended. */
+  via?: string;
+  /** The workloads it runs (default all), and why it is not run on the others. */
+  only?: { workloads: readonly WorkloadId[]; why: string };
+  /** Lowest acceptable figure over ipcbor extended's in the same run, by workload. */
+  targets?: Partial<Record<WorkloadId, number>>;
   server: ServerSpec;
   open(server: ServerProcess, w: Workload): Promise<Caller>;
   /** Whether an answer is the echo of the workload's params. */
@@ -69,6 +82,20 @@ const rawServer = (mode?: string): ServerSpec => ({ key: mode ? `raw-${mode}` : 
 const ipcborServer: ServerSpec = { key: 'ipcbor', script: here('./server.js'), args: [] };
 const decoded = (answer: unknown, w: Workload) => same(answer, w.params);
 
+/** A client of the ipcbor bench server that must have negotiated `protocol`. */
+async function ipcborCaller(address: string, protocol: 'extended' | 'seed', w: Workload): Promise<Caller> {
+  return calling(await connect(address, { protocol: protocol === 'extended' ? 'auto' : 'seed' }), protocol, w);
+}
+
+/** A client (Node's or the browser's) that must have negotiated `protocol`, making the workload's call. */
+async function calling(c: Pick<Client, 'protocol' | 'call' | 'close'>, protocol: 'extended' | 'seed', w: Workload): Promise<Caller> {
+  if (c.protocol !== protocol) {
+    await c.close();
+    throw new Error(`asked for ${protocol}, got a ${c.protocol} connection`);
+  }
+  return { call: () => c.call('echo', w.params), close: () => c.close() };
+}
+
 function ipcbor(id: 'extended' | 'seed'): System {
   return {
     id,
@@ -77,14 +104,28 @@ function ipcbor(id: 'extended' | 'seed'): System {
     server: ipcborServer,
     unavailable: () => undefined,
     check: decoded,
-    async open(server, w) {
-      const c: Client = await connect(server.address, { protocol: id === 'extended' ? 'auto' : 'seed' });
-      if (c.protocol !== id) {
-        await c.close();
-        throw new Error(`asked for ${id}, got a ${c.protocol} connection`);
-      }
-      return { call: () => c.call('echo', w.params), close: () => c.close() };
-    },
+    open: (server, w) => ipcborCaller(server.address, id, w),
+  };
+}
+
+/**
+ * ipcbor extended through a relay process in front of the ipcbor server
+ * (bench/relay-server.ts), listening on `listen`; measured on the
+ * small-call workloads only, against direct ipcbor extended.
+ */
+function viaRelay(id: 'relay' | 'bridge', listen: 'tcp' | 'ws', via: string, note: string, target: number, dial: (address: string) => Promise<Pick<Client, 'protocol' | 'call' | 'close'>>): System {
+  return {
+    id,
+    label: `ipcbor via ${via}`,
+    kind: 'ipcbor',
+    via,
+    note: `${note}; pinned, the relay runs with the servers (CPU 1: it shares the service side's core with the server; BENCH_RELAY_CPU moves it)`,
+    only: { workloads: ['W1', 'W2', 'W4'], why: 'measured on the small-call workloads W1, W2 and W4 only' },
+    targets: { W2: target, W4: target },
+    server: { key: `relay-${listen}`, script: here('./relay-server.js'), args: [listen], fronts: ipcborServer },
+    unavailable: () => undefined,
+    check: decoded,
+    open: async (server, w) => calling(await dial(server.address), 'extended', w),
   };
 }
 
@@ -154,6 +195,23 @@ export const SYSTEMS: Record<SystemId, System> = {
   },
   extended: ipcbor('extended'),
   seed: ipcbor('seed'),
+  relay: viaRelay(
+    'relay',
+    'tcp',
+    'TCP relay',
+    'connect() over TCP loopback to a relay process (createRelay, as a relay daemon runs), which has its own unix-socket connection to the ipcbor extended server for each client',
+    0.7,
+    (address) => connect(address),
+  ),
+  bridge: viaRelay(
+    'bridge',
+    'ws',
+    'WebSocket bridge',
+    "the browser client (ipcbor/browser connect(), given the ws package's WebSocket) to a relay process's WebSocket bridge (createRelay on ws:127.0.0.1, allowNoOrigin: a program sends no Origin), " +
+      'which has its own unix-socket connection to the ipcbor extended server for each client; one binary message per frame',
+    0.5,
+    (address) => connectWebSocket(address, { WebSocket }),
+  ),
   jsonrpc: peer('jsonrpc', 'vscode-jsonrpc', 'JSON-RPC 2.0, Content-Length framing, JSON; W3 as base64 text', 'vscode-jsonrpc/node'),
   grpc: peer('grpc', '@grpc/grpc-js', 'unary calls over HTTP/2; JSON messages, W3 as raw bytes', '@grpc/grpc-js'),
   zeromq: peer('zeromq', 'zeromq', 'DEALER/ROUTER over ipc://; JSON messages, W3 as a raw bytes frame', 'zeromq'),

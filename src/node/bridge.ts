@@ -106,6 +106,8 @@ export class WebSocketTransport implements OpenTransport {
   private rawAtMessage = 0;
   /** A message broke the rules: the connection is closing, and nothing more it sends is read. */
   private refused = false;
+  /** The socket is corked until the next tick: the messages sent in one tick leave in one write. */
+  private corked = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -164,6 +166,11 @@ export class WebSocketTransport implements OpenTransport {
   write(parts: FrameParts): boolean {
     const ws = this.ws;
     if (ws.readyState !== ws.OPEN) return true;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(uncorkLater, this);
+    }
     const [header, body] = parts;
     if (body.length > 16 * 1024) {
       // One message in two fragments: the body is not copied.
@@ -176,6 +183,12 @@ export class WebSocketTransport implements OpenTransport {
       ws.send(message, { binary: true });
     }
     return ws.bufferedAmount < DEFAULT_WRITE_HIGH_WATER;
+  }
+
+  /** Hand this tick's messages to the socket. */
+  uncork(): void {
+    this.corked = false;
+    this.socket.uncork();
   }
 
   pause(): void {
@@ -198,6 +211,10 @@ export class WebSocketTransport implements OpenTransport {
 const EMPTY = new Uint8Array(0);
 /** The header of a masked control frame from a client (2 bytes, and the 4-byte mask). */
 const CONTROL_HEADER = 6;
+
+function uncorkLater(t: WebSocketTransport): void {
+  t.uncork();
+}
 
 /** Does `bytes` hold exactly one frame: `u32 a | a bytes | u32 b | b bytes`? */
 function oneFrame(bytes: Uint8Array): boolean {
