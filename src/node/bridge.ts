@@ -219,10 +219,14 @@ function uncorkLater(t: WebSocketTransport): void {
 /** Does `bytes` hold exactly one frame: `u32 a | a bytes | u32 b | b bytes`? */
 function oneFrame(bytes: Uint8Array): boolean {
   if (bytes.length < 8) return false;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const a = view.getUint32(0);
+  const a = u32(bytes, 0);
   if (a > bytes.length - 8) return false;
-  return view.getUint32(4 + a) === bytes.length - 8 - a;
+  return u32(bytes, 4 + a) === bytes.length - 8 - a;
+}
+
+/** Big-endian u32 at `at` (per message: no DataView made). */
+function u32(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }
 
 /** Compare a presented token with the expected one, in time that does not depend on where they differ. */

@@ -22,7 +22,7 @@ import { concatParts, encodeRequest, encodeResponse } from '../../src/core/frame
 import { FrameDecoder } from '../../src/core/frame/decoder.js';
 import { tempSocket } from '../helpers.js';
 import { certs } from '../tls-helpers.js';
-import { deferred, sleep } from '../extended-helpers.js';
+import { deferred, sleep, waitFor } from '../extended-helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
@@ -75,7 +75,8 @@ describe('relay review: the dial', () => {
       s.on('error', () => {});
       s.on('connect', () => setTimeout(() => s.destroy(), 20));
     }
-    await sleep(1500);
+    await waitFor(() => relay.connections === 5, 'the five clients to be taken, their service connections opening');
+    await waitFor(() => proxied.size === 0 && relay.connections === 0, 'the relay to let go of the clients that left, and of their service connections', 15_000);
     // Found: relay.connections stays 5 (forever: a tcp: relay has no idle timeout), each with an open
     // service connection, and every later client is refused IPCBOR_ERR_OVERLOADED. The client transport
     // is attached only once the dial is done: the close it reported meanwhile was never heard.
@@ -119,7 +120,8 @@ describe('relay review: the WebSocket bridge', () => {
     ws.on('close', (code) => closed.resolve(code));
     // The first 5 bytes of a request, as a first fragment; the message is never finished.
     ws.send(Buffer.from([0, 0, 0, 13, 0x24]), { binary: true, fin: false });
-    const outcome = await Promise.race([closed.promise.then(() => 'cut'), sleep(3000).then(() => 'still open')]);
+    // Cut by the frame timer (the test's own timeout bounds the wait).
+    const outcome = await closed.promise.then(() => 'cut');
     ws.terminate();
     // Found: still open after 3 s (the frame timer follows only the frame decoder, which sees a
     // message once ws has assembled it whole): a message is held until the idle timeout (5 min by
@@ -130,6 +132,7 @@ describe('relay review: the WebSocket bridge', () => {
   it("does not cut as dead a client whose pongs it is not reading itself (held back by a service that reads slowly)", async () => {
     // A service that answers the hello as ipcbor does, then reads nothing for 4 s (busy).
     const path = tempSocket();
+    const serviceReadAgain = deferred();
     const slow = createNetServer((s) => {
       s.on('error', () => {});
       const decoder = new FrameDecoder('request', {
@@ -137,7 +140,10 @@ describe('relay review: the WebSocket bridge', () => {
           s.write(concatParts(encodeResponse(0, cbor.encode({ version: 1, maxFrameBytes: 1 << 24, window: 64, server: 'slow' }))));
           decoder.mode = 'extended';
           s.pause();
-          setTimeout(() => s.resume(), 4000);
+          setTimeout(() => {
+            s.once('data', () => serviceReadAgain.resolve());
+            s.resume();
+          }, 4000);
         },
         extended: () => {},
       });
@@ -158,7 +164,9 @@ describe('relay review: the WebSocket bridge', () => {
     const head = cbor.encode([2, 'x']);
     const body = new Uint8Array(256 * 1024);
     for (let i = 0; i < 32; i++) ws.send(concatParts([new Uint8Array([0, 0, 0, head.length]), head, new Uint8Array([0, 4, 0, 0]), body]));
-    const outcome = await Promise.race([closed.promise.then((code) => `closed with ${code}`), sleep(2500).then(() => 'open')]);
+    // Held back for 4 s, far longer than two ping intervals: when the service reads again, the client is still there.
+    await Promise.race([serviceReadAgain.promise, closed.promise]);
+    const outcome = ws.readyState === WebSocket.OPEN ? 'open' : `closed with ${await closed.promise}`;
     ws.terminate();
     // Found: closed (1006) after ~2 ping intervals: the relay paused reading the socket, so it never read
     // the pongs that the client sent, and the pinger took the client for dead. With the default 30 s
@@ -180,7 +188,9 @@ describe('relay review: the WebSocket bridge', () => {
     // 2 MiB of unsolicited pongs (a ping would do too): ws consumes them, nothing is kept.
     const payload = Buffer.alloc(125);
     for (let i = 0; i < 16 * 1024; i++) ws.pong(payload);
-    await sleep(1000);
+    // A ping after them: its answer comes once the relay has read every pong before it.
+    ws.ping();
+    await once(ws, 'pong');
     const held = budget.held;
     ws.terminate();
     // Found: ~2.1 MB stays charged to the connection and the relay's budget (WebSocketTransport counts
@@ -198,9 +208,9 @@ describe('relay review: the WebSocket bridge', () => {
     s.write('GET / HTTP/1.1\r\nHost: x\r\n'); // a request whose headers never end
     const closed = deferred();
     s.on('close', () => closed.resolve());
-    await sleep(100);
     await relay.close();
-    const outcome = await Promise.race([closed.promise.then(() => 'closed'), sleep(2000).then(() => 'still open')]);
+    // Closed by close() (the test's own timeout bounds the wait).
+    const outcome = await closed.promise.then(() => 'closed');
     s.destroy();
     // Found: still open (and keeps the process alive): http.closeAllConnections() finds nothing, because
     // the bridge's http.Server never listens, so Node never tracks its connections. The same reason
@@ -288,10 +298,9 @@ describe('relay review: the hello and draining', () => {
       const s = createConnection({ host: '127.0.0.1', port: portOf(relay.addresses[0]!) });
       s.on('error', () => {});
       await once(s, 'connect');
-      await sleep(30);
       s.end(concatParts(encodeRequest('$ipcbor.hello', cbor.encode({ version: 1, maxFrameBytes: 1 << 20, window: 64 }))));
     }
-    await sleep(500);
+    await waitFor(() => relay.connections === 0, 'every client to be let go');
     // Found: 5 reports "IPCBOR_ERR_PROTOCOL: the extended protocol can only be entered once, on an open
     // connection": the answer arrives once the client's end is closed, helloAnswered() switches the
     // service's end and then throws on the client's, which fails the *service's* end (an ERROR on id 0
@@ -300,11 +309,13 @@ describe('relay review: the hello and draining', () => {
   });
 
   it('relay.close() ends a connection whose last call in flight the client cancelled, without waiting out closeTimeout', async () => {
+    const started = deferred();
     const server = await serve(
       {
         slow: async (_p: unknown, ctx: CallContext) => {
+          started.resolve();
           await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, 20_000);
+            const t = setTimeout(resolve, 120_000);
             ctx.signal.addEventListener('abort', () => (clearTimeout(t), resolve()));
           });
           return 'done';
@@ -313,21 +324,21 @@ describe('relay review: the hello and draining', () => {
       `unix:${tempSocket()}`,
     );
     cleanups.push(() => server.close());
-    const relay = await createRelay({ listen: 'tcp:127.0.0.1:0', to: server.addresses[0]!, closeTimeout: 6000 });
+    const relay = await createRelay({ listen: 'tcp:127.0.0.1:0', to: server.addresses[0]!, closeTimeout: 60_000 });
     const client = await connect(relay.addresses[0]!);
     cleanups.push(() => client.close());
     const ac = new AbortController();
     const call = client.call('slow', undefined, { signal: ac.signal }).catch((e: { code?: string }) => e.code);
-    await sleep(100);
+    await started.promise;
     const t0 = Date.now();
+    // close() starts draining at once: the cancel below comes while it drains.
     const closing = relay.close().then(() => Date.now() - t0);
-    await sleep(200);
     ac.abort();
     assert.equal(await call, 'IPCBOR_ERR_CANCELLED');
     const ms = await closing;
     // Found: 6000 ms, and the connection is then cut, not ended: a CANCEL from the client removes the
     // call from the link's set without the endIfQuiet() that an answer triggers.
-    assert.ok(ms < 2000, `relay.close() took ${ms} ms`);
+    assert.ok(ms < 30_000, `relay.close() took ${ms} ms, as if waiting out its closeTimeout of 60 s`);
   });
 });
 

@@ -307,7 +307,8 @@ export class RelayLink {
       throw new IpcborError('IPCBOR_ERR_FRAME_TOO_LARGE', `a payload of ${payload.length} bytes is over the limit of ${to.peerMaxFrame} bytes announced in the hello`);
     }
     const calls = this.calls;
-    if (this.idleWatched) this.client.peer.timers.frameArrived();
+    // A frame from the service is activity on the client's connection too (the client's own frames count already).
+    if (this.idleWatched && from === this.service) this.client.peer.timers.frameArrived();
     if (from === this.client) {
       if (head.kind === Kind.Call) {
         if (this.draining) {
