@@ -210,7 +210,7 @@ describe('the web demo in Chromium', { skip: chromiumHere.skip }, () => {
       await state(page, 'failed');
       assert.match(await shown(page, '#connection-error', /\S/), /^IPCBOR_ERR_CONNECT: /);
       assert.equal(await page.locator('#version-result').textContent(), '', 'no call was made');
-      await demo.line('err', new RegExp(`^\\[bridge\\] a WebSocket upgrade from the origin http://evil\\.test:${port} was refused$`));
+      await demo.line('err', new RegExp(`^\\[bridge\\] a WebSocket upgrade from the origin http://evil\\.test:${port} was refused \\(from 127\\.0\\.0\\.1:\\d+\\)$`));
       await page.close();
     });
 
@@ -258,7 +258,7 @@ describe('the web demo in Chromium', { skip: chromiumHere.skip }, () => {
         await page.goto(demo.url.replace(/#.*$/, fragment));
         await state(page, 'failed');
         assert.match(await shown(page, '#connection-error', /\S/), /^IPCBOR_ERR_CONNECT: /);
-        await demo.line('err', /^\[bridge\] a WebSocket upgrade without the right token was refused$/, refused + 1);
+        await demo.line('err', /^\[bridge\] a WebSocket upgrade without the right token was refused \(from 127\.0\.0\.1:\d+\)$/, refused + 1);
         await page.close();
       });
     }
