@@ -1,6 +1,34 @@
 /**
- * ipcbor: CBOR messages over unix sockets and TCP, byte-compatible with the
- * seed C and Nim peers.
+ * ipcbor for Node.js: CBOR messages over unix sockets, TCP and TLS, in the
+ * base framing (the length-prefixed framing of nim-ffi's IPC examples) and
+ * the extended protocol on top of it.
+ *
+ * Start with {@link serve} on the server side and {@link connect} on the
+ * client side; {@link defineService} and {@link s} describe a typed service,
+ * {@link createRelay} exposes one over TCP, TLS or WebSocket.
+ *
+ * @example
+ * ```ts
+ * import { connect, defineService, method, s, serve } from 'ipcbor';
+ *
+ * const greeter = defineService({
+ *   name: 'greeter',
+ *   methods: {
+ *     hello: method({
+ *       params: s.object({ name: s.string() }),
+ *       handler: ({ name }) => ({ text: `hello ${name}` }),
+ *     }),
+ *   },
+ * });
+ *
+ * const server = await serve(greeter, 'greeter'); // a socket in the runtime directory
+ * await using client = await connect('greeter');
+ * const { text } = await client.service<typeof greeter>().hello({ name: 'ada' });
+ * await server.close();
+ * ```
+ *
+ * @packageDocumentation
+ * @module ipcbor
  */
 export { serve, type Server, type ServeOptions, type Servable } from './node/server.js';
 export { connect, type Client, type ConnectOptions } from './node/client.js';
@@ -11,6 +39,7 @@ export { createLoop, type EventLoop, type LoopEvent, type LoopMessage, type Loop
 export { parseAddress, formatAddress, addressFromArgs, addressesFromArgs, type Address } from './node/address.js';
 export { runtimeDir, socketPathFor, listServiceNames } from './node/rundir.js';
 export { checkSocketOwner, type SocketOwner } from './node/trust.js';
+export type { TlsServerOptions, TlsClientOptions, Pem } from './node/tls.js';
 export { IpcborError, RemoteError, type ErrorCode } from './core/errors.js';
 export { cbor, createCodec, DEFAULT_MAX_ITEMS, type Codec, type CodecOptions } from './core/codec/cbor.js';
 export { defineService, method, serviceOf, isService, ServiceInfo, ServiceRouter } from './core/service.js';

@@ -9,6 +9,9 @@
  *
  *     import { connect } from '/ipcbor/browser/index.js';
  *     const client = await connect('/', { token });
+ *
+ * @packageDocumentation
+ * @module ipcbor/browser
  */
 import { createClient, type Client, type ClientOptions } from '../core/client/client.js';
 import { IpcborError } from '../core/errors.js';

@@ -5,6 +5,11 @@
  * rather than one class identity.
  */
 
+/**
+ * The code of every error ipcbor makes ({@link IpcborError.code}); match on
+ * it, never on the message. A {@link RemoteError} may carry any code the
+ * peer sent, so `code` is typed as this union or any string.
+ */
 export type ErrorCode =
   /** Connecting failed (no server at the address, refused, timed out). */
   | 'IPCBOR_ERR_CONNECT'
@@ -16,7 +21,7 @@ export type ErrorCode =
   | 'IPCBOR_ERR_DEADLINE_EXCEEDED'
   /** The caller aborted (cancelled) a call. */
   | 'IPCBOR_ERR_CANCELLED'
-  /** The server answered with an error (seed: ret != 0, text only). */
+  /** The server answered with an error (the base framing: a nonzero status, text only). */
   | 'IPCBOR_ERR_REMOTE'
   /** No handler for the method. */
   | 'IPCBOR_ERR_UNKNOWN_METHOD'
@@ -40,7 +45,7 @@ export type ErrorCode =
   | 'IPCBOR_ERR_ALREADY_RUNNING'
   /** The peer broke the protocol (an answer nobody asked for, a bad negotiation). */
   | 'IPCBOR_ERR_PROTOCOL'
-  /** The feature needs the extended protocol but the peer speaks only the seed framing. */
+  /** The feature needs the extended protocol but the peer speaks only the base framing. */
   | 'IPCBOR_ERR_NOT_SUPPORTED'
   /** The server is shutting down and takes no new calls. */
   | 'IPCBOR_ERR_SHUTTING_DOWN'
@@ -55,7 +60,9 @@ export type ErrorCode =
 
 const BRAND = Symbol.for('ipcbor.error');
 
+/** The optional parts of an {@link IpcborError}. */
 export interface IpcborErrorOptions {
+  /** The error that caused this one (as `Error.cause`). */
   cause?: unknown;
   /** The method of the call that failed, when there is one. */
   method?: string;
@@ -63,11 +70,34 @@ export interface IpcborErrorOptions {
   data?: unknown;
 }
 
+/**
+ * Every error ipcbor throws or rejects with: an `Error` with a stable
+ * {@link ErrorCode} in `code`. `instanceof IpcborError` also holds for
+ * errors made by another installed copy of ipcbor.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.call('add', { a: 1, b: 2 }, { timeout: 1000 });
+ * } catch (err) {
+ *   if (err instanceof IpcborError && err.code === 'IPCBOR_ERR_TIMEOUT') console.log('too slow');
+ *   else throw err;
+ * }
+ * ```
+ */
 export class IpcborError extends Error {
+  /** What went wrong, as a stable code. */
   readonly code: ErrorCode | (string & {});
+  /** The method of the call that failed, when there is one. */
   readonly method: string | undefined;
+  /** Structured data the peer sent with a remote error (extended protocol); undefined otherwise. */
   readonly data: unknown;
 
+  /**
+   * @param code - the error's code
+   * @param message - the text for people
+   * @param options - its cause, method and data
+   */
   constructor(code: ErrorCode | (string & {}), message: string, options: IpcborErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
@@ -76,10 +106,12 @@ export class IpcborError extends Error {
     Object.defineProperty(this, BRAND, { value: true });
   }
 
+  /** `'IpcborError'`. */
   override get name(): string {
     return 'IpcborError';
   }
 
+  /** `instanceof IpcborError` is also true of errors made by another installed copy of ipcbor. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     // Subclasses keep the ordinary prototype check; the base class also
     // recognises errors made by another installed copy of ipcbor.
@@ -90,9 +122,22 @@ export class IpcborError extends Error {
 
 /**
  * An error the remote side reported. `code` is the code the peer sent
- * (extended protocol) or `IPCBOR_ERR_REMOTE` (seed framing, text only).
+ * (extended protocol; a handler's own {@link IpcborError} keeps its code,
+ * anything else it throws arrives as `IPCBOR_ERR_HANDLER`) or
+ * `IPCBOR_ERR_REMOTE` (the base framing: text only). `data` is what the
+ * handler's error carried.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.call('withdraw', { amount: 100 });
+ * } catch (err) {
+ *   if (err instanceof RemoteError && err.code === 'INSUFFICIENT_FUNDS') console.log(err.data);
+ * }
+ * ```
  */
 export class RemoteError extends IpcborError {
+  /** `'RemoteError'`. */
   override get name(): string {
     return 'RemoteError';
   }

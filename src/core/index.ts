@@ -4,6 +4,12 @@
  * client that dials through a function you give it, the codec, and the
  * service layer. It uses no Node API. Internals (the peer, the frame
  * decoder, heads) are not exported: they change.
+ *
+ * Everything `ipcbor` exports that needs no Node API is here too
+ * ({@link IpcborError}, {@link cbor}, {@link defineService}, {@link s}, ...).
+ *
+ * @packageDocumentation
+ * @module ipcbor/core
  */
 export * from './defaults.js';
 export { IpcborError, RemoteError, type ErrorCode, type IpcborErrorOptions } from './errors.js';

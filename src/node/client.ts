@@ -15,11 +15,27 @@ import { SocketTransport } from './socket-transport.js';
 import { clientContext, dialTls, type TlsClientOptions } from './tls.js';
 import { checkUnixPeer } from './trust.js';
 
+/**
+ * The client of Node's {@link connect}: the core client (calls, typed
+ * services, events, reconnection) and the TLS peer's certificate.
+ */
 export interface Client extends CoreClient {
   /** `tls:` addresses: the server's verified certificate (of the connection now open); undefined otherwise. */
   readonly peer: PeerIdentity | undefined;
 }
 
+/**
+ * The options of Node's {@link connect}: those of every client
+ * ({@link ClientOptions}: timeouts, reconnection, limits) and the socket's.
+ *
+ * @example
+ * ```ts
+ * const client = await connect('tls:db.example.org:9443', {
+ *   tls: { ca: readFileSync('ca.pem'), cert: readFileSync('me.pem'), key: readFileSync('me.key') },
+ *   reconnect: true,
+ * });
+ * ```
+ */
 export interface ConnectOptions extends ClientOptions {
   /**
    * Unix sockets: whose socket to accept besides your own and root's (a
@@ -28,8 +44,8 @@ export interface ConnectOptions extends ClientOptions {
    */
   socketOwner?: number | 'any';
   /**
-   * TCP keepalive: idle ms before the first probe (0: off). Default 60,000
-   * with `reconnect`, else off. Lets the operating system find a server
+   * TCP keepalive: idle ms before the first probe (0: off). Default
+   * {@link DEFAULT_KEEPALIVE} (60,000) with `reconnect`, else off. Lets the operating system find a server
    * that vanished without a FIN (minutes, with the system's probe count).
    */
   keepAlive?: number;
@@ -104,6 +120,34 @@ export function dialerFor(addr: Address, options: Pick<ConnectOptions, 'tls' | '
   };
 }
 
+/**
+ * Connect to a server: resolves with a {@link Client} once the connection is
+ * open and the hello answered (a server of the base framing only is
+ * detected and spoken to in it, unless `protocol` says otherwise).
+ *
+ * `address` is a service name (a socket in the runtime directory, see
+ * {@link socketPathFor}), `unix:/path`, `tcp:HOST:PORT`, `tls:HOST:PORT`, or
+ * an {@link Address}.
+ *
+ * Rejects with `IPCBOR_ERR_INVALID_ADDRESS` (an address it cannot parse, or
+ * `tls` options for an address that is not `tls:`), `IPCBOR_ERR_CONNECT` (no
+ * server there, refused, a unix socket owned by another user, a TLS
+ * certificate that does not verify, or past `connectTimeout`,
+ * {@link DEFAULT_CONNECT_TIMEOUT}), `IPCBOR_ERR_CANCELLED` (`signal`), and
+ * `IPCBOR_ERR_NOT_SUPPORTED` (`protocol: 'extended'` against a server of the
+ * base framing only).
+ *
+ * @param address - where the server listens
+ * @param options - see {@link ConnectOptions}
+ * @example
+ * ```ts
+ * import { connect } from 'ipcbor';
+ * import type { Greeter } from './greeter.js';
+ *
+ * await using client = await connect('greeter');
+ * const { text } = await client.service<Greeter>().hello({ name: 'ada' });
+ * ```
+ */
 export async function connect(address: string | Address, options: ConnectOptions = {}): Promise<Client> {
   const addr = parseAddress(address);
   const keepAlive = options.keepAlive ?? (options.reconnect ? DEFAULT_KEEPALIVE : 0);

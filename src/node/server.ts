@@ -19,10 +19,24 @@ import { createTlsListener, type TlsServerOptions } from './tls.js';
 
 export type { Servable } from '../core/server/server.js';
 
+/**
+ * The options of {@link serve}: the server's limits and handlers
+ * ({@link ServerCoreOptions}, every default a `DEFAULT_*` constant) and its
+ * listeners'.
+ *
+ * @example
+ * ```ts
+ * await serve(greeter, ['greeter', 'tls:0.0.0.0:9443'], {
+ *   tls: { cert: readFileSync('server.pem'), key: readFileSync('server.key') },
+ *   maxConnections: 100,
+ *   onError: (err) => console.error(err),
+ * });
+ * ```
+ */
 export interface ServeOptions extends Omit<ServerCoreOptions, 'codec'> {
   /** Mode bits of a unix socket file (default 0o600: only the owner may connect). */
   permissions?: number;
-  /** TCP keepalive: idle ms before the first probe (default 60,000; 0: off). Finds peers that vanished without a FIN. */
+  /** TCP keepalive: idle ms before the first probe (default {@link DEFAULT_KEEPALIVE}, 60,000; 0: off). Finds peers that vanished without a FIN. */
   keepAlive?: number;
   /** Connections the operating system queues for accept() (default: Node's 511, capped by the kernel's somaxconn). */
   backlog?: number;
@@ -34,8 +48,8 @@ export interface ServeOptions extends Omit<ServerCoreOptions, 'codec'> {
   tls?: TlsServerOptions;
   /**
    * Allow plaintext TCP on a network address (anything but localhost,
-   * 127.0.0.0/8 and ::1), for peers that speak no TLS, such as the seed C
-   * and Nim clients. Default false: such an address is refused with
+   * 127.0.0.0/8 and ::1), for peers that speak no TLS, such as the C
+   * and Nim clients of the base framing. Default false: such an address is refused with
    * IPCBOR_ERR_INVALID_ADDRESS; serve it as tls: instead.
    */
   insecure?: boolean;
@@ -48,6 +62,18 @@ export interface ServeOptions extends Omit<ServerCoreOptions, 'codec'> {
   introspection?: boolean;
 }
 
+/**
+ * A running server, as {@link serve} gives it. Dispose it with
+ * `await using`, or call `close()`.
+ *
+ * @example
+ * ```ts
+ * const server = await serve(timer, 'tcp:127.0.0.1:0');
+ * console.log(server.addresses); // [ 'tcp:127.0.0.1:43117' ]
+ * server.emit('tick', { at: Date.now() });
+ * await server.close();
+ * ```
+ */
 export interface Server extends AsyncDisposable {
   /** Where the server listens, with real ports (`tcp:127.0.0.1:43117`). */
   readonly addresses: readonly string[];
@@ -217,6 +243,33 @@ export function checkListeners(list: readonly Address[], options: Pick<ServeOpti
   }
 }
 
+/**
+ * Serve `target` (a service made by {@link defineService}, an array of
+ * services, each maybe mounted under a prefix, a {@link Dispatcher}, or a
+ * plain object of handlers) on one or more addresses: a service name (a
+ * socket in the runtime directory, see {@link socketPathFor}),
+ * `unix:/path`, `tcp:HOST:PORT` (port 0: any free one), `tls:HOST:PORT`, or
+ * an {@link Address}. Resolves once every address listens.
+ *
+ * Rejects with `IPCBOR_ERR_INVALID_ADDRESS` (an address it cannot parse; a
+ * `tls:` address without `tls.cert` and `tls.key`; `tls` options and no `tls:`
+ * address; plaintext TCP off loopback without `insecure`) and
+ * `IPCBOR_ERR_ALREADY_RUNNING` (a live server already has that unix socket);
+ * other errors of `listen` (EADDRINUSE, EACCES) as Node gives them. Nothing
+ * stays bound when it rejects.
+ *
+ * @param target - what to serve
+ * @param address - one address or several
+ * @param options - see {@link ServeOptions}
+ * @example
+ * ```ts
+ * import { serve } from 'ipcbor';
+ * import { greeter } from './greeter.js';
+ *
+ * const server = await serve(greeter, 'greeter');
+ * process.once('SIGTERM', () => void server.close());
+ * ```
+ */
 export async function serve(target: Servable, address: string | Address | readonly (string | Address)[], options: ServeOptions = {}): Promise<Server> {
   return (await serveWith(target, address, options, undefined)).server;
 }

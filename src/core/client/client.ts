@@ -18,14 +18,29 @@ import { cancelled, OutgoingCall } from './outgoing.js';
 import { createRemote, createRemoteEvents, type Remote, type RemoteEvents } from './remote.js';
 import { Subscription, SubscriptionSet, type EventListener } from './subscription.js';
 
+/**
+ * The options of every client: Node's `connect()` (its `ConnectOptions`
+ * adds the socket ones), the browser's `connect()` and {@link createClient}.
+ * All are optional; the defaults are the `DEFAULT_*` constants named.
+ *
+ * @example
+ * ```ts
+ * const client = await connect('greeter', {
+ *   timeout: 5000,                       // every call, unless it says otherwise
+ *   reconnect: { maxDelay: 2000 },       // connect again when the connection drops
+ *   whileDisconnected: 'wait',           // and hold calls made meanwhile
+ * });
+ * ```
+ */
 export interface ClientOptions extends Omit<ClientConnectionOptions, 'codec'> {
   /**
-   * `auto` (default): offer the extended protocol, fall back to the seed
-   * framing if the server does not speak it. `seed`: never offer it (the
-   * exact bytes of a seed client). `extended`: fail unless the server speaks it.
+   * `auto` (default): offer the extended protocol, fall back to the base
+   * framing if the server does not speak it. `seed` (the base framing):
+   * never offer it (the exact bytes of a client of the base framing).
+   * `extended`: fail with `IPCBOR_ERR_NOT_SUPPORTED` unless the server speaks it.
    */
   protocol?: 'auto' | 'seed' | 'extended';
-  /** Give up connecting, the hello included, after this many ms (default 10,000). */
+  /** Give up connecting, the hello included, after this many ms (default {@link DEFAULT_CONNECT_TIMEOUT}, 10,000): rejects with `IPCBOR_ERR_CONNECT`. */
   connectTimeout?: number;
   /** Abort connecting (rejects with IPCBOR_ERR_CANCELLED). Only the first connect: reconnecting stops with close() or destroy(). */
   signal?: AbortSignal;
@@ -45,17 +60,26 @@ export interface ClientOptions extends Omit<ClientConnectionOptions, 'codec'> {
    * by the call's own timeout and signal, and be sent once reconnected.
    */
   whileDisconnected?: 'fail' | 'wait';
-  /** With `whileDisconnected: 'wait'`: calls and notifications held at most (default 1024); more reject with IPCBOR_ERR_OVERLOADED. */
+  /** With `whileDisconnected: 'wait'`: calls and notifications held at most (default {@link DEFAULT_MAX_QUEUED}, 1024); more reject with IPCBOR_ERR_OVERLOADED. */
   maxQueued?: number;
   /**
    * How long `close()` waits for calls in flight and open result streams to
    * end before it closes anyway (what is left then fails with
-   * IPCBOR_ERR_CONNECTION_CLOSED), in ms (default 10,000).
+   * IPCBOR_ERR_CONNECTION_CLOSED), in ms (default {@link DEFAULT_CLOSE_TIMEOUT}, 10,000).
    */
   closeTimeout?: number;
 }
 
-/** The backoff between reconnection attempts: attempt n waits a random time in `[cap·(1 - jitter), cap]`, cap = min(maxDelay, initialDelay·factor^(n-1)). */
+/**
+ * The backoff between reconnection attempts (`reconnect`): attempt n waits
+ * a random time in `[cap·(1 - jitter), cap]`, cap = min(maxDelay,
+ * initialDelay·factor^(n-1)). The defaults are {@link DEFAULT_RECONNECT}.
+ *
+ * @example
+ * ```ts
+ * await connect('greeter', { reconnect: { initialDelay: 50, maxDelay: 5000, maxAttempts: 20 } });
+ * ```
+ */
 export interface ReconnectOptions {
   /** ms, the cap of the first attempt's delay (default 100). */
   initialDelay?: number;
@@ -79,6 +103,7 @@ export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closing' | '
 
 /** One change of a client's state, as `states()` yields it. */
 export interface ClientStateChange {
+  /** The state the client is in now. */
   readonly state: ClientState;
   /** `reconnecting`, `connecting`: which attempt (from 1, since the connection dropped). */
   readonly attempt?: number;
@@ -88,10 +113,30 @@ export interface ClientStateChange {
   readonly error?: IpcborError;
 }
 
+/**
+ * A connection to a server (with `reconnect`, one at a time), as Node's
+ * `connect()`, the browser's `connect()` and {@link createClient} give it.
+ * Calls reject with an {@link IpcborError}: `IPCBOR_ERR_TIMEOUT`,
+ * `IPCBOR_ERR_CANCELLED`, `IPCBOR_ERR_CONNECTION_CLOSED`, a
+ * {@link RemoteError} for what the server answered (`IPCBOR_ERR_UNKNOWN_METHOD`,
+ * `IPCBOR_ERR_INVALID_PARAMS`, `IPCBOR_ERR_HANDLER`, a handler's own code), and
+ * `IPCBOR_ERR_ENCODE` for params with no CBOR form. Dispose it with
+ * `await using`, or call `close()`.
+ *
+ * @example
+ * ```ts
+ * await using client = await connect('greeter');
+ * const g = client.service<typeof greeter>();   // typed from the service's type
+ * const { text } = await g.hello({ name: 'ada' }, { timeout: 1000 });
+ * const raw = await client.call('hello', { name: 'bob' }); // untyped, by method name
+ * client.notify('log', { line: 'no answer expected' });
+ * for await (const change of client.states()) console.log(change.state);
+ * ```
+ */
 export interface Client extends AsyncDisposable {
   /** The address connected to. */
   readonly address: string;
-  /** The framing in use on this connection. */
+  /** The framing in use on this connection: `'extended'`, or `'seed'` (the base framing). */
   readonly protocol: 'seed' | 'extended';
   /** The server's hello answer (extended protocol only). */
   readonly server: HelloResponse | undefined;
@@ -111,7 +156,12 @@ export interface Client extends AsyncDisposable {
    * `reconnect`, close()/destroy() was called or reconnecting gave up.
    */
   readonly closed: Promise<IpcborError>;
-  /** Call `method` with `params` (default `{}`); resolves with the result, rejects with an IpcborError. */
+  /**
+   * Call `method` with `params` (default `{}`); resolves with the result,
+   * rejects with an IpcborError. `options.timeout` (default: the client's
+   * `timeout`, else none) and `options.signal` bound it; on the extended
+   * protocol the server hears of the cancellation too.
+   */
   call<R = unknown>(method: string, params?: unknown, options?: CallOptions): Promise<R>;
   /**
    * A typed view of a service, from its type alone:
@@ -126,7 +176,11 @@ export interface Client extends AsyncDisposable {
    * `prefix`, by their bare names (the server's default service).
    */
   events<S = unknown>(prefix?: string): RemoteEvents<S>;
-  /** A one-way call: nothing comes back. */
+  /**
+   * A one-way call: nothing comes back, not even an error (the base
+   * framing has no notifications: there it is a call whose answer is
+   * ignored). Throws `IPCBOR_ERR_ENCODE` for params with no CBOR form.
+   */
   notify(method: string, params?: unknown): void;
   /**
    * Receive the server's events `name` (`*`: all) as an async iterable, or
@@ -704,7 +758,28 @@ class ClientImpl implements Client {
   }
 }
 
-/** Connect through `dial`: the client over one ClientConnection at a time. */
+/**
+ * A client over a transport of your own: `dial` opens a connection (and
+ * again for each reconnection), `address` names it in errors and in
+ * `client.address`. It offers the extended protocol and falls back to the
+ * base framing as `options.protocol` says, all within `connectTimeout`.
+ *
+ * Rejects with `IPCBOR_ERR_CONNECT` (the dial failed or timed out),
+ * `IPCBOR_ERR_CANCELLED` (`options.signal` aborted), `IPCBOR_ERR_NOT_SUPPORTED`
+ * (`protocol: 'extended'` and a server of the base framing only), or what
+ * `dial` rejected with.
+ *
+ * @param dial - opens one transport; it should give up when its signal aborts
+ * @param address - how errors and `client.address` name the other end
+ * @param options - see {@link ClientOptions}
+ * @example
+ * ```ts
+ * import { createClient, type OpenTransport } from 'ipcbor/core';
+ *
+ * const client = await createClient(async (signal) => openMyTransport(signal), 'pipe:worker');
+ * await client.call('ping');
+ * ```
+ */
 export async function createClient(dial: Dialer, address: string, options: ClientOptions = {}): Promise<Client> {
   const policy = policyOf(options.reconnect);
   const wd = options.whileDisconnected;

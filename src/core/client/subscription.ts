@@ -12,11 +12,15 @@
 import { IpcborError, rethrowLater } from '../errors.js';
 import { AsyncQueue } from '../peer/queue.js';
 
+/** One event, as a {@link Subscription}'s iterator yields it. */
 export interface EventMessage<T = unknown> {
+  /** The event's name (with `*`, tells which event it is). */
   name: string;
+  /** What the server emitted with it. */
   payload: T;
 }
 
+/** A callback that receives a subscription's events (`client.subscribe(name, listener)`). */
 export type EventListener<T = unknown> = (payload: T, name: string) => void;
 
 /**
@@ -31,7 +35,33 @@ export interface EventLimits {
   overflow: 'drop' | 'pause';
 }
 
+/**
+ * A subscription to the server's events of one name (or `*`: all), made by
+ * `client.subscribe()`: an async iterable of {@link EventMessage}s (unless
+ * made with a listener), disposable with `using`. It lives until
+ * `unsubscribe()`, disposal, or the client's close; with `reconnect` it
+ * survives reconnections.
+ *
+ * A reader that falls behind slows no one: past the client's `eventQueue`
+ * ({@link DEFAULT_EVENT_QUEUE}) events or `eventQueueBytes`
+ * ({@link DEFAULT_EVENT_QUEUE_BYTES}) bytes, the oldest event is dropped and
+ * counted in `dropped` (unless the client's `eventOverflow` is `pause`).
+ * `ready` rejects with `IPCBOR_ERR_UNKNOWN_EVENT` (no such event),
+ * `IPCBOR_ERR_OVERLOADED` (over the server's `maxSubscriptions`) or
+ * `IPCBOR_ERR_NOT_SUPPORTED` (a server of the base framing only).
+ *
+ * @example
+ * ```ts
+ * using sub = client.subscribe<{ at: number }>('tick');
+ * await sub.ready;
+ * for await (const { payload } of sub) {
+ *   console.log(payload.at);
+ *   if (payload.at > 10) break; // ends the subscription
+ * }
+ * ```
+ */
 export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>> {
+  /** The event name subscribed to (`*`: all). */
   readonly name: string;
   /** Events lost to overflow (server side or in this handle's queue). */
   dropped = 0;
@@ -47,7 +77,10 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
   /** @internal with `pause`: the connection delivering to it re-reads its state when the reader takes an event */
   onRoom: (() => void) | undefined;
 
-  /** Made by the client (`client.subscribe`). */
+  /**
+   * Made by the client (`client.subscribe`).
+   * @hidden
+   */
   constructor(name: string, listener: EventListener<T> | undefined, limits: EventLimits, detach: (s: Subscription<T>) => Promise<void>) {
     this.name = name;
     this.listener = listener;
@@ -65,6 +98,7 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
     return this.limits.overflow === 'pause' && !q.done && (q.length >= this.limits.maxItems || q.heldBytes >= this.limits.maxBytes);
   }
 
+  /** True once the subscription has ended (unsubscribed, disposed, or its client closed). */
   get closed(): boolean {
     return this.queue.done;
   }
@@ -106,14 +140,17 @@ export class Subscription<T = unknown> implements AsyncIterable<EventMessage<T>>
     return this.detach(this);
   }
 
+  /** `using`: unsubscribe without waiting. */
   [Symbol.dispose](): void {
     void this.unsubscribe();
   }
 
+  /** `await using`: unsubscribe. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.unsubscribe();
   }
 
+  /** The events, in order; `break` unsubscribes. Ends when the subscription does. */
   [Symbol.asyncIterator](): AsyncIterator<EventMessage<T>> {
     if (this.listener) {
       throw new IpcborError('IPCBOR_ERR_PROTOCOL', 'this subscription hands its events to its listener; subscribe without a listener to iterate');

@@ -26,8 +26,20 @@ import { encodeValue } from './encode.js';
 
 export { DEFAULT_MAX_ITEMS };
 
+/**
+ * A CBOR encoder and decoder: {@link cbor}, one made by {@link createCodec},
+ * or your own, given as the `codec` option of a server (`ServerCoreOptions`).
+ */
 export interface Codec {
+  /**
+   * The CBOR encoding of `value`, in ipcbor's interop-safe profile.
+   * @throws {@link IpcborError} `IPCBOR_ERR_ENCODE` for a value with no portable form (a Date, a Set, a cycle, ...).
+   */
   encode(value: unknown): Uint8Array;
+  /**
+   * The one CBOR item that fills `bytes`.
+   * @throws {@link IpcborError} `IPCBOR_ERR_DECODE` for anything the strict decoder refuses.
+   */
   decode(bytes: Uint8Array): unknown;
   /**
    * Data items in the value most recently decoded successfully: every array
@@ -45,16 +57,33 @@ export interface Codec {
   decodeOwned?(bytes: Uint8Array): unknown;
 }
 
+/** The limits of a codec made by {@link createCodec}. */
 export interface CodecOptions {
-  /** Deepest nesting of arrays and maps accepted when decoding. Default 64. */
+  /** Deepest nesting of arrays and maps accepted when decoding. Default {@link DEFAULT_MAX_DEPTH} (64). */
   maxDepth?: number;
-  /** Most data items one decode accepts. Default 1,000,000. */
+  /** Most data items one decode accepts. Default {@link DEFAULT_MAX_ITEMS} (1,000,000). */
   maxItems?: number;
 }
 
 /** A codec made by createCodec: `lastItems` is always there. */
 export type StrictCodec = Codec & { readonly lastItems: number; readonly lastObjects: number };
 
+/**
+ * A codec of ipcbor's CBOR profile (docs/CODEC.md) with limits of your own.
+ * Encoding is interop-safe (definite lengths, shortest forms, no tags) and
+ * refuses values with no portable form with `IPCBOR_ERR_ENCODE`; decoding
+ * treats every byte as hostile (no tags, no indefinite lengths, text keys
+ * only, no duplicate keys, capped depth and item count) and refuses with
+ * `IPCBOR_ERR_DECODE`. Integers beyond ±2^53 decode as bigints.
+ *
+ * @param options - `maxDepth` and `maxItems`
+ * @example
+ * ```ts
+ * const codec = createCodec({ maxDepth: 16 });
+ * const bytes = codec.encode({ id: 1, blob: new Uint8Array([1, 2]) });
+ * codec.decode(bytes); // { id: 1, blob: Uint8Array [1, 2] }
+ * ```
+ */
 export function createCodec(options: CodecOptions = {}): StrictCodec {
   const limits: DecodeLimits = { maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH, maxItems: options.maxItems ?? DEFAULT_MAX_ITEMS };
   // Closures, not methods: `const { decode } = codec` works too.
@@ -91,5 +120,15 @@ export function createCodec(options: CodecOptions = {}): StrictCodec {
   return codec;
 }
 
-/** The codec with default limits. */
+/**
+ * The codec with the default limits ({@link DEFAULT_MAX_DEPTH},
+ * {@link DEFAULT_MAX_ITEMS}): the one servers and clients use unless told
+ * otherwise.
+ *
+ * @example
+ * ```ts
+ * const bytes = cbor.encode({ hello: 'world' });
+ * const value = cbor.decode(bytes) as { hello: string };
+ * ```
+ */
 export const cbor: Codec = createCodec();

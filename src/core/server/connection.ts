@@ -38,6 +38,7 @@ import { readHelloRequest, type HelloResponse } from '../protocol/hello.js';
 import type { ConnectionInfo, Transport, TransportSink } from '../transport.js';
 import { Context, type Executor, type IncomingCall } from './call.js';
 
+/** The limits of each connection a server holds; the defaults are the `DEFAULT_*` constants. */
 export interface ServerLimits {
   /** Longest method name accepted, in UTF-8 bytes (default 256). */
   maxMethodBytes?: number;
@@ -70,6 +71,7 @@ export interface ServerLimits {
 }
 
 export interface ServerConnectionOptions extends ServerLimits {
+  /** The CBOR codec (default {@link cbor}). */
   codec?: Codec;
   /** Answer the hello and speak the extended protocol (default true). */
   extended?: boolean;

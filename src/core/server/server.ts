@@ -18,14 +18,20 @@ import { connectionShared, ServerConnection, serverLimits, type ConnectionHandle
 import { handlersDispatcher, type Dispatcher, type Handler } from '../dispatcher.js';
 import { EventHub } from './event-hub.js';
 
+/**
+ * The options of a server ({@link ServerCore}, and `serve()`'s
+ * `ServeOptions` with them): the limits of each connection
+ * ({@link ServerLimits}), of the server, and its handlers. Every default is
+ * a `DEFAULT_*` constant.
+ */
 export interface ServerCoreOptions extends ServerConnectionOptions {
   /** With several services: the one that also answers bare method names (default: the first; null: none). */
   defaultService?: AnyService | null;
-  /** Connections held at once (default 10,000); more are refused as they arrive. */
+  /** Connections held at once (default {@link DEFAULT_MAX_CONNECTIONS}, 10,000); more are refused (`IPCBOR_ERR_OVERLOADED`) as they arrive. */
   maxConnections?: number;
-  /** Bytes all connections together may make the server hold (default 256 MiB). */
+  /** Bytes all connections together may make the server hold (default {@link DEFAULT_MAX_SERVER_BYTES}, 256 MiB). */
   maxServerBytes?: number;
-  /** How long `close()` waits for a connection to finish its calls before cutting it, in ms (default 10,000). */
+  /** How long `close()` waits for a connection to finish its calls before cutting it, in ms (default {@link DEFAULT_CLOSE_TIMEOUT}, 10,000). */
   closeTimeout?: number;
 }
 
@@ -65,7 +71,25 @@ export function refuseConnection(transport: Transport, info: Omit<ConnectionInfo
   return c;
 }
 
+/**
+ * A server without sockets, for a transport of your own: it takes one
+ * {@link Transport} per connection (`accept`) and serves `target` on them,
+ * with every limit and handler of `serve()`, which is this plus listeners.
+ *
+ * @example
+ * ```ts
+ * import { ServerCore } from 'ipcbor/core';
+ *
+ * const server = new ServerCore(greeter, { maxConnections: 50 });
+ * // for each connection your transport accepts:
+ * const sink = server.accept(transport, { transport: 'pipe' });
+ * if (sink) transport.attach(sink);
+ * // later
+ * await server.close();
+ * ```
+ */
 export class ServerCore implements AsyncDisposable {
+  /** What calls are dispatched to (the services of `target`). */
   readonly dispatcher: Dispatcher;
   /** @internal the subscribers of each event */
   readonly hub: EventHub;
@@ -86,6 +110,11 @@ export class ServerCore implements AsyncDisposable {
   private refusing = 0;
   private closing: Promise<void> | undefined;
 
+  /**
+   * @param target - what to serve, as `serve()` takes it
+   * @param options - see {@link ServerCoreOptions}
+   * @param executor - how calls are run (default: each at once, as it arrives)
+   */
   constructor(target: Servable, options: ServerCoreOptions = {}, executor?: Executor) {
     this.options = options;
     this.limits = serverLimits(options);
@@ -110,7 +139,7 @@ export class ServerCore implements AsyncDisposable {
    * A new connection on `transport`: attach the transport to what this
    * returns. Over maxConnections, or while closing, the connection is
    * refused: a client that sends a hello hears IPCBOR_ERR_OVERLOADED (or
-   * IPCBOR_ERR_SHUTTING_DOWN), a seed client gets the same text as the
+   * IPCBOR_ERR_SHUTTING_DOWN), a client of the base framing gets the same text as the
    * error of its first call, and the connection closes. Returns undefined
    * when even that is too much (the transport is already destroyed).
    * `info.introspection: false` turns `$ipcbor.describe` off on this
@@ -211,6 +240,7 @@ export class ServerCore implements AsyncDisposable {
     for (const c of this.connections.values()) c.destroy();
   }
 
+  /** `await using`: `close()`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
