@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { IpcborError, RemoteError } from '../core/errors.js';
 import { callCommand } from './call.js';
+import { conformanceCommand } from './conformance.js';
 import { describeCommand } from './describe.js';
 import { lsCommand } from './ls.js';
 import { relayCommand } from './relay.js';
@@ -12,7 +13,7 @@ import { subscribeCommand } from './subscribe.js';
 import type { Command, Io } from './command.js';
 import { escapeControls } from './escape.js';
 
-const commands: Command[] = [callCommand, describeCommand, lsCommand, relayCommand, subscribeCommand];
+const commands: Command[] = [callCommand, conformanceCommand, describeCommand, lsCommand, relayCommand, subscribeCommand];
 
 const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets, TCP and TLS)
 
