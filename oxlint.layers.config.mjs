@@ -9,6 +9,7 @@
 //   core, layer 2   peer/
 //   core, layer 3   schema.ts, validate.ts, service.ts
 //   core, layer 4   server/, client/                  (not each other)
+//                   conformance/ (the conformance service and runner)
 //   core, layer 5   relay/ (may import server/), index.ts
 //   node/           may import core; only node/bridge.ts imports ws
 //   browser/        may import core (and nothing of Node)
@@ -109,6 +110,16 @@ export default {
         'no-restricted-imports': only(
           ['./**', ...LAYER1_FROM_SUBFOLDER, '../peer/**', ...LAYER3_FROM_SUBFOLDER, '@standard-schema/spec'],
           'client/ (layer 4) imports only itself and layers 1-3 of core: not server/, not core/index.ts.',
+        ),
+      },
+    },
+    {
+      // The conformance service and the runner of the conformance vectors: beside server/ and client/, using neither.
+      files: ['src/core/conformance/*.ts'],
+      rules: {
+        'no-restricted-imports': only(
+          ['./**', ...LAYER1_FROM_SUBFOLDER, ...LAYER3_FROM_SUBFOLDER],
+          'conformance/ (layer 4) imports only itself and layers 1 and 3 of core.',
         ),
       },
     },

@@ -47,6 +47,7 @@ export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Desc
 export type { Remote, RemoteEvents } from './core/client/remote.js';
 export { s, formatPath, type Schema, type Infer } from './core/schema.js';
 export { validate } from './core/validate.js';
+export { createConformanceService, type ConformanceService } from './core/conformance/service.js';
 export type { CallContext, Handler, Dispatcher } from './core/dispatcher.js';
 export type { CallOptions } from './core/call-options.js';
 export type { ConnectionInfo, PeerIdentity } from './core/transport.js';

@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { IpcborError, RemoteError } from '../core/errors.js';
 import { callCommand } from './call.js';
+import { conformanceCommand } from './conformance.js';
 import { describeCommand } from './describe.js';
 import { lsCommand } from './ls.js';
 import { relayCommand } from './relay.js';
@@ -12,14 +13,14 @@ import { subscribeCommand } from './subscribe.js';
 import type { Command, Io } from './command.js';
 import { escapeControls } from './escape.js';
 
-const commands: Command[] = [callCommand, describeCommand, lsCommand, relayCommand, subscribeCommand];
+const commands: Command[] = [callCommand, describeCommand, lsCommand, relayCommand, subscribeCommand, conformanceCommand];
 
 const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets, TCP and TLS)
 
 Usage: ipcbor COMMAND [ARGS] [OPTIONS]
 
 Commands:
-${commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
+${commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`).join('\n')}
 
 Addresses are unix:PATH, tcp:HOST:PORT, tls:HOST:PORT, or the NAME of a
 service started by name (its socket is NAME.sock in the runtime directory;
