@@ -91,7 +91,7 @@ const WAIT_MS = 10_000;
 const FRAME_OVERHEAD = 64 * 1024 + 8;
 
 /**
- * A WebSocket as a Transport. Each message must hold exactly one frame
+ * @internal A WebSocket as a Transport. Each message must hold exactly one frame
  * (`u32 a | a bytes | u32 b | b bytes`, the layout of both a request and
  * an extended frame); anything else, and text, closes the connection with
  * a WebSocket close code that says why.

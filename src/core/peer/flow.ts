@@ -262,12 +262,12 @@ export class Flow implements TurnTaker {
     this.turns.end(turn);
   }
 
-  /** @internal TurnTaker: a stream waits, and more may be written. */
+  /** TurnTaker: a stream waits, and more may be written. */
   get mayTakeTurn(): boolean {
     return this.peer.phase.stage !== 'closed' && this.writeWaiters.length > 0 && this.mayWrite;
   }
 
-  /** @internal TurnTaker: the turn is this connection's; its first waiting stream goes. */
+  /** TurnTaker: the turn is this connection's; its first waiting stream goes. */
   takeTurn(turn: number): void {
     this.writeWaiters.shift()!(turn);
     // The others wait for a later turn, behind the connections asking now.

@@ -282,7 +282,7 @@ export class Peer implements TransportSink, FrameSink {
 
   // ---- FrameSink: one guarded call per received frame -------------------------
 
-  /** @internal a base-framing request arrived */
+  /** a base-framing request arrived */
   request(method: string, payload: Uint8Array): void {
     if (this.current.stage === 'closed') return;
     if (this.idleWatched) this.timers.frameArrived();
@@ -295,7 +295,7 @@ export class Peer implements TransportSink, FrameSink {
     this.flow.frameDone();
   }
 
-  /** @internal a base-framing response arrived */
+  /** a base-framing response arrived */
   response(ret: number, body: Uint8Array): void {
     if (this.current.stage === 'closed') return;
     if (this.idleWatched) this.timers.frameArrived();
@@ -308,7 +308,7 @@ export class Peer implements TransportSink, FrameSink {
     this.flow.frameDone();
   }
 
-  /** @internal an extended frame arrived */
+  /** an extended frame arrived */
   extended(headBytes: Uint8Array, payload: Uint8Array): void {
     if (this.current.stage === 'closed') return;
     if (this.idleWatched) this.timers.frameArrived();

@@ -347,24 +347,24 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
 
   // ---- TransportSink: the peer's -------------------------------------------------
 
-  /** @internal */
+  /** TransportSink: bytes arrived (handed to the peer). */
   onData(chunk: Uint8Array): void {
     this.peer.onData(chunk);
   }
 
-  /** @internal */
+  /** TransportSink: the transport takes writes again. */
   onDrain(): void {
     this.peer.onDrain();
   }
 
-  /** @internal */
+  /** TransportSink: the transport closed. */
   onClose(cause?: unknown): void {
     this.peer.onClose(cause);
   }
 
   // ---- the role ------------------------------------------------------------------
 
-  /** @internal */
+  /** PeerRole: nothing in flight. */
   get quiet(): boolean {
     return this.slots.length === 0 && this.calls.size === 0 && this.notifying === 0;
   }
@@ -462,7 +462,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
 
   // ---- extended framing -----------------------------------------------------
 
-  /** @internal CALL or NOTIFY */
+  /** CALL or NOTIFY */
   frame(head: Head, payload: Uint8Array): void {
     if (head.kind === Kind.Call) return this.onCall(head.id, head.method, head.opts.timeout, head.opts.stream === true, payload);
     if (head.kind === Kind.Notify) return this.onNotify(head.method, payload);
@@ -623,7 +623,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     this.endIfIdle();
   }
 
-  /** @internal */
+  /** PeerRole: the connection closed; settle everything. */
   connectionClosed(reason: IpcborError): void {
     // Handlers learn why: the connection closed, or the error it failed with.
     for (const c of [...(this.running ?? []), ...this.calls.values()]) this.finish(c, reason);
