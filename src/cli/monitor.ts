@@ -14,7 +14,7 @@ import type { RelayEvent, RelayFrameEvent } from '../core/relay/observe.js';
 import { createRelay, type RelayOptions } from '../node/relay.js';
 import { option, tlsFromOptions, type Command, type Io } from './command.js';
 import { escapeControls } from './escape.js';
-import { count, listenSecurity } from './relay.js';
+import { count, listenSecurity, relayOptionSpecs } from './relay.js';
 
 const KIND_NAMES: Record<number, string> = {
   [Kind.Call]: 'CALL',
@@ -247,19 +247,9 @@ for tls:, --insecure for plaintext on a network address, --max-frame-bytes N.
 The service over TLS: --to-ca FILE, --to-cert FILE, --to-key FILE,
 --to-servername NAME.`,
   options: {
-    listen: { type: 'string', multiple: true },
-    to: { type: 'string' },
+    ...relayOptionSpecs,
     json: { type: 'boolean' },
     'max-bytes': { type: 'string' },
-    cert: { type: 'string' },
-    key: { type: 'string' },
-    'client-ca': { type: 'string' },
-    insecure: { type: 'boolean' },
-    'max-frame-bytes': { type: 'string' },
-    'to-ca': { type: 'string' },
-    'to-cert': { type: 'string' },
-    'to-key': { type: 'string' },
-    'to-servername': { type: 'string' },
   },
   async run(positionals, values, io) {
     const listen = values.listen as string[] | undefined;

@@ -21,6 +21,21 @@ export function listenSecurity(values: Record<string, string | boolean | string[
   return { ...(cert && key ? { tls: { cert, key, ...(clientCa ? { clientCa } : {}) } } : {}), ...(values.insecure === true ? { insecure: true } : {}) };
 }
 
+/** The options `ipcbor monitor` shares with `ipcbor relay`: where, the listeners' TLS, the frame limit, the service's TLS. */
+export const relayOptionSpecs: Command['options'] = {
+  listen: { type: 'string', multiple: true },
+  to: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  'client-ca': { type: 'string' },
+  insecure: { type: 'boolean' },
+  'max-frame-bytes': { type: 'string' },
+  'to-ca': { type: 'string' },
+  'to-cert': { type: 'string' },
+  'to-key': { type: 'string' },
+  'to-servername': { type: 'string' },
+};
+
 export const relayCommand: Command = {
   name: 'relay',
   summary: 'expose a local service on TCP, TLS or WebSocket (for other machines and web pages)',
@@ -67,23 +82,13 @@ Limits:
 The service over TLS (--to tls:HOST:PORT):
   --to-ca FILE, --to-cert FILE, --to-key FILE, --to-servername NAME`,
   options: {
-    listen: { type: 'string', multiple: true },
-    to: { type: 'string' },
-    cert: { type: 'string' },
-    key: { type: 'string' },
-    'client-ca': { type: 'string' },
-    insecure: { type: 'boolean' },
+    ...relayOptionSpecs,
     origin: { type: 'string', multiple: true },
     'allow-no-origin': { type: 'boolean' },
     'token-file': { type: 'string' },
     pages: { type: 'string' },
     'max-connections': { type: 'string' },
-    'max-frame-bytes': { type: 'string' },
     'idle-timeout': { type: 'string' },
-    'to-ca': { type: 'string' },
-    'to-cert': { type: 'string' },
-    'to-key': { type: 'string' },
-    'to-servername': { type: 'string' },
   },
   async run(positionals, values, io) {
     const listen = values.listen as string[] | undefined;
