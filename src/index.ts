@@ -42,6 +42,8 @@ export { checkSocketOwner, type SocketOwner } from './node/trust.js';
 export type { TlsServerOptions, TlsClientOptions, Pem } from './node/tls.js';
 export { IpcborError, RemoteError, type ErrorCode } from './core/errors.js';
 export { cbor, createCodec, DEFAULT_MAX_ITEMS, type Codec, type CodecOptions } from './core/codec/cbor.js';
+export { diagnose, type DiagnosticOptions } from './core/codec/diagnostic.js';
+export type { RelayEvent, RelayFrameEvent, RelayOpenEvent, RelayCloseEvent, RelayObserver, RelayedConnection } from './core/relay/observe.js';
 export { defineService, method, serviceOf, isService, ServiceInfo, ServiceRouter } from './core/service.js';
 export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf, Unlisten } from './core/service.js';
 export type { Remote, RemoteEvents } from './core/client/remote.js';

@@ -29,3 +29,6 @@ interface AbortController {
   abort(reason?: unknown): void;
 }
 declare var AbortController: { new (): AbortController };
+
+/** High-resolution time in ms (relay observers' timestamps). */
+declare var performance: { now(): number };

@@ -9,6 +9,8 @@ export interface Io {
   error(line: string): void;
   /** Resolves once stdout can take more (at once unless it is backed up), or it closed, or the command was interrupted. */
   drained(): Promise<void>;
+  /** stdout is backed up now (what is printed waits in memory): a command that must not wait drops lines instead. */
+  blocked(): boolean;
   /** Print the command's usage to stderr and return exit status 2. */
   usage(): number;
   /** Aborts on Ctrl-C. */

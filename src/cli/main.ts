@@ -8,12 +8,13 @@ import { callCommand } from './call.js';
 import { conformanceCommand } from './conformance.js';
 import { describeCommand } from './describe.js';
 import { lsCommand } from './ls.js';
+import { monitorCommand } from './monitor.js';
 import { relayCommand } from './relay.js';
 import { subscribeCommand } from './subscribe.js';
 import type { Command, Io } from './command.js';
 import { escapeControls } from './escape.js';
 
-const commands: Command[] = [callCommand, describeCommand, lsCommand, relayCommand, subscribeCommand, conformanceCommand];
+const commands: Command[] = [callCommand, describeCommand, lsCommand, monitorCommand, relayCommand, subscribeCommand, conformanceCommand];
 
 const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets, TCP and TLS)
 
@@ -28,9 +29,10 @@ service started by name (its socket is NAME.sock in the runtime directory;
 Run 'ipcbor COMMAND --help' for the options of a command.`;
 
 /** stdout and stderr; `drained` waits while stdout is backed up (a pipe nobody reads fast enough). */
-const stdio: Pick<Io, 'out' | 'error'> & { drained(): Promise<void> | undefined } = {
+const stdio: Pick<Io, 'out' | 'error' | 'blocked'> & { drained(): Promise<void> | undefined } = {
   out: (line) => void process.stdout.write(`${line}\n`),
   error: (line) => void process.stderr.write(`${line}\n`),
+  blocked: () => process.stdout.writableNeedDrain && !process.stdout.destroyed,
   drained: () => {
     const s = process.stdout;
     if (!s.writableNeedDrain || s.destroyed) return undefined;
@@ -48,7 +50,7 @@ const stdio: Pick<Io, 'out' | 'error'> & { drained(): Promise<void> | undefined 
   },
 };
 
-export async function main(argv: string[], sink: Pick<Io, 'out' | 'error'> & { drained?(): Promise<void> | undefined } = stdio): Promise<number> {
+export async function main(argv: string[], sink: Pick<Io, 'out' | 'error'> & { drained?(): Promise<void> | undefined; blocked?(): boolean } = stdio): Promise<number> {
   // Everything printed goes through one escape: no control character a
   // server sent reaches the terminal raw.
   const io = {
@@ -105,6 +107,7 @@ export async function main(argv: string[], sink: Pick<Io, 'out' | 'error'> & { d
         void wait.then(done);
       });
     },
+    blocked: () => sink.blocked?.() ?? false,
     signal: ac.signal,
     usage: () => {
       io.error(`Usage: ${command.usage}\nRun 'ipcbor ${command.name} --help' for details.`);

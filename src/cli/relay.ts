@@ -4,13 +4,37 @@ import { createRelay, type RelayOptions } from '../node/relay.js';
 import { option, readOption, tlsFromOptions, type Command } from './command.js';
 
 /** A whole number option within bounds, or a usage error that says what is wrong. */
-function count(values: Record<string, string | boolean | string[] | undefined>, name: string, min: number): number | undefined {
+export function count(values: Record<string, string | boolean | string[] | undefined>, name: string, min: number): number | undefined {
   const text = option(values, name);
   if (text === undefined) return undefined;
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `--${name} must be a whole number of at least ${min}, not '${text}'`);
   return n;
 }
+
+/** The listeners' TLS and plaintext options (--cert, --key, --client-ca, --insecure), as RelayOptions. */
+export function listenSecurity(values: Record<string, string | boolean | string[] | undefined>): Pick<RelayOptions, 'tls' | 'insecure'> {
+  const cert = readOption(values, 'cert');
+  const key = readOption(values, 'key');
+  if ((cert === undefined) !== (key === undefined)) throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', '--cert and --key go together');
+  const clientCa = readOption(values, 'client-ca');
+  return { ...(cert && key ? { tls: { cert, key, ...(clientCa ? { clientCa } : {}) } } : {}), ...(values.insecure === true ? { insecure: true } : {}) };
+}
+
+/** The options `ipcbor monitor` shares with `ipcbor relay`: where, the listeners' TLS, the frame limit, the service's TLS. */
+export const relayOptionSpecs: Command['options'] = {
+  listen: { type: 'string', multiple: true },
+  to: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  'client-ca': { type: 'string' },
+  insecure: { type: 'boolean' },
+  'max-frame-bytes': { type: 'string' },
+  'to-ca': { type: 'string' },
+  'to-cert': { type: 'string' },
+  'to-key': { type: 'string' },
+  'to-servername': { type: 'string' },
+};
 
 export const relayCommand: Command = {
   name: 'relay',
@@ -58,32 +82,18 @@ Limits:
 The service over TLS (--to tls:HOST:PORT):
   --to-ca FILE, --to-cert FILE, --to-key FILE, --to-servername NAME`,
   options: {
-    listen: { type: 'string', multiple: true },
-    to: { type: 'string' },
-    cert: { type: 'string' },
-    key: { type: 'string' },
-    'client-ca': { type: 'string' },
-    insecure: { type: 'boolean' },
+    ...relayOptionSpecs,
     origin: { type: 'string', multiple: true },
     'allow-no-origin': { type: 'boolean' },
     'token-file': { type: 'string' },
     pages: { type: 'string' },
     'max-connections': { type: 'string' },
-    'max-frame-bytes': { type: 'string' },
     'idle-timeout': { type: 'string' },
-    'to-ca': { type: 'string' },
-    'to-cert': { type: 'string' },
-    'to-key': { type: 'string' },
-    'to-servername': { type: 'string' },
   },
   async run(positionals, values, io) {
     const listen = values.listen as string[] | undefined;
     const to = option(values, 'to');
     if (positionals.length > 0 || listen === undefined || listen.length === 0 || to === undefined) return io.usage();
-    const cert = readOption(values, 'cert');
-    const key = readOption(values, 'key');
-    if ((cert === undefined) !== (key === undefined)) throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', '--cert and --key go together');
-    const clientCa = readOption(values, 'client-ca');
     const tokenFile = readOption(values, 'token-file');
     const token = tokenFile !== undefined ? tokenFile.toString('utf8').trim() : process.env.IPCBOR_RELAY_TOKEN;
     // A token asked for and empty is a mistake, not "no token".
@@ -95,8 +105,7 @@ The service over TLS (--to tls:HOST:PORT):
     const options: RelayOptions = {
       listen,
       to,
-      ...(cert && key ? { tls: { cert, key, ...(clientCa ? { clientCa } : {}) } } : {}),
-      ...(values.insecure === true ? { insecure: true } : {}),
+      ...listenSecurity(values),
       websocket: {
         ...(origins ? { origins } : {}),
         ...(values['allow-no-origin'] === true ? { allowNoOrigin: true } : {}),

@@ -14,6 +14,7 @@
 export * from './defaults.js';
 export { IpcborError, RemoteError, type ErrorCode, type IpcborErrorOptions } from './errors.js';
 export { cbor, createCodec, DEFAULT_MAX_ITEMS, type Codec, type CodecOptions } from './codec/cbor.js';
+export { diagnose, type DiagnosticOptions } from './codec/diagnostic.js';
 export type { Transport, TransportSink, OpenTransport, Dialer, ConnectionInfo, PeerIdentity, Disposable } from './transport.js';
 export { ServerCore, type ServerCoreOptions, type Servable } from './server/server.js';
 export type { ConnectionHandle, ServerLimits } from './server/connection.js';

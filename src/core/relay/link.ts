@@ -15,14 +15,15 @@
  *   is flushed before that one is ended too.
  */
 import type { Codec } from '../codec/cbor.js';
-import { IpcborError, RemoteError, asIpcborError, messageOf } from '../errors.js';
-import { encodeErrorResponse, encodeExtended, encodeRequest, encodeResponse } from '../frame/encoder.js';
+import { IpcborError, RemoteError, asIpcborError, guarded, messageOf } from '../errors.js';
+import { encodeErrorResponse, encodeExtended, encodeRequest, encodeResponse, type FrameParts } from '../frame/encoder.js';
 import { HELLO_METHOD, Kind, errorFrame, type Head } from '../protocol/heads.js';
 import { readHelloRequest, readHelloResponse } from '../protocol/hello.js';
 import type { ConnectionBudget } from '../peer/budget.js';
 import { Peer, type PeerConfig } from '../peer/peer.js';
 import type { PeerRole } from '../peer/role.js';
 import type { Transport, TransportSink } from '../transport.js';
+import type { RelayFrameEvent, RelayObserver, RelayedConnection } from './observe.js';
 
 /** What every link of one relay shares, made once. */
 export interface LinkShared {
@@ -37,7 +38,12 @@ export interface LinkShared {
   readonly failGrace: number;
   /** Told of what a client or the service did wrong that nobody else hears of. */
   report(err: IpcborError, link: RelayLink): void;
+  /** Told of every frame moved, and of each end's close (see observe.ts). */
+  readonly observe: RelayObserver | undefined;
 }
+
+/** The fields of a frame event that depend on the frame. */
+type FrameFacts = Pick<RelayFrameEvent, 'method' | 'ret' | 'head' | 'byRelay'>;
 
 /** Largest hello the relay reads (an offer is about 40 bytes). */
 const MAX_HELLO_BYTES = 4096;
@@ -157,6 +163,8 @@ export class RelayLink {
   private towardService = 0;
   private open = 2;
   private resolveClosed!: () => void;
+  /** The observer, if any (shared.observe, kept here for the per-frame test). */
+  private readonly observe: RelayObserver | undefined;
 
   constructor(
     readonly shared: LinkShared,
@@ -164,7 +172,10 @@ export class RelayLink {
     serviceTransport: Transport,
     clientBudget: ConnectionBudget,
     serviceBudget: ConnectionBudget,
+    /** The client's connection, as its listener saw it (for the observer). */
+    readonly connection: RelayedConnection = { id: 0, transport: 'unknown' },
   ) {
+    this.observe = shared.observe;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.client = new RelayEnd(this, 'client', clientTransport, shared.client, clientBudget);
     this.service = new RelayEnd(this, 'service', serviceTransport, shared.service, serviceBudget);
@@ -215,7 +226,9 @@ export class RelayLink {
         offer = readHelloRequest(this.shared.codec.decode(payload));
       } catch (err) {
         // Answered here, as an ipcbor server answers an offer it cannot read: the client stays in the base framing.
-        this.client.peer.write(encodeErrorResponse(`relay: ${messageOf(err)}`));
+        const answer = encodeErrorResponse(`relay: ${messageOf(err)}`);
+        if (this.observe !== undefined) this.told(this.client, answer, 'base', { ret: 1, byRelay: true });
+        this.client.peer.write(answer);
         this.wrote(this.client);
         return;
       }
@@ -224,7 +237,9 @@ export class RelayLink {
       body = this.shared.codec.encode({ ...(this.shared.codec.decode(payload) as Record<string, unknown>), version: offer.version, maxFrameBytes: offer.maxFrameBytes });
     }
     this.owed++;
-    this.service.peer.write(encodeRequest(method, body));
+    const frame = encodeRequest(method, body);
+    if (this.observe !== undefined) this.told(this.service, frame, 'base', { method });
+    this.service.peer.write(frame);
     this.wrote(this.service);
   }
 
@@ -234,7 +249,9 @@ export class RelayLink {
     const hello = this.hello;
     this.hello = undefined;
     if (hello !== undefined && ret === 0) return this.helloAnswered(hello, body);
-    this.client.peer.write(encodeResponse(ret, body));
+    const frame = encodeResponse(ret, body);
+    if (this.observe !== undefined) this.told(this.client, frame, 'base', { ret });
+    this.client.peer.write(frame);
     this.wrote(this.client);
     this.answerBroken();
     this.endIfQuiet();
@@ -259,17 +276,23 @@ export class RelayLink {
       accepted = readHelloResponse(codec.decode(body));
     } catch (err) {
       if (err instanceof RemoteError) {
-        client.write(encodeResponse(0, body));
+        const refusal = encodeResponse(0, body);
+        if (this.observe !== undefined) this.told(this.client, refusal, 'base', { ret: 0 });
+        client.write(refusal);
         this.wrote(this.client);
         return;
       }
-      client.write(encodeErrorResponse(`relay: the service's answer to the hello could not be read: ${messageOf(err)}`));
+      const answer = encodeErrorResponse(`relay: the service's answer to the hello could not be read: ${messageOf(err)}`);
+      if (this.observe !== undefined) this.told(this.client, answer, 'base', { ret: 1, byRelay: true });
+      client.write(answer);
       client.beginClosing('end');
       this.service.peer.fail(asIpcborError(err));
       return;
     }
     const out = accepted.maxFrameBytes > this.shared.maxFrameBytes ? codec.encode({ ...(codec.decode(body) as Record<string, unknown>), maxFrameBytes: this.shared.maxFrameBytes }) : body;
-    client.write(encodeResponse(0, out));
+    const answer = encodeResponse(0, out);
+    if (this.observe !== undefined) this.told(this.client, answer, 'base', { ret: 0 });
+    client.write(answer);
     this.wrote(this.client);
     // Each end now expects extended frames, with the limits its own peer announced.
     this.service.peer.enterExtended(accepted);
@@ -293,7 +316,9 @@ export class RelayLink {
   private answerBroken(): void {
     const err = this.broken;
     if (err === undefined || this.owed > 0) return;
-    this.client.peer.write(encodeErrorResponse(err.message));
+    const answer = encodeErrorResponse(err.message);
+    if (this.observe !== undefined) this.told(this.client, answer, 'base', { ret: 1, byRelay: true });
+    this.client.peer.write(answer);
     this.client.peer.beginClosing('end');
   }
 
@@ -306,13 +331,16 @@ export class RelayLink {
       // The sender was told (in the hello) the smaller of both limits.
       throw new IpcborError('IPCBOR_ERR_FRAME_TOO_LARGE', `a payload of ${payload.length} bytes is over the limit of ${to.peerMaxFrame} bytes announced in the hello`);
     }
+    const frame = encodeExtended(headBytes, payload);
     const calls = this.calls;
     // A frame from the service is activity on the client's connection too (the client's own frames count already).
     if (this.idleWatched && from === this.service) this.client.peer.timers.frameArrived();
     if (from === this.client) {
       if (head.kind === Kind.Call) {
         if (this.draining) {
-          from.peer.write(errorFrame(this.shared.codec, head.id, 'IPCBOR_ERR_SHUTTING_DOWN', 'the relay is shutting down'));
+          const refusal = errorFrame(this.shared.codec, head.id, 'IPCBOR_ERR_SHUTTING_DOWN', 'the relay is shutting down');
+          if (this.observe !== undefined) this.told(from, refusal, 'extended', { head: { kind: Kind.Error, id: head.id, code: 'IPCBOR_ERR_SHUTTING_DOWN', message: 'the relay is shutting down' }, byRelay: true });
+          from.peer.write(refusal);
           this.wrote(from);
           return;
         }
@@ -323,19 +351,42 @@ export class RelayLink {
       } else if (head.kind === Kind.Cancel) {
         // The CANCEL goes on first; then a relay draining may be done.
         calls.delete(head.id);
-        to.write(encodeExtended(headBytes, payload));
+        if (this.observe !== undefined) this.told(from.other, frame, 'extended', { head });
+        to.write(frame);
         this.wrote(from.other);
         this.endIfQuiet();
         return;
       }
     } else if ((head.kind === Kind.Result || head.kind === Kind.End || (head.kind === Kind.Error && head.id !== 0)) && calls.delete(head.id) && this.draining) {
-      to.write(encodeExtended(headBytes, payload));
+      if (this.observe !== undefined) this.told(from.other, frame, 'extended', { head });
+      to.write(frame);
       this.wrote(from.other);
       this.endIfQuiet();
       return;
     }
-    to.write(encodeExtended(headBytes, payload));
+    if (this.observe !== undefined) this.told(from.other, frame, 'extended', { head });
+    to.write(frame);
     this.wrote(from.other);
+  }
+
+  // ---- the observer ----------------------------------------------------------------------
+
+  /** Tell the observer of `frame`, on its way to `to`. */
+  private told(to: RelayEnd, frame: FrameParts, framing: 'base' | 'extended', facts: FrameFacts): void {
+    const [header, payload] = frame;
+    const event: RelayFrameEvent = {
+      type: 'frame',
+      connection: this.connection,
+      time: performance.now(),
+      direction: to === this.service ? 'to-service' : 'to-client',
+      framing,
+      ...facts,
+      ...(framing === 'extended' ? { headBytes: header.subarray(4, header.length - 4) } : {}),
+      payload,
+      size: header.length + payload.length,
+    };
+    const observe = this.observe!;
+    guarded(() => observe(event));
   }
 
   // ---- draining ------------------------------------------------------------------------
@@ -367,6 +418,11 @@ export class RelayLink {
    * closed for a broken rule, the other end hears why, as an ERROR on id 0.
    */
   endClosed(end: RelayEnd, reason: IpcborError): void {
+    const observe = this.observe;
+    if (observe !== undefined) {
+      const event = { type: 'close', connection: this.connection, time: performance.now(), end: end.name, reason: { code: String(reason.code), message: reason.message } } as const;
+      guarded(() => observe(event));
+    }
     const other = end.other.peer;
     if (end === this.service && this.towardService !== 0) {
       this.client.peer.budget.chargeOut(-this.towardService);

@@ -23,6 +23,7 @@ import { refuseConnection } from '../server/server.js';
 import { serverLimits, type ServerLimits } from '../server/connection.js';
 import type { ConnectionInfo, Dialer, OpenTransport } from '../transport.js';
 import { RelayLink, type LinkShared } from './link.js';
+import type { RelayObserver } from './observe.js';
 
 export interface RelayCoreOptions extends Pick<ServerLimits, 'maxFrameBytes' | 'maxMethodBytes' | 'maxConnectionBytes' | 'frameTimeout' | 'idleTimeout'> {
   codec?: Codec;
@@ -40,6 +41,13 @@ export interface RelayCoreOptions extends Pick<ServerLimits, 'maxFrameBytes' | '
   closeTimeout?: number;
   /** Told of what a client or the service did wrong that nobody else hears of, and of a service that could not be reached. */
   onError?: (err: IpcborError, connection: Omit<ConnectionInfo, 'protocol'>) => void;
+  /**
+   * Told of every frame the relay moves, both ways, and of each relayed
+   * connection's open and its two ends' close (RelayEvent, observe.ts): for
+   * watching the traffic (`ipcbor monitor`). Called synchronously; an
+   * exception it throws is rethrown later, outside the relay.
+   */
+  observe?: RelayObserver;
 }
 
 /** What each relayed connection is: the facts about its client, and the link once the service's connection is open. */
@@ -104,6 +112,7 @@ export class RelayCore implements AsyncDisposable {
         idleTimeout: 0,
         linger: CLOSE_LINGER_MS,
       }),
+      observe: options.observe,
       report: (err: IpcborError, link: RelayLink) => {
         for (const r of this.connections) if (r.link === link) return this.report(err, r.info);
       },
@@ -165,8 +174,13 @@ export class RelayCore implements AsyncDisposable {
       this.connections.delete(relayed);
       return;
     }
-    const link = new RelayLink(this.shared, transport, service, new ConnectionBudget(this.maxConnectionBytes, this.budget), new ConnectionBudget(this.maxConnectionBytes));
+    const link = new RelayLink(this.shared, transport, service, new ConnectionBudget(this.maxConnectionBytes, this.budget), new ConnectionBudget(this.maxConnectionBytes), relayed.info);
     relayed.link = link;
+    const observe = this.options.observe;
+    if (observe !== undefined) {
+      const event = { type: 'open', connection: relayed.info, time: performance.now() } as const;
+      guarded(() => observe(event));
+    }
     void link.closed.then(() => this.connections.delete(relayed));
     transport.attach(link.client);
     service.attach(link.service);
