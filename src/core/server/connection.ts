@@ -75,7 +75,12 @@ export interface ServerConnectionOptions extends ServerLimits {
   extended?: boolean;
   /** Free text sent in the hello answer. */
   serverName?: string;
-  /** Called with failures nobody else hears of (a notification's handler threw, a protocol violation). */
+  /**
+   * Called with failures an operator should see: a handler threw (its
+   * caller also gets the error), a notification's handler threw or was
+   * dropped, a protocol violation. `err` is an IpcborError; a handler's is
+   * IPCBOR_ERR_HANDLER, with `method` set and what it threw as `cause`.
+   */
   onError?: (err: unknown, connection: ConnectionInfo) => void;
 }
 
@@ -268,6 +273,11 @@ class ServerCall implements IncomingCall {
 
   fail(error: IpcborError): void {
     this.conn.complete(this, { ok: false, error });
+  }
+
+  report(error: IpcborError): void {
+    // A notification's failure is reported when it ends (complete), whatever it was.
+    if (this.kind !== 'notify') this.conn.report(error);
   }
 }
 
