@@ -14,13 +14,14 @@ import { addressesFromArgs, createLoop } from '../../src/index.js';
 async function main(): Promise<void> {
   const { addresses } = addressesFromArgs(process.argv.slice(2));
   await using loop = createLoop();
-  for (const a of await loop.serve(addresses.length > 0 ? addresses : ['chat'])) console.log(`listening ${a}`);
-  loop.add(process.stdin);
   // Ctrl-C (SIGINT) or SIGTERM closes the loop: that removes the socket
-  // file, and the `for await` below ends.
+  // file, and the `for await` below ends. Set before the socket exists, so
+  // that no signal finds it there without them.
   const stop = () => void loop.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  for (const a of await loop.serve(addresses.length > 0 ? addresses : ['chat'])) console.log(`listening ${a}`);
+  loop.add(process.stdin);
 
   let people = 0;
   for await (const ev of loop.events(1000)) {

@@ -17,7 +17,7 @@ export { createClient, type Client, type ClientOptions, type ClientState, type C
 export type { CallOptions } from './call-options.js';
 export { Subscription, type EventListener, type EventMessage } from './client/subscription.js';
 export { defineService, method, serviceOf, isService, ServiceInfo, ServiceRouter } from './service.js';
-export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf, Unlisten } from './service.js';
-export type { Remote, RemoteEvents } from './client/remote.js';
+export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf, Unlisten, ServiceName } from './service.js';
+export type { Remote, RemoteEvents, ServiceArgs } from './client/remote.js';
 export { s, formatPath, type Schema, type Infer } from './schema.js';
 export { validate } from './validate.js';

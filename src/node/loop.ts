@@ -232,6 +232,11 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
     async serve(address) {
       if (closed) throw new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the loop is closed');
       const s = await serveWith(handlers, address, options, parked.executor, true);
+      if (closed) {
+        // Closed while it was starting (a signal at start-up): it must not outlive the loop.
+        await s.server.close();
+        throw new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the loop is closed');
+      }
       servers.push(s);
       s.core.onReady((c) => {
         const h = handleOf(c);
