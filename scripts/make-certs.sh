@@ -14,6 +14,10 @@
 #   scripts/make-certs.sh client DIR NAME
 #       DIR/NAME.pem + NAME.key, a client certificate (CN=NAME) signed by DIR's CA
 #
+# An existing CA (DIR/ca.pem or DIR/ca.key) is never replaced unless asked:
+# add --force (anywhere), or set FORCE=1. Replacing it makes every
+# certificate it signed untrusted by peers that get the new ca.pem.
+#
 # DAYS=N sets the validity (default 365). Give the server ca.pem (as
 # clientCa, for mutual TLS) and its own pair; give clients ca.pem (as ca)
 # and, for mutual TLS, their own pair. Keep ca.key somewhere safe, or
@@ -22,10 +26,19 @@ set -euo pipefail
 umask 077
 
 days=${DAYS:-365}
+force=${FORCE:-0}
+args=()
+for a in "$@"; do
+  if [ "$a" = --force ]; then force=1; else args+=("$a"); fi
+done
+set -- ${args[@]+"${args[@]}"}
 die() { echo "make-certs: $*" >&2; exit 2; }
 command -v openssl >/dev/null || die "openssl is not installed"
 
 new_ca() { # DIR CN
+  if [ "$force" != 1 ] && { [ -e "$1/ca.pem" ] || [ -e "$1/ca.key" ]; }; then
+    die "$1 already has a CA (ca.pem or ca.key); it is kept. Replacing it untrusts every certificate it signed: add --force (or set FORCE=1) to replace it"
+  fi
   mkdir -p "$1"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 \
     -keyout "$1/ca.key" -out "$1/ca.pem" -days "$days" -subj "/CN=$2" \
@@ -71,7 +84,7 @@ case ${1:-} in
   ca) [ $# -ge 2 ] || die "usage: make-certs.sh ca DIR [COMMON_NAME]"; new_ca "$2" "${3:-ipcbor private CA}" ;;
   server) [ $# -ge 4 ] || die "usage: make-certs.sh server DIR NAME SAN..."; server_cert "${@:2}" ;;
   client) [ $# -eq 3 ] || die "usage: make-certs.sh client DIR NAME"; client_cert "$2" "$3" ;;
-  '' | -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; [ $# -gt 0 ] ;;
+  '' | -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; [ $# -gt 0 ] ;;
   *)
     [ $# -eq 1 ] || die "usage: make-certs.sh DIR (or ca|server|client, see --help)"
     new_ca "$1" 'ipcbor private CA'

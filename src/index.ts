@@ -33,7 +33,7 @@
 export { serve, type Server, type ServeOptions, type Servable } from './node/server.js';
 export { connect, type Client, type ConnectOptions } from './node/client.js';
 export type { ClientState, ClientStateChange, ReconnectOptions } from './core/client/client.js';
-export { serveLazy, callOnce, type LazyServer } from './node/lazy.js';
+export { serveLazy, callOnce, type LazyServer, type LazyServable } from './node/lazy.js';
 export { createRelay, DEFAULT_WS_IDLE_TIMEOUT, type Relay, type RelayOptions, type RelayAdapter, type BridgeOptions } from './node/relay.js';
 export { createLoop, type EventLoop, type LoopEvent, type LoopMessage, type LoopConnection, type LoopOptions } from './node/loop.js';
 export { parseAddress, formatAddress, addressFromArgs, addressesFromArgs, type Address } from './node/address.js';
@@ -45,8 +45,8 @@ export { cbor, createCodec, DEFAULT_MAX_ITEMS, type Codec, type CodecOptions } f
 export { diagnose, type DiagnosticOptions } from './core/codec/diagnostic.js';
 export type { RelayEvent, RelayFrameEvent, RelayOpenEvent, RelayCloseEvent, RelayObserver, RelayedConnection } from './core/relay/observe.js';
 export { defineService, method, serviceOf, isService, ServiceInfo, ServiceRouter } from './core/service.js';
-export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf, Unlisten } from './core/service.js';
-export type { Remote, RemoteEvents } from './core/client/remote.js';
+export type { Service, AnyService, MethodDef, AnyMethod, Callable, Mounted, Description, DescribeService, DescribeMethod, EventsOf, Unlisten, ServiceName } from './core/service.js';
+export type { Remote, RemoteEvents, ServiceArgs } from './core/client/remote.js';
 export { s, formatPath, type Schema, type Infer } from './core/schema.js';
 export { validate } from './core/validate.js';
 export { createConformanceService, type ConformanceService } from './core/conformance/service.js';

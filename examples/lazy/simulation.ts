@@ -23,18 +23,19 @@ interface Simulation {
   paused: boolean;
 }
 
-const sim = (ctx: CallContext) => ctx.app as Simulation;
+/** The context the admin's handlers get: `ctx.app` is the simulation (see serveLazy<Simulation> below). */
+type Ctx = CallContext<Simulation>;
 
 export const admin = defineService({
   name: 'sim',
   version: '1.0.0',
   description: 'run-time settings of the simulation, applied between steps',
   methods: {
-    status: method({ handler: (_p: void, ctx) => ({ ...sim(ctx) }) }),
+    status: method({ handler: (_p: void, ctx: Ctx) => ({ ...ctx.app }) }),
     set: method({
       params: s.object({ speed: s.optional(s.number()), paused: s.optional(s.boolean()) }),
-      handler: ({ speed, paused }, ctx) => {
-        const state = sim(ctx);
+      handler: ({ speed, paused }, ctx: Ctx) => {
+        const state = ctx.app;
         if (speed !== undefined) state.speed = speed;
         if (paused !== undefined) state.paused = paused;
         return { ...state };
@@ -46,7 +47,7 @@ export const admin = defineService({
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({ options: { ticks: { type: 'string' }, name: { type: 'string' } }, allowPositionals: true, strict: false });
   const { addresses } = addressesFromArgs([...(values.name ? ['--name', String(values.name)] : []), ...positionals]);
-  const server = await serveLazy(admin, addresses.length > 0 ? addresses : ['sim']);
+  const server = await serveLazy<Simulation>(admin, addresses.length > 0 ? addresses : ['sim']);
   const state: Simulation = { tick: 0, position: 0, speed: 1, paused: false };
   const limit = values.ticks === undefined ? Infinity : Number(values.ticks);
   let timer: ReturnType<typeof setInterval> | undefined;

@@ -14,15 +14,17 @@ import { addressesFromArgs, createLoop } from '../../src/index.js';
 async function main(): Promise<void> {
   const { addresses } = addressesFromArgs(process.argv.slice(2));
   await using loop = createLoop();
-  for (const a of await loop.serve(addresses.length > 0 ? addresses : ['chat'])) console.log(`listening ${a}`);
-  loop.add(process.stdin);
-  const stop = () => void loop.close().then(() => process.exit(0));
+  // Ctrl-C (SIGINT) or SIGTERM closes the loop: that removes the socket
+  // file, and the `for await` below ends. Set before the socket exists, so
+  // that no signal finds it there without them.
+  const stop = () => void loop.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  for (const a of await loop.serve(addresses.length > 0 ? addresses : ['chat'])) console.log(`listening ${a}`);
+  loop.add(process.stdin);
 
   let people = 0;
-  for (;;) {
-    const ev = await loop.wait(1000);
+  for await (const ev of loop.events(1000)) {
     switch (ev.type) {
       case 'connection':
         people++;
@@ -61,7 +63,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: Error) => {
+// The loop is closed (and its socket removed) once main returns; stdin,
+// which the loop read, would keep the process alive.
+main().then(() => process.exit(0)).catch((err: Error) => {
   console.error(`chat: ${err.message}`);
   process.exit(1);
 });

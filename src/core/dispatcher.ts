@@ -6,7 +6,13 @@
 import { DESCRIBE_METHOD } from './protocol/heads.js';
 import type { ConnectionInfo } from './transport.js';
 
-export interface CallContext {
+/**
+ * What a handler gets besides its params. `App`: the type of `app`, for
+ * handlers run by the lazy server (`serveLazy<App>`): a handler declared
+ * `(params, ctx: CallContext<Simulation>) => …` sees `ctx.app` as a
+ * Simulation, and `serveLazy<Simulation>` checks that it is served so.
+ */
+export interface CallContext<App = unknown> {
   /** The method name as it was called (with its service prefix, if any). */
   readonly method: string;
   /**
@@ -19,7 +25,7 @@ export interface CallContext {
   /** When the server stops the call (ms since the epoch), if the caller set a deadline. */
   readonly deadline: number | undefined;
   /** What the application handed to the lazy server's `handleNewMessages(context)`; undefined elsewhere. */
-  readonly app?: unknown;
+  readonly app: App;
 }
 
 // Handlers see params as the decoded request; a typed service narrows it.

@@ -26,32 +26,32 @@ import { isAsyncIterable } from './peer/streams.js';
 import { validateThen } from './validate.js';
 
 /** One method: its handler and, optionally, schemas for its params and result. */
-export interface MethodDef<In = unknown, Params = In, Result = unknown> {
+export interface MethodDef<In = unknown, Params = In, Result = unknown, App = unknown> {
   /** Validates params arriving over a socket; its output type is what the handler gets. */
   readonly params?: StandardSchemaV1<In, Params>;
   /** Describes the result (for introspection); results are not validated. */
   readonly result?: StandardSchemaV1<unknown, NoInfer<Awaited<Result>>>;
   readonly description?: string;
-  readonly handler: (params: Params, ctx: CallContext) => Result;
+  readonly handler: (params: Params, ctx: CallContext<App>) => Result;
 }
 
 /** Any method definition (handlers see their params contravariantly, hence `any`). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyMethod = MethodDef<any, any, any>;
+export type AnyMethod = MethodDef<any, any, any, any>;
 
 /** Declare a method with a params schema: the handler's params are the schema's output. */
-export function method<S extends StandardSchemaV1, R>(def: {
+export function method<S extends StandardSchemaV1, R, App = unknown>(def: {
   params: S;
   result?: StandardSchemaV1<unknown, NoInfer<Awaited<R>>>;
   description?: string;
-  handler: (params: StandardSchemaV1.InferOutput<S>, ctx: CallContext) => R;
-}): NoInfer<MethodDef<StandardSchemaV1.InferInput<S>, StandardSchemaV1.InferOutput<S>, R>>;
+  handler: (params: StandardSchemaV1.InferOutput<S>, ctx: CallContext<App>) => R;
+}): NoInfer<MethodDef<StandardSchemaV1.InferInput<S>, StandardSchemaV1.InferOutput<S>, R, App>>;
 /** Declare a method without a schema: params are typed by the handler (unchecked at run time). */
-export function method<P = void, R = unknown>(def: {
+export function method<P = void, R = unknown, App = unknown>(def: {
   result?: StandardSchemaV1<unknown, NoInfer<Awaited<R>>>;
   description?: string;
-  handler: (params: P, ctx: CallContext) => R;
-}): NoInfer<MethodDef<P, P, R>>;
+  handler: (params: P, ctx: CallContext<App>) => R;
+}): NoInfer<MethodDef<P, P, R, App>>;
 export function method(def: AnyMethod): AnyMethod {
   return def;
 }
@@ -75,7 +75,7 @@ type ParamsArg<In> = 0 extends 1 & In ? [params?: In] : [In] extends [void] ? [p
  * the handler's result. Code written against it works with either.
  */
 export type Callable<M extends Record<string, AnyMethod>> = {
-  readonly [K in keyof M]: M[K] extends MethodDef<infer In, infer _P, infer R> ? (...args: [...ParamsArg<In>, options?: CallOptionsClient]) => Promise<Awaited<R>> : never;
+  readonly [K in keyof M]: M[K] extends MethodDef<infer In, infer _P, infer R, infer _A> ? (...args: [...ParamsArg<In>, options?: CallOptionsClient]) => Promise<Awaited<R>> : never;
 };
 
 /** Payload type of each declared event. */
@@ -83,9 +83,20 @@ export type EventsOf<E> = { [K in keyof E]: E[K] extends StandardSchemaV1 ? Stan
 
 const SERVICE = Symbol.for('ipcbor.service');
 
-export type Service<M extends Record<string, AnyMethod> = Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null> = Record<never, never>> = Callable<M> & {
-  readonly [SERVICE]: ServiceInfo<M, E>;
+/**
+ * A service made by defineService. `N` is its name as a type (`'timer'`
+ * for `defineService({ name: 'timer', … })`), so that a client naming it
+ * (`client.service<typeof timer>('timer')`) is checked.
+ */
+export type Service<M extends Record<string, AnyMethod> = Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null> = Record<never, never>, N extends string = string> = Callable<M> & {
+  readonly [SERVICE]: ServiceInfo<M, E, N>;
 };
+
+/** @internal An object that is not a service (a plain object of handlers), for overloads that tell them apart. */
+export type NotAService = { readonly [SERVICE]?: never };
+
+/** The name of service type S as a literal type, where its definition is known; `string` otherwise. */
+export type ServiceName<S> = S extends { readonly [SERVICE]: { readonly name: infer N extends string } } ? N : string;
 
 /** Any service, whatever its methods (what `serve` and the router take). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -97,8 +108,8 @@ type Listener = (payload: unknown, name: string) => void;
 export type Unlisten = (() => void) & Disposable & { dispose(): void };
 
 /** What ipcbor knows of a service; reach it with `serviceOf(service)`. */
-export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null> = Record<never, never>> {
-  readonly name: string;
+export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null> = Record<never, never>, N extends string = string> {
+  readonly name: N;
   readonly version: string;
   readonly description: string | undefined;
   readonly methods: M;
@@ -107,7 +118,7 @@ export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, An
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly sinks = new Set<(name: string, payload: unknown) => void>();
 
-  constructor(spec: ServiceSpec<M, E>) {
+  constructor(spec: ServiceSpec<M, E> & { name: N }) {
     this.name = spec.name;
     this.version = spec.version;
     this.description = spec.description;
@@ -173,7 +184,7 @@ async function callLocal(name: string, entry: MethodEntry, params: unknown, opti
   const timeout = checkTimeout(options?.timeout);
   const outer = options?.signal;
   if (timeout === undefined && outer === undefined) {
-    return entry.invoke(params, { method: name, signal: NEVER, connection: IN_PROCESS, deadline: undefined });
+    return entry.invoke(params, { method: name, signal: NEVER, connection: IN_PROCESS, deadline: undefined, app: undefined });
   }
   if (outer?.aborted) throw new IpcborError('IPCBOR_ERR_CANCELLED', `${name} was cancelled`, { method: name, cause: outer.reason });
   const controller = new AbortController();
@@ -195,7 +206,7 @@ async function callLocal(name: string, entry: MethodEntry, params: unknown, opti
     outer?.removeEventListener('abort', onAbort);
   }
   const whenStopped = () => new Promise<never>((_resolve, reject) => (stopped ? reject(stopped) : onStop.push(reject)));
-  const ctx: CallContext = { method: name, signal: controller.signal, connection: IN_PROCESS, deadline: timeout === undefined ? undefined : Date.now() + timeout };
+  const ctx: CallContext = { method: name, signal: controller.signal, connection: IN_PROCESS, deadline: timeout === undefined ? undefined : Date.now() + timeout, app: undefined };
   let value: unknown;
   try {
     value = await Promise.race([entry.invoke(params, ctx), whenStopped()]);
@@ -230,9 +241,9 @@ async function callLocal(name: string, entry: MethodEntry, params: unknown, opti
   return guarded;
 }
 
-export function defineService<const M extends Record<string, AnyMethod>, const E extends Record<string, StandardSchemaV1 | null> = Record<never, never>>(
-  spec: ServiceSpec<M, E>,
-): Service<M, E> {
+export function defineService<const M extends Record<string, AnyMethod>, const E extends Record<string, StandardSchemaV1 | null> = Record<never, never>, const N extends string = string>(
+  spec: ServiceSpec<M, E> & { name: N },
+): Service<M, E, N> {
   if (!spec.name || spec.name.startsWith('$') || spec.name.includes('.')) {
     throw new TypeError(`service name "${spec.name}" must be non-empty, without "." and not start with "$"`);
   }
@@ -247,12 +258,12 @@ export function defineService<const M extends Record<string, AnyMethod>, const E
     target[name] = (params?: unknown, options?: CallOptionsClient) => callLocal(name, entry, params, options);
   }
   Object.defineProperty(target, SERVICE, { value: info });
-  return Object.freeze(target) as unknown as Service<M, E>;
+  return Object.freeze(target) as unknown as Service<M, E, N>;
 }
 
 /** The metadata and event emitter of a service made by defineService. */
-export function serviceOf<M extends Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null>>(service: Service<M, E>): ServiceInfo<M, E> {
-  const info = (service as { [SERVICE]?: ServiceInfo<M, E> } | null)?.[SERVICE];
+export function serviceOf<M extends Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null>, N extends string = string>(service: Service<M, E, N>): ServiceInfo<M, E, N> {
+  const info = (service as { [SERVICE]?: ServiceInfo<M, E, N> } | null)?.[SERVICE];
   if (!info) throw new TypeError('not a service made by defineService');
   return info;
 }

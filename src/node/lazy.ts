@@ -16,8 +16,22 @@ import type { Address } from './address.js';
 import { serveWith, type ServeOptions, type Server } from './server.js';
 import { connect, type ConnectOptions } from './client.js';
 import type { CallOptions as CallOptionsClient } from '../core/call-options.js';
+import type { CallContext, Dispatcher } from '../core/dispatcher.js';
+import type { MethodDef, Mounted, NotAService, Service } from '../core/service.js';
 
-export interface LazyServer extends Server {
+/**
+ * What `serveLazy<App>` serves: anything a server serves, whose handlers
+ * take an `App` as `ctx.app`. Handlers written inline see `ctx.app` as an
+ * App; a service's methods declared with `ctx: CallContext<Other>` are
+ * refused unless an App is an Other.
+ */
+export type LazyServable<App> =
+  | Service<Record<string, MethodDef<any, any, any, App>>, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+  | readonly (Service<Record<string, MethodDef<any, any, any, App>>, any, any> | Mounted)[] // eslint-disable-line @typescript-eslint/no-explicit-any
+  | Dispatcher
+  | (Record<string, (params: any, ctx: CallContext<App>) => unknown> & NotAService); // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface LazyServer<App = unknown> extends Server {
   /** Calls waiting for the next handleNewMessages (some may have ended meanwhile). */
   readonly pending: number;
   /**
@@ -26,9 +40,9 @@ export interface LazyServer extends Server {
    * plain value complete inside this call; async ones complete later.
    * Returns how many calls were run.
    */
-  handleNewMessages(context?: unknown): number;
+  handleNewMessages(...context: undefined extends App ? [context?: App] : [context: App]): number;
   /** The same, and resolves once every call it ran has been answered. */
-  handleNewMessagesAsync(context?: unknown): Promise<number>;
+  handleNewMessagesAsync(...context: undefined extends App ? [context?: App] : [context: App]): Promise<number>;
   /**
    * Resolves when a call is waiting (at once if one is), for a loop that
    * sleeps until there is work; rejects with IPCBOR_ERR_SHUTTING_DOWN once
@@ -43,9 +57,15 @@ export interface LazyServer extends Server {
  * whose calls pile up is no longer read (back-pressure), and a call's
  * deadline and cancellation still end it while it waits.
  */
-export async function serveLazy(target: Servable, address: string | Address | readonly (string | Address)[], options: ServeOptions = {}): Promise<LazyServer> {
+export async function serveLazy<App = unknown>(
+  target: Record<string, (params: any, ctx: CallContext<NoInfer<App>>) => unknown> & NotAService, // eslint-disable-line @typescript-eslint/no-explicit-any
+  address: string | Address | readonly (string | Address)[],
+  options?: ServeOptions,
+): Promise<LazyServer<App>>;
+export async function serveLazy<App = unknown>(target: LazyServable<NoInfer<App>>, address: string | Address | readonly (string | Address)[], options?: ServeOptions): Promise<LazyServer<App>>;
+export async function serveLazy<App = unknown>(target: LazyServable<NoInfer<App>>, address: string | Address | readonly (string | Address)[], options: ServeOptions = {}): Promise<LazyServer<App>> {
   const parked = new ParkedCalls();
-  const { server, core } = await serveWith(target, address, options, parked.executor);
+  const { server, core } = await serveWith(target as Servable, address, options, parked.executor);
   // Calls still parked when the server closes never started: they are
   // refused like calls that arrive during a shutdown, so close() need not
   // wait for an application loop that may have stopped.
@@ -57,7 +77,7 @@ export async function serveLazy(target: Servable, address: string | Address | re
     for (const call of parked.take()) call.fail(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method: call.method }));
     for (const wake of [...sleepers]) wake(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down'));
   };
-  const lazy: LazyServer = {
+  const lazy: LazyServer<App> = {
     addresses: server.addresses,
     get connections() {
       return server.connections;
@@ -75,8 +95,8 @@ export async function serveLazy(target: Servable, address: string | Address | re
       server.destroy();
     },
     [Symbol.asyncDispose]: () => lazy.close(),
-    handleNewMessages: (context?: unknown) => parked.run(core.dispatcher, context),
-    handleNewMessagesAsync: (context?: unknown) => parked.runSettled(core.dispatcher, context),
+    handleNewMessages: (...context) => parked.run(core.dispatcher, context[0]),
+    handleNewMessagesAsync: (...context) => parked.runSettled(core.dispatcher, context[0]),
     nextMessage: () =>
       new Promise<void>((resolve, reject) => {
         if (parked.size > 0) return resolve();

@@ -37,8 +37,10 @@ import { serveWith, type ServeOptions, type Server } from './server.js';
 /** One connection the loop serves. */
 export interface LoopConnection {
   /**
-   * Who is connected. `protocol` reads `seed` until the client's hello (its
-   * first request) has arrived: at the `connection` event it may not have.
+   * Who is connected, and what it speaks: at the `connection` event,
+   * `info.protocol` is already what the connection speaks for good
+   * (`extended` for a client that negotiated it, `seed` for one on the
+   * base framing).
    */
   readonly info: ConnectionInfo;
   /** Send event `name` to this connection alone (its client gets it if it subscribed to the name or `*`). */
@@ -62,9 +64,26 @@ export interface LoopMessage {
   fail(err: IpcborError | Error | string): void;
 }
 
+/**
+ * What the loop hands out.
+ *
+ * - `connection`: a connection to a server of the loop whose protocol is
+ *   known, so `connection.info.protocol` is final: it comes once its hello
+ *   was answered (an extended client, which may then be sent events with
+ *   `write`) or its first request of the base framing arrived, just
+ *   before that request's `message`. A connection that closes before
+ *   either gives neither a `connection` nor a `disconnection` event.
+ * - `disconnection`: a connection the application saw has closed. `reason`
+ *   is undefined for a clean close: either end closed it between two
+ *   frames, with no error (the peer closed its socket, `close()`, the idle
+ *   timeout). It is an IPCBOR_ERR_CONNECTION_CLOSED for anything else (a
+ *   reset, a frame cut short, a protocol error, a frame timeout,
+ *   `destroy()`), with the fault as its `cause`. For a client the loop
+ *   dialed (`loop.connect`), `reason` is what its `closed` resolved with.
+ */
 export type LoopEvent =
   | { type: 'connection'; connection: LoopConnection }
-  | { type: 'disconnection'; connection: LoopConnection; reason: IpcborError }
+  | { type: 'disconnection'; connection: LoopConnection; reason: IpcborError | undefined }
   | { type: 'message'; connection: LoopConnection; message: LoopMessage }
   | { type: 'timer' }
   | { type: 'error'; error: IpcborError; connection?: LoopConnection }
@@ -94,9 +113,21 @@ export interface EventLoop extends AsyncIterable<LoopEvent>, AsyncDisposable {
   write(connection: LoopConnection, name: string, payload?: unknown): void;
   /** Send event `name` to every connection subscribed to it; returns how many. */
   emit(name: string, payload?: unknown): number;
+  /**
+   * The events as an async iterable, with a `timer` event whenever
+   * `timeoutMs` passes with none (no timeout: none): `for await (const ev
+   * of loop.events(1000))`. It ends when the loop is closed (from a signal
+   * handler, say), where `wait()` would reject. Iterating the loop itself
+   * is `events()`.
+   */
+  events(timeoutMs?: number): AsyncIterableIterator<LoopEvent>;
   /** Events waiting to be taken. */
   readonly pending: number;
-  /** Stop listening, close the connections and clients, end iteration. */
+  /**
+   * Stop listening, close the connections and clients, remove the socket
+   * files, end iteration. Every call returns the same promise, which
+   * resolves once all of that is done.
+   */
   close(): Promise<void>;
 }
 
@@ -127,6 +158,7 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
   const sources = new Map<Readable, { data: (d: Buffer | string) => void; end: () => void; error: (e: Error) => void }>();
   let externalQueued = 0;
   let closed = false;
+  let closing: Promise<void> | undefined;
   const handlers = options.handlers ?? {};
 
   /** Queue length at which messages whose call ended are swept out. */
@@ -200,14 +232,21 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
     async serve(address) {
       if (closed) throw new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the loop is closed');
       const s = await serveWith(handlers, address, options, parked.executor, true);
+      if (closed) {
+        // Closed while it was starting (a signal at start-up): it must not outlive the loop.
+        await s.server.close();
+        throw new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the loop is closed');
+      }
       servers.push(s);
-      s.core.onConnect((c) => {
+      s.core.onReady((c) => {
         const h = handleOf(c);
         unseen.add(h);
         push({ type: 'connection', connection: h });
       });
       s.core.onDisconnect((c, reason) => {
-        const h = handleOf(c);
+        const h = handles.get(c);
+        // Never announced (its protocol never became known): nothing to tell.
+        if (!h) return;
         if (unseen.delete(h)) {
           // Never seen by the application: it need not hear of it going either.
           const i = queue.findIndex((e) => e.type === 'connection' && e.connection === h);
@@ -302,22 +341,15 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
       return queue.length;
     },
 
-    async close() {
-      if (closed) return;
-      closed = true;
-      for (const source of [...sources.keys()]) loop.remove(source);
-      for (const w of waiters.splice(0)) w(undefined);
-      // Messages nobody took never started: refused like calls arriving during a shutdown.
-      for (const ev of queue.splice(0)) {
-        if (ev.type === 'message' && !ev.message.done) ev.message.fail(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down'));
-      }
-      await Promise.all([...servers.map((s) => s.server.close()), ...[...clients].map((c) => c.close())]);
+    close() {
+      closing ??= closeOnce();
+      return closing;
     },
 
-    [Symbol.asyncIterator]() {
-      return {
+    events(timeoutMs) {
+      const it: AsyncIterableIterator<LoopEvent> = {
         next: () =>
-          loop.wait().then(
+          loop.wait(timeoutMs).then(
             (value) => ({ value, done: false as const }),
             (err: unknown) => {
               if (closed) return { value: undefined, done: true as const };
@@ -325,13 +357,30 @@ export function createLoop(options: LoopOptions = {}): EventLoop {
             },
           ),
         return: async () => ({ value: undefined, done: true as const }),
+        [Symbol.asyncIterator]: () => it,
       };
+      return it;
+    },
+
+    [Symbol.asyncIterator]() {
+      return loop.events();
     },
 
     [Symbol.asyncDispose]() {
       return loop.close();
     },
   };
+
+  async function closeOnce(): Promise<void> {
+    closed = true;
+    for (const source of [...sources.keys()]) loop.remove(source);
+    for (const w of waiters.splice(0)) w(undefined);
+    // Messages nobody took never started: refused like calls arriving during a shutdown.
+    for (const ev of queue.splice(0)) {
+      if (ev.type === 'message' && !ev.message.done) ev.message.fail(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    }
+    await Promise.all([...servers.map((s) => s.server.close()), ...[...clients].map((c) => c.close())]);
+  }
   return loop;
 }
 

@@ -16,6 +16,7 @@ import { formatAddress, isLoopbackHost, parseAddress, type Address } from './add
 import { listen, type Release } from './listen.js';
 import { SocketTransport } from './socket-transport.js';
 import { createTlsListener, type TlsServerOptions } from './tls.js';
+import { errorLog } from './error-log.js';
 
 export type { Servable } from '../core/server/server.js';
 
@@ -33,7 +34,21 @@ export type { Servable } from '../core/server/server.js';
  * });
  * ```
  */
-export interface ServeOptions extends Omit<ServerCoreOptions, 'codec'> {
+export interface ServeOptions extends Omit<ServerCoreOptions, 'codec' | 'onError'> {
+  /**
+   * Told of failures an operator should see, with the connection they
+   * happened on: a handler threw (its caller also gets the error, as
+   * IPCBOR_ERR_HANDLER; `err.method` names the method, `err.cause` is
+   * what it threw), a notification's handler threw or was dropped, a
+   * client broke the protocol. Errors a handler chose to answer with (an
+   * IpcborError it threw, invalid params) are answers, not failures.
+   *
+   * Default: one line on stderr per failure (the method, the connection,
+   * the message), at most 10 lines a second; past that the lines are
+   * counted, and the count printed when the second is over. `onError: ()
+   * => {}` logs nothing.
+   */
+  onError?: (err: unknown, connection: ConnectionInfo) => void;
   /** Mode bits of a unix socket file (default 0o600: only the owner may connect). */
   permissions?: number;
   /** TCP keepalive: idle ms before the first probe (default {@link DEFAULT_KEEPALIVE}, 60,000; 0: off). Finds peers that vanished without a FIN. */
@@ -100,7 +115,8 @@ export async function serveWith(
   executor: Executor | undefined,
   partOfMany = false,
 ): Promise<{ server: Server; core: ServerCore }> {
-  const core = new ServerCore(target, options, executor);
+  // By default failures go to stderr, rate-limited: a handler that throws is seen by an operator.
+  const core = new ServerCore(target, options.onError === undefined ? { ...options, onError: errorLog() } : options, executor);
   const list = (Array.isArray(address) ? address : [address]).map((a) => parseAddress(a as string | Address));
   checkListeners(list, options, partOfMany);
   let listening: Listening;

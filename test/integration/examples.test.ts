@@ -120,7 +120,34 @@ describe('examples', () => {
     } finally {
       child.kill('SIGTERM');
     }
-    await closed;
+    const [code, signal] = (await closed) as [number | null, NodeJS.Signals | null];
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, 'a clean exit');
     assert.equal(existsSync(join(rundir, 'chat.sock')), false, 'the socket is gone');
+  });
+
+  it('loop/chat: Ctrl-C (SIGINT) closes the loop, removes the socket and exits 0, a client connected or not', async () => {
+    for (const withClient of [false, true]) {
+      const rundir = tempSocket('run');
+      const sock = join(rundir, 'chat.sock');
+      const { child, lines } = start('loop/chat.js', ['--name', 'chat'], { ...process.env, IPCBOR_RUNDIR: rundir });
+      const closed = once(child, 'close');
+      let client: Awaited<ReturnType<typeof connect>> | undefined;
+      try {
+        await waitFor(() => lines.includes('listening chat'), 'the chat to listen', 10_000);
+        assert.equal(existsSync(sock), true);
+        if (withClient) {
+          client = await connect(`unix:${sock}`);
+          assert.deepEqual(await client.call('say', { from: 'ada', text: 'bye' }), { heard: 0 });
+        }
+        child.kill('SIGINT');
+        const [code, signal] = (await closed) as [number | null, NodeJS.Signals | null];
+        assert.deepEqual({ code, signal }, { code: 0, signal: null }, `a clean exit (client: ${withClient})`);
+        assert.equal(existsSync(sock), false, `the socket is gone (client: ${withClient})`);
+        if (client) assert.equal((await client.closed).code, 'IPCBOR_ERR_CONNECTION_CLOSED');
+      } finally {
+        child.kill('SIGKILL');
+        await client?.close();
+      }
+    }
   });
 });

@@ -15,7 +15,7 @@ import type { Dialer } from '../transport.js';
 import { ClientConnection } from './connection.js';
 import { clientConnectionOptions, type ClientConnectionOptions, type ResolvedClientOptions } from './options.js';
 import { cancelled, OutgoingCall } from './outgoing.js';
-import { createRemote, createRemoteEvents, type Remote, type RemoteEvents } from './remote.js';
+import { createRemote, createRemoteEvents, prefixOf, type Remote, type RemoteEvents, type ServiceArgs } from './remote.js';
 import { Subscription, SubscriptionSet, type EventListener } from './subscription.js';
 
 /**
@@ -165,17 +165,21 @@ export interface Client extends AsyncDisposable {
   call<R = unknown>(method: string, params?: unknown, options?: CallOptions): Promise<R>;
   /**
    * A typed view of a service, from its type alone:
-   * `client.service<typeof timer>().echo({ req })`. Without `prefix` the
-   * methods are called by their bare names (the server's default service);
-   * with it, as `prefix.method`.
+   * `client.service<typeof timer>('timer').echo({ req })` calls
+   * `timer.echo`; the name is checked against the service's own
+   * (`'tmier'` does not compile). Without a name the methods are called by
+   * their bare names: the server's default service (the first one served),
+   * and the only way to a seed peer. `{ prefix: 'other' }`: a service
+   * mounted under another prefix than its name.
    */
-  service<S = unknown>(prefix?: string): Remote<S>;
+  service<S = unknown>(...args: ServiceArgs<S>): Remote<S>;
   /**
    * The events of a service, typed from its type:
-   * `client.events<typeof timer>().subscribe('on_echo_fired')`. Without
-   * `prefix`, by their bare names (the server's default service).
+   * `client.events<typeof timer>('timer').subscribe('on_echo_fired')`.
+   * The name as for `service()`; without it, by their bare names (the
+   * server's default service).
    */
-  events<S = unknown>(prefix?: string): RemoteEvents<S>;
+  events<S = unknown>(...args: ServiceArgs<S>): RemoteEvents<S>;
   /**
    * A one-way call: nothing comes back, not even an error (the base
    * framing has no notifications: there it is a call whose answer is
@@ -539,12 +543,12 @@ class ClientImpl implements Client {
     return new IpcborError('IPCBOR_ERR_OVERLOADED', `${this.maxQueued} calls already wait for the connection to ${this.address}`, { method });
   }
 
-  service<S>(prefix?: string): Remote<S> {
-    return createRemote<S>((m, p, o) => this.call(m, p, o), prefix);
+  service<S>(...args: ServiceArgs<S>): Remote<S> {
+    return createRemote<S>((m, p, o) => this.call(m, p, o), prefixOf(args[0]));
   }
 
-  events<S>(prefix?: string): RemoteEvents<S> {
-    return createRemoteEvents<S>((name, listener) => this.subscribe(name, listener), prefix);
+  events<S>(...args: ServiceArgs<S>): RemoteEvents<S> {
+    return createRemoteEvents<S>((name, listener) => this.subscribe(name, listener), prefixOf(args[0]));
   }
 
   // ---- subscriptions -----------------------------------------------------------

@@ -11,10 +11,25 @@
  */
 import type { CallOptions as CallOptionsClient } from '../call-options.js';
 import type { EventListener, Subscription } from './subscription.js';
-import { RESERVED_NAMES, type AnyMethod, type Callable, type EventsOf, type Service } from '../service.js';
+import { RESERVED_NAMES, type AnyMethod, type Callable, type EventsOf, type Service, type ServiceName } from '../service.js';
+
+/**
+ * What `client.service<S>(…)` and `client.events<S>(…)` take. Nothing: the
+ * bare names (the server's default service; a seed peer's methods). A
+ * name: the service's methods as `name.method`; where S's name is known
+ * (a service from defineService), only that name, so a misspelt one does
+ * not compile. `{ prefix }`: a service mounted under a prefix other than
+ * its name (`serve([{ service, prefix }])`), which its type cannot know.
+ */
+export type ServiceArgs<S> = string extends ServiceName<S> ? [prefix?: string | { prefix: string }] : [name?: ServiceName<S> | { prefix: string }];
+
+/** The prefix the arguments of ServiceArgs name (undefined: bare names). */
+export function prefixOf(arg: string | { prefix: string } | undefined): string | undefined {
+  return typeof arg === 'object' && arg !== null ? arg.prefix : arg;
+}
 
 /** The methods of service type S as remote calls: the same shape as calling the service in-process. */
-export type Remote<S> = unknown extends S ? AnyRemote : S extends Service<infer M, infer _E> ? Callable<M> : S extends Record<string, AnyMethod> ? Callable<S> : never;
+export type Remote<S> = unknown extends S ? AnyRemote : S extends Service<infer M, infer _E, infer _N> ? Callable<M> : S extends Record<string, AnyMethod> ? Callable<S> : never;
 
 /** The remote view of an untyped service: any method, any params, results typed `unknown`. */
 export type AnyRemote = { readonly [method: string]: (params?: unknown, options?: CallOptionsClient) => Promise<unknown> };
@@ -48,7 +63,7 @@ export function createRemote<S>(call: CallFn, prefix?: string): Remote<S> {
  * the service's own; the prefix (if any) is added on the wire.
  */
 export type RemoteEvents<S> =
-  S extends Service<infer _M, infer E>
+  S extends Service<infer _M, infer E, infer _N>
     ? { subscribe<K extends keyof E & string>(name: K, listener?: EventListener<EventsOf<E>[K]>): Subscription<EventsOf<E>[K]> }
     : { subscribe(name: string, listener?: EventListener): Subscription };
 

@@ -116,6 +116,7 @@ export class Peer implements TransportSink, FrameSink {
   private streamTable: StreamTable | undefined;
   private resolveClosed!: (err: IpcborError) => void;
   private closeReason: IpcborError | undefined;
+  private clean = false;
 
   /** `config`: see peerConfig (a server makes it once for all its connections). */
   constructor(transport: Transport, role: PeerRole, config: PeerConfig, budget: ConnectionBudget) {
@@ -200,6 +201,15 @@ export class Peer implements TransportSink, FrameSink {
     return this.closeReason;
   }
 
+  /**
+   * The connection closed cleanly: its transport closed with no error, by
+   * either end, between two frames (nothing of a frame half read), and
+   * nobody closed it for a fault (a protocol error, a timeout, a cut).
+   */
+  get closedCleanly(): boolean {
+    return this.clean;
+  }
+
   /** Is nothing in flight (the role's view)? */
   get quiet(): boolean {
     return this.role.quiet;
@@ -215,7 +225,8 @@ export class Peer implements TransportSink, FrameSink {
   /** Close at once: what is not written is dropped. After the close, a transport still ending is cut. */
   destroy(cause?: IpcborError): void {
     // Settled first: a transport that reports its close at once must not take the cause's place.
-    if (this.current.stage !== 'closed') this.settle(cause);
+    // Destroyed is never a clean close, with a cause or without.
+    if (this.current.stage !== 'closed') this.settle(cause, false);
     this.transport.destroy();
   }
 
@@ -385,8 +396,9 @@ export class Peer implements TransportSink, FrameSink {
   }
 
   /** The connection is over, however it ended: settle everything once. */
-  private settle(cause?: unknown): void {
+  private settle(cause?: unknown, clean = true): void {
     if (this.closeReason) return;
+    this.clean = clean && cause === undefined && this.decoder.idle;
     const reason =
       cause instanceof IpcborError
         ? cause

@@ -60,6 +60,8 @@ export interface IncomingCall {
   readonly done: boolean;
   /** A notification: nobody waits for its answer (reply and fail only end it). */
   readonly oneWay?: boolean;
+  /** Tell the server's `onError` (a handler threw): the caller hears of it through `fail`, the operator through this. */
+  report?(err: IpcborError): void;
 }
 
 /**
@@ -102,17 +104,29 @@ export function dispatch(call: IncomingCall, dispatcher: Dispatcher, app?: unkno
   try {
     value = entry.invoke(params, call.ctx);
   } catch (err) {
-    call.fail(asIpcborError(err, { method, code: 'IPCBOR_ERR_HANDLER' }));
+    call.fail(handlerFailed(call, err));
     return;
   }
   if (isThenable(value)) {
     value.then(
       (v) => call.reply(v),
-      (err: unknown) => call.fail(asIpcborError(err, { method, code: 'IPCBOR_ERR_HANDLER' })),
+      (err: unknown) => call.fail(handlerFailed(call, err)),
     );
   } else {
     call.reply(value);
   }
+}
+
+/**
+ * A handler threw (or its promise rejected): the error its caller gets.
+ * What is not an IpcborError is a failure of the handler's own, not an
+ * answer it chose (an IpcborError, such as invalid params): that is also
+ * reported to the server's `onError`, where an operator sees it.
+ */
+function handlerFailed(call: IncomingCall, err: unknown): IpcborError {
+  const e = asIpcborError(err, { method: call.method, code: 'IPCBOR_ERR_HANDLER' });
+  if (e !== err) call.report?.(e);
+  return e;
 }
 
 export function isThenable(v: unknown): v is PromiseLike<unknown> {

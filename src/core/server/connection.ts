@@ -77,7 +77,12 @@ export interface ServerConnectionOptions extends ServerLimits {
   extended?: boolean;
   /** Free text sent in the hello answer. */
   serverName?: string;
-  /** Called with failures nobody else hears of (a notification's handler threw, a protocol violation). */
+  /**
+   * Called with failures an operator should see: a handler threw (its
+   * caller also gets the error), a notification's handler threw or was
+   * dropped, a protocol violation. `err` is an IpcborError; a handler's is
+   * IPCBOR_ERR_HANDLER, with `method` set and what it threw as `cause`.
+   */
   onError?: (err: unknown, connection: ConnectionInfo) => void;
 }
 
@@ -169,6 +174,12 @@ export interface ConnectionHost {
   readonly executor: Executor;
   /** Event names a client may subscribe to (undefined: any). */
   eventNames(): ReadonlySet<string> | undefined;
+  /**
+   * The connection's protocol is known (`info.protocol` is final): its
+   * hello was answered (extended), or its first request of the base
+   * framing arrived. Called at most once per connection.
+   */
+  ready?(c: ServerConnection): void;
 }
 
 /**
@@ -265,6 +276,11 @@ class ServerCall implements IncomingCall {
   fail(error: IpcborError): void {
     this.conn.complete(this, { ok: false, error });
   }
+
+  report(error: IpcborError): void {
+    // A notification's failure is reported when it ends (complete), whatever it was.
+    if (this.kind !== 'notify') this.conn.report(error);
+  }
 }
 
 export class ServerConnection implements PeerRole, ConnectionHandle, TransportSink {
@@ -297,6 +313,8 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
   private shutdownDone: Promise<void> | undefined;
   /** The base framing was broken: the error the last answer carries. */
   private broken: IpcborError | undefined;
+  /** The host was told the protocol (see ConnectionHost.ready). */
+  private announced = false;
 
   /** `shared`: see connectionShared (a server makes it once for all its connections). */
   constructor(transport: Transport, shared: ConnectionShared, info: Omit<ConnectionInfo, 'protocol'>, budget: ConnectionBudget, refusal?: IpcborError) {
@@ -397,6 +415,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
       this.answerHello(payload);
       return;
     }
+    this.announce();
     const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload, this.shared.callBytes);
     peer.budget.charge(call.cost);
     this.slots.push(call);
@@ -429,6 +448,26 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
       parts = encodeErrorResponse(clip(messageOf(err)));
     }
     peer.write(parts);
+    // A hello refused leaves the base framing: its next request says so.
+    if (this.info.protocol === 'extended') this.announce();
+  }
+
+  /** Tell the host, once, that this connection's protocol is known. */
+  private announce(): void {
+    if (this.announced) return;
+    this.announced = true;
+    const ready = this.shared.host.ready;
+    if (ready) guarded(() => ready(this));
+  }
+
+  /**
+   * @internal Once closed: undefined when the connection closed cleanly
+   * (either end ended it between two frames, with no error), else why it
+   * did not (the base framing broken, a protocol error, a reset, a cut).
+   */
+  get closeError(): IpcborError | undefined {
+    if (this.broken) return this.broken;
+    return this.peer.closedCleanly ? undefined : this.peer.reason;
   }
 
   private seedAnswer(outcome: Outcome): FrameParts {

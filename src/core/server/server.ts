@@ -14,7 +14,7 @@ import { isService, ServiceRouter, type AnyService, type Mounted } from '../serv
 import type { ConnectionInfo, Disposable, Transport, TransportSink } from '../transport.js';
 import { disposable } from '../transport.js';
 import { immediate, type Executor } from './call.js';
-import { connectionShared, ServerConnection, serverLimits, type ConnectionHandle, type ConnectionShared, type ResolvedLimits, type ServerConnectionOptions } from './connection.js';
+import { connectionShared, ServerConnection, serverLimits, type ConnectionHandle, type ConnectionHost, type ConnectionShared, type ResolvedLimits, type ServerConnectionOptions } from './connection.js';
 import { handlersDispatcher, type Dispatcher, type Handler } from '../dispatcher.js';
 import { EventHub } from './event-hub.js';
 
@@ -103,9 +103,10 @@ export class ServerCore implements AsyncDisposable {
   private readonly turns = new WriteTurns();
   private readonly options: ServerCoreOptions;
   private readonly connections = new Map<number, ServerConnection>();
-  private readonly host: { executor: Executor; eventNames: () => ReadonlySet<string> | undefined };
+  private readonly host: ConnectionHost;
   private readonly connectListeners = new Set<(c: ConnectionHandle) => void>();
-  private readonly closeListeners = new Set<(c: ConnectionHandle, reason: IpcborError) => void>();
+  private readonly closeListeners = new Set<(c: ConnectionHandle, reason: IpcborError | undefined) => void>();
+  private readonly readyListeners = new Set<(c: ConnectionHandle) => void>();
   private readonly unforward: (() => void) | undefined;
   private refusing = 0;
   private closing: Promise<void> | undefined;
@@ -125,6 +126,9 @@ export class ServerCore implements AsyncDisposable {
     this.host = {
       executor: executor ?? immediate(dispatcher),
       eventNames: () => dispatcher.eventNames?.(),
+      ready: (c) => {
+        for (const l of this.readyListeners) guarded(() => l(c));
+      },
     };
     this.shared = connectionShared(this.host, options, this.limits, this.turns);
     this.unforward = dispatcher instanceof ServiceRouter ? dispatcher.forwardEvents((name, payload, alias) => this.hub.emit(name, payload, alias)) : undefined;
@@ -169,7 +173,10 @@ export class ServerCore implements AsyncDisposable {
     void c.closed.then((reason) => {
       this.connections.delete(id);
       this.hub.delete(c);
-      for (const l of this.closeListeners) guarded(() => l(c, reason));
+      // A clean close carries no error; another keeps the reason, with the fault that ended it as its cause.
+      const fault = c.closeError;
+      const why = fault === undefined ? undefined : fault.code === 'IPCBOR_ERR_CONNECTION_CLOSED' ? fault : new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the connection closed: ${fault.message}`, { cause: fault });
+      for (const l of this.closeListeners) guarded(() => l(c, why));
     });
     for (const l of this.connectListeners) guarded(() => l(c));
     return c;
@@ -196,8 +203,22 @@ export class ServerCore implements AsyncDisposable {
     return disposable(() => this.connectListeners.delete(listener));
   }
 
-  /** Call `listener` when a connection has closed, with why. */
-  onDisconnect(listener: (c: ConnectionHandle, reason: IpcborError) => void): Disposable {
+  /**
+   * Call `listener` once a connection's protocol is known (its hello
+   * answered, or its first request of the base framing arrived): from then
+   * on `c.info.protocol` says what it speaks.
+   */
+  onReady(listener: (c: ConnectionHandle) => void): Disposable {
+    this.readyListeners.add(listener);
+    return disposable(() => this.readyListeners.delete(listener));
+  }
+
+  /**
+   * Call `listener` when a connection has closed, with why: undefined for
+   * a clean close (either end closed it between two frames, with no
+   * error), the error otherwise.
+   */
+  onDisconnect(listener: (c: ConnectionHandle, reason: IpcborError | undefined) => void): Disposable {
     this.closeListeners.add(listener);
     return disposable(() => this.closeListeners.delete(listener));
   }
