@@ -14,7 +14,7 @@ import { subscribeCommand } from './subscribe.js';
 import { connectHint, EXIT, exitHelp, statusOf, UsageError, type Command, type Io } from './command.js';
 import { escapeControls } from './escape.js';
 
-const commands: Command[] = [benchCommand, callCommand, describeCommand, lsCommand, notifyCommand, relayCommand, subscribeCommand];
+const commands: Command[] = [callCommand, describeCommand, subscribeCommand, notifyCommand, lsCommand, benchCommand, relayCommand];
 
 const mainHelp = `ipcbor: talk to CBOR-over-socket services (unix sockets, TCP and TLS)
 

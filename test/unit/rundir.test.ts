@@ -43,6 +43,8 @@ describe('service names', () => {
     // Names stay names, dots and all; a URL is neither.
     assert.equal(parseAddress('timer.v2').kind === 'unix' && (parseAddress('timer.v2') as { name?: string }).name, 'timer.v2');
     invalid(() => parseAddress('http://x/y.sock'));
+    // name: takes a name, even one that ends in .sock.
+    assert.deepEqual(parseAddress('name:x.sock'), { kind: 'unix', path: '/run/test-ipcbor/x.sock.sock', name: 'x.sock' });
   });
 
   it('keeps unix: and tcp: parsing as it was', () => {
@@ -52,7 +54,7 @@ describe('service names', () => {
   });
 
   it('refuses what is not a name', () => {
-    for (const bad of ['.hidden', '-x', 'x'.repeat(65), 'a b', 'name:', 'name:a/b', 'name:../x', 'name:x.sock', '']) invalid(() => parseAddress(bad));
+    for (const bad of ['.hidden', '-x', 'x'.repeat(65), 'a b', 'name:', 'name:a/b', 'name:../x', '']) invalid(() => parseAddress(bad));
     invalid(() => addressFromArgs(['--name']));
     invalid(() => addressFromArgs(['--name', '..']));
     invalid(() => socketPathFor('a/b'));
