@@ -103,7 +103,8 @@ function failure(err: unknown, command: Command, io: Pick<Io, 'error'>): number 
   if (err instanceof UsageError) {
     io.error(`ipcbor ${command.name}: ${err.message}\nUsage: ${command.usage}`);
   } else if (err instanceof RemoteError) {
-    io.error(escapeControls(err.message));
+    // The server's own text, as it is; a deadline it gave up on is this command's timeout.
+    io.error(err.code === 'IPCBOR_ERR_DEADLINE_EXCEEDED' ? `ipcbor ${command.name}: the server gave up: ${escapeControls(err.message)} (--timeout)` : escapeControls(err.message));
   } else if (err instanceof IpcborError) {
     const hint = connectHint(err);
     io.error(`ipcbor ${command.name}: ${escapeControls(err.message)}${hint ? `\n  ${hint}` : ''}`);

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server as NetServer } from 'node:net';
 import { dirname, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -336,9 +337,14 @@ describe('ipcbor exit statuses: one meaning each, for every command', () => {
     }
   });
 
-  it('the statuses are in --help', async () => {
+  it('the statuses are in --help and in the README', async () => {
     const r = await run(['--help']);
     for (const line of [/ 0 +success/, / 1 +the server answered with an error/, / 2 +usage/, / 3 +the server could not be reached/, / 4 +timed out/, / 130 +interrupted/]) assert.match(r.stdout, line);
+    const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+    const section = readme.slice(readme.indexOf('## The command line'), readme.indexOf('## Limits'));
+    for (const row of [/^\| 0 \| success/m, /^\| 1 \| the server answered with an error/m, /^\| 2 \| usage/m, /^\| 3 \| the server could not be reached/m, /^\| 4 \| timed out/m, /^\| 130, 143 \| interrupted/m]) {
+      assert.match(section, row);
+    }
   });
 });
 

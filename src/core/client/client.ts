@@ -247,7 +247,10 @@ async function explainClose(dial: Dialer, signal: AbortSignal | undefined, deadl
  * met the seed framing there) such a close is taken for a seed peer, and
  * the client connects again in the seed framing; without it (a reconnect
  * to an address that answered in the extended protocol) it is a failed
- * attempt, and the next one offers the hello again.
+ * attempt, and the next one offers the hello again. Before a close is
+ * taken for a seed peer (or, in `extended` mode, reported as a close), the
+ * dialer's explainClose may name the real cause (node: a TLS port reached
+ * in plaintext).
  */
 async function establish(dial: Dialer, address: string, making: Making, signal: AbortSignal | undefined, deadline: number, closeMeansSeed = true): Promise<ClientConnection> {
   const mode = making.options.protocol ?? 'auto';
