@@ -30,6 +30,7 @@ export const exitHelp = `Exit status (every command):
   3    the server could not be reached, or the connection failed
   4    timed out (--timeout), connecting or waiting for the answer
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
+  70   an internal error of ipcbor itself (a bug: please report it)
 A closed stdout (ipcbor ... | head) ends a command quietly, with 0.`;
 
 /** The exit status an error stands for (see EXIT and exitHelp). */
