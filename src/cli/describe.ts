@@ -3,7 +3,8 @@ import { DEFAULT_CLI_DESCRIBE_TIMEOUT } from '../core/constants.js';
 import { connect, type Client } from '../node/client.js';
 import { DESCRIBE_METHOD } from '../core/protocol/heads.js';
 import type { Description, DescribeMethod } from '../core/service.js';
-import { option, tlsFromOptions, tlsHelp, tlsOptions, type Command } from './command.js';
+import { IpcborError } from '../core/errors.js';
+import { EXIT, numberOption, tlsFromOptions, tlsHelp, tlsOptions, type Command } from './command.js';
 import { escapeControls } from './escape.js';
 import { toJson } from './json.js';
 
@@ -83,6 +84,21 @@ export async function methodNames(client: Client): Promise<string[] | undefined>
   }
 }
 
+/** Every event name a subscription can use, or undefined when the server cannot say. */
+export async function eventNames(client: Client): Promise<string[] | undefined> {
+  try {
+    const d = (await client.call(DESCRIBE_METHOD, {}, { timeout: 5000 })) as Description;
+    return d.services.flatMap((s) => s.events.flatMap((e) => (s.default ? [e.name, `${s.prefix}.${e.name}`] : [`${s.prefix}.${e.name}`])));
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when the description names nothing: no service, no method. */
+function isEmpty(d: Description): boolean {
+  return d.services.length === 0 && (d.methods ?? []).length === 0;
+}
+
 export const describeCommand: Command = {
   name: 'describe',
   summary: 'list the services, methods and events a server offers',
@@ -104,17 +120,26 @@ unless started with introspection on: the command then says so and exits 1.`,
   async run(positionals, values, io) {
     const [address] = positionals;
     if (!address || positionals.length > 1) return io.usage();
-    const timeout = Number(option(values, 'timeout') ?? DEFAULT_CLI_DESCRIBE_TIMEOUT);
-    await using client = await connect(address, { connectTimeout: timeout, signal: io.signal, ...tlsFromOptions(values) });
+    const timeout = numberOption(values, 'timeout', DEFAULT_CLI_DESCRIBE_TIMEOUT, { what: 'milliseconds' });
+    const tls = tlsFromOptions(values);
+    await using client = await connect(address, { connectTimeout: timeout, signal: io.signal, ...tls });
     let d: Description;
     try {
       d = (await client.call(DESCRIBE_METHOD, {}, { timeout, signal: io.signal })) as Description;
     } catch (err) {
       if (io.signal.aborted) throw err;
-      io.error(`${address} does not describe itself (${escapeControls((err as Error).message)}): it may be a seed peer, or a server with introspection off (the default on network listeners)`);
-      return 1;
+      if (err instanceof IpcborError && (err.code === 'IPCBOR_ERR_TIMEOUT' || err.code === 'IPCBOR_ERR_CONNECTION_CLOSED')) throw err;
+      io.error(
+        `ipcbor describe: ${escapeControls(address)} does not describe itself (${escapeControls((err as Error).message)}): it may be a seed peer, or a server with introspection off (the default on network listeners)`,
+      );
+      return EXIT.refused;
     }
-    io.out(values.json ? toJson(d) : describeText(d));
-    return 0;
+    if (values.json) io.out(toJson(d));
+    else if (isEmpty(d)) {
+      io.out(
+        `${escapeControls(address)} describes no services and lists no methods${client.server ? ` (server: ${escapeControls(client.server.server ?? 'unnamed')})` : ''}: it may still answer calls it does not list (an event loop hands every call to its application)`,
+      );
+    } else io.out(describeText(d));
+    return EXIT.ok;
   },
 };

@@ -4,7 +4,7 @@ import { connect } from '../node/client.js';
 import { DESCRIBE_METHOD } from '../core/protocol/heads.js';
 import type { Description } from '../core/service.js';
 import { listServiceNames, runtimeDir, socketPathFor } from '../node/rundir.js';
-import { option, type Command } from './command.js';
+import { numberOption, type Command } from './command.js';
 import { escapeControls } from './escape.js';
 import { toJson } from './json.js';
 
@@ -85,8 +85,7 @@ Options:
   options: { json: { type: 'boolean' }, timeout: { type: 'string' } },
   async run(positionals, values, io) {
     if (positionals.length > 0) return io.usage();
-    const timeout = Number(option(values, 'timeout') ?? DEFAULT_CLI_PROBE_TIMEOUT);
-    if (!(timeout > 0)) return io.usage();
+    const timeout = numberOption(values, 'timeout', DEFAULT_CLI_PROBE_TIMEOUT, { what: 'milliseconds' });
     const dir = runtimeDir();
     const names = listServiceNames(dir);
     const statuses = await Promise.all(names.map((n) => probeService(n, dir, timeout, io.signal)));

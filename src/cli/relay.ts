@@ -1,22 +1,18 @@
 /** `ipcbor relay --listen ADDRESS --to SERVICE`: expose a local service on TCP, TLS or WebSocket until interrupted. */
-import { IpcborError } from '../core/errors.js';
 import { createRelay, type RelayOptions } from '../node/relay.js';
-import { option, readOption, tlsFromOptions, type Command } from './command.js';
+import { EXIT, numberOption, option, readOption, tlsFromOptions, UsageError, type Command } from './command.js';
 
-/** A whole number option within bounds, or a usage error that says what is wrong. */
-export function count(values: Record<string, string | boolean | string[] | undefined>, name: string, min: number): number | undefined {
-  const text = option(values, name);
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `--${name} must be a whole number of at least ${min}, not '${text}'`);
-  return n;
+/** A whole number option of at least `min`, or undefined when not given; anything else is a usage error that says what is wrong. */
+export function count(values: Record<string, string | boolean | string[] | undefined>, name: string, min: number, what = 'a count'): number | undefined {
+  const n = numberOption(values, name, -1, { what, integer: true, min, orEqual: true });
+  return n === -1 ? undefined : n;
 }
 
 /** The listeners' TLS and plaintext options (--cert, --key, --client-ca, --insecure), as RelayOptions. */
 export function listenSecurity(values: Record<string, string | boolean | string[] | undefined>): Pick<RelayOptions, 'tls' | 'insecure'> {
   const cert = readOption(values, 'cert');
   const key = readOption(values, 'key');
-  if ((cert === undefined) !== (key === undefined)) throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', '--cert and --key go together');
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--cert and --key go together');
   const clientCa = readOption(values, 'client-ca');
   return { ...(cert && key ? { tls: { cert, key, ...(clientCa ? { clientCa } : {}) } } : {}), ...(values.insecure === true ? { insecure: true } : {}) };
 }
@@ -82,30 +78,41 @@ Limits:
 The service over TLS (--to tls:HOST:PORT):
   --to-ca FILE, --to-cert FILE, --to-key FILE, --to-servername NAME`,
   options: {
-    ...relayOptionSpecs,
+    listen: { type: 'string', multiple: true },
+    to: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    'client-ca': { type: 'string' },
+    insecure: { type: 'boolean' },
     origin: { type: 'string', multiple: true },
     'allow-no-origin': { type: 'boolean' },
     'token-file': { type: 'string' },
     pages: { type: 'string' },
     'max-connections': { type: 'string' },
+    'max-frame-bytes': { type: 'string' },
     'idle-timeout': { type: 'string' },
+    'to-ca': { type: 'string' },
+    'to-cert': { type: 'string' },
+    'to-key': { type: 'string' },
+    'to-servername': { type: 'string' },
   },
   async run(positionals, values, io) {
     const listen = values.listen as string[] | undefined;
     const to = option(values, 'to');
     if (positionals.length > 0 || listen === undefined || listen.length === 0 || to === undefined) return io.usage();
+    const security = listenSecurity(values);
     const tokenFile = readOption(values, 'token-file');
     const token = tokenFile !== undefined ? tokenFile.toString('utf8').trim() : process.env.IPCBOR_RELAY_TOKEN;
     // A token asked for and empty is a mistake, not "no token".
     if (token !== undefined && token.trim() === '') {
-      throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', tokenFile !== undefined ? `--token-file ${option(values, 'token-file')} holds no token` : 'IPCBOR_RELAY_TOKEN is set but empty');
+      throw new UsageError(tokenFile !== undefined ? `--token-file ${option(values, 'token-file')} holds no token` : 'IPCBOR_RELAY_TOKEN is set but empty');
     }
     const origins = values.origin as string[] | undefined;
     const pages = option(values, 'pages');
     const options: RelayOptions = {
       listen,
       to,
-      ...listenSecurity(values),
+      ...security,
       websocket: {
         ...(origins ? { origins } : {}),
         ...(values['allow-no-origin'] === true ? { allowNoOrigin: true } : {}),
@@ -114,19 +121,19 @@ The service over TLS (--to tls:HOST:PORT):
       },
       onError: (err, c) => io.error(`relay: ${c.remote ?? c.transport}: ${err.code}: ${err.message}`),
     };
-    const maxConnections = count(values, 'max-connections', 1);
-    const maxFrameBytes = count(values, 'max-frame-bytes', 1);
-    const idleTimeout = count(values, 'idle-timeout', 0);
+    const maxConnections = count(values, 'max-connections', 1, 'clients');
+    const maxFrameBytes = count(values, 'max-frame-bytes', 1, 'bytes');
+    const idleTimeout = count(values, 'idle-timeout', 0, 'milliseconds');
     if (maxConnections !== undefined) options.maxConnections = maxConnections;
     if (maxFrameBytes !== undefined) options.maxFrameBytes = maxFrameBytes;
     if (idleTimeout !== undefined) options.idleTimeout = idleTimeout;
     const toTls = tlsFromOptions(values, 'to-').tls;
     if (toTls) options.toTls = toTls;
-    if (io.signal.aborted) return 130;
+    if (io.signal.aborted) return EXIT.interrupted;
     const relay = await createRelay(options);
     for (const a of relay.addresses) io.out(`relaying ${a} -> ${relay.to}`);
     await new Promise<void>((resolve) => io.signal.addEventListener('abort', () => resolve(), { once: true }));
     await relay.close();
-    return 130;
+    return EXIT.interrupted;
   },
 };

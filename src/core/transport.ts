@@ -4,6 +4,7 @@
  * WebSocket or an in-memory pipe (test/memory-transport.ts) can be others.
  * The peer calls the Transport; the Transport calls the peer's sink.
  */
+import type { IpcborError } from './errors.js';
 import type { FrameParts } from './frame/encoder.js';
 
 export interface Transport {
@@ -52,8 +53,19 @@ export interface OpenTransport extends Transport {
   attach(sink: TransportSink): void;
 }
 
-/** Opens one transport to the server; rejects with IPCBOR_ERR_CONNECT. `signal` aborts it. */
-export type Dialer = (signal: AbortSignal) => Promise<OpenTransport>;
+/**
+ * Opens one transport to the server; rejects with IPCBOR_ERR_CONNECT.
+ * `signal` aborts it.
+ *
+ * `explainClose`, if the dialer has it, is asked when a first connection
+ * closed before it answered the hello, which a client otherwise takes for
+ * a seed peer: it may find the real reason (a TLS port reached without
+ * TLS) and return the error to fail with, or undefined. It should resolve
+ * soon once `signal` aborts; it should not reject.
+ */
+export type Dialer = ((signal: AbortSignal) => Promise<OpenTransport>) & {
+  explainClose?: (signal: AbortSignal) => Promise<IpcborError | undefined>;
+};
 
 /** Facts about the peer, handed to handlers in `ctx.connection`. */
 export interface ConnectionInfo {

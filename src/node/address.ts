@@ -1,7 +1,9 @@
 /**
  * Addresses: `unix:/path/to.sock`, `tcp:host:port`, `tcp:[::1]:port`,
  * `tls:host:port` (TCP with TLS from the first byte: see tls.ts), a service
- * name (`timer`, a socket in the runtime directory: see rundir.ts), and the
+ * name (`timer`, a socket in the runtime directory: see rundir.ts), a bare
+ * path (`./timer.sock`, `/run/x`: a word holding a '/' or ending in
+ * `.sock`), and the
  * seed programs' flags `--unix PATH` / `--tcp HOST PORT`, plus `--tls HOST
  * PORT` and `--name NAME`.
  */
@@ -73,11 +75,26 @@ const LOOPBACK = new BlockList();
 LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
 LOOPBACK.addAddress('::1', 'ipv6');
 
-/** Parse `unix:PATH`, `tcp:HOST:PORT` or `tls:HOST:PORT` (IPv6 hosts in brackets), or a service name (`timer` or `name:timer`). */
+/**
+ * A bare word that is a unix socket path, not a service name: it holds a
+ * '/' (`./x`, `/run/x.sock`) or ends in `.sock` (`timer.sock`, whose name
+ * would be `timer.sock.sock`). A word that starts like a URL (`http:`,
+ * `ws:`) is neither.
+ */
+export function looksLikePath(text: string): boolean {
+  return (text.includes('/') || text.endsWith('.sock')) && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(text);
+}
+
+/**
+ * Parse `unix:PATH`, `tcp:HOST:PORT` or `tls:HOST:PORT` (IPv6 hosts in
+ * brackets), a bare path (see looksLikePath), or a service name (`timer`
+ * or `name:timer`; `name:` takes only names).
+ */
 export function parseAddress(text: string | Address): Address {
   if (typeof text !== 'string') return text;
   if (text.startsWith('unix:')) return unixAddress(text.slice(5));
   if (text.startsWith('name:')) return nameAddress(text.slice(5));
+  if (looksLikePath(text)) return unixAddress(text);
   if (isServiceName(text)) return nameAddress(text);
   if (text.startsWith('tcp:') || text.startsWith('tls:')) {
     const kind = text.slice(0, 3) as 'tcp' | 'tls';
@@ -86,7 +103,7 @@ export function parseAddress(text: string | Address): Address {
     if (!m) throw invalid(`bad ${kind} address "${text}": expected ${kind}:HOST:PORT, with IPv6 hosts in brackets (${kind}:[::1]:9099)`);
     return tcpAddress(m[1]!, m[2]!, kind);
   }
-  throw invalid(`bad address "${text}": expected unix:PATH, tcp:HOST:PORT or tls:HOST:PORT, or a service name (letters, digits, '.', '_', '-')`);
+  throw invalid(`bad address "${text}": expected unix:PATH, tcp:HOST:PORT or tls:HOST:PORT, a socket path (holding a '/' or ending in .sock), or a service name (letters, digits, '.', '_', '-')`);
 }
 
 /** `unix:PATH`, `tcp:HOST:PORT`, `tls:HOST:PORT`, or, for an address given as a service name, the bare name (which parses back). */

@@ -12,7 +12,7 @@ import { IpcborError } from '../core/errors.js';
 import type { PeerIdentity } from '../core/transport.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { SocketTransport } from './socket-transport.js';
-import { clientContext, dialTls, type TlsClientOptions } from './tls.js';
+import { clientContext, dialTls, looksLikeTlsPort, type TlsClientOptions } from './tls.js';
 import { checkUnixPeer } from './trust.js';
 
 /**
@@ -108,7 +108,7 @@ export function dialerFor(addr: Address, options: Pick<ConnectOptions, 'tls' | '
   let context: SecureContext | undefined;
   if (addr.kind === 'tls') context = clientContext(addr, options.tls);
   else if (options.tls !== undefined) throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `the tls option was given for ${formatAddress(addr)}, which is not a tls: address: the connection would not be encrypted`);
-  return async (signal) => {
+  const dialer: Dialer = async (signal) => {
     if (addr.kind === 'tls') {
       const tls = await dialTls(addr, context!, options.tls, signal, keepAlive);
       opened?.(tls.peer);
@@ -118,6 +118,17 @@ export function dialerFor(addr: Address, options: Pick<ConnectOptions, 'tls' | '
     checkUnixPeer(addr, options.socketOwner);
     return dial(addr, signal, keepAlive);
   };
+  // A tcp: server that closed on the hello may be a TLS port: say so rather than take it for a seed peer.
+  if (addr.kind === 'tcp') {
+    dialer.explainClose = async (signal) =>
+      (await looksLikeTlsPort(addr, signal))
+        ? new IpcborError(
+            'IPCBOR_ERR_CONNECT',
+            `could not connect to ${formatAddress(addr)}: this looks like a TLS port (the server answered a TLS handshake, and closed the connection without TLS): use ${formatAddress({ ...addr, kind: 'tls' })}`,
+          )
+        : undefined;
+  }
+  return dialer;
 }
 
 /**

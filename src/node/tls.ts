@@ -10,7 +10,8 @@
  * SocketTransport carries either framing over it.
  */
 import { X509Certificate } from 'node:crypto';
-import { isIP, Server as NetServer, type Socket } from 'node:net';
+import { createConnection, isIP, Server as NetServer, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { checkServerIdentity, connect as tlsConnect, createSecureContext, createServer as createTlsServer, type PeerCertificate, type SecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { OpenTransport } from '../core/transport.js';
 import { DEFAULT_MAX_HANDSHAKES, DEFAULT_HANDSHAKE_TIMEOUT } from '../core/constants.js';
@@ -284,13 +285,42 @@ export function clientContext(address: Address, options: TlsClientOptions | unde
   }
 }
 
-function connectError(where: string, err: unknown): IpcborError {
+/** What the client's own TLS layer says when the server's bytes are not TLS at all: a plaintext port. */
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_UNKNOWN_PROTOCOL', 'ERR_SSL_HTTP_REQUEST', 'ERR_SSL_RECORD_LAYER_FAILURE']);
+/** Alerts a server sends about a client certificate it was given and does not accept. */
+const CERT_REFUSED = /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE|DECRYPT_ERROR|ACCESS_DENIED|HANDSHAKE_FAILURE)$/;
+
+/**
+ * IPCBOR_ERR_CONNECT for a TLS connection that failed, saying what to do
+ * where the cause is plain: the port speaks no TLS, the server wants a
+ * client certificate (or not this one), its certificate is not trusted.
+ */
+function connectError(address: Address, err: unknown, options: TlsClientOptions | undefined): IpcborError {
+  const where = formatAddress(address);
+  const plain = address.kind === 'unix' ? where : formatAddress({ kind: 'tcp', host: address.host, port: address.port });
   const e = err as NodeJS.ErrnoException;
   const code = e.code ?? '';
+  const hasCert = options?.cert !== undefined;
   let why: string;
-  if (/^ERR_SSL_.*ALERT/.test(code)) why = `the server refused the TLS connection (${code})`;
-  else if (code.startsWith('ERR_TLS_') || /CERT|SIGNATURE|ISSUER/.test(code)) why = `the server's certificate is not trusted: ${messageOf(err)} (${code})`;
-  else why = code || messageOf(err);
+  if (NOT_TLS.has(code)) {
+    why = `the server does not speak TLS there (its answer is not TLS: ${code}); if it is a plaintext port, use ${plain}`;
+  } else if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' || (!hasCert && /ALERT_HANDSHAKE_FAILURE$/.test(code))) {
+    why = `the server requires a client certificate (mutual TLS)${hasCert ? '' : ' and this client presented none'}: give it a certificate signed by a CA the server trusts, and its key (the tls option's cert and key) (${code})`;
+  } else if (hasCert && CERT_REFUSED.test(code)) {
+    why = `the server did not accept this client's certificate: it must be valid and signed by a CA the server trusts (${code})`;
+  } else if (code === 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' || code === 'ERR_SSL_UNSUPPORTED_PROTOCOL') {
+    why = `the server and this client have no TLS version in common (ipcbor takes TLS 1.3 unless minVersion says TLSv1.2) (${code})`;
+  } else if (code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') {
+    why = `the server does not speak ipcbor over TLS there: it refused ALPN ${ALPN_PROTOCOL} (${code})`;
+  } else if (/^ERR_SSL_.*ALERT/.test(code)) {
+    why = `the server refused the TLS connection (${code})`;
+  } else if (code.startsWith('ERR_TLS_') || /CERT|SIGNATURE|ISSUER/.test(code)) {
+    why = `the server's certificate is not trusted: ${messageOf(err)} (${code})`;
+  } else if (code === 'ECONNRESET' && /before secure TLS connection/.test(e.message ?? '')) {
+    why = `the server closed the connection before the TLS handshake was done: it may not speak TLS there (a plaintext port: use ${plain}), or it refused this client`;
+  } else {
+    why = code || messageOf(err);
+  }
   return new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${where}: ${why}`, { cause: err });
 }
 
@@ -303,7 +333,8 @@ function connectError(where: string, err: unknown): IpcborError {
 class TlsClientTransport extends SocketTransport {
   constructor(
     socket: TLSSocket,
-    private readonly where: string,
+    private readonly address: Address,
+    private readonly options: TlsClientOptions | undefined,
   ) {
     super(socket);
   }
@@ -318,7 +349,7 @@ class TlsClientTransport extends SocketTransport {
       onDrain: () => sink.onDrain(),
       onClose: (cause) => {
         const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-        sink.onClose(!heard && typeof code === 'string' && code.startsWith('ERR_SSL_') ? connectError(this.where, cause) : cause);
+        sink.onClose(!heard && typeof code === 'string' && code.startsWith('ERR_SSL_') ? connectError(this.address, cause, this.options) : cause);
       },
     });
   }
@@ -375,16 +406,21 @@ export function dialTls(
     function done() {
       if (settled) return;
       cleanup();
-      resolve({ transport: new TlsClientTransport(socket, where), peer });
+      resolve({ transport: new TlsClientTransport(socket, address, options), peer });
     }
-    const onError = (err: Error) => fail(connectError(where, err));
+    const onError = (err: Error) => fail(connectError(address, err, options));
     const onClose = () =>
-      fail(new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${where}: the server closed the connection during the TLS handshake (it may not accept this client's certificate, or lack of one)`));
+      fail(
+        new IpcborError(
+          'IPCBOR_ERR_CONNECT',
+          `could not connect to ${where}: the server closed the connection during the TLS handshake (${options?.cert === undefined ? 'it may require a client certificate, or not speak TLS there' : "it may not accept this client's certificate, or not speak TLS there"})`,
+        ),
+      );
     const onAbort = () => fail(new IpcborError('IPCBOR_ERR_CANCELLED', `connecting to ${where} was cancelled`, { cause: signal.reason }));
     const onSecure = () => {
       // rejectUnauthorized already failed the handshake of an unverified server; this is belt and braces.
       if (!socket.authorized) {
-        fail(connectError(where, socket.authorizationError ?? new Error('the server is not verified')));
+        fail(connectError(address, socket.authorizationError ?? new Error('the server is not verified'), options));
         return;
       }
       peer = identityOf(socket.getPeerCertificate());
@@ -405,4 +441,74 @@ export function dialTls(
     socket.on('close', onClose);
     socket.once('secureConnect', onSecure);
   });
+}
+
+// ---- a TLS port reached without TLS -----------------------------------------------
+
+/** How long a TLS probe waits for the server's answer at most. */
+const PROBE_MS = 2000;
+
+/** A TLS record from the server: a handshake (0x16: its ServerHello) or an alert (0x15), record version 3.x. */
+function isTlsRecord(b: Uint8Array): boolean {
+  return b.length >= 2 && (b[0] === 0x16 || b[0] === 0x15) && b[1] === 0x03;
+}
+
+/** The ClientHello node:tls writes for `host` (ALPN ipcbor/1), made without a network: its first write on a stream nobody reads. */
+function clientHello(host: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let socket: TLSSocket | undefined;
+    const stream = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        // The hello is one record, in one write or a few in a row.
+        if (chunks.length === 0) {
+          setImmediate(() => {
+            socket?.destroy();
+            resolve(Buffer.concat(chunks));
+          });
+        }
+        chunks.push(chunk);
+        callback();
+      },
+    });
+    // This socket reaches no server (its stream goes nowhere): nothing is
+    // verified because nothing is ever received or sent over it.
+    socket = tlsConnect({ socket: stream, rejectUnauthorized: false, ALPNProtocols: [ALPN_PROTOCOL], ...(isIP(host) === 0 ? { servername: host } : {}) });
+    socket.on('error', (err) => {
+      if (chunks.length === 0) reject(err);
+    });
+  });
+}
+
+/**
+ * Is the server at `address` (tcp:) a TLS server? It is asked on a
+ * connection of its own: a TLS ClientHello, and the first bytes of its
+ * answer looked at (a TLS server answers with a handshake record, or an
+ * alert; a plaintext server with anything else, or nothing). Nothing is
+ * sent after the hello, and the connection is closed at once. False when
+ * it cannot tell (within `signal` and PROBE_MS).
+ */
+export function looksLikeTlsPort(address: Address & { kind: 'tcp' }, signal: AbortSignal): Promise<boolean> {
+  return clientHello(address.host).then(
+    (hello) =>
+      new Promise<boolean>((resolve) => {
+        const socket = createConnection({ host: address.host, port: address.port });
+        const finish = (answer: boolean) => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', stop);
+          socket.destroy();
+          resolve(answer);
+        };
+        const stop = () => finish(false);
+        const timer = setTimeout(stop, PROBE_MS);
+        signal.addEventListener('abort', stop, { once: true });
+        if (signal.aborted) stop();
+        socket.on('error', stop);
+        socket.on('close', stop);
+        socket.once('connect', () => socket.write(hello));
+        socket.once('data', (chunk: Buffer) => finish(isTlsRecord(chunk)));
+      }),
+    () => false,
+  );
 }

@@ -46,7 +46,7 @@ describe('ipcbor CLI', () => {
     assert.match(top.stdout, /Commands:\n  call .*\n  describe /);
     const call = await ipcbor(['call', '--help']);
     assert.equal(call.code, 0);
-    assert.match(call.stdout, /^Usage: ipcbor call ADDRESS METHOD \[JSON\]/);
+    assert.match(call.stdout, /^Usage: ipcbor call ADDRESS METHOD \[JSON\|-\]/);
     assert.match(call.stdout, /Exit status/);
     const none = await ipcbor([]);
     assert.equal(none.code, 2);

@@ -160,15 +160,20 @@ describe('TLS: the client verifies the server', { skip: openssl.skip }, () => {
     const plain = await serve(handlers, 'tcp:127.0.0.1:0');
     servers.push(plain);
     const port = plain.addresses[0]!.split(':').pop();
-    await rejectsWith(connect(`tls:127.0.0.1:${port}`, { tls: { ca: c.ca }, connectTimeout: 5000 }), 'IPCBOR_ERR_CONNECT');
-    // A TLS server drops a plaintext hello unanswered: to a client that
-    // insists on the extended protocol that is a failed connect; in auto
-    // mode, as with any server that drops the hello, the client falls
-    // back to the seed framing, and its first call fails.
+    const plainTls = await rejectsWith(connect(`tls:127.0.0.1:${port}`, { tls: { ca: c.ca }, connectTimeout: 5000 }), 'IPCBOR_ERR_CONNECT');
+    assert.match(plainTls.message, new RegExp(`does not speak TLS there .*use tcp:127\\.0\\.0\\.1:${port}$`));
+    // A TLS server drops a plaintext hello unanswered. Before the client
+    // takes that for a seed peer, it asks the port for a TLS handshake on a
+    // connection of its own: the answer is TLS, and connect() says so, in
+    // every mode that offers the hello.
     const { port: tlsPort } = await tlsServer();
-    await rejectsWith(connect(`tcp:127.0.0.1:${tlsPort}`, { protocol: 'extended', connectTimeout: 5000 }), 'IPCBOR_ERR_CONNECTION_CLOSED');
-    await using fallback = await connect(`tcp:127.0.0.1:${tlsPort}`, { connectTimeout: 5000 });
-    await rejectsWith(fallback.call('echo', {}, { timeout: 5000 }), 'IPCBOR_ERR_CONNECTION_CLOSED');
+    for (const protocol of ['extended', 'auto'] as const) {
+      const err = await rejectsWith(connect(`tcp:127.0.0.1:${tlsPort}`, { protocol, connectTimeout: 5000 }), 'IPCBOR_ERR_CONNECT');
+      assert.match(err.message, new RegExp(`this looks like a TLS port .*: use tls:127\\.0\\.0\\.1:${tlsPort}$`), protocol);
+    }
+    // Told to speak the seed framing, the client offers no hello: its first call fails.
+    await using seed = await connect(`tcp:127.0.0.1:${tlsPort}`, { protocol: 'seed', connectTimeout: 5000 });
+    await rejectsWith(seed.call('echo', {}, { timeout: 5000 }), 'IPCBOR_ERR_CONNECTION_CLOSED');
   });
 });
 

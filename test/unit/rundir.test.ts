@@ -34,6 +34,19 @@ describe('service names', () => {
     assert.equal(socketPathFor('greeter'), '/run/test-ipcbor/greeter.sock');
   });
 
+  it('takes a bare word that holds a / or ends in .sock for a socket path, not a name', () => {
+    assert.deepEqual(parseAddress('timer.sock'), { kind: 'unix', path: 'timer.sock' });
+    assert.deepEqual(parseAddress('./timer'), { kind: 'unix', path: './timer' });
+    assert.deepEqual(parseAddress('a/b'), { kind: 'unix', path: 'a/b' });
+    assert.deepEqual(parseAddress('/run/x.sock'), { kind: 'unix', path: '/run/x.sock' });
+    assert.equal(formatAddress(parseAddress('timer.sock')), 'unix:timer.sock');
+    // Names stay names, dots and all; a URL is neither.
+    assert.equal(parseAddress('timer.v2').kind === 'unix' && (parseAddress('timer.v2') as { name?: string }).name, 'timer.v2');
+    invalid(() => parseAddress('http://x/y.sock'));
+    // name: takes a name, even one that ends in .sock.
+    assert.deepEqual(parseAddress('name:x.sock'), { kind: 'unix', path: '/run/test-ipcbor/x.sock.sock', name: 'x.sock' });
+  });
+
   it('keeps unix: and tcp: parsing as it was', () => {
     assert.deepEqual(parseAddress('unix:/tmp/a.sock'), { kind: 'unix', path: '/tmp/a.sock' });
     assert.deepEqual(parseAddress('tcp:localhost:1'), { kind: 'tcp', host: 'localhost', port: 1 });
@@ -41,7 +54,7 @@ describe('service names', () => {
   });
 
   it('refuses what is not a name', () => {
-    for (const bad of ['a/b', '../x', '.hidden', '-x', 'x'.repeat(65), 'a b', 'name:', 'name:a/b', '']) invalid(() => parseAddress(bad));
+    for (const bad of ['.hidden', '-x', 'x'.repeat(65), 'a b', 'name:', 'name:a/b', 'name:../x', '']) invalid(() => parseAddress(bad));
     invalid(() => addressFromArgs(['--name']));
     invalid(() => addressFromArgs(['--name', '..']));
     invalid(() => socketPathFor('a/b'));

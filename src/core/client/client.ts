@@ -212,7 +212,10 @@ function bounded<T>(step: (signal: AbortSignal) => Promise<T>, deadline: number,
       ac.abort(err);
       reject(err);
     };
-    const timer = setTimeout(() => fail(new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${address}: ${what} timed out`)), Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(
+      () => fail(new IpcborError('IPCBOR_ERR_CONNECT', `could not connect to ${address}: ${what} timed out`, { cause: new IpcborError('IPCBOR_ERR_TIMEOUT', 'the connect deadline passed') })),
+      Math.max(0, deadline - Date.now()),
+    );
     const onAbort = () => fail(new IpcborError('IPCBOR_ERR_CANCELLED', `connecting to ${address} was cancelled`, { cause: signal!.reason }));
     signal?.addEventListener('abort', onAbort, { once: true });
     const cleanup = () => {
@@ -272,6 +275,23 @@ async function open(dial: Dialer, address: string, making: Making, signal: Abort
 
 const noop = (): void => {};
 
+/** The dialer's explanation of a hello that met a close (see Dialer), within the deadline and the caller's signal; undefined when it has none. */
+async function explainClose(dial: Dialer, signal: AbortSignal | undefined, deadline: number): Promise<IpcborError | undefined> {
+  if (dial.explainClose === undefined) return undefined;
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  const timer = setTimeout(stop, Math.max(0, deadline - Date.now()));
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    return await dial.explainClose(ac.signal);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', stop);
+  }
+}
+
 /**
  * One connection, ready to use: dial, offer the hello (unless `seed`), fall
  * back to the seed framing when the server is a seed peer (`auto`), all
@@ -285,7 +305,10 @@ const noop = (): void => {};
  * met the seed framing there) such a close is taken for a seed peer, and
  * the client connects again in the seed framing; without it (a reconnect
  * to an address that answered in the extended protocol) it is a failed
- * attempt, and the next one offers the hello again.
+ * attempt, and the next one offers the hello again. Before a close is
+ * taken for a seed peer (or, in `extended` mode, reported as a close), the
+ * dialer's explainClose may name the real cause (node: a TLS port reached
+ * in plaintext).
  */
 async function establish(dial: Dialer, address: string, making: Making, signal: AbortSignal | undefined, deadline: number, closeMeansSeed = true): Promise<ClientConnection> {
   const mode = making.options.protocol ?? 'auto';
@@ -295,7 +318,11 @@ async function establish(dial: Dialer, address: string, making: Making, signal: 
   } catch (err) {
     // Only a close before the answer: a close we caused (a bad answer, a
     // deadline) is the error.
-    if (mode !== 'auto' || !closeMeansSeed || !(err instanceof IpcborError) || err.code !== 'IPCBOR_ERR_CONNECTION_CLOSED') throw err;
+    if (!closeMeansSeed || !(err instanceof IpcborError) || err.code !== 'IPCBOR_ERR_CONNECTION_CLOSED') throw err;
+    // Before it is taken for a seed peer, the dialer may know better (a TLS port).
+    const why = await explainClose(dial, signal, deadline);
+    if (why) throw why;
+    if (mode !== 'auto') throw err;
     connection = await open(dial, address, making, signal, false, deadline);
   }
   if (mode === 'extended' && connection.protocol !== 'extended') {

@@ -15,7 +15,7 @@ import { discardIterable as discard } from '../peer/streams.js';
 import { callFrame, cancelHead, HELLO_METHOD, Kind, notifyFrame, SUBSCRIBE_METHOD, UNSUBSCRIBE_METHOD, type CallOptions, type Head } from '../protocol/heads.js';
 import { helloOffer, readHelloResponse, type HelloResponse } from '../protocol/hello.js';
 import type { Transport } from '../transport.js';
-import { OutgoingCall } from './outgoing.js';
+import { EncodedParams, OutgoingCall } from './outgoing.js';
 import type { SubscriptionSet } from './subscription.js';
 import type { ResolvedClientOptions } from './options.js';
 
@@ -174,7 +174,7 @@ export class ClientConnection implements PeerRole {
     }
     let payload: Uint8Array;
     try {
-      payload = streamed ? EMPTY : this.peer.codec.encode(params);
+      payload = streamed ? EMPTY : params instanceof EncodedParams ? params.bytes : this.peer.codec.encode(params);
       this.peer.checkOutgoing(payload.length, 'params', method);
     } catch (err) {
       if (streamed) discard(params);

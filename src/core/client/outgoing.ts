@@ -8,6 +8,15 @@ import { IpcborError } from '../errors.js';
 import type { AsyncQueue } from '../peer/queue.js';
 import { isAsyncIterable } from '../peer/streams.js';
 
+/**
+ * @internal Params already encoded as CBOR, sent as they are: a caller that
+ * sends the same params many times (`ipcbor bench`) encodes them once.
+ * The bytes are not checked; they must not change while calls use them.
+ */
+export class EncodedParams {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
 /** Where a sent call is: told when the caller gives up on it. */
 export interface CallCarrier {
   abandon(call: OutgoingCall, err: IpcborError): void;
