@@ -6,7 +6,7 @@
  *
  *   node       a bare `net` server's socket, never sent a byte (the floor: Node's own cost)
  *   raw        connected, never sent a byte
- *   seed       a seed client (`protocol: 'seed'`) that made one call
+ *   base       a base-framing client (`protocol: 'base'`) that made one call
  *   extended   a client that completed the hello and made one call
  *
  * Run by `npm run bench` (after the throughput table; BENCH_ONLY=idle runs
@@ -25,7 +25,7 @@ export interface Mem {
 }
 
 export interface IdleRow {
-  kind: 'node' | 'raw' | 'seed' | 'extended';
+  kind: 'node' | 'raw' | 'base' | 'extended';
   title: string;
   connections: number;
   openMs: number;
@@ -43,7 +43,7 @@ export const IDLE_TARGET_BYTES = 4096;
 const KINDS: { kind: IdleRow['kind']; title: string }[] = [
   { kind: 'node', title: 'bare net server, nothing sent' },
   { kind: 'raw', title: 'connected, nothing sent' },
-  { kind: 'seed', title: 'seed client, one call made' },
+  { kind: 'base', title: 'base-framing client, one call made' },
   { kind: 'extended', title: 'hello done, one call made' },
 ];
 
@@ -117,7 +117,7 @@ async function openAll(kind: IdleRow['kind'], server: ServerProcess, n: number):
           const s = await rawSocket(kind === 'node' ? `${server.socketPath}.plain` : server.socketPath);
           return { close: () => s.destroy() };
         }
-        const c: Client = await connect(server.address, { protocol: kind === 'seed' ? 'seed' : 'auto' });
+        const c: Client = await connect(server.address, { protocol: kind === 'base' ? 'base' : 'auto' });
         await c.call('echo', { n: 1 });
         return { close: () => c.destroy() };
       } catch (err) {

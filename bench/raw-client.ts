@@ -1,8 +1,8 @@
 /**
- * The raw baseline client: plain `net`, the seed framing, no CBOR. The
+ * The raw baseline client: plain `net`, the base framing, no CBOR. The
  * payload is encoded once up front, so what is measured is framing and the
  * socket only. Answers come back in request order, so pipelined calls
- * (W2) are matched by a FIFO, as a seed client must.
+ * (W2) are matched by a FIFO, as a base-framing client must.
  *
  * It returns a promise per call like ipcbor's `call`, so both run under the
  * same drivers; frames written in one tick leave in one syscall

@@ -1,5 +1,5 @@
 /**
- * The raw baseline server: plain `net`, the seed framing, no CBOR. Every
+ * The raw baseline server: plain `net`, the base framing, no CBOR. Every
  * request is answered with ret 0 and its payload bytes as the body. It is
  * the floor a Node program cannot go under on this machine: ipcbor is
  * measured against it.

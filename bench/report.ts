@@ -197,7 +197,7 @@ const COLORS: Record<string, string> = {
   rawcodec: '#b3b8be',
   rawcborg: '#c9cdd2',
   extended: '#1a66d2',
-  seed: '#6b9de6',
+  base: '#6b9de6',
   relay: '#2f4f8f',
   bridge: '#5a78b0',
   jsonrpc: '#e0892b',

@@ -14,7 +14,7 @@
  * Environment (flags win):
  *   BENCH_ONLY         workloads, e.g. "W1,W3" (default all: W1-W5)
  *   BENCH_SYSTEMS      systems, e.g. "raw,extended" (BENCH_IMPLS too); default
- *                      raw, rawcodec, extended, seed, relay, jsonrpc, grpc,
+ *                      raw, rawcodec, extended, base, relay, jsonrpc, grpc,
  *                      zeromq, nodeipc (add rawcborg for the raw loop with cborg)
  *   BENCH_SECONDS      measured seconds per cell (default 2; the full run takes
  *                      about 6 minutes on a 2-core machine)

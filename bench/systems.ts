@@ -2,13 +2,13 @@
  * The systems `npm run bench` compares, each reduced to a server (a script
  * forked on its own unix socket) and a way to open a `Caller` to it.
  *
- * - raw: a hand-written `net` loop with the seed framing and no CBOR, the
+ * - raw: a hand-written `net` loop with the base framing and no CBOR, the
  *   params' CBOR bytes encoded once and echoed as bytes: the Node limit.
  * - rawcodec: the same loop, encoding and decoding with ipcbor's codec on
  *   both ends: the Node limit plus the CBOR work ipcbor cannot avoid.
  * - rawcborg (opt-in): the same with plain cborg.
- * - extended, seed: ipcbor's `connect()` (negotiated extended protocol, or
- *   the seed framing) against one `serve()`.
+ * - extended, base: ipcbor's `connect()` (negotiated extended protocol, or
+ *   the base framing) against one `serve()`.
  * - relay, bridge: ipcbor's extended protocol through a relay process in
  *   front of that same server (`createRelay`): over TCP, or over WebSocket
  *   through the bridge. Judged against direct ipcbor extended.
@@ -25,10 +25,10 @@ import { PEERS, type PeerId } from './peers/index.js';
 import { peerRequire, peerVersion } from './peers/load.js';
 import type { Caller, Workload, WorkloadId } from './workloads.js';
 
-export const SYSTEM_IDS = ['raw', 'rawcodec', 'rawcborg', 'extended', 'seed', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'] as const;
+export const SYSTEM_IDS = ['raw', 'rawcodec', 'rawcborg', 'extended', 'base', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'] as const;
 export type SystemId = (typeof SYSTEM_IDS)[number];
 /** What runs when no selection is given (rawcborg is history: the codec ipcbor used before its own). */
-export const DEFAULT_SYSTEMS: readonly SystemId[] = ['raw', 'rawcodec', 'extended', 'seed', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'];
+export const DEFAULT_SYSTEMS: readonly SystemId[] = ['raw', 'rawcodec', 'extended', 'base', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'];
 
 export interface ServerSpec {
   /** One server process per key; systems with the same key share it. */
@@ -83,12 +83,12 @@ const ipcborServer: ServerSpec = { key: 'ipcbor', script: here('./server.js'), a
 const decoded = (answer: unknown, w: Workload) => same(answer, w.params);
 
 /** A client of the ipcbor bench server that must have negotiated `protocol`. */
-async function ipcborCaller(address: string, protocol: 'extended' | 'seed', w: Workload): Promise<Caller> {
-  return calling(await connect(address, { protocol: protocol === 'extended' ? 'auto' : 'seed' }), protocol, w);
+async function ipcborCaller(address: string, protocol: 'extended' | 'base', w: Workload): Promise<Caller> {
+  return calling(await connect(address, { protocol: protocol === 'extended' ? 'auto' : 'base' }), protocol, w);
 }
 
 /** A client (Node's or the browser's) that must have negotiated `protocol`, making the workload's call. */
-async function calling(c: Pick<Client, 'protocol' | 'call' | 'close'>, protocol: 'extended' | 'seed', w: Workload): Promise<Caller> {
+async function calling(c: Pick<Client, 'protocol' | 'call' | 'close'>, protocol: 'extended' | 'base', w: Workload): Promise<Caller> {
   if (c.protocol !== protocol) {
     await c.close();
     throw new Error(`asked for ${protocol}, got a ${c.protocol} connection`);
@@ -96,7 +96,7 @@ async function calling(c: Pick<Client, 'protocol' | 'call' | 'close'>, protocol:
   return { call: () => c.call('echo', w.params), close: () => c.close() };
 }
 
-function ipcbor(id: 'extended' | 'seed'): System {
+function ipcbor(id: 'extended' | 'base'): System {
   return {
     id,
     label: `ipcbor ${id}`,
@@ -194,7 +194,7 @@ export const SYSTEMS: Record<SystemId, System> = {
     },
   },
   extended: ipcbor('extended'),
-  seed: ipcbor('seed'),
+  base: ipcbor('base'),
   relay: viaRelay(
     'relay',
     'tcp',

@@ -1,6 +1,6 @@
 /**
  * The workloads and the one driver that runs them all. Every system (the
- * raw baselines, ipcbor extended and seed, the peers) is reduced to a
+ * raw baselines, ipcbor extended and base, the peers) is reduced to a
  * `Caller`, so the loops that are timed are the same code for all of them.
  */
 

@@ -88,7 +88,7 @@ export interface HelloOffer {
 
 /**
  * An extended-protocol peer written from docs/PROTOCOL.md §6–§7 with the
- * frame decoder only: the hello is seed-framed, everything after it is
+ * frame decoder only: the hello is base-framed, everything after it is
  * `[u32 head_len][head][u32 payload_len][payload]`.
  */
 export class RawExtended {

@@ -1,4 +1,4 @@
-/** Test helpers: temp-dir unix sockets, raw seed exchanges over real sockets. */
+/** Test helpers: temp-dir unix sockets, raw base-framing exchanges over real sockets. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -64,7 +64,7 @@ export class RawReader {
     this.buf = this.buf.subarray(n);
     return out;
   }
-  /** One seed response: ret and body. */
+  /** One base-framing response: ret and body. */
   async response(): Promise<{ ret: number; body: Buffer; bytes: Buffer }> {
     const head = await this.read(8);
     const body = await this.read(head.readUInt32BE(4));

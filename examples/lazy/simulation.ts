@@ -1,5 +1,5 @@
 /**
- * The lazy server in an application with its own main loop (the seed's
+ * The lazy server in an application with its own main loop (nim-ffi's
  * `ipc-server`, which was made for an admin changing run-time settings).
  *
  * A simulation steps every 100 ms. An admin changes its settings while it

@@ -1,6 +1,6 @@
 /**
  * The timer client: calls `version`, then `echo` on one connection, and
- * prints exactly the seed client's three lines. It imports only the
+ * prints exactly the base-framing client's three lines. It imports only the
  * service's *type*: none of the server's code is loaded.
  *
  * Over TLS (`--tls HOST PORT` or `tls:HOST:PORT`): `--ca FILE` is the CA

@@ -1,4 +1,4 @@
-/** The timer's wire shapes (the seed's CDDL), as schemas. */
+/** The timer's wire shapes (nim-ffi's CDDL), as schemas. */
 import { s } from '../../src/index.js';
 
 export const EchoRequest = s.object({ message: s.string(), delayMs: s.int() });

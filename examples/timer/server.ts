@@ -7,7 +7,7 @@
  *
  * TLS: `--cert FILE --key FILE` (PEM), and `--ca FILE` to require client
  * certificates signed by that CA (mutual TLS). Plaintext TCP on a network
- * address (anything but loopback) is refused unless `--insecure` (the seed
+ * address (anything but loopback) is refused unless `--insecure` (the base
  * C and Nim clients speak no TLS). `--introspection` answers
  * `$ipcbor.describe` on network listeners too.
  */

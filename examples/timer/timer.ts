@@ -1,5 +1,5 @@
 /**
- * The seed's timer library as an ipcbor service. It is defined once and
+ * The timer library of nim-ffi's examples as an ipcbor service. It is defined once and
  * knows nothing of sockets: in-process callers call it directly (the
  * handler's own objects, no serialization); server.ts puts the very same
  * definition on a socket; client.ts calls it remotely with the same types.
@@ -13,7 +13,7 @@ const EchoResponse = s.object({ echoed: s.string(), timerName: s.string() });
 const ComplexResponse = s.object({ summary: s.string(), itemCount: s.int(), hasNote: s.boolean() });
 const ScheduleResult = s.object({ jobId: s.string(), willRunCount: s.int(), firstRunAtMs: s.int(), effectiveBackoffMs: s.int() });
 const EchoEvent = s.object({ message: s.string(), echoCount: s.int() });
-/** What event listeners receive, as in the seed library. */
+/** What event listeners receive, as in nim-ffi's example library. */
 const EchoFired = s.object({ eventType: s.literal('on_echo_fired'), payload: EchoEvent });
 
 export type EchoResponse = Infer<typeof EchoResponse>;
@@ -34,12 +34,12 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** A timer named `name` (the seed server creates one named `ipc-server`, shared by all clients). */
+/** A timer named `name` (the base-framing server creates one named `ipc-server`, shared by all clients). */
 export function createTimer(name: string) {
   const timer = defineService({
     name: 'timer',
     version: '0.1.0',
-    description: "the seed's example timer",
+    description: "nim-ffi's example timer",
     methods: {
       version: method({
         description: 'the library version',

@@ -167,7 +167,7 @@ Options:
   --timeout MS      a call that takes longer fails (default 30000); also
                     the connect timeout
   --json            print the summary as one JSON object
-  --protocol MODE   auto (default), seed or extended
+  --protocol MODE   auto (default), base or extended
 
 ${tlsHelp}
 

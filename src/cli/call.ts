@@ -8,10 +8,10 @@ import { methodNames } from './describe.js';
 import { isAsyncIterable } from '../core/peer/streams.js';
 import { escapeControls } from './escape.js';
 
-/** --protocol: auto, seed or extended. */
-export function protocolOption(values: Record<string, string | boolean | string[] | undefined>): 'auto' | 'seed' | 'extended' {
+/** --protocol: auto, base or extended. */
+export function protocolOption(values: Record<string, string | boolean | string[] | undefined>): 'auto' | 'base' | 'extended' {
   const protocol = option(values, 'protocol') ?? 'auto';
-  if (protocol !== 'auto' && protocol !== 'seed' && protocol !== 'extended') throw new UsageError(`--protocol must be auto, seed or extended, not '${protocol}'`);
+  if (protocol !== 'auto' && protocol !== 'base' && protocol !== 'extended') throw new UsageError(`--protocol must be auto, base or extended, not '${protocol}'`);
   return protocol;
 }
 
@@ -23,7 +23,7 @@ export function timeoutOption(values: Record<string, string | boolean | string[]
 export const callCommand: Command = {
   name: 'call',
   summary: 'call a method and print its result as JSON',
-  usage: 'ipcbor call ADDRESS METHOD [JSON|-] [--timeout MS] [--protocol auto|seed|extended] [--compact] [--ca FILE [--cert FILE --key FILE]]',
+  usage: 'ipcbor call ADDRESS METHOD [JSON|-] [--timeout MS] [--protocol auto|base|extended] [--compact] [--ca FILE [--cert FILE --key FILE]]',
   help: `Calls METHOD on the service at ADDRESS with the params JSON (default {};
 - reads it from stdin), converted to CBOR, and prints the result as JSON.
 Byte strings are written {"$bytes": "<hex>"} in both directions. A method
@@ -36,7 +36,7 @@ tcp:HOST:PORT or tls:HOST:PORT (IPv6 hosts in brackets).
 Options:
   --timeout MS        give up after MS milliseconds, connecting included
                       (default 30000; exit status 4)
-  --protocol MODE     auto (default), seed (plain seed framing) or extended
+  --protocol MODE     auto (default), base (plain base framing) or extended
   --compact           print the JSON on one line
 
 ${tlsHelp}

@@ -71,7 +71,7 @@ export function describeText(d: Description): string {
     .trimEnd();
 }
 
-/** Every callable method name, or undefined when the server cannot say (a seed peer). */
+/** Every callable method name, or undefined when the server cannot say (a base-framing peer). */
 export async function methodNames(client: Client): Promise<string[] | undefined> {
   try {
     const d = (await client.call(DESCRIBE_METHOD, {}, { timeout: 5000 })) as Description;
@@ -113,7 +113,7 @@ Options:
 
 ${tlsHelp}
 
-Seed peers (the reference C and Nim servers) have no introspection, and
+Base-framing peers (the reference C and Nim servers) have no introspection, and
 ipcbor servers turn it off on network listeners (TLS, and TCP off loopback)
 unless started with introspection on: the command then says so and exits 1.`,
   options: { json: { type: 'boolean' }, timeout: { type: 'string' }, ...tlsOptions },
@@ -130,7 +130,7 @@ unless started with introspection on: the command then says so and exits 1.`,
       if (io.signal.aborted) throw err;
       if (err instanceof IpcborError && (err.code === 'IPCBOR_ERR_TIMEOUT' || err.code === 'IPCBOR_ERR_CONNECTION_CLOSED')) throw err;
       io.error(
-        `ipcbor describe: ${escapeControls(address)} does not describe itself (${escapeControls((err as Error).message)}): it may be a seed peer, or a server with introspection off (the default on network listeners)`,
+        `ipcbor describe: ${escapeControls(address)} does not describe itself (${escapeControls((err as Error).message)}): it may be a base-framing peer, or a server with introspection off (the default on network listeners)`,
       );
       return EXIT.refused;
     }

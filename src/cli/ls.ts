@@ -11,9 +11,9 @@ import { toJson } from './json.js';
 export interface ServiceStatus {
   name: string;
   path: string;
-  /** It accepted a connection and answered (the hello, or a seed call). */
+  /** It accepted a connection and answered (the hello, or a base-framing call). */
   answers: boolean;
-  protocol?: 'seed' | 'extended';
+  protocol?: 'base' | 'extended';
   /** The server implementation, from the hello answer. */
   server?: string;
   /** The services it describes ($ipcbor.describe), if it did in time. */
@@ -56,7 +56,7 @@ export async function probeService(name: string, dir: string, timeout: number, s
 }
 
 function row(s: ServiceStatus): string[] {
-  const state = s.answers ? (s.protocol === 'seed' ? 'up (seed)' : 'up') : s.error?.includes('ECONNREFUSED') ? 'stale' : 'no answer';
+  const state = s.answers ? (s.protocol === 'base' ? 'up (base framing)' : 'up') : s.error?.includes('ECONNREFUSED') ? 'stale' : 'no answer';
   const services = s.services?.map((x) => `${x.name} ${x.version}`).join(', ') ?? '';
   // Escaped before the columns are measured: a server's version or name is its own text.
   return [s.name, state, s.server ?? '', services || (s.answers ? '' : (s.error ?? ''))].map((cell) => escapeControls(cell));

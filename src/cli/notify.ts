@@ -16,7 +16,7 @@ runs and answers to nobody. Nothing is printed; exit status 0 means it was
 sent, not that the method exists or succeeded (use 'ipcbor call' for that).
 
 Notifications need the extended protocol: against a server that speaks only
-the seed framing the command sends nothing and exits 1.
+the base framing the command sends nothing and exits 1.
 
 Options:
   --timeout MS    give up connecting after MS milliseconds (default 30000)
@@ -35,7 +35,7 @@ ${tlsHelp}`,
     } catch (err) {
       if (!(err instanceof IpcborError && err.code === 'IPCBOR_ERR_NOT_SUPPORTED')) throw err;
       io.error(
-        `ipcbor notify: ${escapeControls(address)} speaks only the seed framing, which has no one-way calls: nothing was sent (use 'ipcbor call', which waits for the answer)`,
+        `ipcbor notify: ${escapeControls(address)} speaks only the base framing, which has no one-way calls: nothing was sent (use 'ipcbor call', which waits for the answer)`,
       );
       return EXIT.refused;
     }

@@ -26,7 +26,7 @@ Options:
 
 ${tlsHelp}
 
-Events need the extended protocol; against a seed peer the command exits 1.`,
+Events need the extended protocol; against a base-framing peer the command exits 1.`,
   options: { count: { type: 'string' }, ...tlsOptions },
   async run(positionals, values, io) {
     const [address, event] = positionals;
@@ -38,7 +38,7 @@ Events need the extended protocol; against a seed peer the command exits 1.`,
     const client = await connect(address, { signal: io.signal, eventOverflow: 'pause', ...tlsFromOptions(values) });
     try {
       if (client.protocol !== 'extended') {
-        io.error(`ipcbor subscribe: ${escapeControls(address)} speaks only the seed framing, which has no events`);
+        io.error(`ipcbor subscribe: ${escapeControls(address)} speaks only the base framing, which has no events`);
         return EXIT.refused;
       }
       const sub = client.subscribe(event);

@@ -64,7 +64,7 @@ export const DEFAULT_WRITE_HIGH_WATER = 1024 * 1024;
 /** Version of the extended protocol this implementation speaks (docs/PROTOCOL.md). */
 export const PROTOCOL_VERSION = 1;
 
-/** Reserved method namespace: seed-style names never start with `$`. */
+/** Reserved method namespace: base-framing-style names never start with `$`. */
 export const RESERVED_PREFIX = '$ipcbor.';
 
 /** The WebSocket subprotocol of the bridge (src/node/bridge.ts): the browser client offers it, the bridge selects it. */

@@ -4,7 +4,7 @@
  * Schema (validate) and a Standard JSON Schema (describe), so it is used
  * exactly like a zod, valibot or arktype schema would be.
  *
- * Objects follow the seed's conventions: unknown keys are refused, an
+ * Objects follow nim-ffi's conventions: unknown keys are refused, an
  * optional field may be absent or null (both become absent).
  */
 import type { StandardJSONSchemaV1, StandardSchemaV1 } from '@standard-schema/spec';

@@ -301,7 +301,7 @@ export interface DescribeService {
   description?: string;
   /** Methods answer as `prefix.method`. */
   prefix: string;
-  /** Also answers bare method names (seed clients). */
+  /** Also answers bare method names (base-framing clients). */
   default: boolean;
   methods: DescribeMethod[];
   events: { name: string; payload: Record<string, unknown> | null }[];

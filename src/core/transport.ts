@@ -59,7 +59,7 @@ export interface OpenTransport extends Transport {
  *
  * `explainClose`, if the dialer has it, is asked when a first connection
  * closed before it answered the hello, which a client otherwise takes for
- * a seed peer: it may find the real reason (a TLS port reached without
+ * a base-framing peer: it may find the real reason (a TLS port reached without
  * TLS) and return the error to fail with, or undefined. It should resolve
  * soon once `signal` aborts; it should not reject.
  */
@@ -75,8 +75,8 @@ export interface ConnectionInfo {
   readonly transport: string;
   /** The peer's address where the transport has one (`127.0.0.1:51234`). */
   readonly remote?: string;
-  /** Which framing the connection speaks: the seed framing, or the negotiated extended protocol. */
-  readonly protocol: 'seed' | 'extended';
+  /** Which framing the connection speaks: the base framing, or the negotiated extended protocol. */
+  readonly protocol: 'base' | 'extended';
   /**
    * Who the peer proved to be, when its transport verified that (mutual
    * TLS: the client's certificate, checked against the server's CA). Frozen.

@@ -4,7 +4,7 @@
  * name (`timer`, a socket in the runtime directory: see rundir.ts), a bare
  * path (`./timer.sock`, `/run/x`: a word holding a '/' or ending in
  * `.sock`), and the
- * seed programs' flags `--unix PATH` / `--tcp HOST PORT`, plus `--tls HOST
+ * nim-ffi's example programs' flags `--unix PATH` / `--tcp HOST PORT`, plus `--tls HOST
  * PORT` and `--name NAME`.
  */
 import { BlockList, isIP } from 'node:net';

@@ -1,6 +1,6 @@
 /**
  * `connect()`: a client over a unix socket, TCP, or TLS. Everything but
- * dialing (the hello, the seed fallback, the connect deadline, the Client)
+ * dialing (the hello, the base-framing fallback, the connect deadline, the Client)
  * is the core's createClient.
  */
 import { createConnection, type Socket } from 'node:net';
@@ -118,7 +118,7 @@ export function dialerFor(addr: Address, options: Pick<ConnectOptions, 'tls' | '
     checkUnixPeer(addr, options.socketOwner);
     return dial(addr, signal, keepAlive);
   };
-  // A tcp: server that closed on the hello may be a TLS port: say so rather than take it for a seed peer.
+  // A tcp: server that closed on the hello may be a TLS port: say so rather than take it for a base-framing peer.
   if (addr.kind === 'tcp') {
     dialer.explainClose = async (signal) =>
       (await looksLikeTlsPort(addr, signal))

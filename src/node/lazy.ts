@@ -1,5 +1,5 @@
 /**
- * The lazy server (the seed's `ipc-server`): connections are accepted and
+ * The lazy server (nim-ffi's `ipc-server`): connections are accepted and
  * requests decoded in the background, but no handler runs until the
  * application calls `handleNewMessages(context)` from its own loop.
  *
@@ -120,7 +120,7 @@ export async function serveLazy<App = unknown>(target: LazyServable<NoInfer<App>
 }
 
 /**
- * The seed's `client_send`: connect, make one call, close. For scripts;
+ * `client_send` of nim-ffi's examples: connect, make one call, close. For scripts;
  * a program that calls more than once should keep a client.
  */
 export async function callOnce<R = unknown>(address: string | Address, method: string, params?: unknown, options: ConnectOptions & CallOptionsClient = {}): Promise<R> {

@@ -39,7 +39,7 @@ export interface LoopConnection {
   /**
    * Who is connected, and what it speaks: at the `connection` event,
    * `info.protocol` is already what the connection speaks for good
-   * (`extended` for a client that negotiated it, `seed` for one on the
+   * (`extended` for a client that negotiated it, `base` for one on the
    * base framing).
    */
   readonly info: ConnectionInfo;

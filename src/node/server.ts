@@ -253,7 +253,7 @@ export function checkListeners(list: readonly Address[], options: Pick<ServeOpti
         'IPCBOR_ERR_INVALID_ADDRESS',
         `refusing plaintext TCP on the network address ${where}: anyone who can reach it could call every method, unencrypted and unauthenticated. ` +
           `Serve ${formatAddress({ ...a, kind: 'tls' })} with a certificate instead (the tls option; --tls HOST PORT --cert FILE --key FILE for programs), ` +
-          `or a loopback address (tcp:127.0.0.1:${a.port}); to serve plaintext anyway (the seed C and Nim clients speak no TLS), pass insecure: true (--insecure)`,
+          `or a loopback address (tcp:127.0.0.1:${a.port}); to serve plaintext anyway (the C and Nim clients speak no TLS), pass insecure: true (--insecure)`,
       );
     }
   }

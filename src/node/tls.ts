@@ -328,7 +328,7 @@ function connectError(address: Address, err: unknown, options: TlsClientOptions 
  * The client side of a TLS connection: a TLS alert that closes it before
  * the server's first byte (a refusal the handshake could not report) is a
  * connect failure, so connect() rejects with IPCBOR_ERR_CONNECT rather
- * than falling back to the seed framing.
+ * than falling back to the base framing.
  */
 class TlsClientTransport extends SocketTransport {
   constructor(

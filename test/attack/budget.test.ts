@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { connect, IpcborError, serve } from '../../src/index.js';
 import { rawConnect, tempSocket } from '../helpers.js';
-import { KiB, MiB, seedFrame, sleep } from './harness.js';
+import { KiB, MiB, baseFrame, sleep } from './harness.js';
 
 const sockets: Socket[] = [];
 after(() => {
@@ -45,7 +45,7 @@ describe('the budget against frames it cannot hold', () => {
     async () => {
       const server = await serve({ echo: (p: unknown) => p }, `unix:${tempSocket()}`, { maxConnectionBytes: 1 * MiB, maxServerBytes: 4 * MiB, frameTimeout: 500 });
       const address = server.addresses[0]!;
-      const header = seedFrame('echo', new Uint8Array(0));
+      const header = baseFrame('echo', new Uint8Array(0));
       header.writeUInt32BE(4 * MiB, header.length - 4);
       const chunk = Buffer.alloc(2 * MiB);
       const closed: boolean[] = [];

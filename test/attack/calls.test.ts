@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { rawConnect, tempSocket } from '../helpers.js';
-import { assertBounded, unbounded, extendedHeader, KiB, MiB, Probe, rawHello, seedFrame, settled, sleep, startServer, type ChildServer } from './harness.js';
+import { assertBounded, unbounded, extendedHeader, KiB, MiB, Probe, rawHello, baseFrame, settled, sleep, startServer, type ChildServer } from './harness.js';
 
 const LIMITS = { maxConnectionBytes: 1 * MiB, maxServerBytes: 8 * MiB };
 
@@ -60,12 +60,12 @@ describe('attack: pipelined calls whose answers are never read', () => {
     const CONNS = 20;
     const CALLS = 4000;
     const payload = Buffer.from(cbor.encode(new Uint8Array(4 * KiB)));
-    const seed = seedFrame('echo', payload);
+    const base = baseFrame('echo', payload);
     const takers: (() => number)[] = [];
     for (let c = 0; c < CONNS; c++) {
       const extended = c % 2 === 0;
       const s = await attacker(child.address, extended);
-      takers.push(send(s, extended ? repeat(CALLS, (i) => [extendedHeader([1, i + 1, 'echo'], payload.length), payload]) : repeat(CALLS, () => [seed])));
+      takers.push(send(s, extended ? repeat(CALLS, (i) => [extendedHeader([1, i + 1, 'echo'], payload.length), payload]) : repeat(CALLS, () => [base])));
     }
     const volume = CONNS * CALLS * payload.length;
     const taken = () => takers.reduce((sum, t) => sum + t(), 0);

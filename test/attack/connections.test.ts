@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { connect, IpcborError, type Client } from '../../src/index.js';
 import { rawConnect, tempSocket } from '../helpers.js';
-import { assertBounded, KiB, MiB, Probe, seedFrame, settled, sleep, startServer, unbounded, until, type ChildServer } from './harness.js';
+import { assertBounded, KiB, MiB, Probe, baseFrame, settled, sleep, startServer, unbounded, until, type ChildServer } from './harness.js';
 
 const children: ChildServer[] = [];
 const sockets: Socket[] = [];
@@ -35,9 +35,9 @@ async function raw(address: string): Promise<Socket & { gone: boolean }> {
   return s;
 }
 
-/** The header of a seed call to echo announcing `length` bytes of payload. */
+/** The header of a base-framing call to echo announcing `length` bytes of payload. */
 function announce(length: number): Buffer {
-  const h = seedFrame('echo', new Uint8Array(0));
+  const h = baseFrame('echo', new Uint8Array(0));
   h.writeUInt32BE(length, h.length - 4);
   return h;
 }
@@ -113,10 +113,10 @@ describe('attack: idle connections', () => {
     for (let i = 0; i < 30; i++) extra.push(await raw(child.address));
     // A client hears the refusal as the answer to its hello.
     await assert.rejects(connect(child.address), (err: unknown) => err instanceof IpcborError && err.code === 'IPCBOR_ERR_OVERLOADED');
-    // A seed client hears it as its first call's error.
-    const seed = await connect(child.address, { protocol: 'seed' });
-    await assert.rejects(seed.call('version'), (err: unknown) => err instanceof IpcborError && err.code === 'IPCBOR_ERR_REMOTE');
-    seed.destroy();
+    // A base-framing client hears it as its first call's error.
+    const base = await connect(child.address, { protocol: 'base' });
+    await assert.rejects(base.call('version'), (err: unknown) => err instanceof IpcborError && err.code === 'IPCBOR_ERR_REMOTE');
+    base.destroy();
     // The extra raw connections, which send nothing, are cut after a grace.
     await until(() => extra.every((s) => s.gone), 'the refused connections closed', 4000);
     assert.ok(held.every((s) => !s.gone), 'the connections within the limit stay');

@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { RawReader, rawConnect, tempSocket } from '../helpers.js';
 import { RawExtended } from '../extended-helpers.js';
-import { assertBounded, extendedHeader, MiB, Probe, seedFrame, startServer, unbounded, type ChildServer } from './harness.js';
+import { assertBounded, extendedHeader, MiB, Probe, baseFrame, startServer, unbounded, type ChildServer } from './harness.js';
 
 const MAPS = 4 * MiB;
 const bomb = Buffer.alloc(5 + MAPS, 0xa0);
@@ -54,21 +54,21 @@ describe('attack: decode bomb', () => {
     await child.kill();
   });
 
-  it('sent to version over the seed framing: answered at once, never decoded', async () => {
+  it('sent to version over the base framing: answered at once, never decoded', async () => {
     const { child, probe } = await setup();
     probe.start();
     const s = await rawConnect(child.address);
     sockets.push(s);
     const r = new RawReader(s);
     const t0 = performance.now();
-    s.write(seedFrame('version', bomb));
+    s.write(baseFrame('version', bomb));
     const answer = await r.response();
     const ms = performance.now() - t0;
     assert.equal(answer.ret, 0);
     assert.ok(ms < 1000, `answered in ${Math.round(ms)} ms`);
     const stats = await probe.stop();
-    console.log(`# attack {"attack":"decode bomb to version (seed)","answerMs":${Math.round(ms)}}`);
-    assertBounded('decode bomb to version (seed)', stats, LIMITS.maxConnectionBytes, DECODED, child);
+    console.log(`# attack {"attack":"decode bomb to version (base)","answerMs":${Math.round(ms)}}`);
+    assertBounded('decode bomb to version (base)', stats, LIMITS.maxConnectionBytes, DECODED, child);
     probe.close();
     await child.kill();
   });

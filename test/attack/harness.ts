@@ -349,8 +349,8 @@ export async function until(cond: () => boolean | Promise<boolean>, what: string
 
 export const HELLO = { version: 1, maxFrameBytes: 16 * MiB, window: 64 };
 
-/** A seed request, as one Buffer. */
-export function seedFrame(method: string, payload: Uint8Array): Buffer {
+/** A base-framing request, as one Buffer. */
+export function baseFrame(method: string, payload: Uint8Array): Buffer {
   return Buffer.concat(encodeRequest(method, payload));
 }
 
@@ -362,7 +362,7 @@ export function extendedHeader(head: unknown[], payloadLength: number): Buffer {
 
 /** Send the hello on a raw socket and wait for its answer (and nothing more is read after it: the socket is paused). */
 export async function rawHello(socket: Socket, offer = HELLO): Promise<void> {
-  socket.write(seedFrame('$ipcbor.hello', cbor.encode(offer)));
+  socket.write(baseFrame('$ipcbor.hello', cbor.encode(offer)));
   let buf = Buffer.alloc(0);
   while (buf.length < 8 || buf.length < 8 + buf.readUInt32BE(4)) {
     const [chunk] = (await Promise.race([once(socket, 'data'), sleep(3000).then(() => assert.fail('no hello answer'))])) as [Buffer];

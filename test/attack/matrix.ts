@@ -5,7 +5,7 @@
  * - server: `serve`, `lazy` (serveLazy; its application never polls, except
  *   once when told to for result streams) or `loop` (createLoop; its
  *   application takes every message and leaves it unanswered);
- * - framing and kind: seed calls; extended calls, notifications, stream
+ * - framing and kind: base-framing calls; extended calls, notifications, stream
  *   items the client sends (a streamed call whose items are never read),
  *   result stream items (never read), and events (subscribers that never
  *   read);
@@ -60,20 +60,20 @@ import { after, describe, it } from 'node:test';
 import { connect, type Client } from '../../src/index.js';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { rawConnect, tempSocket } from '../helpers.js';
-import { extendedHeader, held, KiB, MiB, mb, rawHello, seedFrame, settled, sleep, SLACK, startServer, unbounded, until, writeMany, type ChildServer, type Mem } from './harness.js';
+import { extendedHeader, held, KiB, MiB, mb, rawHello, baseFrame, settled, sleep, SLACK, startServer, unbounded, until, writeMany, type ChildServer, type Mem } from './harness.js';
 import { NEGATIVE_EXIT, padLength, padOf, type Stats } from './matrix-shared.js';
 
 export type ServerKind = 'serve' | 'lazy' | 'loop';
 export type Kind = 'call' | 'notify' | 'item-up' | 'item-down' | 'event';
-export type Framing = 'seed' | 'extended';
+export type Framing = 'base' | 'extended';
 
 /** frameTimeout is short: a connection stopped mid-frame whose peer went is cut when its frame times out. */
 export const LIMITS = { maxConnectionBytes: 1 * MiB, maxServerBytes: 8 * MiB, frameTimeout: 1000 };
 export const SIZES = [1 * KiB, 64 * KiB, 1 * MiB, 4 * MiB, 16 * MiB];
 export const CONNECTIONS = [1, 1000];
-/** The seed framing carries calls only. */
+/** The base framing carries calls only. */
 export const SHAPES: readonly (readonly [Framing, Kind])[] = [
-  ['seed', 'call'],
+  ['base', 'call'],
   ['extended', 'call'],
   ['extended', 'notify'],
   ['extended', 'item-up'],
@@ -105,8 +105,8 @@ function script(framing: Framing, kind: Kind, size: number, frames: number): Buf
   const payload = Buffer.from(cbor.encode(padOf(size)));
   assert.equal(payload.length, size);
   const parts: Buffer[] = [];
-  if (framing === 'seed') {
-    const frame = seedFrame('hold', payload);
+  if (framing === 'base') {
+    const frame = baseFrame('hold', payload);
     for (let i = 0; i < frames; i++) parts.push(frame);
   } else if (kind === 'call' || kind === 'notify') {
     const notify = extendedHeader([2, 'hold'], size);

@@ -1,7 +1,7 @@
 /**
  * Fuzzing the client: a malicious server (a raw `net` server in this test)
  * answers a real `connect()` client with random and mutated bytes: a hello
- * answer that is valid, mutated, garbage, an error or a close; then seed
+ * answer that is valid, mutated, garbage, an error or a close; then base
  * responses or extended frames of every kind (RESULT, ERROR, ITEM, END,
  * CREDIT, EVENT, CANCEL, unknown kinds) for the ids in flight and others,
  * mutated; then it closes the connection (a reset, a half-close, or after a
@@ -37,7 +37,7 @@ const encodeOr = (v: unknown, fallback: Uint8Array): Uint8Array => {
   }
 };
 
-/** A seed response `[i32 ret][u32 len][body]`. */
+/** A base-framing response `[i32 ret][u32 len][body]`. */
 const response = (ret: number, body: Uint8Array): Wire => wire(Buffer.concat([i32(ret), u32(body.length), body]), [4]);
 /** An extended frame `[u32 len][head][u32 len][payload]`. */
 const frame = (head: Uint8Array, payload: Uint8Array): Wire => wire(Buffer.concat([u32(head.length), head, u32(payload.length), payload]), [0, 4 + head.length]);
@@ -51,7 +51,7 @@ const bodyArb = fc.oneof(
   fc.integer({ min: 1, max: 100 * 1024 }).map((n) => encodeOr(new Uint8Array(n), new Uint8Array())),
 );
 
-const seedResponseArb: fc.Arbitrary<Wire> = fc.tuple(fc.oneof(fc.constantFrom(0, 0, 1, -1), fc.integer()), bodyArb).map(([ret, body]) => response(ret, body));
+const baseResponseArb: fc.Arbitrary<Wire> = fc.tuple(fc.oneof(fc.constantFrom(0, 0, 1, -1), fc.integer()), bodyArb).map(([ret, body]) => response(ret, body));
 
 /** The client's ids are 1, 2, 3…: aim there mostly. */
 const idArb: fc.Arbitrary<unknown> = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 1, max: 6 }) }, fc.constantFrom<unknown>(0, -1, 2 ** 32, 1.5, 'x', null, 2n ** 64n - 1n), fc.nat());
@@ -72,7 +72,7 @@ const serverFrameArb: fc.Arbitrary<Wire> = fc
   .tuple(fc.oneof({ weight: 9, arbitrary: serverHeadArb.map((h) => encodeOr(h, new Uint8Array([0x80]))) }, fc.uint8Array({ maxLength: 16 })), bodyArb)
   .map(([h, p]) => frame(h, p));
 
-/** The hello answer: valid, with odd values, garbage, an error (a seed peer), or none (a close). */
+/** The hello answer: valid, with odd values, garbage, an error (a base-framing peer), or none (a close). */
 const helloAnswerArb: fc.Arbitrary<Wire | 'close'> = fc.oneof(
   {
     weight: 5,
@@ -81,14 +81,14 @@ const helloAnswerArb: fc.Arbitrary<Wire | 'close'> = fc.oneof(
       .map(({ maxInflight, window }) => response(0, encodeOr({ version: 1, maxFrameBytes: 64 * 1024, window, ...(maxInflight === undefined ? {} : { maxInflight }), server: 'evil' }, new Uint8Array([0xa0])))),
   },
   fc.record({ version: fc.oneof(fc.constantFrom<unknown>(0, 1, 2, -1, 'x'), fc.nat()), maxFrameBytes: fc.oneof(fc.constantFrom<unknown>(0, 1, 2n ** 64n - 1n, 'x'), fc.nat()), refused: fc.oneof(fc.constant(undefined), fc.record({ code: textArb, message: textArb }), valueArb) }, { requiredKeys: [] }).map((v) => response(0, encodeOr(v, new Uint8Array([0xa0])))),
-  seedResponseArb,
+  baseResponseArb,
   fc.constant<'close'>('close'),
 );
 
 interface Case {
-  protocol: 'auto' | 'seed' | 'extended';
+  protocol: 'auto' | 'base' | 'extended';
   hello: Wire | 'close';
-  /** Seed responses or extended frames (the client reads them in its framing, whatever they are). */
+  /** Base-framing responses or extended frames (the client reads them in its framing, whatever they are). */
   frames: Wire[];
   mutations: Parameters<typeof mutate>[1];
   splits: number[];
@@ -97,9 +97,9 @@ interface Case {
 }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
-  protocol: fc.constantFrom<Case['protocol']>('auto', 'auto', 'seed', 'extended'),
+  protocol: fc.constantFrom<Case['protocol']>('auto', 'auto', 'base', 'extended'),
   hello: helloAnswerArb,
-  frames: fc.oneof(fc.array(serverFrameArb, { maxLength: 8 }), fc.array(seedResponseArb, { maxLength: 6 })),
+  frames: fc.oneof(fc.array(serverFrameArb, { maxLength: 8 }), fc.array(baseResponseArb, { maxLength: 6 })),
   mutations: mutationsArb,
   splits: splitsArb,
   close: fc.constantFrom<Case['close']>('destroy', 'end', 'later'),

@@ -1,7 +1,7 @@
 /**
  * What the protocol fuzzers share: how many cases to run (a short run in
  * `npm test`, a long one with `npm run fuzz`), the server in a child
- * process with small budgets, the frames (seed and extended) as arbitraries
+ * process with small budgets, the frames (base and extended) as arbitraries
  * with their length fields known, byte-level mutations, one case run over a
  * raw socket with everything the server sends checked against the wire
  * contract, and the checks after each case (a probe client is still
@@ -60,8 +60,8 @@ function encodeOr(value: unknown, fallback: Uint8Array): Uint8Array {
 
 export const METHODS = ['version', 'echo', 'greet', 'slow', 'hang', 'stream', 'fire', 'sum', 'fail', 'mem', 'conns', 'nope', '', '$ipcbor.describe', '$ipcbor.subscribe', '$ipcbor.unsubscribe', '$ipcbor.hello'];
 
-/** Seed method names: never the hello (a seed peer does not send it; the hello has its own property). */
-export const seedMethodArb = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...METHODS.filter((m) => m !== '$ipcbor.hello')) }, { weight: 1, arbitrary: textArb });
+/** Base method names: never the hello (a base-framing peer does not send it; the hello has its own property). */
+export const baseMethodArb = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...METHODS.filter((m) => m !== '$ipcbor.hello')) }, { weight: 1, arbitrary: textArb });
 const methodArb = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...METHODS) }, { weight: 1, arbitrary: textArb });
 
 /** Params the methods understand (bounded by the fuzz server), and anything at all. */
@@ -92,7 +92,7 @@ export function joinWire(parts: readonly Wire[]): Wire {
   return wire(bytes, lengths);
 }
 
-/** `[u32 len][a][u32 len][b]`: a seed request or an extended frame. */
+/** `[u32 len][a][u32 len][b]`: a base-framing request or an extended frame. */
 function twoParts(a: Uint8Array, b: Uint8Array): Wire {
   return wire(Buffer.concat([...[a, b].flatMap((x) => [u32(x.length), x])]), [0, 4 + a.length]);
 }
@@ -114,7 +114,7 @@ function u32(n: number): Buffer {
   return b;
 }
 
-export const seedFrameArb: fc.Arbitrary<Wire> = fc.tuple(seedMethodArb, paramsArb).map(([m, p]) => twoParts(Buffer.from(m, 'utf8'), p));
+export const baseFrameArb: fc.Arbitrary<Wire> = fc.tuple(baseMethodArb, paramsArb).map(([m, p]) => twoParts(Buffer.from(m, 'utf8'), p));
 
 /** Call ids: mostly the few in play (so frames hit live calls), sometimes anything. */
 const idArb: fc.Arbitrary<unknown> = fc.oneof(
@@ -245,7 +245,7 @@ export function split(bytes: Uint8Array, at: readonly number[]): Uint8Array[] {
 
 /**
  * Reads everything the server sends on one fuzzed connection and checks it
- * against docs/PROTOCOL.md: seed responses whose body is one CBOR item
+ * against docs/PROTOCOL.md: base-framing responses whose body is one CBOR item
  * (ret 0) or non-empty UTF-8 text; after an accepted hello, extended frames
  * from the server (kinds 3–9) with well-formed heads and payloads within
  * the `maxFrameBytes` the client announced. Any violation is kept in

@@ -22,7 +22,7 @@ describe('listen backlog', () => {
     const refused = raw.filter((r) => r === 'EAGAIN').length;
     assert.ok(refused > 0, `the burst should overflow a backlog of 4 (${refused} EAGAIN)`);
     // The same burst through connect(): every one gets in.
-    const clients = await Promise.all(Array.from({ length: N }, () => connect(server.addresses[0]!, { connectTimeout: 60_000, protocol: 'seed' })));
+    const clients = await Promise.all(Array.from({ length: N }, () => connect(server.addresses[0]!, { connectTimeout: 60_000, protocol: 'base' })));
     try {
       assert.equal(clients.length, N);
       assert.equal(await clients[N - 1]!.call('ping'), 'pong');

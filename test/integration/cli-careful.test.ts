@@ -201,11 +201,11 @@ describe('ipcbor: what it says when something is wrong', () => {
     assert.match(bad.stderr, /params are not valid JSON \(from stdin\)/);
   });
 
-  it('notify says so, and sends nothing, when the server speaks only the seed framing', async () => {
-    await using seedOnly = await serve({ ping: () => 'pong' }, `unix:${tempSocket()}`, { extended: false });
-    const r = await run(['notify', seedOnly.addresses[0]!, 'ping']);
+  it('notify says so, and sends nothing, when the server speaks only the base framing', async () => {
+    await using baseOnly = await serve({ ping: () => 'pong' }, `unix:${tempSocket()}`, { extended: false });
+    const r = await run(['notify', baseOnly.addresses[0]!, 'ping']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /speaks only the seed framing, which has no one-way calls: nothing was sent/);
+    assert.match(r.stderr, /speaks only the base framing, which has no one-way calls: nothing was sent/);
   });
 
   it('describe on a server with no methods says what it found', async () => {
@@ -258,8 +258,8 @@ describe('ipcbor exit statuses: one meaning each, for every command', () => {
     assert.equal((await run(['subscribe', address, 'nope'])).code, 1);
     const bench = await run(['bench', address, 'feed.fail', '--duration', '0.2', '--json']);
     assert.equal(bench.code, 1, bench.stderr);
-    await using seedOnly = await serve({ ping: () => 'pong' }, `unix:${tempSocket()}`, { extended: false });
-    assert.equal((await run(['subscribe', seedOnly.addresses[0]!, 'x'])).code, 1);
+    await using baseOnly = await serve({ ping: () => 'pong' }, `unix:${tempSocket()}`, { extended: false });
+    assert.equal((await run(['subscribe', baseOnly.addresses[0]!, 'x'])).code, 1);
   });
 
   it('2: usage', async () => {
@@ -374,18 +374,18 @@ describe('a TLS port and a plaintext one mistaken for each other', { skip: opens
     assert.match(r.stderr, /this looks like a TLS port/);
   });
 
-  it('a seed peer that closes on the hello is still taken for one', async () => {
-    // The seed C server drops a request it does not know; this one too.
-    const seedish = createServer((s) => {
+  it('a base-framing peer that closes on the hello is still taken for one', async () => {
+    // The C server drops a request it does not know; this one too.
+    const baseOnly = createServer((s) => {
       s.on('error', () => {});
       s.once('data', (d: Buffer) => (d.includes('$ipcbor.hello') ? s.destroy() : s.end(Buffer.from([0, 0, 0, 0, 0, 0, 0, 1, 0xf6]))));
     });
-    await new Promise<void>((resolve) => seedish.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => baseOnly.listen(0, '127.0.0.1', resolve));
     try {
-      await using client = await connect(`tcp:127.0.0.1:${(seedish.address() as { port: number }).port}`, { connectTimeout: 5000 });
-      assert.equal(client.protocol, 'seed');
+      await using client = await connect(`tcp:127.0.0.1:${(baseOnly.address() as { port: number }).port}`, { connectTimeout: 5000 });
+      assert.equal(client.protocol, 'base');
     } finally {
-      seedish.close();
+      baseOnly.close();
     }
   });
 

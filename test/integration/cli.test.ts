@@ -133,10 +133,10 @@ describe('ipcbor CLI', () => {
     assert.match(first.payload.payload.message, /^m\d+$/);
   });
 
-  it('says so when asked to subscribe to a seed-only server', async () => {
-    await using seedOnly = await serve({ ping: () => 'pong' }, `unix:${tempSocket()}`, { extended: false });
-    const r = await ipcbor(['subscribe', seedOnly.addresses[0]!, 'x']);
+  it('says so when asked to subscribe to a base-framing-only server', async () => {
+    await using baseOnly = await serve({ ping: () => 'pong' }, `unix:${tempSocket()}`, { extended: false });
+    const r = await ipcbor(['subscribe', baseOnly.addresses[0]!, 'x']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /only the seed framing/);
+    assert.match(r.stderr, /only the base framing/);
   });
 });

@@ -66,7 +66,7 @@ class Hostile {
         s.destroy();
         return;
       case 'garbage':
-        // A seed answer announcing 4 GiB: over any client's maxFrameBytes.
+        // A base-framing answer announcing 4 GiB: over any client's maxFrameBytes.
         s.write(Buffer.from('00000000ffffffff676172626167650a', 'hex'));
         return;
       case 'healthy':

@@ -59,7 +59,7 @@ function handlers(log: string[] = []) {
   return [createTimer('ipc-server'), test];
 }
 
-for (const protocol of ['auto', 'seed'] as const) {
+for (const protocol of ['auto', 'base'] as const) {
   describe(`client (${protocol}) against an ipcbor server`, () => {
     let server: Server;
     let address: string;
@@ -72,7 +72,7 @@ for (const protocol of ['auto', 'seed'] as const) {
 
     it('negotiates the expected framing and calls the timer', async () => {
       await using client = await connect(address, { protocol });
-      assert.equal(client.protocol, protocol === 'auto' ? 'extended' : 'seed');
+      assert.equal(client.protocol, protocol === 'auto' ? 'extended' : 'base');
       assert.equal(await client.call('version'), 'nim-timer v0.1.0');
       assert.deepEqual(await client.call('echo', values.echoParams), values.echoResult);
       assert.deepEqual(await client.call('schedule', values.scheduleParams), values.scheduleResult);
@@ -81,13 +81,13 @@ for (const protocol of ['auto', 'seed'] as const) {
 
     it('rejects a failed call with the server text and keeps the connection', async () => {
       await using client = await connect(address, { protocol });
-      const err = await rejectsWith(client.call('test.fail'), protocol === 'seed' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_HANDLER');
+      const err = await rejectsWith(client.call('test.fail'), protocol === 'base' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_HANDLER');
       assert.ok(err instanceof RemoteError);
       assert.equal(err.message, 'forced failure for echo');
       assert.equal(err.method, 'test.fail');
-      const unknown = await rejectsWith(client.call('nope'), protocol === 'seed' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_UNKNOWN_METHOD');
+      const unknown = await rejectsWith(client.call('nope'), protocol === 'base' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_UNKNOWN_METHOD');
       assert.equal(unknown.message, 'unknown method: nope');
-      await rejectsWith(client.call('echo', { req: { message: 1 } }), protocol === 'seed' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_INVALID_PARAMS');
+      await rejectsWith(client.call('echo', { req: { message: 1 } }), protocol === 'base' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_INVALID_PARAMS');
       assert.equal(await client.call('version'), 'nim-timer v0.1.0');
     });
 
@@ -207,9 +207,9 @@ describe('client and server edges', () => {
   });
 });
 
-describe('client against seed peers (no extended protocol)', () => {
-  /** A seed-style server written from the seed facts: one request at a time, empty body for an unknown method. */
-  async function seedPeer(onUnknown: 'empty' | 'text' | 'close') {
+describe('client against base-framing peers (no extended protocol)', () => {
+  /** A base-framing-style server written from the facts of nim-ffi's examples: one request at a time, empty body for an unknown method. */
+  async function basePeer(onUnknown: 'empty' | 'text' | 'close') {
     const path = tempSocket();
     const sockets = new Set<Socket>();
     const server = createServer((s) => {
@@ -246,11 +246,11 @@ describe('client against seed peers (no extended protocol)', () => {
 
   const what = { empty: 'answers ret 1 with an empty body (C)', text: 'answers ret 1 "unknown method: …" (Nim)', close: 'drops the connection' };
   for (const behaviour of ['empty', 'text', 'close'] as const) {
-    it(`falls back to the seed framing when the peer ${what[behaviour]}`, async () => {
-      const peer = await seedPeer(behaviour);
+    it(`falls back to the base framing when the peer ${what[behaviour]}`, async () => {
+      const peer = await basePeer(behaviour);
       try {
         await using client = await connect(peer.address);
-        assert.equal(client.protocol, 'seed');
+        assert.equal(client.protocol, 'base');
         assert.equal(await client.call('version'), 'nim-timer v0.1.0');
         assert.deepEqual(await client.call('echo', values.echoParams), values.echoResult);
         await rejectsWith(connect(peer.address, { protocol: 'extended' }), behaviour === 'close' ? 'IPCBOR_ERR_CONNECTION_CLOSED' : 'IPCBOR_ERR_NOT_SUPPORTED');
@@ -261,10 +261,10 @@ describe('client against seed peers (no extended protocol)', () => {
     });
   }
 
-  it('reports an empty error body from a seed peer with a readable message', async () => {
-    const peer = await seedPeer('empty');
+  it('reports an empty error body from a base-framing peer with a readable message', async () => {
+    const peer = await basePeer('empty');
     try {
-      await using client = await connect(peer.address, { protocol: 'seed' });
+      await using client = await connect(peer.address, { protocol: 'base' });
       const err = await rejectsWith(client.call('nope'), 'IPCBOR_ERR_REMOTE');
       assert.equal(err.message, 'the server reported an error without text');
     } finally {
@@ -279,7 +279,7 @@ describe('client against seed peers (no extended protocol)', () => {
     });
     await new Promise<void>((r) => server.listen(path, r));
     try {
-      const client = await connect(`unix:${path}`, { protocol: 'seed' });
+      const client = await connect(`unix:${path}`, { protocol: 'base' });
       const reason = await client.closed;
       assert.equal(reason.code, 'IPCBOR_ERR_CONNECTION_CLOSED');
       assert.match(reason.message, /answer to no request/);

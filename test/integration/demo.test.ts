@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 
 const demo = fileURLToPath(new URL('../../examples/timer/demo.js', import.meta.url));
-const seedLines = '[client] version = nim-timer v0.1.0\n[client] echo.echoed= hello over the wire\n[client] echo.timer = ipc-server';
+const baseLines = '[client] version = nim-timer v0.1.0\n[client] echo.echoed= hello over the wire\n[client] echo.timer = ipc-server';
 
 /** The temp dir of a demo run, read from its output (`== timer client over unix:/tmp/ipcbor-demo-XXXX/timer.sock`). */
 function demoDirOf(out: string): string {
@@ -32,7 +32,7 @@ function alive(pid: number): boolean {
 }
 
 describe('the demo', () => {
-  it('prints the seed client lines over unix and TCP and cleans up', async () => {
+  it('prints the base-framing client lines over unix and TCP and cleans up', async () => {
     const child = spawn(process.execPath, [demo], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -41,7 +41,7 @@ describe('the demo', () => {
     assert.equal(code, 0, out);
     assert.match(out, /== timer client over unix:\S+\n/);
     assert.match(out, /== timer client over tcp:127\.0\.0\.1:\d+\n/);
-    assert.equal(out.split(seedLines).length, 3, 'the three lines, twice');
+    assert.equal(out.split(baseLines).length, 3, 'the three lines, twice');
     assert.equal(existsSync(demoDirOf(out)), false, 'its temp dir (and socket) removed');
   });
 

@@ -114,7 +114,7 @@ describe('errorLog, on a clock of its own', () => {
     };
     return { log, lines, advance, timers };
   }
-  const conn = { id: 4, transport: 'tcp', protocol: 'seed' as const, remote: '127.0.0.1:5000' };
+  const conn = { id: 4, transport: 'tcp', protocol: 'base' as const, remote: '127.0.0.1:5000' };
 
   it('at most perSecond lines in a second; the count of the rest once the second is over', () => {
     const { log, lines, advance } = fake(3);

@@ -2,7 +2,7 @@
  * Server-pushed events of the extended protocol over real sockets
  * (docs/PROTOCOL.md §10): subscriptions as iterators and callbacks, `*` and
  * prefixed names, unsubscribe and dispose, the end of a connection, the
- * seed framing, and the overflow policy for slow subscribers on both sides.
+ * base framing, and the overflow policy for slow subscribers on both sides.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -205,14 +205,14 @@ describe('extended protocol: server.emit and subscription lifetimes', () => {
     assert.throws(() => client.subscribe('tick'), (e: IpcborError) => e.code === 'IPCBOR_ERR_CONNECTION_CLOSED');
   });
 
-  it('refuses to subscribe over the seed framing with IPCBOR_ERR_NOT_SUPPORTED', async () => {
-    await using seed = await connect(address, { protocol: 'seed' });
-    assert.throws(() => seed.subscribe('tick'), (e: IpcborError) => e.code === 'IPCBOR_ERR_NOT_SUPPORTED');
+  it('refuses to subscribe over the base framing with IPCBOR_ERR_NOT_SUPPORTED', async () => {
+    await using base = await connect(address, { protocol: 'base' });
+    assert.throws(() => base.subscribe('tick'), (e: IpcborError) => e.code === 'IPCBOR_ERR_NOT_SUPPORTED');
     await using plain = await serve({ ping: () => 'pong' }, unix(), { extended: false });
     await using fallback = await connect(plain.addresses[0]!);
-    assert.equal(fallback.protocol, 'seed');
+    assert.equal(fallback.protocol, 'base');
     assert.throws(() => fallback.subscribe('*', () => {}), (e: IpcborError) => e.code === 'IPCBOR_ERR_NOT_SUPPORTED');
-    assert.equal(plain.emit('tick', 1), 0, 'seed connections never get events');
+    assert.equal(plain.emit('tick', 1), 0, 'base-framing connections never get events');
   });
 
   it('lets a subscription succeed after an earlier subscribe to that name failed', async () => {

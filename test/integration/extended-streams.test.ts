@@ -2,7 +2,7 @@
  * Streams of the extended protocol over real sockets (docs/PROTOCOL.md §11):
  * result streams from a handler's async iterable, streamed params from the
  * client, credit-based flow control, early stops on either side, errors in
- * mid-stream, and what the seed framing does with them.
+ * mid-stream, and what the base framing does with them.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -386,10 +386,10 @@ describe('extended protocol: streamed params', () => {
   });
 });
 
-describe('streams over the seed framing', () => {
+describe('streams over the base framing', () => {
   it('refuses streamed params with IPCBOR_ERR_NOT_SUPPORTED without starting the source', async () => {
     await using server = await serve({ sum: async () => 0, ping: () => 'pong' }, unix());
-    await using client = await connect(server.addresses[0]!, { protocol: 'seed' });
+    await using client = await connect(server.addresses[0]!, { protocol: 'base' });
     let started = false;
     async function* source() {
       started = true;
@@ -400,7 +400,7 @@ describe('streams over the seed framing', () => {
     assert.equal(await client.call('ping'), 'pong');
   });
 
-  it('answers a seed client whose handler returns a stream with an error, and closes the stream', async () => {
+  it('answers a base-framing client whose handler returns a stream with an error, and closes the stream', async () => {
     let generator: AsyncGenerator<number> | undefined;
     await using server = await serve(
       {
@@ -411,7 +411,7 @@ describe('streams over the seed framing', () => {
       },
       unix(),
     );
-    await using client = await connect(server.addresses[0]!, { protocol: 'seed' });
+    await using client = await connect(server.addresses[0]!, { protocol: 'base' });
     await rejectsWith(client.call('one'), 'IPCBOR_ERR_REMOTE');
     assert.deepEqual(await generator!.next(), { value: undefined, done: true }, 'the server closed the generator');
   });

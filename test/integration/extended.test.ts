@@ -1,7 +1,7 @@
 /**
  * The extended protocol end to end over real sockets (docs/PROTOCOL.md
  * §6–§9): negotiation and frame limits, multiplexed calls, cancellation and
- * deadlines, notifications, and the seed framing served unchanged beside it.
+ * deadlines, notifications, and the base framing served unchanged beside it.
  * Streams and events have their own files (extended-streams, extended-events).
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { connect, RemoteError, serve, type CallContext } from '../../src/index.js';
 import { createTimer } from '../../examples/timer/timer.js';
 import { cbor } from '../../src/core/codec/cbor.js';
-import { golden, hex, seedRequestHex, toHex } from '../fixtures/golden.js';
+import { golden, hex, baseRequestHex, toHex } from '../fixtures/golden.js';
 import { RawReader, rawConnect, tempSocket } from '../helpers.js';
 import { RawExtended, codeOf, deferred, microtasks, payloadOf, rejectsWith, sleep, untilAborted, waitFor } from '../extended-helpers.js';
 
@@ -38,7 +38,7 @@ describe('extended protocol: negotiation and frame limits', () => {
     });
   }
 
-  it('stays on the seed framing with a server that has { extended: false }', async () => {
+  it('stays on the base framing with a server that has { extended: false }', async () => {
     const protocols: string[] = [];
     await using server = await serve(
       {
@@ -51,10 +51,10 @@ describe('extended protocol: negotiation and frame limits', () => {
       { extended: false },
     );
     await using client = await connect(server.addresses[0]!);
-    assert.equal(client.protocol, 'seed');
+    assert.equal(client.protocol, 'base');
     assert.equal(client.server, undefined);
     assert.equal(await client.call('ping'), 'pong');
-    assert.deepEqual(protocols, ['seed']);
+    assert.deepEqual(protocols, ['base']);
     await rejectsWith(connect(server.addresses[0]!, { protocol: 'extended' }), 'IPCBOR_ERR_NOT_SUPPORTED');
   });
 
@@ -122,15 +122,15 @@ describe('extended protocol: multiplexing', () => {
       await Promise.all([slow, fast]);
       assert.deepEqual(order, ['fast', 'slow'], 'the fast answer settles first');
     }
-    // The seed framing, for contrast, answers in request order: the slow
+    // The base framing, for contrast, answers in request order: the slow
     // call is released once the fast one has run on the server, and its
     // answer still comes first.
     order.length = 0;
     gate = deferred();
     fastRan = deferred();
     void fastRan.promise.then(() => gate.resolve());
-    await using seed = await connect(server.addresses[0]!, { protocol: 'seed' });
-    await Promise.all([seed.call<string>('slow').then((v) => order.push(v)), seed.call<string>('fast').then((v) => order.push(v))]);
+    await using base = await connect(server.addresses[0]!, { protocol: 'base' });
+    await Promise.all([base.call<string>('slow').then((v) => order.push(v)), base.call<string>('fast').then((v) => order.push(v))]);
     assert.deepEqual(order, ['slow', 'fast']);
   });
 
@@ -383,9 +383,9 @@ describe('extended protocol: notifications', () => {
   });
 });
 
-describe('extended protocol: the seed framing beside it', () => {
+describe('extended protocol: the base framing beside it', () => {
   for (const transport of ['unix', 'tcp'] as const) {
-    it(`answers a raw seed client with the golden bytes while extended clients share the server (${transport})`, async () => {
+    it(`answers a raw base-framing client with the golden bytes while extended clients share the server (${transport})`, async () => {
       await using server = await serve(createTimer('ipc-server'), addressFor(transport));
       const address = server.addresses[0]!;
       await using ext = await connect(address);
@@ -394,26 +394,26 @@ describe('extended protocol: the seed framing beside it', () => {
       await sub.ready;
       const busy = Array.from({ length: 50 }, (_, i) => ext.call('echo', { req: { message: `x${i}`, delayMs: i % 3 } }));
 
-      const seed = await rawConnect(address);
+      const base = await rawConnect(address);
       try {
-        const r = new RawReader(seed);
-        // Pipelined, as a seed client may: answers come back in request order.
-        seed.write(Buffer.concat([hex(golden.versionRequest), hex(golden.echoRequest)]));
+        const r = new RawReader(base);
+        // Pipelined, as a base-framing client may: answers come back in request order.
+        base.write(Buffer.concat([hex(golden.versionRequest), hex(golden.echoRequest)]));
         const expected = toHex(hex(golden.versionResponse)) + toHex(hex(golden.echoResponse));
         assert.equal(toHex(await r.read(expected.length / 2)), expected);
         await Promise.all(busy);
-        // Nothing else was sent to the seed connection (no events, no extended
+        // Nothing else was sent to the base-framing connection (no events, no extended
         // frames): the next answer starts exactly where the last one ended.
-        seed.write(hex(golden.versionRequest));
+        base.write(hex(golden.versionRequest));
         assert.equal(toHex((await r.response()).bytes), toHex(hex(golden.versionResponse)));
-        // The reserved names keep their seed meaning there.
-        seed.write(Buffer.concat([hex(seedRequest('$ipcbor.subscribe', { event: '*' })), hex(seedRequest('$ipcbor.hello', { version: 1, maxFrameBytes: 1024, window: 4 }))]));
+        // The reserved names keep their base-framing meaning there.
+        base.write(Buffer.concat([hex(baseRequest('$ipcbor.subscribe', { event: '*' })), hex(baseRequest('$ipcbor.hello', { version: 1, maxFrameBytes: 1024, window: 4 }))]));
         const sub1 = await r.response();
         assert.deepEqual([sub1.ret, sub1.body.toString()], [1, 'events need the extended protocol']);
         const hello = await r.response();
         assert.deepEqual([hello.ret, hello.body.toString()], [1, 'unknown method: $ipcbor.hello'], 'a hello is only a hello as the first request');
       } finally {
-        seed.destroy();
+        base.destroy();
       }
       await waitFor(() => events.length === 51, 'the events of all 51 echoes');
       assert.ok(events.every((n) => n === 'on_echo_fired'), '"*" names a default service\'s events by their bare name');
@@ -421,7 +421,7 @@ describe('extended protocol: the seed framing beside it', () => {
   }
 });
 
-/** A seed request frame as hex, params CBOR-encoded. */
-function seedRequest(method: string, params: unknown): string {
-  return seedRequestHex(method, toHex(cbor.encode(params)));
+/** A base-framing request frame as hex, params CBOR-encoded. */
+function baseRequest(method: string, params: unknown): string {
+  return baseRequestHex(method, toHex(cbor.encode(params)));
 }

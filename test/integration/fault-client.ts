@@ -2,7 +2,7 @@
  * A client that the fault tests kill (SIGKILL) in the middle of its
  * requests. Usage: node fault-client.js '<json>', json `{address, mode, n,
  * size}`. `calls`: n calls of `hold` with `size` bytes of params each.
- * `partial`: one raw seed frame of `size` bytes, only half of it written.
+ * `partial`: one raw base-framing frame of `size` bytes, only half of it written.
  * Prints `ready` once the bytes are written, then waits to be killed.
  */
 import { createConnection } from 'node:net';

@@ -23,7 +23,7 @@ import type { CallContext } from '../../src/core/dispatcher.js';
 import { cbor } from '../../src/core/codec/cbor.js';
 import { encodeExtended } from '../../src/core/frame/encoder.js';
 import { Kind } from '../../src/core/protocol/heads.js';
-import { rawHello, seedFrame, startServer } from '../attack/harness.js';
+import { rawHello, baseFrame, startServer } from '../attack/harness.js';
 import { tempSocket } from '../helpers.js';
 import { rejectsWith, sleep, waitFor } from '../extended-helpers.js';
 import { nothingEscapes } from '../escapes.js';
@@ -288,14 +288,14 @@ describe('faults: ECONNRESET and EPIPE storms', () => {
               switch (i % 4) {
                 case 0: {
                   // Mid-frame: half a request.
-                  const f = seedFrame('echo', cbor.encode({ pad: new Uint8Array(64 * 1024) }));
+                  const f = baseFrame('echo', cbor.encode({ pad: new Uint8Array(64 * 1024) }));
                   s.write(f.subarray(0, f.length >> 1));
                   await sleep(i % 7);
                   break;
                 }
                 case 1: {
-                  // Mid-answer (seed): a 2 MiB answer, cut when its first bytes arrive.
-                  s.write(seedFrame('big', cbor.encode({})));
+                  // Mid-answer (base framing): a 2 MiB answer, cut when its first bytes arrive.
+                  s.write(baseFrame('big', cbor.encode({})));
                   await once(s, 'data');
                   break;
                 }

@@ -54,7 +54,7 @@ async function hello(s: Socket): Promise<void> {
 }
 
 /** Each connection sends CALLS calls of `hold` with a small map as params, in one write. */
-function calls(framing: 'extended' | 'seed'): Buffer {
+function calls(framing: 'extended' | 'base'): Buffer {
   const parts: Uint8Array[] = [];
   for (let i = 0; i < CALLS; i++) {
     const p = cbor.encode({ i, tag: 'x' });
@@ -65,7 +65,7 @@ function calls(framing: 'extended' | 'seed'): Buffer {
 
 type Mode = 'serve' | 'lazy' | 'loop';
 
-async function measure(mode: Mode, framing: 'extended' | 'seed'): Promise<{ measured: number; charged: number }> {
+async function measure(mode: Mode, framing: 'extended' | 'base'): Promise<{ measured: number; charged: number }> {
   const budgets = new Set<ServerBudget>();
   budgetAudit.servers = budgets;
   const pending: (() => void)[] = [];
@@ -119,7 +119,7 @@ async function measure(mode: Mode, framing: 'extended' | 'seed'): Promise<{ meas
 
 describe('a held call is charged at least what it holds', () => {
   for (const mode of ['serve', 'lazy', 'loop'] as const) {
-    for (const framing of ['extended', 'seed'] as const) {
+    for (const framing of ['extended', 'base'] as const) {
       it(`${mode}, ${framing} framing`, async () => {
         const { measured, charged } = await measure(mode, framing);
         console.log(`# held call ${JSON.stringify({ mode, framing, measuredBytes: Math.round(measured), chargedBytes: Math.round(charged) })}`);

@@ -1,6 +1,6 @@
 /**
  * Byte compatibility with foreign peers: the C test peers in test/peers
- * reproduce the seed reference C server and client (four write() calls per
+ * reproduce the reference C server and client (four write() calls per
  * request, empty error body for an unknown method, 63-byte method cap).
  * ipcbor's client talks to the C server, and the C client to ipcbor's server.
  */
@@ -21,8 +21,8 @@ import { prerequisite, tempSocket } from '../helpers.js';
 const run = promisify(execFile);
 const peers = fileURLToPath(new URL('../../../test/peers/', import.meta.url));
 const bin = mkdtempSync(join(tmpdir(), 'ipcbor-peers-'));
-const cServer = join(bin, 'seed_server');
-const cClient = join(bin, 'seed_client');
+const cServer = join(bin, 'base_server');
+const cClient = join(bin, 'base_client');
 
 /**
  * A C compiler that can build the peers: `cc` and the C library headers
@@ -42,15 +42,15 @@ before(() => {
   if (skip) return;
   cc.check();
   for (const [src, out] of [
-    ['seed_server.c', cServer],
-    ['seed_client.c', cClient],
+    ['base_server.c', cServer],
+    ['base_client.c', cClient],
   ] as const) {
     execFileSync('cc', ['-std=c99', '-O2', '-Wall', '-Wextra', '-o', out, join(peers, src)], { stdio: 'inherit' });
   }
 });
 after(() => rmSync(bin, { recursive: true, force: true }));
 
-const seedLines = ['[client] version = nim-timer v0.1.0', '[client] echo.echoed= hello over the wire', '[client] echo.timer = ipc-server'];
+const baseLines = ['[client] version = nim-timer v0.1.0', '[client] echo.echoed= hello over the wire', '[client] echo.timer = ipc-server'];
 
 function flags(address: string): string[] {
   if (address.startsWith('unix:')) return ['--unix', address.slice(5)];
@@ -58,7 +58,7 @@ function flags(address: string): string[] {
   return ['--tcp', m[1]!, m[2]!];
 }
 
-describe('C seed client -> ipcbor server', { skip }, () => {
+describe('C base-framing client -> ipcbor server', { skip }, () => {
   let server: Server;
   before(async () => {
     server = await serve(createTimer('ipc-server'), [`unix:${tempSocket()}`, 'tcp:127.0.0.1:0']);
@@ -66,9 +66,9 @@ describe('C seed client -> ipcbor server', { skip }, () => {
   after(() => server.close());
 
   for (const i of [0, 1]) {
-    it(`prints the seed client's three lines (${i === 0 ? 'unix' : 'tcp'})`, async () => {
+    it(`prints the base-framing client's three lines (${i === 0 ? 'unix' : 'tcp'})`, async () => {
       const { stdout } = await run(cClient, flags(server.addresses[i]!));
-      assert.deepEqual(stdout.trim().split('\n'), seedLines);
+      assert.deepEqual(stdout.trim().split('\n'), baseLines);
     });
   }
 
@@ -88,7 +88,7 @@ describe('C seed client -> ipcbor server', { skip }, () => {
   });
 });
 
-describe('ipcbor client -> C seed server', { skip }, () => {
+describe('ipcbor client -> C base-framing server', { skip }, () => {
   const children: ChildProcess[] = [];
   const addresses: string[] = [];
   before(async () => {
@@ -105,9 +105,9 @@ describe('ipcbor client -> C seed server', { skip }, () => {
   });
 
   for (const i of [0, 1]) {
-    it(`falls back to the seed framing by itself and calls every method (${i === 0 ? 'unix' : 'tcp'})`, async () => {
+    it(`falls back to the base framing by itself and calls every method (${i === 0 ? 'unix' : 'tcp'})`, async () => {
       await using client = await connect(addresses[i]!);
-      assert.equal(client.protocol, 'seed', 'the C server answered the hello with ret 1');
+      assert.equal(client.protocol, 'base', 'the C server answered the hello with ret 1');
       assert.equal(await client.call('version'), 'nim-timer v0.1.0');
       assert.deepEqual(await client.call('echo', values.echoParams), values.echoResult);
       assert.deepEqual(await client.call('schedule', values.scheduleParams), values.scheduleResult);
@@ -143,14 +143,14 @@ describe('ipcbor client -> C seed server', { skip }, () => {
     results.forEach((r, i) => assert.equal((r as { echoed: string }).echoed, `n${i}`));
   });
 
-  it('ipcbor describe says a seed peer has no introspection, and exits 1', async () => {
+  it('ipcbor describe says a base-framing peer has no introspection, and exits 1', async () => {
     const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
     const r = await run(process.execPath, [cli, 'describe', addresses[0]!]).then(
       () => ({ code: 0, stderr: '' }),
       (err: { code: number; stderr: string }) => err,
     );
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /does not describe itself.*seed peer/);
+    assert.match(r.stderr, /does not describe itself.*base-framing peer/);
   });
 
   it('ipcbor call (the CLI) works against the C server', async () => {
@@ -160,7 +160,7 @@ describe('ipcbor client -> C seed server', { skip }, () => {
   });
 });
 
-describe('through the TCP relay: C seed client -> relay -> ipcbor unix service, and ipcbor -> relay -> C server', { skip }, () => {
+describe('through the TCP relay: C base-framing client -> relay -> ipcbor unix service, and ipcbor -> relay -> C server', { skip }, () => {
   let server: Server;
   let relay: Relay;
   let cChild: ChildProcess;
@@ -180,14 +180,14 @@ describe('through the TCP relay: C seed client -> relay -> ipcbor unix service, 
     cChild.kill('SIGTERM');
   });
 
-  it("prints the seed client's three lines through the relay", async () => {
+  it("prints the base-framing client's three lines through the relay", async () => {
     const { stdout } = await run(cClient, flags(relay.addresses[0]!));
-    assert.deepEqual(stdout.trim().split('\n'), seedLines);
+    assert.deepEqual(stdout.trim().split('\n'), baseLines);
   });
 
-  it('falls back to the seed framing through the relay when the service is the C server', async () => {
+  it('falls back to the base framing through the relay when the service is the C server', async () => {
     await using client = await connect(toC.addresses[0]!);
-    assert.equal(client.protocol, 'seed', "the relay passes the C server's refusal of the hello on as it came");
+    assert.equal(client.protocol, 'base', "the relay passes the C server's refusal of the hello on as it came");
     assert.equal(await client.call('version'), 'nim-timer v0.1.0');
     assert.deepEqual(await client.call('echo', values.echoParams), values.echoResult);
     assert.deepEqual(await client.call('schedule', values.scheduleParams), values.scheduleResult);

@@ -1,7 +1,7 @@
 /**
  * A client in another language, written from docs/PROTOCOL.md alone: the
  * Python peer in test/peers/python_client.py uses the cbor2 library (not
- * ipcbor's codec) for the seed framing, the extended protocol, events and
+ * ipcbor's codec) for the base framing, the extended protocol, events and
  * credit-based streams. It needs python3 with cbor2 (Debian's
  * python3-cbor2); without it the tests are skipped, except where
  * IPCBOR_REQUIRE_PYTHON=1 (as in .ci/run) makes that a failure.
@@ -59,8 +59,8 @@ describe('a Python client written from docs/PROTOCOL.md', { skip }, () => {
   const relayed = () => relay.addresses[0]!;
 
   for (const [how, address] of [['directly', direct], ['through the TCP relay', relayed]] as const) {
-    it(`speaks the seed framing: calls, an unknown method, pipelining (${how})`, async () => {
-      const r = merged(await runPython([address(), 'seed']));
+    it(`speaks the base framing: calls, an unknown method, pipelining (${how})`, async () => {
+      const r = merged(await runPython([address(), 'base']));
       assert.equal(r.version, 'nim-timer v0.1.0');
       assert.deepEqual(r.echo, { echoed: 'from python', timerName: 'ipc-server' });
       assert.equal(r.error, 1);

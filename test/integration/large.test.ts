@@ -12,7 +12,7 @@ describe('large messages', () => {
     await using server = await serve({ echo: (p: { data: Uint8Array }) => ({ n: p.data.length, data: p.data }) }, `unix:${tempSocket()}`, limits);
     const data = new Uint8Array(64 * MiB);
     for (let i = 0; i < data.length; i += 4096) data[i] = (i >>> 12) & 255;
-    for (const protocol of ['extended', 'seed'] as const) {
+    for (const protocol of ['extended', 'base'] as const) {
       await using client = await connect(server.addresses[0]!, { protocol, maxFrameBytes: 80 * MiB });
       const got = await client.call<{ n: number; data: Uint8Array }>('echo', { data });
       assert.equal(got.n, data.length);

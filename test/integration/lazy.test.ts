@@ -94,21 +94,21 @@ describe('lazy server', () => {
     assert.equal(sim.speed, 999);
   });
 
-  it('answers a seed client byte for byte once it runs', async () => {
+  it('answers a base-framing client byte for byte once it runs', async () => {
     await using server = await serveLazy(admin, `unix:${tempSocket()}`);
-    const seed = await rawConnect(server.addresses[0]!);
+    const base = await rawConnect(server.addresses[0]!);
     try {
-      const r = new RawReader(seed);
-      seed.write(hex(golden.versionRequest));
+      const r = new RawReader(base);
+      base.write(hex(golden.versionRequest));
       await server.nextMessage();
       assert.equal(server.handleNewMessages(), 1);
       assert.equal(toHex((await r.response()).bytes), toHex(hex(golden.versionResponse)));
     } finally {
-      seed.destroy();
+      base.destroy();
     }
   });
 
-  it("callOnce connects, calls and closes (the seed's client_send)", async () => {
+  it("callOnce connects, calls and closes (nim-ffi's client_send)", async () => {
     await using server = await serveLazy(admin, `unix:${tempSocket()}`);
     const answer = callOnce<{ speed: number }>(server.addresses[0]!, 'setSpeed', { speed: 5 });
     await server.nextMessage();

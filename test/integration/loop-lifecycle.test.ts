@@ -58,7 +58,7 @@ describe('event loop: what a connection speaks', () => {
     assert.deepEqual(heard, [{ to: ev.connection.info.id }]);
   });
 
-  it('a base-framing client: the connection event says seed, and comes before its first message', async () => {
+  it('a base-framing client: the connection event says base, and comes before its first message', async () => {
     await using loop = createLoop();
     const [address] = await loop.serve(`unix:${tempSocket()}`);
     const { socket, reader } = await rawClient(address!);
@@ -71,7 +71,7 @@ describe('event loop: what a connection speaks', () => {
         ['connection'],
       );
       const conn = seen[0] as Extract<LoopEvent, { type: 'connection' }>;
-      assert.equal(conn.connection.info.protocol, 'seed');
+      assert.equal(conn.connection.info.protocol, 'base');
       assert.equal(msg.connection, conn.connection);
       assert.throws(() => conn.connection.write('hi'), { code: 'IPCBOR_ERR_NOT_SUPPORTED' });
       msg.message.reply('pong');

@@ -128,19 +128,19 @@ describe('event loop', () => {
     assert.equal(await other, 1);
   });
 
-  it('serves a seed client byte for byte', async () => {
+  it('serves a base-framing client byte for byte', async () => {
     await using loop = createLoop();
     const [address] = await loop.serve(`unix:${tempSocket()}`);
-    const seed = await rawConnect(address!);
+    const base = await rawConnect(address!);
     try {
-      const r = new RawReader(seed);
-      seed.write(hex(golden.versionRequest));
+      const r = new RawReader(base);
+      base.write(hex(golden.versionRequest));
       const m = await until(loop, 'message');
-      assert.equal(m.connection.info.protocol, 'seed');
+      assert.equal(m.connection.info.protocol, 'base');
       m.message.reply('nim-timer v0.1.0');
       assert.equal(toHex((await r.response()).bytes), toHex(hex(golden.versionResponse)));
     } finally {
-      seed.destroy();
+      base.destroy();
     }
   });
 

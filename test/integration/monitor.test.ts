@@ -125,7 +125,7 @@ describe('ipcbor monitor', () => {
 
       // A client of the base framing: requests and responses, answered in order.
       const seen = lines.length;
-      const base = await connect(r.address, { protocol: 'seed' });
+      const base = await connect(r.address, { protocol: 'base' });
       assert.deepEqual(await base.call('echo', { x: 1 }), { x: 1 });
       await assert.rejects(base.call('fail'), /no good/);
       await base.close();

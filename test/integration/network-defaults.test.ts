@@ -134,7 +134,7 @@ describe('introspection', () => {
 const timerServer = fileURLToPath(new URL('../../examples/timer/server.js', import.meta.url));
 const timerClient = fileURLToPath(new URL('../../examples/timer/client.js', import.meta.url));
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const seedLines = '[client] version = nim-timer v0.1.0\n[client] echo.echoed= hello over the wire\n[client] echo.timer = ipc-server\n';
+const baseLines = '[client] version = nim-timer v0.1.0\n[client] echo.echoed= hello over the wire\n[client] echo.timer = ipc-server\n';
 
 function run(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -177,7 +177,7 @@ describe('the timer server and the CLI', () => {
   it('serves loopback TCP without --insecure', async () => {
     const { child, addresses } = await timer(['--tcp', '127.0.0.1', '0']);
     const r = await run(timerClient, [addresses[0]!]);
-    assert.equal(r.stdout, seedLines);
+    assert.equal(r.stdout, baseLines);
     child.kill('SIGTERM');
   });
 
@@ -185,9 +185,9 @@ describe('the timer server and the CLI', () => {
     openssl.check();
     const { child, addresses } = await timer(['--tls', '127.0.0.1', '0', '--cert', c.server.certFile, '--key', c.server.keyFile]);
     assert.match(addresses[0]!, /^tls:127\.0\.0\.1:\d+$/);
-    assert.equal((await run(timerClient, [addresses[0]!, '--ca', c.caFile])).stdout, seedLines);
+    assert.equal((await run(timerClient, [addresses[0]!, '--ca', c.caFile])).stdout, baseLines);
     const port = addresses[0]!.split(':').pop()!;
-    assert.equal((await run(timerClient, ['--tls', '127.0.0.1', port, '--ca', c.caFile])).stdout, seedLines);
+    assert.equal((await run(timerClient, ['--tls', '127.0.0.1', port, '--ca', c.caFile])).stdout, baseLines);
     // Without the CA the server is not trusted.
     const untrusted = await run(timerClient, [addresses[0]!]);
     assert.equal(untrusted.code, 1);
@@ -204,7 +204,7 @@ describe('the timer server and the CLI', () => {
 
     const mutual = await timer(['--tls', '127.0.0.1', '0', '--cert', c.server.certFile, '--key', c.server.keyFile, '--ca', c.caFile, '--introspection']);
     const address = mutual.addresses[0]!;
-    assert.equal((await run(timerClient, [address, '--ca', c.caFile, '--cert', c.alice.certFile, '--key', c.alice.keyFile])).stdout, seedLines);
+    assert.equal((await run(timerClient, [address, '--ca', c.caFile, '--cert', c.alice.certFile, '--key', c.alice.keyFile])).stdout, baseLines);
     const refused = await run(timerClient, [address, '--ca', c.caFile]);
     assert.equal(refused.code, 1);
     assert.equal(refused.stdout, '');

@@ -336,7 +336,7 @@ describe('reconnection', () => {
     await new Promise<void>((r) => dropper.listen(path, r));
     await waitFor(() => (failedWith(seen, 'IPCBOR_ERR_CONNECTION_CLOSED') && dropped >= 3) || sub.closed, 'attempts dropped unanswered', 10_000);
     assert.equal(sub.closed, false, 'a close without a word does not end the subscriptions');
-    assert.equal(client.protocol, 'extended', 'nor makes the client take the server for a seed peer');
+    assert.equal(client.protocol, 'extended', 'nor makes the client take the server for a base-framing peer');
     await new Promise<void>((r) => dropper.close(() => r()));
     rmSync(path, { force: true });
 
@@ -349,27 +349,27 @@ describe('reconnection', () => {
     await client.close();
   });
 
-  it('a server that answers the hello as a seed peer still ends the subscriptions, with IPCBOR_ERR_NOT_SUPPORTED', async () => {
+  it('a server that answers the hello as a base-framing peer still ends the subscriptions, with IPCBOR_ERR_NOT_SUPPORTED', async () => {
     const first = await start('first');
     const client = await connect(address, { reconnect: FAST });
     const sub = client.subscribe('tick');
     await sub.ready;
     first.destroy();
     rmSync(path, { force: true });
-    const seed = createServer((s) => {
+    const base = createServer((s) => {
       s.on('error', () => {});
       s.once('data', () => {
         for (const p of encodeErrorResponse('unknown method: $ipcbor.hello')) s.write(p);
       });
     });
-    await new Promise<void>((r) => seed.listen(path, r));
+    await new Promise<void>((r) => base.listen(path, r));
     try {
       await assert.rejects(sub[Symbol.asyncIterator]().next(), { code: 'IPCBOR_ERR_NOT_SUPPORTED' });
-      await waitFor(() => client.state === 'open', 'open, in the seed framing');
-      assert.equal(client.protocol, 'seed');
+      await waitFor(() => client.state === 'open', 'open, in the base framing');
+      assert.equal(client.protocol, 'base');
     } finally {
       client.destroy();
-      seed.close();
+      base.close();
     }
   });
 

@@ -257,7 +257,7 @@ describe('relay review: the WebSocket bridge', () => {
 
 describe('relay review: the hello and draining', () => {
   it("the service is offered at most the relay's protocol version", async () => {
-    // A service that records the offer it receives (and answers as a seed peer).
+    // A service that records the offer it receives (and answers as a base-framing peer).
     const offered = deferred<Record<string, unknown>>();
     const path = tempSocket();
     const fake = createNetServer((s) => {

@@ -106,8 +106,8 @@ describe('relay: a client through a TCP relay to a unix service', () => {
   });
 
   it('relays the base framing, byte for byte what a base-framing client expects', async () => {
-    await using client = await connect(relay.addresses[0]!, { protocol: 'seed' });
-    assert.equal(client.protocol, 'seed');
+    await using client = await connect(relay.addresses[0]!, { protocol: 'base' });
+    assert.equal(client.protocol, 'base');
     assert.deepEqual(await client.call('echo', { x: 'y' }), { x: 'y' });
     const answers = await Promise.all([client.call('echo', 1), client.call('echo', 2), client.call('echo', 3)]);
     assert.deepEqual(answers, [1, 2, 3]);

@@ -9,18 +9,18 @@ import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { cbor, connect, defineService, IpcborError, method, s as schema, serve } from '../../src/index.js';
 import type { CallContext } from '../../src/core/dispatcher.js';
-import { hex, seedRequestHex } from '../fixtures/golden.js';
+import { hex, baseRequestHex } from '../fixtures/golden.js';
 import { RawReader, rawConnect, tempSocket } from '../helpers.js';
 import { deferred, RawExtended, rejectsWith, sleep, waitFor } from '../extended-helpers.js';
 
 describe('limits hold', () => {
-  it('seed framing: answers owed behind a slow call count against maxInflight, so reading stops', async () => {
+  it('base framing: answers owed behind a slow call count against maxInflight, so reading stops', async () => {
     const release = deferred();
     let fast = 0;
     await using server = await serve({ slow: () => release.promise.then(() => 'slow'), fast: () => ++fast }, `unix:${tempSocket()}`, { maxInflight: 4 });
     const s = await rawConnect(server.addresses[0]!);
     const r = new RawReader(s);
-    const frames = [seedRequestHex('slow', 'a0'), ...Array.from({ length: 500 }, () => seedRequestHex('fast', 'a0'))];
+    const frames = [baseRequestHex('slow', 'a0'), ...Array.from({ length: 500 }, () => baseRequestHex('fast', 'a0'))];
     s.write(hex(frames.join('')));
     await sleep(100);
     assert.ok(fast <= 4, `only a bounded number of calls ran behind the slow one (${fast})`);
@@ -37,10 +37,10 @@ describe('limits hold', () => {
     assert.ok(err.message.length <= 4096 && err.message.endsWith('...'));
     assert.equal(await client.call('ping'), 'pong', 'the connection survived');
     // A validation message built from a huge unknown key, too.
-    const seedClient = await connect(server.addresses[0]!, { protocol: 'seed' });
-    const e2 = await rejectsWith(seedClient.call('boom'), 'IPCBOR_ERR_REMOTE');
+    const baseClient = await connect(server.addresses[0]!, { protocol: 'base' });
+    const e2 = await rejectsWith(baseClient.call('boom'), 'IPCBOR_ERR_REMOTE');
     assert.ok(e2.message.length <= 4096);
-    await seedClient.close();
+    await baseClient.close();
   });
 
   it('drops an event larger than the client accepts, and counts it, without closing the connection', async () => {
@@ -57,9 +57,9 @@ describe('limits hold', () => {
     assert.equal(await client.call('ping'), 'pong');
   });
 
-  it('applies maxTimeout to seed calls too', async () => {
+  it('applies maxTimeout to base-framing calls too', async () => {
     await using server = await serve({ hang: (_p: unknown, ctx: CallContext) => new Promise((_r, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))) }, `unix:${tempSocket()}`, { maxTimeout: 50 });
-    await using client = await connect(server.addresses[0]!, { protocol: 'seed' });
+    await using client = await connect(server.addresses[0]!, { protocol: 'base' });
     const err = await rejectsWith(client.call('hang'), 'IPCBOR_ERR_REMOTE');
     assert.equal(err.message, 'deadline of 50 ms exceeded');
   });

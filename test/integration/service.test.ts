@@ -98,7 +98,7 @@ describe('services in-process', () => {
     assert.equal((await codeOf(svc.wait({ ms: 1000 }, { signal: ac.signal }))).code, 'IPCBOR_ERR_CANCELLED');
   });
 
-  it('delivers events to in-process listeners with the seed envelope', async () => {
+  it('delivers events to in-process listeners with the example envelope', async () => {
     const timer = createTimer('ipc-server');
     const seen: unknown[] = [];
     const off = serviceOf(timer).on('on_echo_fired', (e) => seen.push(e));
@@ -139,7 +139,7 @@ describe('services over a socket', () => {
   it('validates params before the handler: path and reason, ret 1, handler never runs', async () => {
     const { svc, calls } = counting();
     await using server = await serve(svc, `unix:${tempSocket()}`);
-    for (const protocol of ['auto', 'seed'] as const) {
+    for (const protocol of ['auto', 'base'] as const) {
       await using client = await connect(server.addresses[0]!, { protocol });
       const bad = [
         ['add', { a: 1, b: 'x' }, 'b: expected integer, got string'],
@@ -152,7 +152,7 @@ describe('services over a socket', () => {
       ] as const;
       for (const [m, params, message] of bad) {
         const err = await codeOf(client.call(m, params));
-        assert.equal(err.code, protocol === 'seed' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_INVALID_PARAMS', `${m} ${JSON.stringify(params)}`);
+        assert.equal(err.code, protocol === 'base' ? 'IPCBOR_ERR_REMOTE' : 'IPCBOR_ERR_INVALID_PARAMS', `${m} ${JSON.stringify(params)}`);
         if (typeof message === 'string') assert.equal(err.message, message);
         else assert.match(err.message, message);
       }
@@ -176,7 +176,7 @@ describe('services over a socket', () => {
     const m = client.service<typeof math>('math');
     assert.equal(await m.add({ a: 20, b: 22 }), 42);
 
-    // A seed client, knowing nothing of prefixes, still gets golden answers.
+    // A base-framing client, knowing nothing of prefixes, still gets golden answers.
     const raw = await rawConnect(server.addresses[0]!);
     const r = new RawReader(raw);
     raw.write(hex(golden.versionRequest + golden.echoRequest));
@@ -195,7 +195,7 @@ describe('services over a socket', () => {
   it('describes itself under the reserved $ipcbor. namespace, with JSON Schemas', async () => {
     const { svc: math } = counting();
     await using server = await serve([createTimer('ipc-server'), math], `unix:${tempSocket()}`);
-    for (const protocol of ['auto', 'seed'] as const) {
+    for (const protocol of ['auto', 'base'] as const) {
       await using client = await connect(server.addresses[0]!, { protocol });
       const d = (await client.call('$ipcbor.describe')) as Description;
       assert.deepEqual(

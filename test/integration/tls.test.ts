@@ -45,8 +45,8 @@ async function tlsServer(tls: Partial<NonNullable<ServeOptions['tls']>> = {}, mo
   return { server, address, port: Number(address.slice(address.lastIndexOf(':') + 1)) };
 }
 
-/** A seed request, as bytes. */
-function seedRequest(method: string, params: unknown = {}): Buffer {
+/** A base-framing request, as bytes. */
+function baseRequest(method: string, params: unknown = {}): Buffer {
   const [head, body] = encodeRequest(method, cbor.encode(params));
   return Buffer.concat([head, body]);
 }
@@ -65,7 +65,7 @@ async function rawTls(port: number, options: ConnectionOptions, send?: Buffer): 
   });
   socket.on('data', (d: Buffer) => {
     chunks.push(d);
-    // One seed answer is all these tests wait for.
+    // One base-framing answer is all these tests wait for.
     const all = Buffer.concat(chunks);
     if (all.length >= 8 && all.length >= 8 + all.readUInt32BE(4)) socket.end();
   });
@@ -91,13 +91,13 @@ describe('TLS', { skip: openssl.skip }, () => {
     assert.deepEqual(peer.subjectAltNames, ['DNS:localhost', 'IP Address:127.0.0.1', 'IP Address:0:0:0:0:0:0:0:1']);
   });
 
-  it('carries the seed framing (protocol: seed), many calls in order', async () => {
+  it('carries the base framing (protocol: base), many calls in order', async () => {
     const { address } = await tlsServer();
-    await using client = await connect(address, { protocol: 'seed', tls: { ca: c.ca } });
-    assert.equal(client.protocol, 'seed');
+    await using client = await connect(address, { protocol: 'base', tls: { ca: c.ca } });
+    assert.equal(client.protocol, 'base');
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => client.call('echo', { i })));
     assert.deepEqual(results, Array.from({ length: 50 }, (_, i) => ({ i })));
-    assert.deepEqual(await client.call('whoami'), { transport: 'tls', protocol: 'seed', peer: null });
+    assert.deepEqual(await client.call('whoami'), { transport: 'tls', protocol: 'base', peer: null });
   });
 
   it('carries large payloads both ways', async () => {
@@ -119,7 +119,7 @@ describe('TLS', { skip: openssl.skip }, () => {
 describe('TLS: the client verifies the server', { skip: openssl.skip }, () => {
   it('refuses a server whose certificate names another host', async () => {
     const { address } = await tlsServer({ cert: c.wrongName.cert, key: c.wrongName.key });
-    for (const protocol of ['auto', 'seed'] as const) {
+    for (const protocol of ['auto', 'base'] as const) {
       const err = await rejectsWith(connect(address, { protocol, tls: { ca: c.ca } }), 'IPCBOR_ERR_CONNECT');
       assert.equal((err.cause as NodeJS.ErrnoException).code, 'ERR_TLS_CERT_ALTNAME_INVALID');
     }
@@ -147,7 +147,7 @@ describe('TLS: the client verifies the server', { skip: openssl.skip }, () => {
     assert.equal((err.cause as NodeJS.ErrnoException).code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
     const own = await tlsServer();
     await rejectsWith(connect(own.address), 'IPCBOR_ERR_CONNECT');
-    await rejectsWith(connect(own.address, { protocol: 'seed' }), 'IPCBOR_ERR_CONNECT');
+    await rejectsWith(connect(own.address, { protocol: 'base' }), 'IPCBOR_ERR_CONNECT');
   });
 
   it('refuses an expired server certificate', async () => {
@@ -163,7 +163,7 @@ describe('TLS: the client verifies the server', { skip: openssl.skip }, () => {
     const plainTls = await rejectsWith(connect(`tls:127.0.0.1:${port}`, { tls: { ca: c.ca }, connectTimeout: 5000 }), 'IPCBOR_ERR_CONNECT');
     assert.match(plainTls.message, new RegExp(`does not speak TLS there .*use tcp:127\\.0\\.0\\.1:${port}$`));
     // A TLS server drops a plaintext hello unanswered. Before the client
-    // takes that for a seed peer, it asks the port for a TLS handshake on a
+    // takes that for a base-framing peer, it asks the port for a TLS handshake on a
     // connection of its own: the answer is TLS, and connect() says so, in
     // every mode that offers the hello.
     const { port: tlsPort } = await tlsServer();
@@ -171,9 +171,9 @@ describe('TLS: the client verifies the server', { skip: openssl.skip }, () => {
       const err = await rejectsWith(connect(`tcp:127.0.0.1:${tlsPort}`, { protocol, connectTimeout: 5000 }), 'IPCBOR_ERR_CONNECT');
       assert.match(err.message, new RegExp(`this looks like a TLS port .*: use tls:127\\.0\\.0\\.1:${tlsPort}$`), protocol);
     }
-    // Told to speak the seed framing, the client offers no hello: its first call fails.
-    await using seed = await connect(`tcp:127.0.0.1:${tlsPort}`, { protocol: 'seed', connectTimeout: 5000 });
-    await rejectsWith(seed.call('echo', {}, { timeout: 5000 }), 'IPCBOR_ERR_CONNECTION_CLOSED');
+    // Told to speak the base framing, the client offers no hello: its first call fails.
+    await using base = await connect(`tcp:127.0.0.1:${tlsPort}`, { protocol: 'base', connectTimeout: 5000 });
+    await rejectsWith(base.call('echo', {}, { timeout: 5000 }), 'IPCBOR_ERR_CONNECTION_CLOSED');
   });
 });
 
@@ -201,15 +201,15 @@ describe('mutual TLS', { skip: openssl.skip }, () => {
     }, TypeError);
   });
 
-  it('works in the seed framing too', async () => {
+  it('works in the base framing too', async () => {
     const { address } = await mutual();
-    await using client = await connect(address, { protocol: 'seed', tls: { ca: c.ca, cert: c.alice.cert, key: c.alice.key } });
+    await using client = await connect(address, { protocol: 'base', tls: { ca: c.ca, cert: c.alice.cert, key: c.alice.key } });
     assert.equal(((await client.call('whoami')) as { peer: PeerIdentity }).peer.subject.CN, 'alice');
   });
 
   it('refuses a client without a certificate: connect() rejects, in every protocol mode', async () => {
     const { address, server } = await mutual();
-    for (const protocol of ['auto', 'extended', 'seed'] as const) {
+    for (const protocol of ['auto', 'extended', 'base'] as const) {
       await rejectsWith(connect(address, { protocol, tls: { ca: c.ca } }), 'IPCBOR_ERR_CONNECT');
     }
     assert.equal(server.connections, 0);
@@ -218,7 +218,7 @@ describe('mutual TLS', { skip: openssl.skip }, () => {
   it('refuses a certificate from another CA, and an expired one: connect() rejects, in every protocol mode', async () => {
     const { address, server } = await mutual();
     for (const who of [c.mallory, c.expiredClient]) {
-      for (const protocol of ['auto', 'extended', 'seed'] as const) {
+      for (const protocol of ['auto', 'extended', 'base'] as const) {
         await rejectsWith(connect(address, { protocol, tls: { ca: c.ca, cert: who.cert, key: who.key } }), 'IPCBOR_ERR_CONNECT');
       }
     }
@@ -234,34 +234,34 @@ describe('mutual TLS', { skip: openssl.skip }, () => {
 describe('TLS: what the server refuses', { skip: openssl.skip }, () => {
   it('a client that offers no ALPN: closed without an answer', async () => {
     const { port, server } = await tlsServer();
-    const r = await rawTls(port, {}, seedRequest('echo', { x: 1 }));
+    const r = await rawTls(port, {}, baseRequest('echo', { x: 1 }));
     assert.equal(r.received.length, 0);
     assert.equal(server.connections, 0);
     // The same request with ALPN ipcbor/1 is answered.
-    const ok = await rawTls(port, { ALPNProtocols: [ALPN_PROTOCOL] }, seedRequest('echo', { x: 1 }));
+    const ok = await rawTls(port, { ALPNProtocols: [ALPN_PROTOCOL] }, baseRequest('echo', { x: 1 }));
     assert.equal(ok.received.readInt32BE(0), 0);
     assert.deepEqual(cbor.decode(ok.received.subarray(8)), { x: 1 });
   });
 
   it('a client that offers another protocol only', async () => {
     const { port } = await tlsServer();
-    const r = await rawTls(port, { ALPNProtocols: ['h2'] }, seedRequest('echo'));
+    const r = await rawTls(port, { ALPNProtocols: ['h2'] }, baseRequest('echo'));
     assert.equal(r.received.length, 0);
   });
 
   it('TLS 1.2, unless the server opts down to it', async () => {
     const strict = await tlsServer();
-    const refused = await rawTls(strict.port, { ALPNProtocols: [ALPN_PROTOCOL], maxVersion: 'TLSv1.2' }, seedRequest('echo'));
+    const refused = await rawTls(strict.port, { ALPNProtocols: [ALPN_PROTOCOL], maxVersion: 'TLSv1.2' }, baseRequest('echo'));
     assert.equal(refused.secure, false);
     assert.ok(refused.error);
     assert.equal(refused.received.length, 0);
 
     const lenient = await tlsServer({ minVersion: 'TLSv1.2' });
-    const ok = await rawTls(lenient.port, { ALPNProtocols: [ALPN_PROTOCOL], maxVersion: 'TLSv1.2' }, seedRequest('echo', { v: 12 }));
+    const ok = await rawTls(lenient.port, { ALPNProtocols: [ALPN_PROTOCOL], maxVersion: 'TLSv1.2' }, baseRequest('echo', { v: 12 }));
     assert.equal(ok.protocol, 'TLSv1.2');
     assert.deepEqual(cbor.decode(ok.received.subarray(8)), { v: 12 });
     // Its clients still get TLS 1.3.
-    const modern = await rawTls(lenient.port, { ALPNProtocols: [ALPN_PROTOCOL] }, seedRequest('echo'));
+    const modern = await rawTls(lenient.port, { ALPNProtocols: [ALPN_PROTOCOL] }, baseRequest('echo'));
     assert.equal(modern.protocol, 'TLSv1.3');
   });
 

@@ -1,9 +1,9 @@
 /**
  * Load: 1,000 concurrent connections to one server (in a child process),
- * half of them seed-framed and half extended, each with 20 echo calls
+ * half of them base-framed and half extended, each with 20 echo calls
  * pipelined at once with payloads of its own. Every answer must match its
  * request (nothing lost, nothing swapped between calls or connections),
- * and on the seed framing the answers of a connection arrive in request
+ * and on the base framing the answers of a connection arrive in request
  * order. Runs over every transport of transports.ts (unix socket now; TLS
  * joins when it lands).
  */
@@ -32,10 +32,10 @@ for (const transport of TRANSPORTS) {
       const server = await transport.start();
       children.push(server.child);
       const t0 = performance.now();
-      const { clients, retries } = await openMany(CONNECTIONS, (i) => connect(server.address, { ...server.connectOptions, protocol: i % 2 === 0 ? 'seed' : 'auto' }));
+      const { clients, retries } = await openMany(CONNECTIONS, (i) => connect(server.address, { ...server.connectOptions, protocol: i % 2 === 0 ? 'base' : 'auto' }));
       const opened = performance.now() - t0;
       try {
-        assert.equal(clients.filter((c) => c.protocol === 'seed').length, CONNECTIONS / 2);
+        assert.equal(clients.filter((c) => c.protocol === 'base').length, CONNECTIONS / 2);
         assert.equal(clients.filter((c) => c.protocol === 'extended').length, CONNECTIONS / 2);
         // Every connection is held by the server at once.
         const probe = clients[1]!;
@@ -59,14 +59,14 @@ for (const transport of TRANSPORTS) {
               const want = params(c, i);
               if (r.c !== c || r.i !== i || r.tag !== want.tag || Buffer.compare(Buffer.from(r.pad), Buffer.from(want.pad)) !== 0) wrong++;
             }
-            // The seed framing has no ids: answers come back in request order, and the client matches them so.
-            if (client.protocol === 'seed' && order.some((v, k) => v !== k)) outOfOrder++;
+            // The base framing has no ids: answers come back in request order, and the client matches them so.
+            if (client.protocol === 'base' && order.some((v, k) => v !== k)) outOfOrder++;
           }),
         );
         const ms = performance.now() - t1;
         console.log(`# load ${JSON.stringify({ transport: transport.name, connections: CONNECTIONS, calls: CONNECTIONS * CALLS, openMs: Math.round(opened), connectRetries: retries, callsMs: Math.round(ms), callsPerSecond: Math.round((CONNECTIONS * CALLS) / (ms / 1000)) })}`);
         assert.equal(wrong, 0, 'every answer matches its request');
-        assert.equal(outOfOrder, 0, 'seed answers come in request order');
+        assert.equal(outOfOrder, 0, 'base-framing answers come in request order');
       } finally {
         await Promise.all(clients.map((c) => c.close()));
       }

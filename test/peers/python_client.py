@@ -2,7 +2,7 @@
 """A Python peer for ipcbor, written from docs/PROTOCOL.md alone.
 
 Usage:
-  python_client.py ADDRESS seed
+  python_client.py ADDRESS base
   python_client.py ADDRESS extended
   python_client.py ADDRESS stream METHOD [WINDOW]
 
@@ -62,7 +62,7 @@ def u32(n):
 
 # ---- frame encoders -------------------------------------------------------
 
-def seed_request(method, params):
+def base_request(method, params):
     m, p = method.encode("utf-8"), encode_payload(params)
     return u32(len(m)) + m + u32(len(p)) + p
 
@@ -92,7 +92,7 @@ def credit_frame(cid, n):
 # ---- frame reader ---------------------------------------------------------
 
 class FrameReader:
-    """Reassembles seed responses and extended frames from a byte stream."""
+    """Reassembles base-framing responses and extended frames from a byte stream."""
 
     def __init__(self, sock):
         self.sock = sock
@@ -121,7 +121,7 @@ class FrameReader:
         r, _, _ = select.select([self.sock], [], [], timeout)
         return bool(r)
 
-    def seed_response(self):
+    def base_response(self):
         """-> (ret, value): value is the decoded result (ret 0) or error text."""
         ret, n = struct.unpack(">iI", self._need(8))
         if n > MAX_FRAME:
@@ -157,13 +157,13 @@ def echo_params(message, delay_ms=0):
     return {"req": {"message": message, "delayMs": delay_ms}}
 
 
-def seed_call(sock, reader, method, params):
-    sock.sendall(seed_request(method, params))
-    return reader.seed_response()
+def base_call(sock, reader, method, params):
+    sock.sendall(base_request(method, params))
+    return reader.base_response()
 
 
 def hello(sock, reader, window=64):
-    ret, ans = seed_call(sock, reader, "$ipcbor.hello",
+    ret, ans = base_call(sock, reader, "$ipcbor.hello",
                          {"version": 1, "maxFrameBytes": MAX_FRAME, "window": window})
     if ret != 0:
         raise ProtocolError(f"server does not speak the extended protocol: {ans!r}")
@@ -198,23 +198,23 @@ def expect_result(head, payload):
 
 # ---- modes ----------------------------------------------------------------
 
-def run_seed(sock, reader):
-    ret, v = seed_call(sock, reader, "version", {})
+def run_base(sock, reader):
+    ret, v = base_call(sock, reader, "version", {})
     if ret != 0:
         raise ProtocolError(f"version failed: {v}")
     emit({"version": v})
-    ret, v = seed_call(sock, reader, "echo", echo_params("from python"))
+    ret, v = base_call(sock, reader, "echo", echo_params("from python"))
     if ret != 0:
         raise ProtocolError(f"echo failed: {v}")
     emit({"echo": v})
-    ret, v = seed_call(sock, reader, "nope", {})
+    ret, v = base_call(sock, reader, "nope", {})
     if ret == 0:
         raise ProtocolError(f"unknown method answered ret 0: {v!r}")
     emit({"error": ret, "text": v})
-    sock.sendall(b"".join(seed_request("echo", echo_params(m)) for m in ("p1", "p2", "p3")))
+    sock.sendall(b"".join(base_request("echo", echo_params(m)) for m in ("p1", "p2", "p3")))
     echoed = []
     for _ in range(3):
-        ret, v = reader.seed_response()
+        ret, v = reader.base_response()
         if ret != 0:
             raise ProtocolError(f"pipelined echo failed: {v}")
         echoed.append(v["echoed"])
@@ -318,7 +318,7 @@ def run_stream(sock, reader, method, window):
 
 
 def main(argv):
-    if len(argv) < 3 or argv[2] not in ("seed", "extended", "stream") \
+    if len(argv) < 3 or argv[2] not in ("base", "extended", "stream") \
             or (argv[2] == "stream" and len(argv) < 4):
         print(__doc__, file=sys.stderr)
         return 2
@@ -326,8 +326,8 @@ def main(argv):
         sock = connect(argv[1])
         reader = FrameReader(sock)
         with sock:
-            if argv[2] == "seed":
-                run_seed(sock, reader)
+            if argv[2] == "base":
+                run_base(sock, reader)
             elif argv[2] == "extended":
                 run_extended(sock, reader)
             else:

@@ -26,7 +26,7 @@ expectTypeOf(a.reload).parameter(0).toEqualTypeOf<{ force: boolean }>();
 client.service<typeof clock>('clokc');
 // @ts-expect-error: another service's name does not compile
 client.service<typeof clock>('admin');
-// Bare names (the default service, a seed peer): still the service's methods.
+// Bare names (the default service, a base-framing peer): still the service's methods.
 expectTypeOf(client.service<typeof clock>().now()).resolves.toBeNumber();
 // Mounted under another prefix: said explicitly.
 expectTypeOf(client.service<typeof admin>({ prefix: 'admin2' }).reload({ force: true })).resolves.toBeBoolean();

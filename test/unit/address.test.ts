@@ -37,7 +37,7 @@ describe('addresses', () => {
     invalid(() => parseAddress(`unix:/tmp/${'x'.repeat(120)}`), /unix socket path is 125 bytes, over the limit of 10[37]/);
   });
 
-  it('takes the seed programs\' flags and address arguments', () => {
+  it('takes the base programs\' flags and address arguments', () => {
     assert.deepEqual(addressFromArgs(['--unix', '/tmp/t.sock']), { address: { kind: 'unix', path: '/tmp/t.sock' }, rest: [] });
     assert.deepEqual(addressFromArgs(['--tcp', '0.0.0.0', '9099', '-v']), { address: { kind: 'tcp', host: '0.0.0.0', port: 9099 }, rest: ['-v'] });
     assert.deepEqual(addressesFromArgs(['unix:/a', '--tcp', '::1', '1', 'tcp:h:2']).addresses.map(formatAddress), ['unix:/a', 'tcp:[::1]:1', 'tcp:h:2']);

@@ -1,6 +1,6 @@
 /**
  * Budget accounting: whatever a connection does (calls, streams both ways,
- * cancels, errors, deadlines, notifications, events, seed calls), once it
+ * cancels, errors, deadlines, notifications, events, base-framing calls), once it
  * is all over the server holds nothing on its behalf. A charge never
  * released is a connection that slowly stops being read; a release without
  * a charge lets every connection of the server go over its bound.
@@ -77,17 +77,17 @@ describe('budget accounting', () => {
     const core = new ServerCore(handlers, { maxConnectionBytes: 1 << 20, maxServerBytes: 4 << 20, window: 8 });
     const { c, conn } = await dial(core);
     const client = await createClient(async () => c, 'memory', { window: 8 });
-    const seedSide = await dial(core);
-    const seed = await createClient(async () => seedSide.c, 'memory', { protocol: 'seed' });
+    const baseSide = await dial(core);
+    const base = await createClient(async () => baseSide.c, 'memory', { protocol: 'base' });
     const sub = client.subscribe('tick');
     await sub.ready;
 
     const work: Promise<unknown>[] = [];
     for (let round = 0; round < 20; round++) {
       work.push(client.call('echo', { b: blob(10_000) }));
-      work.push(seed.call('echo', { b: blob(5_000) }));
+      work.push(base.call('echo', { b: blob(5_000) }));
       work.push(settled(client.call('boom', blob(100))));
-      work.push(settled(seed.call('boom')));
+      work.push(settled(base.call('boom')));
       work.push(settled(client.call('nope', blob(100))));
       work.push(settled(client.call('hang', {}, { timeout: 5 })));
       work.push(settled(client.call('slow', { ms: 50 }, { timeout: 1 })));
@@ -116,13 +116,13 @@ describe('budget accounting', () => {
       core.emit('tick', blob(1000));
     }
     await Promise.all(work);
-    await waitFor(() => conn.inflight === 0 && seedSide.conn.inflight === 0, 'every call to finish');
+    await waitFor(() => conn.inflight === 0 && baseSide.conn.inflight === 0, 'every call to finish');
     // Let streams and notifications still being wound down finish.
     await new Promise((r) => setTimeout(r, 100));
     await waitFor(() => core.budget.held === 0, `the server budget to return to 0 (held ${core.budget.held})`, 2000);
     await sub.unsubscribe();
     await client.close();
-    await seed.close();
+    await base.close();
     assert.equal(core.budget.held, 0);
   });
 
@@ -223,7 +223,7 @@ describe('frame timeout and back-pressure', () => {
       const victim = await dial(core);
       const received: Uint8Array[] = [];
       victim.c.attach({ onData: (b) => received.push(b), onDrain() {}, onClose() {} });
-      // A seed request sent whole at once, in 16 KiB chunks as a socket
+      // A base-framing request sent whole at once, in 16 KiB chunks as a socket
       // delivers it: any wait is the server's doing, not the client's.
       const payload = cbor.encode(blob(400 * 1024));
       const [h, b] = encodeRequest('size', payload);

@@ -34,7 +34,7 @@ const NULL_TOKENS = [new Token(Type.null, null)];
 
 const encodeOptions: EncodeOptions = {
   // cborg sorts map keys by default; peers that read fields in declaration
-  // order (the seed references) need insertion order.
+  // order (the reference peers) need insertion order.
   mapSorter: undefined,
   ignoreUndefinedProperties: true,
   typeEncoders: {

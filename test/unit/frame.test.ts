@@ -5,7 +5,7 @@ import { FrameDecoder, MAX_HEAD_BYTES, type DecoderMode } from '../../src/core/f
 import { ChunkQueue } from '../../src/core/frame/chunks.js';
 import { concatParts, encodeErrorResponse, encodeExtended, encodeRequest, encodeResponse } from '../../src/core/frame/encoder.js';
 import { IpcborError } from '../../src/core/errors.js';
-import { golden, hex, seedRequestHex, toHex } from '../fixtures/golden.js';
+import { golden, hex, baseRequestHex, toHex } from '../fixtures/golden.js';
 
 type Frame = { method?: string; ret?: number; head?: string; body: string };
 
@@ -66,7 +66,7 @@ describe('frame encoder', () => {
 });
 
 describe('frame decoder', () => {
-  const requests = [golden.versionRequest, golden.echoRequest, seedRequestHex('schedule', golden.scheduleRequestBody)].map((h) => hex(h));
+  const requests = [golden.versionRequest, golden.echoRequest, baseRequestHex('schedule', golden.scheduleRequestBody)].map((h) => hex(h));
   const responses = [golden.versionResponse, golden.echoResponse, golden.errorResponse].map((h) => hex(h));
 
   it('decodes each golden request split at every byte position', () => {

@@ -205,7 +205,7 @@ describe('Peer: the base framing', () => {
     await settle();
     assert.deepEqual(role.log, [['request', 'add', payload]]);
     assert.deepEqual(far.received, []);
-    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'open' });
+    assert.deepEqual(peer.phase, { framing: 'base', stage: 'open' });
   });
 
   it('a response (ret 0 with CBOR, ret 1 with text) reaches role.response', async () => {
@@ -239,7 +239,7 @@ describe('Peer: the base framing', () => {
     assert.deepEqual(ops, ['destroy']);
     await farClosed;
     assert.deepEqual(far.received, []);
-    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'closed' });
+    assert.deepEqual(peer.phase, { framing: 'base', stage: 'closed' });
     assert.equal(role.log.length, 3, 'the transport closing after it calls nothing more');
   });
 
@@ -264,7 +264,7 @@ describe('Peer: the base framing', () => {
     assert.deepEqual(role.log, [['brokeBaseFraming', 'IpcborError IPCBOR_ERR_PROTOCOL: unexpected request']]);
     assert.deepEqual(ops, []);
     assert.deepEqual(far.received, []);
-    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'open' });
+    assert.deepEqual(peer.phase, { framing: 'base', stage: 'open' });
   });
 });
 
@@ -668,7 +668,7 @@ describe('Peer: the phase', () => {
   it('beginClosing(\'drain\'): stage draining, nothing written, the transport left alone', async () => {
     const { peer, role, far, ops } = rig();
     peer.beginClosing('drain');
-    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'draining' });
+    assert.deepEqual(peer.phase, { framing: 'base', stage: 'draining' });
     await settle();
     assert.deepEqual(ops, []);
     assert.deepEqual(far.received, []);
@@ -698,18 +698,18 @@ describe('Peer: the phase', () => {
     const { peer, ops } = rig();
     peer.beginClosing('drain');
     peer.beginClosing('end');
-    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'ending' });
+    assert.deepEqual(peer.phase, { framing: 'base', stage: 'ending' });
     peer.beginClosing('drain');
-    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'ending' });
+    assert.deepEqual(peer.phase, { framing: 'base', stage: 'ending' });
     peer.beginClosing('end');
     assert.deepEqual(ops, ['end']);
     assert.throws(() => peer.enterExtended(LIMITS), { code: 'IPCBOR_ERR_PROTOCOL' });
     // The other end closes its side in turn (it had nothing to read).
     await peer.closed;
-    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'closed' });
+    assert.deepEqual(peer.phase, { framing: 'base', stage: 'closed' });
     peer.beginClosing('drain');
     peer.beginClosing('end');
-    assert.deepEqual(peer.phase, { framing: 'seed', stage: 'closed' });
+    assert.deepEqual(peer.phase, { framing: 'base', stage: 'closed' });
     assert.deepEqual(ops, ['end']);
   });
 });

@@ -135,8 +135,8 @@ function parseLabel(label: string): { head: unknown[]; payload?: unknown; elided
 // ---- what each example shows ------------------------------------------------------
 
 type Shape =
-  | { kind: 'seed-request'; method: string; params: unknown }
-  | { kind: 'seed-response'; ret: number; body: unknown }
+  | { kind: 'base-request'; method: string; params: unknown }
+  | { kind: 'base-response'; ret: number; body: unknown }
   | { kind: 'extended'; head: unknown[]; payload?: unknown }
   | { kind: 'cbor'; value: unknown; decoded: unknown };
 
@@ -148,8 +148,8 @@ interface Expected {
   row?: (text: string) => void;
 }
 
-const seedRequest = (section: number, what: string, method: string, params: unknown): Expected => ({ section, what, shape: { kind: 'seed-request', method, params } });
-const seedResponse = (section: number, what: string, ret: number, body: unknown): Expected => ({ section, what, shape: { kind: 'seed-response', ret, body } });
+const baseRequest = (section: number, what: string, method: string, params: unknown): Expected => ({ section, what, shape: { kind: 'base-request', method, params } });
+const baseResponse = (section: number, what: string, ret: number, body: unknown): Expected => ({ section, what, shape: { kind: 'base-response', ret, body } });
 const frame = (section: number, what: string, head: unknown[], ...payload: [] | [unknown]): Expected => ({ section, what, shape: payload.length === 0 ? { kind: 'extended', head } : { kind: 'extended', head, payload: payload[0] } });
 /** A CBOR item: what is encoded, and what the decoder gives back (the same, unless said). */
 const item = (section: number, what: string, value: unknown, decoded: unknown = value): Expected => ({ section, what, shape: { kind: 'cbor', value, decoded } });
@@ -188,20 +188,20 @@ const flat = (h: string) => h.replace(/\s+/g, '');
 
 /** Every hex example of docs/PROTOCOL.md, in its order. */
 const EXPECTED: Expected[] = [
-  // §2 seed framing
-  seedRequest(2, '`version` request', 'version', {}),
-  seedResponse(2, '`version` response', 0, 'nim-timer v0.1.0'),
-  seedRequest(2, '`echo` request', 'echo', { req: { message: 'hello over the wire', delayMs: 5 } }),
-  seedResponse(2, '`echo` response', 0, { echoed: 'hello over the wire', timerName: 'ipc-server' }),
-  seedResponse(2, 'error response', 1, 'forced failure for echo'),
+  // §2 base framing
+  baseRequest(2, '`version` request', 'version', {}),
+  baseResponse(2, '`version` response', 0, 'nim-timer v0.1.0'),
+  baseRequest(2, '`echo` request', 'echo', { req: { message: 'hello over the wire', delayMs: 5 } }),
+  baseResponse(2, '`echo` response', 0, { echoed: 'hello over the wire', timerName: 'ipc-server' }),
+  baseResponse(2, 'error response', 1, 'forced failure for echo'),
   // §5 the CBOR profile
   item(5, 'the number 2^53, sent as a float', TWO_53),
   item(5, 'the bigint 2^53, sent as an integer (decoded: a number)', 2n ** 53n, TWO_53),
   ...['2^53-1', '-(2^53-1)', '2^53', '-2^53', '2^53+1', '-(2^53+1)', '2^64-1', '-2^64'].map((v) => integerRow(5, integerOf(v))),
   item(5, 'the empty map, params of a method without parameters', {}),
   // §6 the hello
-  seedRequest(6, 'hello request', '$ipcbor.hello', { version: 1, maxFrameBytes: 16777216, window: 64 }),
-  seedResponse(6, 'hello answer', 0, { version: 1, maxFrameBytes: 16777216, window: 64, maxInflight: 1024, server: 'ipcbor' }),
+  baseRequest(6, 'hello request', '$ipcbor.hello', { version: 1, maxFrameBytes: 16777216, window: 64 }),
+  baseResponse(6, 'hello answer', 0, { version: 1, maxFrameBytes: 16777216, window: 64, maxInflight: 1024, server: 'ipcbor' }),
   item(6, 'hello refusal', { refused: { code: 'IPCBOR_ERR_OVERLOADED', message: 'too many connections' } }),
   // §8 calls
   frame(8, 'CALL', [1, 1, 'echo'], { req: { message: 'hi', delayMs: 0 } }),
@@ -227,9 +227,9 @@ const EXPECTED: Expected[] = [
 /** The bytes the encoders produce for a shape. */
 function encode(shape: Shape): Uint8Array {
   switch (shape.kind) {
-    case 'seed-request':
+    case 'base-request':
       return concatParts(encodeRequest(shape.method, cbor.encode(shape.params)));
-    case 'seed-response':
+    case 'base-response':
       return concatParts(encodeResponse(shape.ret, shape.ret === 0 ? cbor.encode(shape.body) : new TextEncoder().encode(shape.body as string)));
     case 'extended':
       return concatParts(encodeExtended(cbor.encode(shape.head), 'payload' in shape ? cbor.encode(shape.payload) : new Uint8Array(0)));
@@ -255,14 +255,14 @@ function oneFrame(mode: DecoderMode, bytes: Uint8Array): { a: unknown; b: Uint8A
 /** What the decoders make of complete documented bytes, in the terms of the shape. */
 function decode(shape: Shape, bytes: Uint8Array): Shape {
   switch (shape.kind) {
-    case 'seed-request': {
+    case 'base-request': {
       const f = oneFrame('request', bytes);
-      return { kind: 'seed-request', method: f.a as string, params: f.b.length === 0 ? undefined : cbor.decode(f.b) };
+      return { kind: 'base-request', method: f.a as string, params: f.b.length === 0 ? undefined : cbor.decode(f.b) };
     }
-    case 'seed-response': {
+    case 'base-response': {
       const f = oneFrame('response', bytes);
       const ret = f.a as number;
-      return { kind: 'seed-response', ret, body: ret === 0 ? cbor.decode(f.b) : new TextDecoder('utf-8', { fatal: true }).decode(f.b) };
+      return { kind: 'base-response', ret, body: ret === 0 ? cbor.decode(f.b) : new TextDecoder('utf-8', { fatal: true }).decode(f.b) };
     }
     case 'extended': {
       const f = oneFrame('extended', bytes);
@@ -353,7 +353,7 @@ describe('docs/PROTOCOL.md hex examples', () => {
     assert.equal(parseLabel('{refused: {code: "X"}}'), undefined);
   });
 
-  it('the seed examples of §2 are the frames captured from the reference C peers (test/fixtures/golden.ts)', () => {
+  it('the base examples of §2 are the frames captured from the reference C peers (test/fixtures/golden.ts)', () => {
     const of = (what: string) => examples[EXPECTED.findIndex((x) => x.what === what)]!.hex;
     assert.equal(of('`version` request'), flat(golden.versionRequest));
     assert.equal(of('`version` response'), flat(golden.versionResponse));

@@ -86,12 +86,12 @@ class Raw {
 
   async hello(offer: unknown = { version: 1, maxFrameBytes: 1 << 24, window: 4 }): Promise<{ ret: number; body: Uint8Array }> {
     this.helloSent = true;
-    this.seed('$ipcbor.hello', offer);
+    this.base('$ipcbor.hello', offer);
     await waitFor(() => this.answers.length > 0, 'the hello answer');
     return this.answers[0]!;
   }
 
-  seed(method: string, params: unknown): void {
+  base(method: string, params: unknown): void {
     this.write(encodeRequest(method, cbor.encode(params)));
   }
 
@@ -117,14 +117,14 @@ class Raw {
 const value = (f: Frame) => (f.payload.length === 0 ? undefined : cbor.decode(f.payload));
 
 describe('server connection and client: calls over memory', () => {
-  it('answers extended calls by id and seed calls in order', async () => {
+  it('answers extended calls by id and base-framing calls in order', async () => {
     const { client } = await pair();
     assert.equal(client.protocol, 'extended');
     assert.equal(await client.call('ping'), 'pong');
     assert.deepEqual(await client.call('echo', { a: [1, 'x'] }), { a: [1, 'x'] });
-    const seed = (await pair(handlers, {}, { protocol: 'seed' })).client;
-    assert.equal(seed.protocol, 'seed');
-    assert.deepEqual(await Promise.all([seed.call('echo', 1), seed.call('ping'), seed.call('echo', 3)]), [1, 'pong', 3]);
+    const base = (await pair(handlers, {}, { protocol: 'base' })).client;
+    assert.equal(base.protocol, 'base');
+    assert.deepEqual(await Promise.all([base.call('echo', 1), base.call('ping'), base.call('echo', 3)]), [1, 'pong', 3]);
   });
 
   it('runs NOTIFY without answering it', async () => {
@@ -362,12 +362,12 @@ describe('client connection: the hello, as the client reads it', () => {
     await rejectsWith(helloWith([head(1, 0x7fffffff)]), 'IPCBOR_ERR_FRAME_TOO_LARGE');
   });
 
-  it('a seed peer\'s refusal (ret 1, short text) falls back to the seed framing', async () => {
+  it('a base-framing peer\'s refusal (ret 1, short text) falls back to the base framing', async () => {
     const client = await helloWith([head(1, 0)]);
-    assert.equal(client.protocol, 'seed');
+    assert.equal(client.protocol, 'base');
   });
 
-  it('a server at its connection limit refuses with IPCBOR_ERR_OVERLOADED; a seed client gets the text', async () => {
+  it('a server at its connection limit refuses with IPCBOR_ERR_OVERLOADED; a base-framing client gets the text', async () => {
     const core = new ServerCore(handlers, { maxConnections: 1 });
     const dial = async () => {
       const [c, s] = MemoryTransport.pair();
@@ -377,8 +377,8 @@ describe('client connection: the hello, as the client reads it', () => {
     };
     const first = await createClient(dial, 'memory');
     await rejectsWith(createClient(dial, 'memory'), 'IPCBOR_ERR_OVERLOADED');
-    const seed = await createClient(dial, 'memory', { protocol: 'seed' });
-    await rejectsWith(seed.call('ping'), 'IPCBOR_ERR_REMOTE');
+    const base = await createClient(dial, 'memory', { protocol: 'base' });
+    await rejectsWith(base.call('ping'), 'IPCBOR_ERR_REMOTE');
     first.destroy();
     await first.closed;
     await waitFor(() => core.size === 0, 'the first connection to go');

@@ -83,7 +83,7 @@ describe('integers at ±2^53 (PROTOCOL.md §5)', () => {
     const answers: { ret: number; body: Uint8Array }[] = [];
     const decoder = new FrameDecoder('response', { response: (ret, body) => answers.push({ ret, body }) });
     c.attach({ onData: (chunk) => decoder.push(chunk), onDrain() {}, onClose() {} });
-    // Seed framing, the payload written by hand: {"n": <the edge>}.
+    // Base framing, the payload written by hand: {"n": <the edge>}.
     for (const e of INTEGER_EDGES) for (const part of encodeRequest('n.take', hex(`a1616e${e.cbor}`))) c.writeRaw(part);
     await waitFor(() => answers.length === INTEGER_EDGES.length, 'every answer');
     INTEGER_EDGES.forEach((e, i) => {

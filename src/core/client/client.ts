@@ -1,7 +1,7 @@
 /**
  * A client over any transport: dial, offer the extended protocol within
- * the connect deadline, fall back to the seed framing when the server is a
- * seed peer, and hand out the Client. `connect()` in src/node only dials
+ * the connect deadline, fall back to the base framing when the server is a
+ * base-framing peer, and hand out the Client. `connect()` in src/node only dials
  * sockets; a browser client dials a WebSocket and reuses all of this.
  */
 import { checkTimeout, type CallOptions } from '../call-options.js';
@@ -35,11 +35,11 @@ import { Subscription, SubscriptionSet, type EventListener } from './subscriptio
 export interface ClientOptions extends Omit<ClientConnectionOptions, 'codec'> {
   /**
    * `auto` (default): offer the extended protocol, fall back to the base
-   * framing if the server does not speak it. `seed` (the base framing):
+   * framing if the server does not speak it. `base` (the base framing):
    * never offer it (the exact bytes of a client of the base framing).
    * `extended`: fail with `IPCBOR_ERR_NOT_SUPPORTED` unless the server speaks it.
    */
-  protocol?: 'auto' | 'seed' | 'extended';
+  protocol?: 'auto' | 'base' | 'extended';
   /** Give up connecting, the hello included, after this many ms (default {@link DEFAULT_CONNECT_TIMEOUT}, 10,000): rejects with `IPCBOR_ERR_CONNECT`. */
   connectTimeout?: number;
   /** Abort connecting (rejects with IPCBOR_ERR_CANCELLED). Only the first connect: reconnecting stops with close() or destroy(). */
@@ -136,8 +136,8 @@ export interface ClientStateChange {
 export interface Client extends AsyncDisposable {
   /** The address connected to. */
   readonly address: string;
-  /** The framing in use on this connection: `'extended'`, or `'seed'` (the base framing). */
-  readonly protocol: 'seed' | 'extended';
+  /** The framing in use on this connection: `'extended'`, or `'base'` (the base framing). */
+  readonly protocol: 'base' | 'extended';
   /** The server's hello answer (extended protocol only). */
   readonly server: HelloResponse | undefined;
   /** `open`, `closing` or `closed`; with `reconnect` also `reconnecting` and `connecting`. */
@@ -169,7 +169,7 @@ export interface Client extends AsyncDisposable {
    * `timer.echo`; the name is checked against the service's own
    * (`'tmier'` does not compile). Without a name the methods are called by
    * their bare names: the server's default service (the first one served),
-   * and the only way to a seed peer. `{ prefix: 'other' }`: a service
+   * and the only way to a base-framing peer. `{ prefix: 'other' }`: a service
    * mounted under another prefix than its name.
    */
   service<S = unknown>(...args: ServiceArgs<S>): Remote<S>;
@@ -293,33 +293,33 @@ async function explainClose(dial: Dialer, signal: AbortSignal | undefined, deadl
 }
 
 /**
- * One connection, ready to use: dial, offer the hello (unless `seed`), fall
- * back to the seed framing when the server is a seed peer (`auto`), all
+ * One connection, ready to use: dial, offer the hello (unless `base`), fall
+ * back to the base framing when the server is a base-framing peer (`auto`), all
  * within `deadline`.
  *
- * What makes a seed peer: its answer to the hello, an error with a short
+ * What makes a base-framing peer: its answer to the hello, an error with a short
  * text (ClientConnection.hello). A close before any answer says nothing:
- * a seed peer that drops requests it does not know does it, and so do an
+ * a base-framing peer that drops requests it does not know does it, and so do an
  * ipcbor server past its refusals and a server that accepts and drops.
- * With `closeMeansSeed` (a first connect, or a client that has so far only
- * met the seed framing there) such a close is taken for a seed peer, and
- * the client connects again in the seed framing; without it (a reconnect
+ * With `closeMeansBase` (a first connect, or a client that has so far only
+ * met the base framing there) such a close is taken for a base-framing peer, and
+ * the client connects again in the base framing; without it (a reconnect
  * to an address that answered in the extended protocol) it is a failed
  * attempt, and the next one offers the hello again. Before a close is
- * taken for a seed peer (or, in `extended` mode, reported as a close), the
+ * taken for a base-framing peer (or, in `extended` mode, reported as a close), the
  * dialer's explainClose may name the real cause (node: a TLS port reached
  * in plaintext).
  */
-async function establish(dial: Dialer, address: string, making: Making, signal: AbortSignal | undefined, deadline: number, closeMeansSeed = true): Promise<ClientConnection> {
+async function establish(dial: Dialer, address: string, making: Making, signal: AbortSignal | undefined, deadline: number, closeMeansBase = true): Promise<ClientConnection> {
   const mode = making.options.protocol ?? 'auto';
   let connection: ClientConnection;
   try {
-    connection = await open(dial, address, making, signal, mode !== 'seed', deadline);
+    connection = await open(dial, address, making, signal, mode !== 'base', deadline);
   } catch (err) {
     // Only a close before the answer: a close we caused (a bad answer, a
     // deadline) is the error.
-    if (!closeMeansSeed || !(err instanceof IpcborError) || err.code !== 'IPCBOR_ERR_CONNECTION_CLOSED') throw err;
-    // Before it is taken for a seed peer, the dialer may know better (a TLS port).
+    if (!closeMeansBase || !(err instanceof IpcborError) || err.code !== 'IPCBOR_ERR_CONNECTION_CLOSED') throw err;
+    // Before it is taken for a base-framing peer, the dialer may know better (a TLS port).
     const why = await explainClose(dial, signal, deadline);
     if (why) throw why;
     if (mode !== 'auto') throw err;
@@ -327,7 +327,7 @@ async function establish(dial: Dialer, address: string, making: Making, signal: 
   }
   if (mode === 'extended' && connection.protocol !== 'extended') {
     connection.destroy();
-    throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', `the server at ${address} speaks only the seed framing`);
+    throw new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', `the server at ${address} speaks only the base framing`);
   }
   return connection;
 }
@@ -464,7 +464,7 @@ class ClientImpl implements Client {
     this.watch(connection);
   }
 
-  get protocol(): 'seed' | 'extended' {
+  get protocol(): 'base' | 'extended' {
     return this.conn.protocol;
   }
 
@@ -678,8 +678,8 @@ class ClientImpl implements Client {
     let conn: ClientConnection;
     try {
       // The last connection spoke the extended protocol: only an explicit
-      // seed answer to the hello says the server changed its mind.
-      conn = await establish(this.dial, this.address, this.making, ac.signal, deadline, this.conn.protocol === 'seed');
+      // base-framing answer to the hello says the server changed its mind.
+      conn = await establish(this.dial, this.address, this.making, ac.signal, deadline, this.conn.protocol === 'base');
     } catch (err) {
       this.attemptAbort = undefined;
       if (this.final) return;
@@ -706,7 +706,7 @@ class ClientImpl implements Client {
       return;
     }
     if (conn.protocol !== 'extended') {
-      // Now a seed peer: there are no events to restore.
+      // Now a base-framing peer: there are no events to restore.
       const err = new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'events need the extended protocol, which this server does not speak');
       for (const [sub, d] of this.readiness) {
         d.reject(err);

@@ -23,8 +23,8 @@ const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 const utf8Loose = new TextDecoder();
-/** A seed peer's refusal of the hello is a short text; anything else is not a seed peer talking. */
-const MAX_SEED_REFUSAL = 4096;
+/** A base-framing peer's refusal of the hello is a short text; anything else is not a base-framing peer talking. */
+const MAX_BASE_REFUSAL = 4096;
 const noop = (): void => {};
 
 /** What answers a base-framing request: a call, or the hello (which reads the raw answer), or a notification (dropped). */
@@ -70,7 +70,7 @@ export class ClientConnection implements PeerRole {
     return stage === 'open' ? 'open' : stage === 'closed' ? 'closed' : 'closing';
   }
 
-  get protocol(): 'seed' | 'extended' {
+  get protocol(): 'base' | 'extended' {
     return this.peer.protocol;
   }
 
@@ -119,19 +119,19 @@ export class ClientConnection implements PeerRole {
 
   /**
    * Offer the extended protocol. Resolves `extended` when the server
-   * accepts, `seed` when it answers as a seed peer does (an error with a
+   * accepts, `base` when it answers as a base-framing peer does (an error with a
    * short text). Rejects when the answer is neither (the connection is
    * failed: never a silent fall back), or when the connection closes first.
    */
-  hello(): Promise<'seed' | 'extended'> {
+  hello(): Promise<'base' | 'extended'> {
     return new Promise((resolve, reject) => {
       const answered = (ret: number, body: Uint8Array) => {
         this.helloFailed = undefined;
         try {
           if (ret !== 0) {
-            if (body.length > MAX_SEED_REFUSAL) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `the server refused the hello with ${body.length} bytes of text`);
+            if (body.length > MAX_BASE_REFUSAL) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `the server refused the hello with ${body.length} bytes of text`);
             utf8Strict.decode(body);
-            resolve('seed');
+            resolve('base');
             return;
           }
           const answer = readHelloResponse(this.peer.codec.decode(body));
@@ -168,7 +168,7 @@ export class ClientConnection implements PeerRole {
     if (this.peer.phase.stage !== 'open') return call.finish(undefined, this.closedError(method));
     const params = call.params;
     const streamed = call.source !== undefined;
-    if (streamed && this.peer.protocol === 'seed') {
+    if (streamed && this.peer.protocol === 'base') {
       discard(params);
       return call.finish(undefined, new IpcborError('IPCBOR_ERR_NOT_SUPPORTED', 'streaming params need the extended protocol, which this server does not speak', { method }));
     }
@@ -182,7 +182,7 @@ export class ClientConnection implements PeerRole {
     }
     call.conn = this;
     this.unsettled++;
-    if (this.peer.protocol === 'seed') {
+    if (this.peer.protocol === 'base') {
       this.fifo.push(call);
       this.peer.write(encodeRequest(this.methodBytes(method), payload));
       return;
@@ -223,7 +223,7 @@ export class ClientConnection implements PeerRole {
     }
   }
 
-  /** A one-way call: no answer comes back. Seed peers get a normal call whose answer is dropped. */
+  /** A one-way call: no answer comes back. Base-framing peers get a normal call whose answer is dropped. */
   notify(method: string, params: unknown): void {
     if (this.peer.phase.stage !== 'open') throw this.closedError(method);
     const payload = this.peer.codec.encode(params);
@@ -434,7 +434,7 @@ export class ClientConnection implements PeerRole {
     this.queue = [];
     for (const q of queued) if (q.source) discard(q.source);
     // The hello: a connection we failed (a bad or oversized answer) is
-    // that error, never "closed", which would read as a seed peer.
+    // that error, never "closed", which would read as a base-framing peer.
     this.helloFailed?.(reason);
     this.helloFailed = undefined;
     for (const call of all) this.settle(call, undefined, this.closedError(call.method));

@@ -15,7 +15,7 @@ import { RESERVED_NAMES, type AnyMethod, type Callable, type EventsOf, type Serv
 
 /**
  * What `client.service<S>(…)` and `client.events<S>(…)` take. Nothing: the
- * bare names (the server's default service; a seed peer's methods). A
+ * bare names (the server's default service; a base-framing peer's methods). A
  * name: the service's methods as `name.method`; where S's name is known
  * (a service from defineService), only that name, so a misspelt one does
  * not compile. `{ prefix }`: a service mounted under a prefix other than

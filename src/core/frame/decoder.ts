@@ -9,7 +9,7 @@ import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_METHOD_BYTES } from '../constants.
 import { IpcborError } from '../errors.js';
 import { ChunkQueue } from './chunks.js';
 
-/** What the next bytes are: seed requests (server side), seed responses (client side) or extended frames. */
+/** What the next bytes are: base-framing requests (server side), base-framing responses (client side) or extended frames. */
 export type DecoderMode = 'request' | 'response' | 'extended';
 
 export interface FrameSink {

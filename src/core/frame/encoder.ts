@@ -3,7 +3,7 @@
  * parts, so a large body is written to the socket as it is, never copied
  * into a joined buffer.
  *
- * Seed framing (network byte order):
+ * Base framing (network byte order):
  *
  *     request : +----------------+--------------+-----------------+-----------------+
  *               | u32 method_len | method UTF-8 | u32 payload_len | payload (CBOR)  |
@@ -26,7 +26,7 @@ export type FrameParts = readonly [header: Uint8Array, body: Uint8Array];
 
 const EMPTY = new Uint8Array(0);
 
-/** Header of a seed request (method length, method, payload length), or of an extended frame (head in place of the method). */
+/** Header of a base-framing request (method length, method, payload length), or of an extended frame (head in place of the method). */
 export function encodeRequestHeader(method: Uint8Array, payloadLength: number): Uint8Array {
   const m = method.length;
   const header = new Uint8Array(8 + m);
@@ -44,13 +44,13 @@ function putU32(out: Uint8Array, at: number, value: number): void {
   out[at + 3] = value;
 }
 
-/** A seed request frame. `method` may be pre-encoded UTF-8 (hot path) or a string. */
+/** A base-framing request frame. `method` may be pre-encoded UTF-8 (hot path) or a string. */
 export function encodeRequest(method: string | Uint8Array, payload: Uint8Array): FrameParts {
   const m = typeof method === 'string' ? utf8.encode(method) : method;
   return [encodeRequestHeader(m, payload.length), payload];
 }
 
-/** A seed response frame. */
+/** A base-framing response frame. */
 export function encodeResponse(ret: number, body: Uint8Array): FrameParts {
   const header = new Uint8Array(8);
   putU32(header, 0, ret);
@@ -58,7 +58,7 @@ export function encodeResponse(ret: number, body: Uint8Array): FrameParts {
   return [header, body];
 }
 
-/** A seed error response: ret 1 and the UTF-8 text (an empty text is sent as "unknown error"). */
+/** A base-framing error response: ret 1 and the UTF-8 text (an empty text is sent as "unknown error"). */
 export function encodeErrorResponse(message: string): FrameParts {
   return encodeResponse(1, message === '' ? utf8.encode('unknown error') : utf8.encode(message));
 }

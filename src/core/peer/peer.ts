@@ -111,7 +111,7 @@ export class Peer implements TransportSink, FrameSink {
   readonly flow: Flow;
   readonly timers: PeerTimers;
 
-  private current: Phase = phaseOf('seed', 'open');
+  private current: Phase = phaseOf('base', 'open');
   /** Made on first use: most connections never stream. */
   private streamTable: StreamTable | undefined;
   private resolveClosed!: (err: IpcborError) => void;
@@ -162,8 +162,8 @@ export class Peer implements TransportSink, FrameSink {
     return this.current;
   }
 
-  /** `seed` until a hello succeeds, then `extended`. */
-  get protocol(): 'seed' | 'extended' {
+  /** `base` until a hello succeeds, then `extended`. */
+  get protocol(): 'base' | 'extended' {
     return this.current.framing;
   }
 
@@ -244,7 +244,7 @@ export class Peer implements TransportSink, FrameSink {
    */
   fail(err: IpcborError): void {
     if (this.current.stage === 'closed') return;
-    if (this.current.framing === 'seed') {
+    if (this.current.framing === 'base') {
       if (this.role.brokeBaseFraming?.(err)) return;
       this.report(err);
       this.destroy(err);

@@ -4,7 +4,7 @@
  * transitions (`enterExtended`, `beginClosing`, the close itself); every
  * other part reads it.
  *
- *   seed/open ──hello──▶ extended/open
+ *   base/open ──hello──▶ extended/open
  *        │                    │
  *        ├──── draining ◀─────┤   no new work; what runs finishes
  *        ├──── ending   ◀─────┤   our side ended, waiting for the transport to close
@@ -12,7 +12,7 @@
  */
 
 /** The framing: the base framing until a hello succeeds, then the extended protocol. */
-export type Framing = 'seed' | 'extended';
+export type Framing = 'base' | 'extended';
 
 /** `open`; `draining`: no new calls, those running finish; `ending`: our side is ended; `closed`. */
 export type Stage = 'open' | 'draining' | 'ending' | 'closed';
@@ -26,7 +26,7 @@ const STAGES: readonly Stage[] = ['open', 'draining', 'ending', 'closed'];
 
 /** Every phase there is, made once: a transition allocates nothing. */
 const PHASES: Readonly<Record<Framing, Readonly<Record<Stage, Phase>>>> = {
-  seed: Object.fromEntries(STAGES.map((stage) => [stage, Object.freeze({ framing: 'seed', stage })])) as Record<Stage, Phase>,
+  base: Object.fromEntries(STAGES.map((stage) => [stage, Object.freeze({ framing: 'base', stage })])) as Record<Stage, Phase>,
   extended: Object.fromEntries(STAGES.map((stage) => [stage, Object.freeze({ framing: 'extended', stage })])) as Record<Stage, Phase>,
 };
 

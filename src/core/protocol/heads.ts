@@ -37,7 +37,7 @@ export const Kind = {
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
-/** The seed-framed request that opens the extended protocol. */
+/** The base-framed request that opens the extended protocol. */
 export const HELLO_METHOD = '$ipcbor.hello';
 /** The reserved methods (docs/PROTOCOL.md §12): introspection and event subscriptions. */
 export const DESCRIBE_METHOD = '$ipcbor.describe';

@@ -1,6 +1,6 @@
 /**
- * The hello (docs/PROTOCOL.md §6): a seed-framed request `$ipcbor.hello`
- * that a seed peer answers with an error and an ipcbor peer with its
+ * The hello (docs/PROTOCOL.md §6): a base-framed request `$ipcbor.hello`
+ * that a base-framing peer answers with an error and an ipcbor peer with its
  * limits. Both ends check the limits here, the same way.
  */
 import { PROTOCOL_VERSION } from '../constants.js';

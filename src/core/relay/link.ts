@@ -193,7 +193,7 @@ export class RelayLink {
   holds(end: RelayEnd): boolean {
     if (end.other.peer.writeBlocked) return true;
     // A base-framing client is answered in order: while draining, or once it broke the framing, it is read no more.
-    return end === this.client && (this.broken !== undefined || (this.draining && end.peer.protocol === 'seed'));
+    return end === this.client && (this.broken !== undefined || (this.draining && end.peer.protocol === 'base'));
   }
 
   /**

@@ -1,10 +1,10 @@
 /**
  * The server's end of one connection: the peer, plus what only a server
- * does. It speaks the seed framing until the client opens the extended
+ * does. It speaks the base framing until the client opens the extended
  * protocol with a hello, turns each request into an IncomingCall for the
  * executor, answers calls, and sends events to the names it subscribed to.
  *
- * Seed framing has no request id, so seed calls run concurrently but their
+ * Base framing has no request id, so base-framing calls run concurrently but their
  * answers leave in request order (a FIFO of slots). Extended calls carry
  * ids and are answered as soon as they finish.
  */
@@ -45,7 +45,7 @@ export interface ServerLimits {
   /** Largest payload of one frame accepted, in bytes (default 16 MiB). */
   maxFrameBytes?: number;
   /**
-   * Calls in flight on one connection (default 1024). Seed framing: the
+   * Calls in flight on one connection (default 1024). Base framing: the
    * server stops reading until some finish. Extended: announced in the
    * hello, and calls beyond it are refused with IPCBOR_ERR_OVERLOADED.
    */
@@ -213,13 +213,13 @@ const ENDED = new Uint8Array(0);
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: IpcborError };
 
-/** A call on this connection: seed (answered in order), extended (by id), or a notification (never answered). */
+/** A call on this connection: base (answered in order), extended (by id), or a notification (never answered). */
 class ServerCall implements IncomingCall {
   done = false;
   timer: ReturnType<typeof setTimeout> | undefined;
   /** Bytes charged to the budget for this call (its payload, then its decoded params). */
   cost: number;
-  /** Seed framing: the answer, once there is one, waiting for its turn. */
+  /** Base framing: the answer, once there is one, waiting for its turn. */
   answer: FrameParts | undefined;
   /** The call's own stream of params, when it has one. */
   input: AsyncQueue<unknown> | undefined;
@@ -228,7 +228,7 @@ class ServerCall implements IncomingCall {
 
   constructor(
     private readonly conn: ServerConnection,
-    readonly kind: 'seed' | 'call' | 'notify',
+    readonly kind: 'base' | 'call' | 'notify',
     readonly id: number,
     readonly method: string,
     readonly ctx: Context,
@@ -299,11 +299,11 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
   private readonly refusal: IpcborError | undefined;
   /** What every connection of the server shares: its host, options, limits, peer config. */
   private readonly shared: ConnectionShared;
-  /** Seed calls, in request order: their answers leave in this order. */
+  /** Base-framing calls, in request order: their answers leave in this order. */
   private readonly slots: ServerCall[] = [];
   /** Extended calls by id. */
   private calls: Map<number, ServerCall> = NO_CALLS;
-  /** Seed calls and notifications running, aborted when the connection goes. */
+  /** Base-framing calls and notifications running, aborted when the connection goes. */
   private running: Set<ServerCall> | undefined;
   private requests = 0;
   private notifying = 0;
@@ -322,7 +322,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     this.peer = new Peer(transport, this, shared.config, budget);
     this.refusal = refusal;
     // A plain object: handlers may keep it, and it must not keep the connection.
-    this.info = { ...info, protocol: 'seed' };
+    this.info = { ...info, protocol: 'base' };
   }
 
   // ---- the handle ----------------------------------------------------------------
@@ -388,24 +388,24 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
   }
 
   /**
-   * @internal Seed framing has no other flow control: at `maxInflight`
+   * @internal Base framing has no other flow control: at `maxInflight`
    * answers owed, or once the connection is closing, reading stops. The
    * extended protocol reads on (CANCEL, CREDIT and stream items are what
    * let calls finish), and refuses calls beyond the limit instead.
    */
   holdsReading(): boolean {
     const phase = this.peer.phase;
-    return phase.framing === 'seed' && (this.slots.length >= this.shared.limits.maxInflight || phase.stage !== 'open');
+    return phase.framing === 'base' && (this.slots.length >= this.shared.limits.maxInflight || phase.stage !== 'open');
   }
 
-  // ---- seed framing ---------------------------------------------------------
+  // ---- base framing ---------------------------------------------------------
 
   /** @internal */
   request(method: string, payload: Uint8Array): void {
     const peer = this.peer;
     const first = this.requests++ === 0;
     if (this.refusal) {
-      // A hello hears the refusal as its answer (docs/PROTOCOL.md §6), a seed call as its error.
+      // A hello hears the refusal as its answer (docs/PROTOCOL.md §6), a base-framing call as its error.
       const r = this.refusal;
       peer.write(method === HELLO_METHOD && first ? encodeResponse(0, peer.codec.encode({ refused: { code: r.code, message: r.message } })) : encodeErrorResponse(r.message));
       peer.beginClosing('end');
@@ -416,7 +416,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
       return;
     }
     this.announce();
-    const call = new ServerCall(this, 'seed', 0, method, this.context(method, undefined), payload, this.shared.callBytes);
+    const call = new ServerCall(this, 'base', 0, method, this.context(method, undefined), payload, this.shared.callBytes);
     peer.budget.charge(call.cost);
     this.slots.push(call);
     if (peer.phase.stage !== 'open') {
@@ -470,10 +470,10 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     return this.peer.closedCleanly ? undefined : this.peer.reason;
   }
 
-  private seedAnswer(outcome: Outcome): FrameParts {
+  private baseAnswer(outcome: Outcome): FrameParts {
     if (!outcome.ok) return encodeErrorResponse(clip(outcome.error.message));
     if (isAsyncIterable(outcome.value)) {
-      // The seed framing has one answer per request: no streams. Close the
+      // The base framing has one answer per request: no streams. Close the
       // source so its cleanup runs, and say why.
       discardIterable(outcome.value);
       return encodeErrorResponse('this method answers with a stream, which needs the extended protocol');
@@ -600,7 +600,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
 
   /** @internal A call settled (the handler's value or error, a deadline, a refusal): answer it as its framing wants. */
   complete(call: ServerCall, outcome: Outcome): void {
-    if (call.done || (call.kind === 'seed' && call.answer !== undefined)) {
+    if (call.done || (call.kind === 'base' && call.answer !== undefined)) {
       // Cancelled, past its deadline, or the connection went: a stream
       // returned now is read by nobody.
       if (outcome.ok) discardIterable(outcome.value);
@@ -613,8 +613,8 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
       return;
     }
     const peer = this.peer;
-    if (call.kind === 'seed') {
-      const answer = this.seedAnswer(outcome);
+    if (call.kind === 'base') {
+      const answer = this.baseAnswer(outcome);
       call.answer = answer;
       peer.budget.charge(answerBytes(answer));
       this.finish(call, outcome.ok ? undefined : outcome.error);
@@ -819,7 +819,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     // What the broken frame left in the decoder is garbage: let it go now,
     // not when the answers owed have left.
     peer.dropInput();
-    const last = new ServerCall(this, 'seed', 0, '', this.context('', undefined), undefined, 0);
+    const last = new ServerCall(this, 'base', 0, '', this.context('', undefined), undefined, 0);
     last.answer = encodeErrorResponse(clip(err.message));
     last.done = true;
     peer.budget.charge(answerBytes(last.answer));

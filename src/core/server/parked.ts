@@ -1,6 +1,6 @@
 /**
  * Calls parked until the application runs them: the executor of the lazy
- * server (the seed's `IpcServer::handle_new_messages`) and of the event
+ * server (nim-ffi's `IpcServer::handle_new_messages`) and of the event
  * loop. A parked call still holds its place in its connection's budget
  * (so a full queue stops reading that connection), and its deadline and
  * cancellation still reach it: a call that ends while parked is answered

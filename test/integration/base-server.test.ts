@@ -1,5 +1,5 @@
 /**
- * The timer server over real unix and TCP sockets, driven with raw seed
+ * The timer server over real unix and TCP sockets, driven with raw base-framing
  * frames: golden answers byte for byte, every error path, limits, and
  * connections that misbehave.
  */
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { serve, type Server } from '../../src/index.js';
 import { createTimer } from '../../examples/timer/timer.js';
-import { golden, hex, seedRequestHex, toHex } from '../fixtures/golden.js';
+import { golden, hex, baseRequestHex, toHex } from '../fixtures/golden.js';
 import { RawReader, rawConnect, tempSocket } from '../helpers.js';
 
 const text = (b: Buffer) => b.toString('utf8');
@@ -40,10 +40,10 @@ for (const transport of ['unix', 'tcp'] as const) {
     });
 
     it('answers schedule and complex with the golden bodies', async () => {
-      const sched = await exchange(seedRequestHex('schedule', golden.scheduleRequestBody));
+      const sched = await exchange(baseRequestHex('schedule', golden.scheduleRequestBody));
       assert.equal(sched.ret, 0);
       assert.equal(toHex(sched.body), golden.scheduleResponseBody);
-      const cx = await exchange(seedRequestHex('complex', golden.complexRequestBody));
+      const cx = await exchange(baseRequestHex('complex', golden.complexRequestBody));
       assert.equal(toHex(cx.body), golden.complexResponseBody);
     });
 
@@ -63,14 +63,14 @@ for (const transport of ['unix', 'tcp'] as const) {
       const s = await rawConnect(address);
       const r = new RawReader(s);
       const sched = (name: string, attempts: number) =>
-        seedRequestHex('schedule', toHex(new Uint8Array(Buffer.from(golden.scheduleRequestBody, 'hex'))).replace('646e616d65616a', name === '' ? '646e616d6560' : '646e616d65616a').replace('6b6d6178417474656d70747303', attempts === 0 ? '6b6d6178417474656d70747300' : '6b6d6178417474656d70747303'));
+        baseRequestHex('schedule', toHex(new Uint8Array(Buffer.from(golden.scheduleRequestBody, 'hex'))).replace('646e616d65616a', name === '' ? '646e616d6560' : '646e616d65616a').replace('6b6d6178417474656d70747303', attempts === 0 ? '6b6d6178417474656d70747300' : '6b6d6178417474656d70747303'));
       s.write(
         hex(
           [
-            seedRequestHex('nope', 'a0'),
-            seedRequestHex('echo', 'ff'),
-            seedRequestHex('echo', 'a1637265710'.slice(0, 10) + 'a0'),
-            seedRequestHex('echo', 'a163726571a2676d657373616765016764656c61794d7305'),
+            baseRequestHex('nope', 'a0'),
+            baseRequestHex('echo', 'ff'),
+            baseRequestHex('echo', 'a1637265710'.slice(0, 10) + 'a0'),
+            baseRequestHex('echo', 'a163726571a2676d657373616765016764656c61794d7305'),
             sched('', 3),
             sched('j', 0),
             golden.versionRequest,
@@ -137,7 +137,7 @@ for (const transport of ['unix', 'tcp'] as const) {
         // Alternate slow and fast calls: answers must still come back in order.
         const delay = i % 10 === 0 ? 3 : 0;
         const body = Buffer.concat([hex('a163726571a2676d657373616765'), cborText(`m${i}`), hex(`6764656c61794d73${delay.toString(16).padStart(2, '0')}`)]);
-        frames.push(seedRequestHex('echo', body.toString('hex')));
+        frames.push(baseRequestHex('echo', body.toString('hex')));
       }
       s.write(hex(frames.join('')));
       for (let i = 0; i < 1000; i++) {
@@ -153,7 +153,7 @@ for (const transport of ['unix', 'tcp'] as const) {
       a.write(hex(golden.echoRequest).subarray(0, 20));
       a.destroy();
       const b = await rawConnect(address);
-      b.write(hex(seedRequestHex('echo', 'a163726571a2676d6573736167656178' + '6764656c61794d73' + '1864')));
+      b.write(hex(baseRequestHex('echo', 'a163726571a2676d6573736167656178' + '6764656c61794d73' + '1864')));
       await new Promise((res) => setTimeout(res, 10));
       b.destroy();
       assert.equal(toHex((await exchange(golden.versionRequest)).bytes), toHex(hex(golden.versionResponse)));

@@ -1,7 +1,7 @@
 /*
- * seed_client.c - TEST PEER, not production code.
+ * base_client.c - TEST PEER, not production code.
  *
- * Reproduces the wire behaviour of the "seed" reference C client so the
+ * Reproduces the wire behaviour of the "base" reference C client so the
  * ipcbor test-suite can check byte compatibility against a foreign peer.
  *
  *   request : [u32 method_len][method UTF-8][u32 payload_len][payload CBOR]
@@ -11,14 +11,14 @@
  * (method_len, method, payload_len, payload) to exercise reassembly.
  *
  * Usage:
- *   seed_client --unix PATH | --tcp HOST PORT
+ *   base_client --unix PATH | --tcp HOST PORT
  *       calls version, then echo("hello over the wire", delayMs 5) on one
  *       connection and prints the three "[client] ..." lines.
- *   seed_client (--unix PATH | --tcp HOST PORT) --raw METHOD HEXPAYLOAD
+ *   base_client (--unix PATH | --tcp HOST PORT) --raw METHOD HEXPAYLOAD
  *       sends one request and prints "ret=<n> body=<hex>".
  * Exit: 0 ok, 1 error, 2 connection closed / short read.
  *
- * Build: cc -std=c99 -O2 -Wall -Wextra -o seed_client seed_client.c
+ * Build: cc -std=c99 -O2 -Wall -Wextra -o base_client base_client.c
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -36,7 +36,7 @@
 
 #define EXIT_CLOSED 2
 
-static void die(const char *msg) { fprintf(stderr, "seed_client: %s\n", msg); exit(1); }
+static void die(const char *msg) { fprintf(stderr, "base_client: %s\n", msg); exit(1); }
 
 /* ------------------------------------------------------------ I/O helpers */
 
@@ -81,7 +81,7 @@ static int connect_tcp(const char *host, const char *port) {
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC; hints.ai_socktype = SOCK_STREAM;
     if ((e = getaddrinfo(host, port, &hints, &res)) != 0) {
-        fprintf(stderr, "seed_client: getaddrinfo: %s\n", gai_strerror(e)); exit(1);
+        fprintf(stderr, "base_client: getaddrinfo: %s\n", gai_strerror(e)); exit(1);
     }
     for (ai = res; ai; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
@@ -229,7 +229,7 @@ static uint8_t *unhex(const char *hex, size_t *len) {
 static int run_raw(int fd, const char *method, uint8_t *pl, size_t plen) {
     uint8_t *body; int32_t ret; uint32_t blen, i;
     int r = call(fd, method, pl, (uint32_t)plen, &ret, &body, &blen);
-    if (r == -2) { fprintf(stderr, "seed_client: connection closed\n"); return EXIT_CLOSED; }
+    if (r == -2) { fprintf(stderr, "base_client: connection closed\n"); return EXIT_CLOSED; }
     if (r < 0) { perror("write"); return 1; }
     printf("ret=%d body=", (int)ret);
     for (i = 0; i < blen; i++) printf("%02x", body[i]);
@@ -242,10 +242,10 @@ static int run_raw(int fd, const char *method, uint8_t *pl, size_t plen) {
 static Cur must_call(int fd, const char *method, Buf *pl, uint8_t **body) {
     int32_t ret; uint32_t blen; Cur c;
     int r = call(fd, method, pl->p, (uint32_t)pl->len, &ret, body, &blen);
-    if (r == -2) { fprintf(stderr, "seed_client: connection closed\n"); exit(EXIT_CLOSED); }
+    if (r == -2) { fprintf(stderr, "base_client: connection closed\n"); exit(EXIT_CLOSED); }
     if (r < 0) { perror("write"); exit(1); }
     if (ret != 0) {
-        fprintf(stderr, "seed_client: %s failed (ret=%d): %.*s\n", method, (int)ret,
+        fprintf(stderr, "base_client: %s failed (ret=%d): %.*s\n", method, (int)ret,
                 (int)blen, (const char *)*body);
         exit(1);
     }

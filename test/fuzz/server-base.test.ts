@@ -1,5 +1,5 @@
 /**
- * Fuzzing the server, seed framing and the hello: random bytes, seed
+ * Fuzzing the server, base framing and the hello: random bytes, base
  * requests with mutated bytes and length fields, and hello offers of any
  * shape, each on a fresh connection to a live server in a child process
  * (small budgets: test/fuzz/fuzz.ts LIMITS). After every case the server
@@ -7,7 +7,7 @@
  * its memory (every few cases) is within the resource model's bound.
  */
 import { after, before, describe, it } from 'node:test';
-import { fc, helloFrame, wire, joinWire, mutate, mutationsArb, runCase, runs, seedFrameArb, split, splitsArb, startTarget, type Target } from './fuzz.js';
+import { fc, helloFrame, wire, joinWire, mutate, mutationsArb, runCase, runs, baseFrameArb, split, splitsArb, startTarget, type Target } from './fuzz.js';
 import { valueArb } from '../unit/codec-arbitraries.js';
 import { MiB } from '../attack/harness.js';
 
@@ -17,7 +17,7 @@ before(async () => {
 });
 after(() => target.close());
 
-describe('fuzz: the server, seed framing', () => {
+describe('fuzz: the server, base framing', () => {
   it('random bytes', async () => {
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ maxLength: 2048 }), splitsArb, fc.boolean(), async (bytes, splits, end) => {
@@ -25,17 +25,17 @@ describe('fuzz: the server, seed framing', () => {
       }),
       runs(60),
     );
-    await target.finish('seed: random bytes');
+    await target.finish('base: random bytes');
   });
 
-  it('seed requests, mutated (bit flips, truncations, length fields, inserted and repeated bytes)', async () => {
+  it('base-framing requests, mutated (bit flips, truncations, length fields, inserted and repeated bytes)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(seedFrameArb, { minLength: 1, maxLength: 6 }), mutationsArb, splitsArb, fc.boolean(), async (frames, mutations, splits, end) => {
+      fc.asyncProperty(fc.array(baseFrameArb, { minLength: 1, maxLength: 6 }), mutationsArb, splitsArb, fc.boolean(), async (frames, mutations, splits, end) => {
         await runCase(target, split(mutate(joinWire(frames), mutations), splits), { end });
       }),
       runs(120),
     );
-    await target.finish('seed: mutated requests');
+    await target.finish('base: mutated requests');
   });
 
   it('hello offers of any shape, then frames of either framing', async () => {
@@ -52,7 +52,7 @@ describe('fuzz: the server, seed framing', () => {
       valueArb,
     );
     await fc.assert(
-      fc.asyncProperty(offerArb, fc.array(seedFrameArb, { maxLength: 3 }), mutationsArb, async (offer, frames, mutations) => {
+      fc.asyncProperty(offerArb, fc.array(baseFrameArb, { maxLength: 3 }), mutationsArb, async (offer, frames, mutations) => {
         // The offer's own bytes may be mutated too: whatever the hello is, the server copes.
         // What the server may send back is bounded by the maxFrameBytes offered, when the offer went out intact.
         const offered = (offer as { maxFrameBytes?: unknown } | null)?.maxFrameBytes;
@@ -61,6 +61,6 @@ describe('fuzz: the server, seed framing', () => {
       }),
       runs(60),
     );
-    await target.finish('seed: hello offers');
+    await target.finish('base: hello offers');
   });
 });

@@ -1,7 +1,7 @@
 /*
- * seed_server.c - TEST PEER, not production code.
+ * base_server.c - TEST PEER, not production code.
  *
- * Reproduces the wire behaviour of the "seed" reference C server so the
+ * Reproduces the wire behaviour of the "base" reference C server so the
  * ipcbor test-suite can check byte compatibility against a foreign peer.
  *
  *   request : [u32 method_len][method UTF-8][u32 payload_len][payload CBOR]
@@ -9,10 +9,10 @@
  *
  * ret 0 -> body is one CBOR item; ret 1 -> raw UTF-8 error text (empty for
  * an unknown method).  Method names > 63 bytes, or EOF mid-frame, drop the
- * connection without a reply.  Usage: seed_server --unix PATH | --tcp HOST PORT
+ * connection without a reply.  Usage: base_server --unix PATH | --tcp HOST PORT
  * Prints "listening <path-or-port>", then serves connections concurrently
  * (one forked child per connection; requests answered in order).
- * Build: cc -std=c99 -O2 -Wall -Wextra -o seed_server seed_server.c
+ * Build: cc -std=c99 -O2 -Wall -Wextra -o base_server base_server.c
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
