@@ -28,10 +28,18 @@ export interface CallContext<App = unknown> {
   readonly app: App;
 }
 
+/**
+ * A handler function of a plain handler object (`serve({ hello: (params,
+ * ctx) => … }, address)`): it gets the decoded params, unchecked, and the
+ * call's {@link CallContext}, and returns the result, a Promise of it, or an
+ * async iterable (a result stream). One that declares no parameter takes
+ * none: its payload is never decoded.
+ */
 // Handlers see params as the decoded request; a typed service narrows it.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Handler = (params: any, ctx: CallContext) => unknown;
 
+/** A method as a {@link Dispatcher} hands it to the server: how to run it. */
 export interface MethodEntry {
   /** Run the method: validate params (throwing IPCBOR_ERR_INVALID_PARAMS) and call the handler. */
   invoke(params: unknown, ctx: CallContext): unknown;
@@ -43,7 +51,13 @@ export interface MethodEntry {
   readonly takesParams?: boolean;
 }
 
+/**
+ * What a server asks of the code it serves: find a method by name, list
+ * the names. `serve()` builds one from a service ({@link ServiceRouter}) or a
+ * plain object of handlers; implement it to route calls yourself.
+ */
 export interface Dispatcher {
+  /** The method answering to the name `method` as it was called; undefined: the call fails with IPCBOR_ERR_UNKNOWN_METHOD. */
   lookup(method: string): MethodEntry | undefined;
   /** Every callable method name, for "did you mean" answers and introspection. */
   methodNames(): string[];

@@ -13,7 +13,15 @@ type Issue = StandardSchemaV1.Issue;
 const INVALID = Symbol('invalid');
 type Checked<T> = T | typeof INVALID;
 
+/**
+ * A schema made by {@link s}, checking values of type `T`. It is a Standard
+ * Schema, so it goes wherever one does (a method's `params`, {@link
+ * validate}, other libraries), and a Standard JSON Schema, so
+ * `$ipcbor.describe` can show it as JSON Schema (draft 2020-12).
+ * Validation is synchronous.
+ */
 export interface Schema<T> extends StandardSchemaV1<T, T>, StandardJSONSchemaV1<T, T> {
+  /** The Standard Schema interface: `validate(value)` and `jsonSchema.input()` / `.output()`. */
   readonly '~standard': StandardSchemaV1.Props<T, T> & StandardJSONSchemaV1.Props<T, T>;
   /** @internal */
   readonly check: (value: unknown, path: PropertyKey[], issues: Issue[]) => Checked<T>;
@@ -25,6 +33,16 @@ export interface OptionalSchema<T> extends Schema<T | undefined> {
   readonly optional: true;
 }
 
+/**
+ * The type of the values schema `S` produces (its output type): works for
+ * any Standard Schema, not only those of {@link s}.
+ *
+ * @example
+ * ```ts
+ * const Point = s.object({ x: s.number(), y: s.number(), label: s.optional(s.string()) });
+ * type Point = Infer<typeof Point>; // { x: number; y: number; label?: string }
+ * ```
+ */
 export type Infer<S> = S extends StandardSchemaV1<unknown, infer O> ? O : never;
 
 function make<T>(check: Schema<T>['check'], json: () => Record<string, unknown>): Schema<T> {
@@ -69,7 +87,27 @@ function primitive<T>(name: string, test: (v: unknown) => boolean, json: Record<
   );
 }
 
+/**
+ * The schema builder: schemas for the CBOR data model, each a Standard
+ * Schema (usable as a method's `params` or `result`, or with
+ * {@link validate}) and a Standard JSON Schema (shown by `$ipcbor.describe`).
+ * A failed check reports every issue with its path (`items[2].name:
+ * expected string, got number`); as a method's params, that rejects the
+ * call with `IPCBOR_ERR_INVALID_PARAMS`.
+ *
+ * @example
+ * ```ts
+ * const Order = s.object({
+ *   id: s.int(),
+ *   items: s.array(s.object({ sku: s.string(), qty: s.int() })),
+ *   note: s.optional(s.string()),
+ *   kind: s.literal('retail'),
+ * });
+ * const place = method({ params: Order, handler: (order) => order.items.length });
+ * ```
+ */
 export const s = {
+  /** A text string. */
   string: (): Schema<string> => primitive('string', (v) => typeof v === 'string', { type: 'string' }),
   /**
    * A safe integer, −(2^53−1) to 2^53−1: exactly the numbers ipcbor sends
@@ -90,16 +128,21 @@ export const s = {
       },
       () => ({ type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }),
     ),
+  /** Any number: an integer or a float, NaN and ±Infinity included (see {@link s.int} for integers). */
   number: (): Schema<number> => primitive('number', (v) => typeof v === 'number', { type: 'number' }),
+  /** `true` or `false`. */
   boolean: (): Schema<boolean> => primitive('boolean', (v) => typeof v === 'boolean', { type: 'boolean' }),
   /** A CBOR byte string (Uint8Array). */
   bytes: (): Schema<Uint8Array> => primitive('bytes', (v) => v instanceof Uint8Array, { type: 'string', contentEncoding: 'base64', description: 'CBOR byte string' }),
+  /** `null` (CBOR null) only. */
   null: (): Schema<null> => primitive('null', (v) => v === null, { type: 'null' }),
   /** Anything: no check. */
   unknown: (): Schema<unknown> => make<unknown>((v) => v, () => ({})),
+  /** Exactly `value` (compared with `===`): a string, number or boolean. */
   literal<const L extends string | number | boolean>(value: L): Schema<L> {
     return primitive(JSON.stringify(value), (v) => v === value, { const: value });
   },
+  /** An array whose every element passes `item`; issues name the element's index. */
   array<T>(item: Schema<T>): Schema<T[]> {
     return make<T[]>(
       (v, path, issues) => {
@@ -118,7 +161,11 @@ export const s = {
       () => ({ type: 'array', items: item.json() }),
     );
   },
-  /** May be absent or null; both arrive as absent. */
+  /**
+   * May be absent or null; both arrive as absent. Meant for a field of
+   * {@link s.object}, where it makes the key optional; a present value must
+   * pass `inner`.
+   */
   optional<T>(inner: Schema<T>): OptionalSchema<T> {
     const schema = make<T | undefined>(
       (v, path, issues) => (v === undefined || v === null ? undefined : inner.check(v, path, issues)),
@@ -126,7 +173,12 @@ export const s = {
     );
     return Object.assign(schema, { optional: true as const });
   },
-  /** A map with text keys; unknown keys are refused. */
+  /**
+   * A map with text keys, each checked by its schema in `shape`. A key
+   * whose schema is not {@link s.optional} is required; unknown keys are
+   * refused. The value produced is a new object with the shape's keys only
+   * (an optional field that was absent or null is left out).
+   */
   object<const Shape extends Record<string, Schema<unknown>>>(shape: Shape): Schema<ObjectOf<Shape>> {
     const keys = Object.keys(shape);
     return make<ObjectOf<Shape>>(

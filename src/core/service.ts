@@ -25,13 +25,29 @@ import type { ConnectionInfo } from './transport.js';
 import { isAsyncIterable } from './peer/streams.js';
 import { validateThen } from './validate.js';
 
-/** One method: its handler and, optionally, schemas for its params and result. */
+/**
+ * One method of a service: its handler and, optionally, schemas for its
+ * params and result. Usually written with {@link method}, which infers the
+ * handler's types from the params schema.
+ *
+ * `In` is what callers pass, `Params` what the handler gets (a schema's
+ * output, after its transforms and defaults), `Result` what the handler
+ * returns (a value, a Promise, or an async iterable for a result stream),
+ * `App` the type of {@link CallContext.app}.
+ */
 export interface MethodDef<In = unknown, Params = In, Result = unknown, App = unknown> {
   /** Validates params arriving over a socket; its output type is what the handler gets. */
   readonly params?: StandardSchemaV1<In, Params>;
   /** Describes the result (for introspection); results are not validated. */
   readonly result?: StandardSchemaV1<unknown, NoInfer<Awaited<Result>>>;
+  /** A sentence for humans; `$ipcbor.describe` (and `ipcbor describe`) shows it. */
   readonly description?: string;
+  /**
+   * Runs the call. It gets the params (validated by `params` when there is
+   * a schema; as decoded otherwise) and the call's {@link CallContext}, and
+   * returns the result, a Promise of it, or an async iterable (a result
+   * stream). What it throws is sent to the caller as the call's error.
+   */
   readonly handler: (params: Params, ctx: CallContext<App>) => Result;
 }
 
@@ -39,14 +55,43 @@ export interface MethodDef<In = unknown, Params = In, Result = unknown, App = un
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyMethod = MethodDef<any, any, any, any>;
 
-/** Declare a method with a params schema: the handler's params are the schema's output. */
+/**
+ * Declare a method with a params schema: the handler's params are typed as
+ * the schema's output, and callers' params as its input. Any Standard
+ * Schema works ({@link s}, zod, valibot, arktype). Params that do not pass
+ * the schema reject the call with `IPCBOR_ERR_INVALID_PARAMS` before the
+ * handler runs, in-process and over a socket alike. It returns `def` as it
+ * is: `method` only gives the types.
+ *
+ * @example
+ * ```ts
+ * const echo = method({
+ *   params: s.object({ message: s.string() }),
+ *   result: s.object({ echoed: s.string() }),
+ *   description: 'Sends the message back',
+ *   handler: ({ message }) => ({ echoed: message }),
+ * });
+ * const svc = defineService({ name: 'echoer', version: '1.0.0', methods: { echo } });
+ * ```
+ */
 export function method<S extends StandardSchemaV1, R, App = unknown>(def: {
   params: S;
   result?: StandardSchemaV1<unknown, NoInfer<Awaited<R>>>;
   description?: string;
   handler: (params: StandardSchemaV1.InferOutput<S>, ctx: CallContext<App>) => R;
 }): NoInfer<MethodDef<StandardSchemaV1.InferInput<S>, StandardSchemaV1.InferOutput<S>, R, App>>;
-/** Declare a method without a schema: params are typed by the handler (unchecked at run time). */
+/**
+ * Declare a method without a schema: params are typed by the handler's
+ * first parameter, and are not checked at run time (a remote caller may
+ * send anything). A handler that declares no parameter takes none: a
+ * payload sent to it is never decoded.
+ *
+ * @example
+ * ```ts
+ * const now = method({ handler: () => Date.now() });
+ * const add = method({ handler: ({ a, b }: { a: number; b: number }) => a + b });
+ * ```
+ */
 export function method<P = void, R = unknown, App = unknown>(def: {
   result?: StandardSchemaV1<unknown, NoInfer<Awaited<R>>>;
   description?: string;
@@ -59,8 +104,11 @@ export function method(def: AnyMethod): AnyMethod {
 export interface ServiceSpec<M extends Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null>> {
   /** Also the prefix the service answers under when several share a socket. */
   name: string;
+  /** The service's version, shown by `$ipcbor.describe`. */
   version: string;
+  /** A sentence for humans, shown by `$ipcbor.describe`. */
   description?: string;
+  /** The methods, by name (each usually made with {@link method}). */
   methods: M;
   /** Events the service emits, with an optional payload schema (for introspection). */
   events?: E;
@@ -78,7 +126,11 @@ export type Callable<M extends Record<string, AnyMethod>> = {
   readonly [K in keyof M]: M[K] extends MethodDef<infer In, infer _P, infer R, infer _A> ? (...args: [...ParamsArg<In>, options?: CallOptionsClient]) => Promise<Awaited<R>> : never;
 };
 
-/** Payload type of each declared event. */
+/**
+ * The payload type of each event declared in a service's `events`: a
+ * schema's output type, or `unknown` for an event declared `null` (no
+ * schema).
+ */
 export type EventsOf<E> = { [K in keyof E]: E[K] extends StandardSchemaV1 ? StandardSchemaV1.InferOutput<E[K]> : unknown };
 
 const SERVICE = Symbol.for('ipcbor.service');
@@ -89,6 +141,7 @@ const SERVICE = Symbol.for('ipcbor.service');
  * (`client.service<typeof timer>('timer')`) is checked.
  */
 export type Service<M extends Record<string, AnyMethod> = Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null> = Record<never, never>, N extends string = string> = Callable<M> & {
+  /** The service's metadata and event emitter; read it with {@link serviceOf}. */
   readonly [SERVICE]: ServiceInfo<M, E, N>;
 };
 
@@ -96,23 +149,54 @@ export type Service<M extends Record<string, AnyMethod> = Record<string, AnyMeth
 export type NotAService = { readonly [SERVICE]?: never };
 
 /** The name of service type S as a literal type, where its definition is known; `string` otherwise. */
-export type ServiceName<S> = S extends { readonly [SERVICE]: { readonly name: infer N extends string } } ? N : string;
+export type ServiceName<S> = S extends {
+  /** The metadata of a service made by {@link defineService}. */
+  readonly [SERVICE]: {
+    /** The service's name, as a literal type. */
+    readonly name: infer N extends string;
+  };
+}
+  ? N
+  : string;
 
 /** Any service, whatever its methods (what `serve` and the router take). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyService = { readonly [SERVICE]: ServiceInfo<any, any> };
+export type AnyService = {
+  /** The service's metadata and event emitter; read it with {@link serviceOf}. */
+  readonly [SERVICE]: ServiceInfo<any, any>;
+};
 
 type Listener = (payload: unknown, name: string) => void;
 
 /** What `on()` returns: call it, or dispose of it (`using`), to stop listening. */
-export type Unlisten = (() => void) & Disposable & { dispose(): void };
+export type Unlisten = (() => void) &
+  Disposable & {
+    /** Stop listening (the same as calling it). */
+    dispose(): void;
+  };
 
-/** What ipcbor knows of a service; reach it with `serviceOf(service)`. */
+/**
+ * What ipcbor knows of a service, and its event emitter; reach it with
+ * {@link serviceOf}. It holds what {@link defineService} was given.
+ *
+ * @example
+ * ```ts
+ * const info = serviceOf(timer);
+ * const off = info.on('fired', (payload) => console.log(payload));
+ * info.emit('fired', { at: Date.now() }); // local listeners and subscribed clients
+ * off();
+ * ```
+ */
 export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null> = Record<never, never>, N extends string = string> {
+  /** The service's name: also its default prefix on a socket (`name.method`). */
   readonly name: N;
+  /** The service's version, as given to {@link defineService}. */
   readonly version: string;
+  /** The service's description, if it was given one. */
   readonly description: string | undefined;
+  /** The method definitions, by name, as given to {@link defineService}. */
   readonly methods: M;
+  /** The declared events, by name, each with its payload schema or `null` (`{}` when none were declared). */
   readonly events: E;
   /** Where emitted events go: in-process listeners, and the servers this service is served by. */
   private readonly listeners = new Map<string, Set<Listener>>();
@@ -128,7 +212,11 @@ export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, An
 
   /**
    * Emit an event: in-process listeners get the payload object itself; every
-   * server this service is mounted on sends it to its subscribed clients.
+   * server this service is mounted on sends it to its subscribed clients,
+   * under `prefix.name` (the default service's also under the bare name).
+   * The payload is not validated against the event's schema. A listener that
+   * throws does not keep the event from the others: its error is rethrown
+   * as an uncaught exception, outside this call.
    */
   emit<K extends keyof E & string>(name: K, payload: EventsOf<E>[K]): void {
     // One throwing listener must not keep the event from the others, nor
@@ -138,7 +226,12 @@ export class ServiceInfo<M extends Record<string, AnyMethod> = Record<string, An
     for (const sink of this.sinks) guarded(() => sink(name, payload));
   }
 
-  /** Listen in-process to event `name` (`*`: all). Returns a function that stops listening. */
+  /**
+   * Listen in-process to event `name` (`*`: all of this service's events).
+   * The listener gets the payload object itself (nothing is copied or
+   * encoded) and the event's name. Returns an {@link Unlisten}: call it, or
+   * dispose of it, to stop listening.
+   */
   on<K extends (keyof E & string) | '*'>(name: K, listener: (payload: K extends keyof E ? EventsOf<E>[K] : unknown, name: string) => void): Unlisten {
     let set = this.listeners.get(name);
     if (!set) {
@@ -241,6 +334,41 @@ async function callLocal(name: string, entry: MethodEntry, params: unknown, opti
   return guarded;
 }
 
+/**
+ * Define a service: a named, versioned set of methods (and the events it
+ * emits). The returned object has the methods as its only string keys,
+ * each callable in-process as `await service.name(params, options)` (see
+ * {@link Callable}); pass the service to `serve()` to put it on a socket,
+ * and use its type for `client.service<typeof service>()` on the client.
+ *
+ * An in-process call runs the handler itself, with no serialization:
+ * params are validated as at the socket edge (rejecting with
+ * `IPCBOR_ERR_INVALID_PARAMS`), `options.timeout` rejects with
+ * `IPCBOR_ERR_TIMEOUT` and `options.signal` with `IPCBOR_ERR_CANCELLED`
+ * (the handler's `ctx.signal` aborts too), and what a handler throws
+ * rejects the call as it is. Its {@link CallContext} has connection id 0,
+ * transport `'in-process'`, and `app` undefined.
+ *
+ * @throws TypeError when the service's name is empty, contains `.` or
+ * starts with `$`; when a method's name is empty, contains `.`, starts with
+ * `$`, or is one a JavaScript object needs (`then`, `constructor`,
+ * `toJSON`, `toString`, …); or when a method has no handler.
+ *
+ * @example
+ * ```ts
+ * const timer = defineService({
+ *   name: 'timer',
+ *   version: '1.0.0',
+ *   methods: {
+ *     echo: method({ params: s.object({ message: s.string() }), handler: ({ message }) => ({ echoed: message }) }),
+ *     now: method({ handler: () => Date.now() }),
+ *   },
+ *   events: { fired: s.object({ at: s.int() }) },
+ * });
+ * await timer.echo({ message: 'hi' }, { timeout: 1000 }); // in-process
+ * const server = await serve(timer, 'timer');             // on a socket
+ * ```
+ */
 export function defineService<const M extends Record<string, AnyMethod>, const E extends Record<string, StandardSchemaV1 | null> = Record<never, never>, const N extends string = string>(
   spec: ServiceSpec<M, E> & { name: N },
 ): Service<M, E, N> {
@@ -261,13 +389,22 @@ export function defineService<const M extends Record<string, AnyMethod>, const E
   return Object.freeze(target) as unknown as Service<M, E, N>;
 }
 
-/** The metadata and event emitter of a service made by defineService. */
+/**
+ * The metadata and event emitter ({@link ServiceInfo}) of a service made by
+ * {@link defineService}.
+ *
+ * @throws TypeError when `service` was not made by defineService.
+ */
 export function serviceOf<M extends Record<string, AnyMethod>, E extends Record<string, StandardSchemaV1 | null>, N extends string = string>(service: Service<M, E, N>): ServiceInfo<M, E, N> {
   const info = (service as { [SERVICE]?: ServiceInfo<M, E, N> } | null)?.[SERVICE];
   if (!info) throw new TypeError('not a service made by defineService');
   return info;
 }
 
+/**
+ * Whether `value` is a service made by {@link defineService} (of this copy
+ * of ipcbor), as opposed to, say, a plain object of handler functions.
+ */
 export function isService(value: unknown): value is AnyService {
   return typeof value === 'object' && value !== null && (value as { [SERVICE]?: unknown })[SERVICE] instanceof ServiceInfo;
 }
@@ -281,33 +418,60 @@ function entryOf(name: string, def: AnyMethod): MethodEntry {
   };
 }
 
+/**
+ * A service and the prefix it answers under, for serving several services
+ * on one socket (`serve([{ service, prefix }, …])`) or under a name other
+ * than its own.
+ */
 export interface Mounted {
+  /** The service to serve. */
   service: AnyService;
   /** Answer under `prefix.method`; default: the service's name. */
   prefix?: string;
 }
 
+/** One method as `$ipcbor.describe` answers it (part of {@link DescribeService}). */
 export interface DescribeMethod {
+  /** The method's own name, without the service prefix. */
   name: string;
+  /** The method's description, when it has one. */
   description?: string;
   /** JSON Schema of the params, where the schema library can produce one; null when unknown. */
   params: Record<string, unknown> | null;
+  /** JSON Schema of the result, where the method declares a `result` schema that can produce one; null otherwise. */
   result: Record<string, unknown> | null;
 }
 
+/** One served service as `$ipcbor.describe` answers it (part of {@link Description}). */
 export interface DescribeService {
+  /** The service's name. */
   name: string;
+  /** The service's version. */
   version: string;
+  /** The service's description, when it has one. */
   description?: string;
   /** Methods answer as `prefix.method`. */
   prefix: string;
   /** Also answers bare method names (base-framing clients). */
   default: boolean;
+  /** Its methods, in the order they were defined. */
   methods: DescribeMethod[];
-  events: { name: string; payload: Record<string, unknown> | null }[];
+  /** Its declared events. */
+  events: {
+    /** The event's own name, without the service prefix. */
+    name: string;
+    /** JSON Schema of the payload, where the event has a schema that can produce one; null otherwise. */
+    payload: Record<string, unknown> | null;
+  }[];
 }
 
+/**
+ * What a server answers to the method `$ipcbor.describe` (and what
+ * `ipcbor describe` prints): the services it serves, their methods and
+ * events, with JSON Schemas where their schemas can give one.
+ */
 export interface Description {
+  /** The services served, in the order they were mounted. */
   services: DescribeService[];
   /** Methods not from a service (a plain handler object); null schemas. */
   methods?: string[];
@@ -327,7 +491,8 @@ function jsonSchemaOf(schema: StandardSchemaV1 | null | undefined, io: 'input' |
 /**
  * A dispatcher over several services: each answers under its prefix, the
  * default one also under bare names, and `$ipcbor.describe` answers what is
- * there.
+ * there. `serve()` builds one from a service or an array of them; build one
+ * yourself to hand a {@link Dispatcher} to a lower-level server.
  */
 export class ServiceRouter implements Dispatcher {
   private readonly table = new Map<string, MethodEntry>();
@@ -335,6 +500,16 @@ export class ServiceRouter implements Dispatcher {
   private readonly mounted: { info: ServiceInfo; prefix: string; isDefault: boolean }[] = [];
   private description: Description | undefined;
 
+  /**
+   * @param services - The services, each bare (under its own name) or as
+   * a {@link Mounted} with its prefix.
+   * @param defaultService - The service that also answers bare method names
+   * (as base-framing clients call them); default: the first one; `null`:
+   * none.
+   * @throws TypeError when `defaultService` is not one of `services`, a
+   * prefix is empty, contains `.` or starts with `$`, two services share a
+   * prefix, or two methods would answer to the same name.
+   */
   constructor(services: readonly (AnyService | Mounted)[], defaultService?: AnyService | null) {
     const list = services.map((s) => (isService(s) ? { service: s } : s));
     const dflt = defaultService === undefined ? list[0]?.service : defaultService;
@@ -368,10 +543,12 @@ export class ServiceRouter implements Dispatcher {
     return this.events;
   }
 
+  /** The method answering to the name `method` (`prefix.name`, a bare name of the default service, or `$ipcbor.describe`); undefined when none does. */
   lookup(method: string): MethodEntry | undefined {
     return this.table.get(method);
   }
 
+  /** Every callable method name (with the default service's bare names), without the reserved `$ipcbor.` ones. */
   methodNames(): string[] {
     return [...this.table.keys()].filter((n) => !n.startsWith('$'));
   }
@@ -388,6 +565,7 @@ export class ServiceRouter implements Dispatcher {
     return () => offs.forEach((off) => off());
   }
 
+  /** What `$ipcbor.describe` answers: the mounted services, their methods and events (built once, then reused). */
   describe(): Description {
     this.description ??= {
       services: this.mounted.map(({ info, prefix, isDefault }) => {

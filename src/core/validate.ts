@@ -19,6 +19,22 @@ export function issuesText(issues: ReadonlyArray<StandardSchemaV1.Issue>, prefix
   return issues.length > 10 ? `${shown}; and ${issues.length - 10} more` : shown;
 }
 
+/**
+ * Validate `value` with any Standard Schema ({@link s}, zod, valibot,
+ * arktype…) and resolve to the schema's output. The same check a method's
+ * `params` schema runs, for use in your own code.
+ *
+ * @param method - A method name to put on the error (`err.method`), if any.
+ * @throws IpcborError `IPCBOR_ERR_INVALID_PARAMS` (as a rejection) when the
+ * value does not pass; its message names each issue's path and reason (the
+ * first 10, then how many more).
+ *
+ * @example
+ * ```ts
+ * const cfg = await validate(s.object({ port: s.int() }), JSON.parse(text));
+ * cfg.port; // number
+ * ```
+ */
 export async function validate<O>(schema: StandardSchemaV1<unknown, O>, value: unknown, method?: string): Promise<O> {
   return validateThen(schema, value, method, (v) => v);
 }

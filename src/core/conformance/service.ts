@@ -47,27 +47,49 @@ function asStream(params: unknown, name: string): AsyncIterable<unknown> {
   throw new IpcborError('IPCBOR_ERR_INVALID_PARAMS', `${name} takes a stream of params`);
 }
 
-/** A new conformance service (each has its own events, so two servers of it do not share them). */
+/**
+ * A new conformance service (each has its own events, so two servers of it
+ * do not share them): the service named `conformance` that
+ * conformance/vectors.json is run against. Serve it to test a client
+ * written in another language (`ipcbor conformance --serve ADDRESS` does).
+ *
+ * @example
+ * ```ts
+ * const server = await serve(createConformanceService(), 'tcp:127.0.0.1:0');
+ * ```
+ */
 export function createConformanceService() {
   const service = defineService({
     name: 'conformance',
     version: '1.0.0',
     description: 'The service conformance/vectors.json is run against',
     methods: {
+      /** Answers the params unchanged (`null` when there are none). */
       echo: method({ handler: (params: unknown) => params ?? null }),
+      /** Fails: the handler throws an Error with `message`, which the caller gets as the call's error. */
       fail: method({
         params: s.object({ message: s.string() }),
         handler: ({ message }) => {
           throw new Error(message);
         },
       }),
+      /**
+       * Answers `null` after `ms` milliseconds; ends early, with the
+       * signal's reason, when the call is cancelled or its deadline passes.
+       */
       sleep: method({ params: s.object({ ms: s.int() }), handler: ({ ms }, ctx) => pause(ms, ctx.signal) }),
+      /** Answers a result stream of the `n` integers 0 to n-1. */
       count: method({
         params: s.object({ n: s.int() }),
         handler: async function* ({ n }) {
           for (let i = 0; i < n; i++) yield i;
         },
       }),
+      /**
+       * Takes an input stream of numbers and answers their sum. Rejects
+       * with `IPCBOR_ERR_INVALID_PARAMS` when its params are not a stream,
+       * or an item is not a number.
+       */
       sum: method({
         handler: async (params: unknown) => {
           let total = 0;
@@ -78,18 +100,34 @@ export function createConformanceService() {
           return total;
         },
       }),
+      /**
+       * Takes an input stream and answers its first item (`null` when it
+       * is empty), reading no further. Rejects with
+       * `IPCBOR_ERR_INVALID_PARAMS` when its params are not a stream.
+       */
       first: method({
         handler: async (params: unknown) => {
           for await (const x of asStream(params, 'first')) return x;
           return null;
         },
       }),
+      /**
+       * Takes an input stream and never reads it nor answers; it ends, with
+       * the signal's reason, when the call is cancelled or its deadline
+       * passes. Rejects with `IPCBOR_ERR_INVALID_PARAMS` when its params are
+       * not a stream.
+       */
       hold: method({
         handler: (params: unknown, ctx) => {
           asStream(params, 'hold');
           return untilAborted(ctx.signal);
         },
       }),
+      /**
+       * Emits event `name` (`tick` or `tock`) with `payload` (`null` when
+       * absent) and answers `null`. Rejects with `IPCBOR_ERR_INVALID_PARAMS`
+       * for any other name.
+       */
       emit: method({
         params: s.object({ name: s.string(), payload: s.optional(s.unknown()) }),
         handler: ({ name, payload }) => {
@@ -99,9 +137,18 @@ export function createConformanceService() {
         },
       }),
     },
-    events: { tick: null, tock: null },
+    events: {
+      /** An event with any payload, fired by `emit({ name: 'tick', payload })`. */
+      tick: null,
+      /** An event with any payload, fired by `emit({ name: 'tock', payload })`. */
+      tock: null,
+    },
   });
   return service;
 }
 
+/**
+ * The type of the service {@link createConformanceService} makes, for a
+ * typed client: `client.service<ConformanceService>('conformance')`.
+ */
 export type ConformanceService = ReturnType<typeof createConformanceService>;
