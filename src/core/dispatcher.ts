@@ -54,7 +54,8 @@ export interface MethodEntry {
 /**
  * What a server asks of the code it serves: find a method by name, list
  * the names. `serve()` builds one from a service ({@link ServiceRouter}) or a
- * plain object of handlers; implement it to route calls yourself.
+ * plain object of handlers; implement it, and pass it to `serve()`, to route
+ * calls yourself.
  */
 export interface Dispatcher {
   /** The method answering to the name `method` as it was called; undefined: the call fails with IPCBOR_ERR_UNKNOWN_METHOD. */

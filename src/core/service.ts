@@ -491,8 +491,9 @@ function jsonSchemaOf(schema: StandardSchemaV1 | null | undefined, io: 'input' |
 /**
  * A dispatcher over several services: each answers under its prefix, the
  * default one also under bare names, and `$ipcbor.describe` answers what is
- * there. `serve()` builds one from a service or an array of them; build one
- * yourself to hand a {@link Dispatcher} to a lower-level server.
+ * there. `serve()` builds one from a service or an array of them; one built
+ * yourself is a {@link Dispatcher}, which `serve()` and `ServerCore` take as
+ * well.
  */
 export class ServiceRouter implements Dispatcher {
   private readonly table = new Map<string, MethodEntry>();
