@@ -34,7 +34,7 @@ import type { Address } from './address.js';
 import { connect, type Client, type ConnectOptions } from './client.js';
 import { serveWith, type ServeOptions, type Server } from './server.js';
 
-/** One connection the loop serves. */
+/** One connection of the loop: one its servers accepted, or a client it dialed with `connect`. */
 export interface LoopConnection {
   /**
    * Who is connected, and what it speaks: at the `connection` event,
@@ -43,7 +43,11 @@ export interface LoopConnection {
    * base framing).
    */
   readonly info: ConnectionInfo;
-  /** Send event `name` to this connection alone (its client gets it if it subscribed to the name or `*`). */
+  /**
+   * Send event `name` to this connection alone (its client gets it if it
+   * subscribed to the name or `*`). Throws IPCBOR_ERR_NOT_SUPPORTED for a
+   * client the loop dialed.
+   */
   write(name: string, payload?: unknown): void;
   /** Finish what runs, then close. */
   close(): Promise<void>;
