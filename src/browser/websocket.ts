@@ -31,8 +31,9 @@ export interface WebSocketEventLike {
   readonly type: string;
   /** `message`: the message (an ArrayBuffer for binary messages, `binaryType` being `arraybuffer`). */
   readonly data?: unknown;
-  /** `close`: the close code and reason. */
+  /** `close`: the close code (1000 for a normal close). */
   readonly code?: number;
+  /** `close`: the reason text the closing end gave (may be empty). */
   readonly reason?: string;
   /** `error` (the `ws` package, not browsers): what went wrong. */
   readonly message?: string;
@@ -40,12 +41,19 @@ export interface WebSocketEventLike {
 
 /** The part of a WebSocket (the browser's, or the `ws` package's client) this module uses. */
 export interface WebSocketLike {
+  /** How binary messages arrive: set to `'arraybuffer'` right after the socket is made. */
   binaryType: string;
+  /** 0 connecting, 1 open, 2 closing, 3 closed (the WebSocket standard's values). */
   readonly readyState: number;
+  /** Bytes passed to `send` and not yet sent: past 1 MiB, writers wait until it goes down. */
   readonly bufferedAmount: number;
+  /** The subprotocol the server selected: the bridge must select `ipcbor`. */
   readonly protocol: string;
+  /** Send one binary message (one ipcbor frame). */
   send(data: Uint8Array<ArrayBuffer>): void;
+  /** Close with a close code and reason. */
   close(code?: number, reason?: string): void;
+  /** Listen for `open`, `message`, `close` and `error` events. */
   addEventListener(type: 'open' | 'message' | 'close' | 'error', listener: (event: WebSocketEventLike) => void): void;
 }
 

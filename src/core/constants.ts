@@ -108,7 +108,18 @@ export const DEFAULT_CONNECT_TIMEOUT = 10_000;
 export const DEFAULT_MAX_QUEUED = 1024;
 
 /** The backoff between reconnection attempts, by default (README, "Reconnection"). */
-export const DEFAULT_RECONNECT = Object.freeze({ initialDelay: 100, maxDelay: 10_000, factor: 2, jitter: 1, maxAttempts: Infinity });
+export const DEFAULT_RECONNECT = Object.freeze({
+  /** The cap of the first attempt's delay, in ms: attempt n waits up to min(maxDelay, initialDelay·factor^(n-1)). */
+  initialDelay: 100,
+  /** The largest delay between two attempts, in ms. */
+  maxDelay: 10_000,
+  /** How much the cap grows per attempt. */
+  factor: 2,
+  /** The share of each delay that is random, 0 to 1 (1: "full jitter", uniform between 0 and the cap). */
+  jitter: 1,
+  /** Failed attempts in a row before the client gives up and closes (Infinity: never). */
+  maxAttempts: Infinity,
+});
 
 /** State changes a `states()` reader may fall behind before the oldest are dropped. */
 export const STATE_BACKLOG = 64;

@@ -7,6 +7,13 @@
 import type { IpcborError } from './errors.js';
 import type { FrameParts } from './frame/encoder.js';
 
+/**
+ * A byte stream a connection runs on: what to implement to carry ipcbor
+ * over something new (the Node adapter wraps a `net.Socket`; the browser's
+ * wraps a WebSocket). The connection writes frames and applies
+ * backpressure through it; the transport reports what arrives to its
+ * {@link TransportSink}.
+ */
 export interface Transport {
   /**
    * Queue a frame for writing. Returns false once the bytes not yet handed
@@ -31,6 +38,7 @@ export interface Transport {
    * empty chunk when the count changes. Default 0.
    */
   readonly buffered?: number;
+  /** Deliver received bytes again after `pause` (like `socket.resume()`). */
   resume(): void;
   /** Flush what was written, then close. */
   end(): void;
@@ -38,7 +46,7 @@ export interface Transport {
   destroy(): void;
 }
 
-/** How a Transport reports back to the connection it carries. */
+/** How a Transport reports back to the connection it carries: the connection gives it one with `attach`. */
 export interface TransportSink {
   /** Bytes arrived. */
   onData(chunk: Uint8Array): void;
@@ -48,8 +56,17 @@ export interface TransportSink {
   onClose(cause?: unknown): void;
 }
 
-/** A transport that is connected, waiting for the sink it will report to. */
+/**
+ * A transport that is connected, waiting for the sink it will report to:
+ * what a {@link Dialer} resolves with, and what a listener hands over.
+ */
 export interface OpenTransport extends Transport {
+  /**
+   * Start reporting to `sink`. Nothing may be lost before that: bytes
+   * received earlier, and a close that came first, are reported to `sink`
+   * once it is attached. Called once, by the connection that takes the
+   * transport.
+   */
   attach(sink: TransportSink): void;
 }
 
@@ -64,6 +81,7 @@ export interface OpenTransport extends Transport {
  * soon once `signal` aborts; it should not reject.
  */
 export type Dialer = ((signal: AbortSignal) => Promise<OpenTransport>) & {
+  /** Why a first connection closed before answering the hello, if the dialer can tell (see above); undefined if not. */
   explainClose?: (signal: AbortSignal) => Promise<IpcborError | undefined>;
 };
 
@@ -104,14 +122,17 @@ export interface PeerIdentity {
   readonly fingerprint256: string;
   /** Serial number, upper-case hex. */
   readonly serialNumber: string;
-  /** Validity, as OpenSSL prints it (`Nov 30 08:38:00 2026 GMT`). */
+  /** Start of validity, as OpenSSL prints it (`Nov 30 08:38:00 2026 GMT`). */
   readonly validFrom: string;
+  /** End of validity, the same way. */
   readonly validTo: string;
 }
 
-/** Something to undo: what every listener registration returns. */
+/** Something to undo: what every listener registration returns. `using` disposes it. */
 export interface Disposable {
+  /** Undo it (remove the listener). Calling it again does nothing. */
   dispose(): void;
+  /** The same as `dispose`, for `using`. */
   [Symbol.dispose](): void;
 }
 

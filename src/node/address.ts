@@ -16,7 +16,31 @@ import { isServiceName, runtimeDir, socketPathFor } from './rundir.js';
  * `path` is then `<rundir>/<name>.sock`), a TCP host and port, or the same
  * with TLS.
  */
-export type Address = { kind: 'unix'; path: string; name?: string } | { kind: 'tcp'; host: string; port: number } | { kind: 'tls'; host: string; port: number };
+export type Address =
+  | {
+      /** A unix socket. */
+      kind: 'unix';
+      /** The socket file's path. */
+      path: string;
+      /** The service name it was given as, if it was (formatAddress then gives back the name). */
+      name?: string;
+    }
+  | {
+      /** Plain TCP. */
+      kind: 'tcp';
+      /** A host name or IP address, IPv6 without brackets (`::1`). */
+      host: string;
+      /** The port, 0 to 65535 (0: any free one, when listening). */
+      port: number;
+    }
+  | {
+      /** TCP with TLS from the first byte. */
+      kind: 'tls';
+      /** A host name or IP address, IPv6 without brackets (`::1`). */
+      host: string;
+      /** The port, 0 to 65535 (0: any free one, when listening). */
+      port: number;
+    };
 
 /** Longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL); macOS allows 103. */
 export const MAX_UNIX_PATH_BYTES = process.platform === 'darwin' ? 103 : 107;
@@ -87,8 +111,23 @@ export function looksLikePath(text: string): boolean {
 
 /**
  * Parse `unix:PATH`, `tcp:HOST:PORT` or `tls:HOST:PORT` (IPv6 hosts in
- * brackets), a bare path (see looksLikePath), or a service name (`timer`
- * or `name:timer`; `name:` takes only names).
+ * brackets), a bare path (a word holding a '/' or ending in `.sock`), or a
+ * service name (`timer` or `name:timer`; `name:` takes only names), which
+ * is resolved now to its socket in the runtime directory. An
+ * {@link Address} is returned as it is.
+ *
+ * Throws IPCBOR_ERR_INVALID_ADDRESS for anything else: a bad port (not 0
+ * to 65535), an empty host or path, a unix socket path too long for the
+ * system (107 bytes on Linux, 103 on macOS).
+ *
+ * @example
+ * ```ts
+ * import { parseAddress } from 'ipcbor';
+ *
+ * parseAddress('tcp:[::1]:9099'); // { kind: 'tcp', host: '::1', port: 9099 }
+ * parseAddress('./timer.sock');   // { kind: 'unix', path: './timer.sock' }
+ * parseAddress('timer');          // { kind: 'unix', path: '<rundir>/timer.sock', name: 'timer' }
+ * ```
  */
 export function parseAddress(text: string | Address): Address {
   if (typeof text !== 'string') return text;
@@ -106,7 +145,11 @@ export function parseAddress(text: string | Address): Address {
   throw invalid(`bad address "${text}": expected unix:PATH, tcp:HOST:PORT or tls:HOST:PORT, a socket path (holding a '/' or ending in .sock), or a service name (letters, digits, '.', '_', '-')`);
 }
 
-/** `unix:PATH`, `tcp:HOST:PORT`, `tls:HOST:PORT`, or, for an address given as a service name, the bare name (which parses back). */
+/**
+ * An address as text: `unix:PATH`, `tcp:HOST:PORT`, `tls:HOST:PORT` (an
+ * IPv6 host in brackets), or, for an address given as a service name, the
+ * bare name. {@link parseAddress} parses it back.
+ */
 export function formatAddress(a: Address): string {
   if (a.kind === 'unix') return a.name !== undefined ? a.name : `unix:${a.path}`;
   return a.host.includes(':') ? `${a.kind}:[${a.host}]:${a.port}` : `${a.kind}:${a.host}:${a.port}`;
@@ -114,12 +157,19 @@ export function formatAddress(a: Address): string {
 
 /**
  * Take addresses from program arguments: `--unix PATH`, `--tcp HOST PORT`,
- * `--tls HOST PORT`, `--name NAME`, or `unix:…` / `tcp:…` / `tls:…` /
- * `name:…` arguments, any number of
- * them. Returns them in order, and the arguments left over. (A bare word is
- * left over, not taken as a name: use `--name`.)
+ * `--tls HOST PORT`, `--name NAME` (the flags of nim-ffi's example
+ * programs, and two more), or `unix:…` / `tcp:…` / `tls:…` / `name:…`
+ * arguments, any number of them. Returns them in order, and the arguments
+ * left over. (A bare word is left over, not taken as a name: use
+ * `--name`.) Throws IPCBOR_ERR_INVALID_ADDRESS for a flag missing its
+ * value or an address that does not parse.
  */
-export function addressesFromArgs(args: readonly string[]): { addresses: Address[]; rest: string[] } {
+export function addressesFromArgs(args: readonly string[]): {
+  /** The addresses, in the order given (none if there were none). */
+  addresses: Address[];
+  /** The other arguments, in order. */
+  rest: string[];
+} {
   const rest: string[] = [];
   const addresses: Address[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -146,8 +196,18 @@ export function addressesFromArgs(args: readonly string[]): { addresses: Address
   return { addresses, rest };
 }
 
-/** Exactly one address from program arguments (see addressesFromArgs), and the arguments left over. */
-export function addressFromArgs(args: readonly string[]): { address: Address; rest: string[] } {
+/**
+ * Exactly one address from program arguments (see
+ * {@link addressesFromArgs}), and the arguments left over. Throws
+ * IPCBOR_ERR_INVALID_ADDRESS when there is none, more than one, or one
+ * that does not parse.
+ */
+export function addressFromArgs(args: readonly string[]): {
+  /** The address. */
+  address: Address;
+  /** The other arguments, in order. */
+  rest: string[];
+} {
   const { addresses, rest } = addressesFromArgs(args);
   if (addresses.length === 0) throw invalid('no address given: use --name NAME, --unix PATH, --tcp HOST PORT, --tls HOST PORT, unix:PATH, tcp:HOST:PORT or tls:HOST:PORT');
   if (addresses.length > 1) throw invalid('more than one address given');

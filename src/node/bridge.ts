@@ -35,25 +35,39 @@ import type { TlsServerOptions } from './tls.js';
 /** How often the bridge pings each WebSocket, in ms; a peer that has not answered the previous ping by then is cut. */
 export const DEFAULT_PING_INTERVAL = 30_000;
 
+/**
+ * The WebSocket bridge's options: `websocket` in {@link RelayOptions}, for
+ * its `ws:` and `wss:` listeners. Each WebSocket message carries one
+ * ipcbor frame. By default the bridge admits browsers on loopback origins
+ * and its own address only, asks no token, serves no pages (only the
+ * browser client, at `/ipcbor/`), and pings every 30 s.
+ */
 export interface BridgeOptions {
   /**
    * Origins allowed besides the defaults (loopback origins, and the bridge's
    * own address): exact origins such as `https://app.example.com`. `'*'`
    * allows every origin: any web page the user visits could then use the
-   * service through the user's browser.
+   * service through the user's browser. Default: none besides those.
    */
   origins?: readonly string[] | '*';
   /** Accept upgrades that carry no Origin header (programs, not browsers). Default false. */
   allowNoOrigin?: boolean;
-  /** A bearer token every client must present (subprotocol `ipcbor.bearer.<token>` or `Authorization: Bearer <token>`). */
+  /**
+   * A bearer token every client must present (subprotocol
+   * `ipcbor.bearer.<token>` or `Authorization: Bearer <token>`); an upgrade
+   * without it is refused with HTTP 401. It must be a non-empty run of
+   * RFC 7230 token characters (base64url fits), or createRelay rejects with
+   * IPCBOR_ERR_INVALID_ADDRESS. Default: none.
+   */
   token?: string;
-  /** A folder whose files the bridge serves over HTTP (`/` is its index.html); the browser client is served at `/ipcbor/`. */
+  /** A folder whose files the bridge serves over HTTP (`/` is its index.html); the browser client is served at `/ipcbor/`. Default: none (the browser client is still served). */
   pages?: string;
   /** Ping interval in ms (default 30,000; 0: no pings). */
   pingInterval?: number;
   /**
    * HTTP connections held before they upgrade to a WebSocket (page
-   * requests, upgrades under way; default 128). Past it, a new one closes
+   * requests, upgrades under way; default {@link DEFAULT_MAX_HANDSHAKES},
+   * 128). Past it, a new one closes
    * the one that has waited longest. They do not count in maxConnections.
    */
   maxWaiting?: number;

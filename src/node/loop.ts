@@ -34,7 +34,7 @@ import type { Address } from './address.js';
 import { connect, type Client, type ConnectOptions } from './client.js';
 import { serveWith, type ServeOptions, type Server } from './server.js';
 
-/** One connection the loop serves. */
+/** One connection of the loop: one its servers accepted, or a client it dialed with `connect`. */
 export interface LoopConnection {
   /**
    * Who is connected, and what it speaks: at the `connection` event,
@@ -43,14 +43,22 @@ export interface LoopConnection {
    * base framing).
    */
   readonly info: ConnectionInfo;
-  /** Send event `name` to this connection alone (its client gets it if it subscribed to the name or `*`). */
+  /**
+   * Send event `name` to this connection alone (its client gets it if it
+   * subscribed to the name or `*`). Throws IPCBOR_ERR_NOT_SUPPORTED for a
+   * client the loop dialed.
+   */
   write(name: string, payload?: unknown): void;
   /** Finish what runs, then close. */
   close(): Promise<void>;
 }
 
-/** A call that arrived: answer it now, or keep it and answer later. */
+/**
+ * A call that arrived: answer it now, or keep it and answer later. Until it
+ * is answered it stays charged to its connection's byte budget.
+ */
 export interface LoopMessage {
+  /** The method the client called (`greet`, `timer.now`). */
   readonly method: string;
   /** The decoded params (throws IPCBOR_ERR_INVALID_PARAMS if they are not valid CBOR). */
   params(): unknown;
@@ -60,7 +68,17 @@ export interface LoopMessage {
   readonly oneWay: boolean;
   /** True once answered, cancelled, past its deadline, or its connection closed. */
   readonly done: boolean;
+  /**
+   * Answer with `value` (an async iterable is sent as a stream). Only the
+   * first `reply` or `fail` counts; later ones, and any once `done`, are
+   * ignored. For a notification it only ends the call.
+   */
   reply(value: unknown): void;
+  /**
+   * Answer with an error. An IpcborError is sent as it is; an `Error` or a
+   * string becomes an IPCBOR_ERR_HANDLER error with its text. Only the first
+   * `reply` or `fail` counts.
+   */
   fail(err: IpcborError | Error | string): void;
 }
 
@@ -82,36 +100,106 @@ export interface LoopMessage {
  *   dialed (`loop.connect`), `reason` is what its `closed` resolved with.
  */
 export type LoopEvent =
-  | { type: 'connection'; connection: LoopConnection }
-  | { type: 'disconnection'; connection: LoopConnection; reason: IpcborError | undefined }
-  | { type: 'message'; connection: LoopConnection; message: LoopMessage }
-  | { type: 'timer' }
-  | { type: 'error'; error: IpcborError; connection?: LoopConnection }
-  | { type: 'external'; source: Readable; data: Buffer | string | null };
+  | {
+      /** A connection whose protocol is known. */
+      type: 'connection';
+      /** The connection: the same object in its later `message` and `disconnection` events. */
+      connection: LoopConnection;
+    }
+  | {
+      /** A connection the application saw has closed. */
+      type: 'disconnection';
+      /** The connection that closed: one served by the loop, or a client the loop dialed. */
+      connection: LoopConnection;
+      /** Undefined for a clean close; otherwise an IPCBOR_ERR_CONNECTION_CLOSED with the fault as its `cause`. */
+      reason: IpcborError | undefined;
+    }
+  | {
+      /** A call to answer. */
+      type: 'message';
+      /** The connection the call came on. */
+      connection: LoopConnection;
+      /** The call: answer it with `reply` or `fail`, now or later. */
+      message: LoopMessage;
+    }
+  | {
+      /** The timeout given to `wait` or `events` passed with no other event. */
+      type: 'timer';
+    }
+  | {
+      /** Something failed outside any call: a stream added with `add` emitted `'error'`. */
+      type: 'error';
+      /** What failed: for a stream, an IPCBOR_ERR_CONNECTION_CLOSED with the stream's error as its `cause`. */
+      error: IpcborError;
+      /** The connection it concerns, when it concerns one. */
+      connection?: LoopConnection;
+    }
+  | {
+      /** Data from a stream added with `add`. */
+      type: 'external';
+      /** The stream, as given to `add`. */
+      source: Readable;
+      /** A chunk as the stream emitted it (a string if it has an encoding set), or `null` once it ended (it is then removed). */
+      data: Buffer | string | null;
+    };
 
+/**
+ * The options of {@link createLoop}: those of `serve()`, which apply to
+ * every address the loop serves, and `handlers`.
+ */
 export interface LoopOptions extends ServeOptions {
   /**
    * Answer these methods without the loop: a service (or handlers) whose
    * methods run as on the usual server. Everything else reaches the loop
-   * as a `message`. `$ipcbor.*` methods are always answered.
+   * as a `message`. `$ipcbor.*` methods are always answered. Default: none,
+   * every call is a `message`.
    */
   handlers?: Servable;
 }
 
+/**
+ * An event loop made by {@link createLoop}: servers, dialed clients and
+ * streams of your own, handled one event at a time with `wait` or
+ * `for await`. `await using` closes it.
+ */
 export interface EventLoop extends AsyncIterable<LoopEvent>, AsyncDisposable {
-  /** Listen on `address` too; resolves with where it listens. */
+  /**
+   * Listen on `address` too (a service name, `unix:PATH`, `tcp:HOST:PORT`,
+   * `tls:HOST:PORT`, or several); resolves with where it listens, with real
+   * ports. Rejects as `serve()` does (IPCBOR_ERR_INVALID_ADDRESS,
+   * IPCBOR_ERR_ALREADY_RUNNING), and with IPCBOR_ERR_SHUTTING_DOWN once the
+   * loop is closed.
+   */
   serve(address: string | Address | readonly (string | Address)[]): Promise<readonly string[]>;
-  /** Connect to a server; its closing comes as a `disconnection` of `client`. */
+  /**
+   * Connect to a server, as `connect()` does (and rejecting as it does:
+   * IPCBOR_ERR_CONNECT, IPCBOR_ERR_INVALID_ADDRESS, …). The client is used
+   * directly; its closing comes as a `disconnection` event, and closing the
+   * loop closes it.
+   */
   connect(address: string | Address, options?: ConnectOptions): Promise<Client>;
-  /** The next event, or `{type: 'timer'}` when `timeoutMs` passes with none (no timeout: wait for one). */
+  /**
+   * The next event, or `{type: 'timer'}` when `timeoutMs` passes with none
+   * (no timeout: wait for one). Rejects with IPCBOR_ERR_SHUTTING_DOWN once
+   * the loop is closed, a wait under way included.
+   */
   wait(timeoutMs?: number): Promise<LoopEvent>;
-  /** Deliver the data of a readable stream (stdin, a pipe, a socket of your own) as `external` events; `null` data when it ends. */
+  /**
+   * Deliver the data of a readable stream (stdin, a pipe, a socket of your
+   * own) as `external` events, `null` data when it ends; its `'error'`
+   * comes as an `error` event. A stream whose chunks pile up untaken is
+   * paused until the loop catches up. Adding a stream twice does nothing.
+   */
   add(source: Readable): void;
-  /** Stop delivering a stream added with `add`. */
+  /** Stop delivering a stream added with `add` (events already queued stay). The stream is not closed. */
   remove(source: Readable): void;
-  /** Send event `name` to one connection. */
+  /**
+   * Send event `name` to one connection: `connection.write(name, payload)`.
+   * Throws IPCBOR_ERR_NOT_SUPPORTED for a client the loop dialed (call the
+   * client instead).
+   */
   write(connection: LoopConnection, name: string, payload?: unknown): void;
-  /** Send event `name` to every connection subscribed to it; returns how many. */
+  /** Send event `name` to every connection of the loop's servers subscribed to it; returns how many. */
   emit(name: string, payload?: unknown): number;
   /**
    * The events as an async iterable, with a `timer` event whenever
@@ -121,7 +209,7 @@ export interface EventLoop extends AsyncIterable<LoopEvent>, AsyncDisposable {
    * is `events()`.
    */
   events(timeoutMs?: number): AsyncIterableIterator<LoopEvent>;
-  /** Events waiting to be taken. */
+  /** Events waiting to be taken (a message whose call ended while queued may still count until it is skipped). */
   readonly pending: number;
   /**
    * Stop listening, close the connections and clients, remove the socket
@@ -146,6 +234,28 @@ interface DialedConnection extends LoopConnection {
  */
 const LOOP_MESSAGE_BYTES = 1024;
 
+/**
+ * Make an event loop: serve addresses with `loop.serve`, dial with
+ * `loop.connect`, add streams with `loop.add`, and take what happens one
+ * event at a time with `loop.wait()` or `for await (const ev of loop)`.
+ * Every call is handed over as a `message` event (unless `handlers`
+ * answers it), and answered with `message.reply` or `message.fail` when
+ * the application chooses. It does not listen until `serve` is called.
+ *
+ * @param options - the options of `serve()` for every address served, and
+ *   `handlers` (see {@link LoopOptions})
+ * @example
+ * ```ts
+ * import { createLoop } from 'ipcbor';
+ *
+ * await using loop = createLoop();
+ * await loop.serve('pong');
+ * for await (const ev of loop.events(1000)) {
+ *   if (ev.type === 'message') ev.message.reply(ev.message.params());
+ *   else if (ev.type === 'timer') console.log('a second with nothing to do');
+ * }
+ * ```
+ */
 export function createLoop(options: LoopOptions = {}): EventLoop {
   const parked = new ParkedCalls(LOOP_MESSAGE_BYTES);
   const queue: LoopEvent[] = [];

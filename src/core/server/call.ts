@@ -41,9 +41,15 @@ export class Context implements CallContext {
   }
 }
 
-/** A decoded call, waiting to be run by an executor. */
+/**
+ * A decoded call, waiting to be run by an executor: run it with
+ * {@link dispatch}, or answer it yourself with `reply` or `fail`. It stays
+ * charged to its connection's byte budget until settled.
+ */
 export interface IncomingCall {
+  /** The method called (`greet`, `timer.now`, `$ipcbor.describe`). */
   readonly method: string;
+  /** What its handler gets: the method, deadline, cancellation signal and connection ({@link CallContext}). */
   readonly ctx: Context;
   /**
    * The params: decoded on first use (a method that takes none never pays
@@ -65,11 +71,18 @@ export interface IncomingCall {
 }
 
 /**
- * Decides when calls run. The usual server runs each at once. `heldBytes`:
- * what the executor itself holds per call it keeps (a queue entry, a
- * message object), charged to the call's connection on top of the call.
+ * Decides when calls run: the server hands it each call as it is decoded.
+ * The usual server runs each at once ({@link dispatch}); an executor may
+ * instead keep calls and run or answer them later.
  */
-export type Executor = ((call: IncomingCall) => void) & { readonly heldBytes?: number };
+export type Executor = ((call: IncomingCall) => void) & {
+  /**
+   * What the executor itself holds per call it keeps (a queue entry, a
+   * message object), in bytes, charged to the call's connection on top of
+   * the call. Default 0.
+   */
+  readonly heldBytes?: number;
+};
 
 /** Run a call now: the usual server's executor, given its dispatcher. */
 export function immediate(dispatcher: Dispatcher): Executor {
