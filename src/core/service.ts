@@ -145,7 +145,7 @@ export type Service<M extends Record<string, AnyMethod> = Record<string, AnyMeth
   readonly [SERVICE]: ServiceInfo<M, E, N>;
 };
 
-/** @internal An object that is not a service (a plain object of handlers), for overloads that tell them apart. */
+/** An object that is not a service (a plain object of handlers), for overloads that tell them apart. */
 export type NotAService = { readonly [SERVICE]?: never };
 
 /** The name of service type S as a literal type, where its definition is known; `string` otherwise. */
