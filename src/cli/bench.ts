@@ -222,7 +222,10 @@ Example:
         const t0 = performance.now();
         try {
           const result = await client.call(method, encoded, callOptions);
-          if (isAsyncIterable(result)) for await (const _ of result);
+          // A result stream is read to its end, but not past the bench's end (a server may stream for ever).
+          if (isAsyncIterable(result)) {
+            for await (const _ of result) if (stopping) break;
+          }
           hist.record(performance.now() - t0);
         } catch (err) {
           // Calls cut short by Ctrl-C are not failures of the server.

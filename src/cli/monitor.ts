@@ -14,6 +14,10 @@ import type { RelayEvent, RelayFrameEvent } from '../core/relay/observe.js';
 import { createRelay, type RelayOptions } from '../node/relay.js';
 import { option, tlsFromOptions, type Command, type Io } from './command.js';
 import { escapeControls } from './escape.js';
+
+/** Longest name, code or message printed from a frame (a peer chooses them; payloads have --max-bytes). */
+const MAX_FIELD = 256;
+const cut = (text: string): string => (text.length > MAX_FIELD ? `${text.slice(0, MAX_FIELD)}… (${text.length} characters)` : text);
 import { count, listenSecurity, relayOptionSpecs } from './relay.js';
 
 const KIND_NAMES: Record<number, string> = {
@@ -101,7 +105,7 @@ export class Monitor {
       return this.print(
         this.json
           ? { event: 'close', t, conn: id, end: event.end, code: event.reason.code, message: event.reason.message }
-          : `+${t.toFixed(3)}ms #${id} close ${event.end}: ${escapeControls(event.reason.code)} ${escapeControls(event.reason.message)}`,
+          : `+${t.toFixed(3)}ms #${id} close ${event.end}: ${escapeControls(cut(event.reason.code))} ${escapeControls(cut(event.reason.message))}`,
       );
     }
     const line = this.frame(event, c, t);
@@ -114,8 +118,8 @@ export class Monitor {
     if (e.framing === 'base') {
       if (e.method !== undefined) {
         line.kind = e.method === HELLO_METHOD ? 'HELLO' : 'REQUEST';
-        line.method = e.method;
-        if (c.requests.length < MAX_REMEMBERED) c.requests.push({ method: e.method, time: e.time });
+        line.method = cut(e.method);
+        if (c.requests.length < MAX_REMEMBERED) c.requests.push({ method: line.method, time: e.time });
         this.payload(line, e.payload);
       } else {
         // A response the relay wrote itself answers nothing the service was sent.
@@ -136,22 +140,22 @@ export class Monitor {
     switch (h.kind) {
       case Kind.Call:
         line.id = h.id;
-        line.method = h.method;
-        if (c.calls.size < MAX_REMEMBERED) c.calls.set(h.id, { method: h.method, time: e.time });
+        line.method = cut(h.method);
+        if (c.calls.size < MAX_REMEMBERED) c.calls.set(h.id, { method: line.method, time: e.time });
         break;
       case Kind.Notify:
-        line.method = h.method;
+        line.method = cut(h.method);
         break;
       case Kind.Event:
-        line.name = h.name;
+        line.name = cut(h.name);
         if (h.dropped > 0) line.dropped = h.dropped;
-        if (h.alias !== undefined) line.alias = h.alias;
+        if (h.alias !== undefined) line.alias = cut(h.alias);
         break;
       default: {
         line.id = h.id;
         if (h.kind === Kind.Error) {
-          line.code = h.code;
-          line.message = h.message;
+          line.code = cut(h.code);
+          line.message = cut(h.message);
         } else if (h.kind === Kind.Credit) line.n = h.n;
         const call = c.calls.get(h.id);
         if (call !== undefined) {

@@ -30,9 +30,22 @@ export function errorLine(err: unknown, connection: ConnectionInfo): string {
   return escapeControls(`ipcbor: ${method === undefined ? '' : `${method} failed on `}${where}: ${code}${messageOf(err)}`);
 }
 
+/** Longest line written for one failure (a peer chooses the method name and much of the text). */
+const MAX_LINE = 1024;
+
+/**
+ * What a peer sent, made safe for a terminal or a log: C0 and C1 controls,
+ * and the characters that reorder or break a line when displayed (bidi
+ * overrides and isolates, line and paragraph separators), written as
+ * escapes; the line cut to MAX_LINE characters.
+ */
 function escapeControls(s: string): string {
+  const line = s.length > MAX_LINE ? `${s.slice(0, MAX_LINE)}… (${s.length} characters)` : s;
   // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return line.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
 /** A rate-limited error log, as `onError` takes it. */

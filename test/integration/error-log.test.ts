@@ -11,7 +11,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { connect } from '../../src/index.js';
-import { ERROR_LOG_PER_SECOND, errorLog } from '../../src/node/error-log.js';
+import { ERROR_LOG_PER_SECOND, errorLine, errorLog } from '../../src/node/error-log.js';
+import { IpcborError } from '../../src/core/errors.js';
 import { waitFor } from '../extended-helpers.js';
 import { tempSocket } from '../helpers.js';
 
@@ -146,5 +147,14 @@ describe('errorLog, on a clock of its own', () => {
     // 5 s of errors spread over 5 s and some: one window per second or so.
     assert.ok(logged <= 2 * 6, `${logged} lines`);
     assert.ok(counts.length <= 6, `${counts.length} counts`);
+  });
+
+  it('a line is safe for a terminal: controls, bidi overrides and line separators escaped, and cut to 1 KiB', () => {
+    const err = new IpcborError('IPCBOR_ERR_HANDLER', `bad\u202etext\u001b[2J${'x'.repeat(5000)}`, { method: 'a\u202eb\u2028c\u2066' });
+    const line = errorLine(err, { id: 7, transport: 'unix', protocol: 'base' });
+    assert.ok(line.startsWith('ipcbor: a\\u202eb\\u2028c\\u2066 failed on connection 7 (unix): IPCBOR_ERR_HANDLER: bad\\u202etext\\x1b[2J'), line.slice(0, 120));
+    assert.doesNotMatch(line, /[\u0000-\u001f\u202a-\u202e\u2028\u2029\u2066-\u2069]/);
+    assert.ok(line.length < 1200, `${line.length} characters`);
+    assert.match(line, /… \(\d+ characters\)$/);
   });
 });

@@ -85,6 +85,14 @@ export function bytesToHex(bytes: Uint8Array): string {
   return s;
 }
 
+/** Hex of what a server sent, for a report: at most its first 256 bytes, and how many there were. */
+function shortHex(bytes: Uint8Array): string {
+  return bytes.length <= 256 ? bytesToHex(bytes) : `${bytesToHex(bytes.subarray(0, 256))}… (${bytes.length} bytes)`;
+}
+
+/** Most bytes a case keeps of what the server sent and the case has not read: a frame at the usual limit, and its head. */
+const MAX_UNREAD = 16 * 1024 * 1024 + 64 * 1024;
+
 /** Shows a decoded CBOR item the way patterns are written (bigints as numbers, byte strings as h'..'). */
 export function show(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}` : v instanceof Uint8Array ? `h'${bytesToHex(v)}'` : v)) ?? String(value);
@@ -193,7 +201,14 @@ class Reader {
 
   readonly sink = {
     onData: (chunk: Uint8Array) => {
-      if (chunk.length === 0) return;
+      if (chunk.length === 0 || this.closed) return;
+      if (this.size + chunk.length > MAX_UNREAD) {
+        // A server sending far more than any case reads: the case fails, and nothing more is kept.
+        this.closed = true;
+        this.closeCause = new Error(`the server sent more than ${MAX_UNREAD} bytes that the case did not read`);
+        this.wake?.();
+        return;
+      }
       this.chunks.push(chunk);
       this.size += chunk.length;
       this.wake?.();
@@ -247,15 +262,15 @@ class Reader {
   /** Waits until `n` bytes are here; fails on a close or when the step's time is up. */
   async need(n: number, deadline: number, what: string): Promise<void> {
     while (this.size < n) {
-      if (this.closed) throw new Mismatch(`expected ${what}, but the server closed the connection${this.size > 0 ? ` with ${this.size} bytes of a frame unfinished: ${bytesToHex(this.rest())}` : ''}${this.closeCause ? ` (${String((this.closeCause as Error).message ?? this.closeCause)})` : ''}`);
-      await this.until(deadline, `expected ${what}, but nothing came within ${this.stepTimeout} ms${this.size > 0 ? ` (${this.size} bytes of it arrived: ${bytesToHex(this.rest())})` : ''}`);
+      if (this.closed) throw new Mismatch(`expected ${what}, but the server closed the connection${this.size > 0 ? ` with ${this.size} bytes of a frame unfinished: ${shortHex(this.rest())}` : ''}${this.closeCause ? ` (${String((this.closeCause as Error).message ?? this.closeCause)})` : ''}`);
+      await this.until(deadline, `expected ${what}, but nothing came within ${this.stepTimeout} ms${this.size > 0 ? ` (${this.size} bytes of it arrived: ${shortHex(this.rest())})` : ''}`);
     }
   }
 
   /** Waits until the server closes. */
   async waitClose(deadline: number): Promise<void> {
     while (!this.closed) {
-      await this.until(deadline, `expected the server to close the connection, but it was still open after ${this.stepTimeout} ms${this.size > 0 ? `, having sent ${bytesToHex(this.rest())}` : ''}`);
+      await this.until(deadline, `expected the server to close the connection, but it was still open after ${this.stepTimeout} ms${this.size > 0 ? `, having sent ${shortHex(this.rest())}` : ''}`);
     }
   }
 
@@ -412,9 +427,9 @@ async function runSteps(c: Case, transport: OpenTransport, reader: Reader, stepT
     } else if (step.close) {
       await reader.waitClose(deadline);
       while (reader.pending > 0) {
-        if (skip.length === 0) throw new Mismatch(`expected the close with nothing more, got ${bytesToHex(reader.rest())}`);
+        if (skip.length === 0) throw new Mismatch(`expected the close with nothing more, got ${shortHex(reader.rest())}`);
         const f = await nextFrame(reader, deadline, skip).catch(() => {
-          throw new Mismatch(`expected the close with nothing more, got ${bytesToHex(reader.rest())}`);
+          throw new Mismatch(`expected the close with nothing more, got ${shortHex(reader.rest())}`);
         });
         throw new Mismatch(`expected the close with nothing more, got ${describeFrame(f)}`);
       }
