@@ -78,23 +78,13 @@ Limits:
 The service over TLS (--to tls:HOST:PORT):
   --to-ca FILE, --to-cert FILE, --to-key FILE, --to-servername NAME`,
   options: {
-    listen: { type: 'string', multiple: true },
-    to: { type: 'string' },
-    cert: { type: 'string' },
-    key: { type: 'string' },
-    'client-ca': { type: 'string' },
-    insecure: { type: 'boolean' },
+    ...relayOptionSpecs,
     origin: { type: 'string', multiple: true },
     'allow-no-origin': { type: 'boolean' },
     'token-file': { type: 'string' },
     pages: { type: 'string' },
     'max-connections': { type: 'string' },
-    'max-frame-bytes': { type: 'string' },
     'idle-timeout': { type: 'string' },
-    'to-ca': { type: 'string' },
-    'to-cert': { type: 'string' },
-    'to-key': { type: 'string' },
-    'to-servername': { type: 'string' },
   },
   async run(positionals, values, io) {
     const listen = values.listen as string[] | undefined;

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { defineService, method, serve, type Server } from '../../src/index.js';
-import { Histogram, ms } from '../../src/cli/bench.js';
+import { Histogram, ms, type BenchSummary as Summary } from '../../src/cli/bench.js';
 import { tempSocket } from '../helpers.js';
 import { waitFor } from '../extended-helpers.js';
 
@@ -30,22 +30,6 @@ function bench(args: string[], opts: { stdin?: string; during?: (child: ReturnTy
   })();
 }
 
-interface Summary {
-  address: string;
-  method: string;
-  connections: number;
-  inflight: number;
-  seconds: number;
-  calls: number;
-  ok: number;
-  failed: number;
-  errors: Record<string, number>;
-  firstError?: string;
-  callsPerSecond: number;
-  latencyMs: { min: number; mean: number; p50: number; p90: number; p99: number; max: number };
-  histogram: { fromMs: number; toMs: number; count: number }[];
-  interrupted: boolean;
-}
 
 describe('ipcbor bench', () => {
   let server: Server;
