@@ -18,6 +18,17 @@ function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
+/** `parts` (of `total` bytes) copied into one Buffer. */
+function joined(parts: readonly Uint8Array[], total: number): Buffer {
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const p of parts) {
+    buf.set(p, at);
+    at += p.length;
+  }
+  return buf;
+}
+
 function flushLater(t: SocketTransport): void {
   t.flush();
 }
@@ -78,40 +89,38 @@ export class SocketTransport implements OpenTransport {
     this.queuedBytes = 0;
     const s = this.socket;
     if (parts.length === 0 || s.destroyed || s.writableEnded) return;
+    if (total <= 4 * COALESCE_BYTES) {
+      // The usual case: one write, which needs no cork.
+      s.write(joined(parts, total));
+      this.drainedNow();
+      return;
+    }
     s.cork();
     let run: Uint8Array[] = [];
     let runBytes = 0;
     const writeRun = () => {
       if (runBytes === 0) return;
-      const buf = Buffer.allocUnsafe(runBytes);
-      let at = 0;
-      for (const p of run) {
-        buf.set(p, at);
-        at += p.length;
-      }
-      s.write(buf);
+      s.write(joined(run, runBytes));
       run = [];
       runBytes = 0;
     };
-    if (total <= 4 * COALESCE_BYTES) {
-      run = parts;
-      runBytes = total;
-    } else {
-      for (const p of parts) {
-        if (p.length > COALESCE_BYTES) {
-          writeRun();
-          s.write(asBuffer(p));
-        } else {
-          run.push(p);
-          runBytes += p.length;
-        }
+    for (const p of parts) {
+      if (p.length > COALESCE_BYTES) {
+        writeRun();
+        s.write(asBuffer(p));
+      } else {
+        run.push(p);
+        runBytes += p.length;
       }
     }
     writeRun();
     s.uncork();
-    // The socket took what it could: the sink re-reads pendingBytes (when
-    // the socket backs up, its own 'drain' follows later).
-    if (s.writableLength < DEFAULT_WRITE_HIGH_WATER) this.sink?.onDrain();
+    this.drainedNow();
+  }
+
+  /** The socket took what it could: the sink re-reads pendingBytes (when the socket backs up, its own 'drain' follows later). */
+  private drainedNow(): void {
+    if (this.socket.writableLength < DEFAULT_WRITE_HIGH_WATER) this.sink?.onDrain();
   }
 
   pause(): void {

@@ -149,4 +149,23 @@ describe('client connections', () => {
     await client.close();
     await core.close();
   });
+  it('call ids wrap around after 2^32 - 1 and skip the ids still in flight', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const core = new ServerCore({ hold: async () => (await held, 'held'), echo: (p: unknown) => p });
+    const { heads, client } = await watched(core);
+    const hold = client.call('hold'); // id 1, kept in flight
+    await client.call('echo', 1); // id 2
+    // The id counter just short of the top: the next two calls take 2^32 - 1, then wrap past 1 (in flight) and 2 (free again) ...
+    (client as unknown as { conn: { nextId: number } }).conn.nextId = 0xfffffffe;
+    assert.equal(await client.call('echo', 'top'), 'top');
+    assert.equal(await client.call('echo', 'wrapped'), 'wrapped');
+    assert.equal(await client.call('echo', 'next'), 'next');
+    release();
+    assert.equal(await hold, 'held');
+    const ids = heads.filter((h) => h[0] === 1).map((h) => h[1]);
+    assert.deepEqual(ids, [1, 2, 0xffffffff, 2, 3]);
+    await client.close();
+    await core.close();
+  });
 });

@@ -275,6 +275,9 @@ async function open(dial: Dialer, address: string, making: Making, signal: Abort
 
 const noop = (): void => {};
 
+/** What a call made without options reads them from (not a new object per call). */
+const NO_OPTIONS: CallOptions = Object.freeze({});
+
 /** The dialer's explanation of a hello that met a close (see Dialer), within the deadline and the caller's signal; undefined when it has none. */
 async function explainClose(dial: Dialer, signal: AbortSignal | undefined, deadline: number): Promise<IpcborError | undefined> {
   if (dial.explainClose === undefined) return undefined;
@@ -508,7 +511,8 @@ class ClientImpl implements Client {
 
   // ---- calls -----------------------------------------------------------------
 
-  call<R>(method: string, params: unknown = {}, options: CallOptions = {}): Promise<R> {
+  call<R>(method: string, params: unknown = {}, options?: CallOptions): Promise<R> {
+    if (options === undefined) options = NO_OPTIONS;
     const signal = options.signal;
     if (signal?.aborted) {
       discardIterable(params);

@@ -48,7 +48,11 @@ export class ClientConnection implements PeerRole {
   private queue: OutgoingCall[] = [];
   private peerMaxInflight = Infinity;
   private nextId = 0;
+  /** The ids went past 2^32 - 1 once: from then on a candidate may still be in use. */
+  private wrapped = false;
   private readonly methodCache = new Map<string, Uint8Array>();
+  private lastMethod: string | undefined;
+  private lastMethodBytes: Uint8Array = EMPTY;
   /** Event names registered with the server on this connection. */
   private readonly registered = new Map<string, Promise<unknown>>();
   /** Calls sent on this connection and not yet settled. */
@@ -237,6 +241,9 @@ export class ClientConnection implements PeerRole {
   }
 
   private allocId(): number {
+    // Until the ids wrap around, the next one is free: no lookup per call.
+    if (this.nextId < 0xffffffff && !this.wrapped) return ++this.nextId;
+    this.wrapped = true;
     do {
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
     } while (this.pending.has(this.nextId));
@@ -244,11 +251,15 @@ export class ClientConnection implements PeerRole {
   }
 
   private methodBytes(method: string): Uint8Array {
+    // Most callers call one method over and over.
+    if (method === this.lastMethod) return this.lastMethodBytes;
     let bytes = this.methodCache.get(method);
     if (bytes === undefined) {
       bytes = utf8.encode(method);
       if (this.methodCache.size < 1024) this.methodCache.set(method, bytes);
     }
+    this.lastMethod = method;
+    this.lastMethodBytes = bytes;
     return bytes;
   }
 

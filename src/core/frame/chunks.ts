@@ -94,7 +94,8 @@ export class ChunkQueue {
     this.length -= n;
     const avail = first.length - this.offset;
     if (n <= avail) {
-      const view = first.subarray(this.offset, this.offset + n);
+      // A view made directly: subarray() would look up the species constructor, per frame.
+      const view = new Uint8Array(first.buffer, first.byteOffset + this.offset, n);
       this.offset += n;
       if (this.offset === first.length) {
         this.chunks.shift();

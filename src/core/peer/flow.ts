@@ -29,7 +29,7 @@ import type { FrameDecoder } from '../frame/decoder.js';
 import type { Transport } from '../transport.js';
 import type { ConnectionBudget } from './budget.js';
 import type { Phase } from './phase.js';
-import type { TurnTaker, WriteTurns } from './turns.js';
+import { clockFor, type TurnClock, type TurnTaker, type WriteTurns } from './turns.js';
 
 /** What flow control needs of its peer (peer.ts). */
 export interface FlowHost {
@@ -55,9 +55,9 @@ export class Flow implements TurnTaker {
   delivering = true;
   /** The transport is read. */
   private reading = true;
-  /** Frames run in this turn, and whether the connection waits for the next turn. */
+  /** Frames run in turn `burstTurn` of the clock, and whether the connection waits for the next turn. */
   private burst = 0;
-  private turnScheduled = false;
+  private burstTurn = -1;
   private yielding = false;
   /** The transport's buffer is over its high-water mark: wait for drain. */
   writeBlocked = false;
@@ -78,7 +78,7 @@ export class Flow implements TurnTaker {
 
   /** Charge unsent writes, and stop reading while writes are backed up (see PeerOptions). */
   private readonly guardWrites: boolean;
-  private readonly defer: (f: () => void) => void;
+  private readonly clock: TurnClock;
   /** A frame timeout is set: the frame timer follows the decoder. */
   private readonly framesTimed: boolean;
 
@@ -88,7 +88,7 @@ export class Flow implements TurnTaker {
   ) {
     // Read on every chunk and write: kept here, next to the state they steer.
     this.guardWrites = peer.config.guardWrites;
-    this.defer = peer.config.defer;
+    this.clock = clockFor(peer.config.defer);
     this.framesTimed = peer.config.frameTimeout > 0;
   }
 
@@ -101,7 +101,11 @@ export class Flow implements TurnTaker {
 
   /** A chunk is about to be decoded: its frames count towards this turn. */
   chunkArrived(): void {
-    this.scheduleTurnEnd();
+    const turn = this.clock.now();
+    if (turn !== this.burstTurn) {
+      this.burstTurn = turn;
+      this.burst = 0;
+    }
   }
 
   /**
@@ -110,9 +114,9 @@ export class Flow implements TurnTaker {
    * stop them between two.
    */
   frameDone(): void {
-    if (++this.burst >= FRAMES_PER_TURN) {
+    if (++this.burst >= FRAMES_PER_TURN && !this.yielding) {
       this.yielding = true;
-      this.scheduleTurnEnd();
+      this.clock.next(this.endTurn);
       this.update();
     } else {
       const budget = this.peer.budget;
@@ -120,17 +124,10 @@ export class Flow implements TurnTaker {
     }
   }
 
-  private scheduleTurnEnd(): void {
-    if (this.turnScheduled) return;
-    this.turnScheduled = true;
-    this.defer(this.endTurn);
-  }
-
-  /** A new turn: the frame count starts again, and a connection that yielded reads on. */
+  /** A new turn: the frame count starts again, and the connection that yielded reads on. */
   private readonly endTurn = (): void => {
-    this.turnScheduled = false;
     this.burst = 0;
-    if (!this.yielding) return;
+    this.burstTurn = this.clock.turn;
     this.yielding = false;
     this.update();
   };

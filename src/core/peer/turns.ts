@@ -22,6 +22,58 @@ export const afterIo = (f: () => void): void => {
   else globalThis.setTimeout(f, 0);
 };
 
+/**
+ * Turns of the event loop, counted for every connection that defers the
+ * same way: one deferred callback per turn of the loop however many
+ * connections read in it (one per connection per chunk would cost more
+ * than the frames it counts), and the connections that yielded go on at
+ * the next.
+ */
+export class TurnClock {
+  /** Turns that ended since the clock was made. */
+  turn = 0;
+  private scheduled = false;
+  private waiting: (() => void)[] = [];
+
+  constructor(private readonly defer: (f: () => void) => void) {}
+
+  /** The turn running now; the count moves on after pending I/O. */
+  now(): number {
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.defer(this.tick);
+    }
+    return this.turn;
+  }
+
+  /** Run `f` once this turn is over. */
+  next(f: () => void): void {
+    this.waiting.push(f);
+    this.now();
+  }
+
+  private readonly tick = (): void => {
+    this.scheduled = false;
+    this.turn++;
+    const waiting = this.waiting;
+    if (waiting.length === 0) return;
+    this.waiting = [];
+    for (const f of waiting) f();
+  };
+}
+
+const clocks = new WeakMap<(f: () => void) => void, TurnClock>();
+
+/** The clock of everything that defers with `defer` (by default, the whole process). */
+export function clockFor(defer: (f: () => void) => void): TurnClock {
+  let clock = clocks.get(defer);
+  if (clock === undefined) {
+    clock = new TurnClock(defer);
+    clocks.set(defer, clock);
+  }
+  return clock;
+}
+
 /** A connection that asks for turns. */
 export interface TurnTaker {
   /** Whether it still wants the turn and its writes have room now. */

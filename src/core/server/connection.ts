@@ -211,7 +211,6 @@ const utf8Length = (text: string): number => (text.length * 3 <= 255 ? text.leng
 /** The payload of a call that ended before its params were read. */
 const ENDED = new Uint8Array(0);
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: IpcborError };
 
 /** A call on this connection: base (answered in order), extended (by id), or a notification (never answered). */
 class ServerCall implements IncomingCall {
@@ -223,8 +222,9 @@ class ServerCall implements IncomingCall {
   answer: FrameParts | undefined;
   /** The call's own stream of params, when it has one. */
   input: AsyncQueue<unknown> | undefined;
-  /** The params, once decoded. */
-  private decoded: { value: unknown } | undefined;
+  /** The params, once decoded (`decoded` says whether they are). */
+  private decoded = false;
+  private value: unknown = undefined;
 
   constructor(
     private readonly conn: ServerConnection,
@@ -259,22 +259,23 @@ class ServerCall implements IncomingCall {
 
   params(): unknown {
     if (this.input) return this.input;
-    if (this.decoded) return this.decoded.value;
+    if (this.decoded) return this.value;
     const payload = this.payload;
     if (payload === ENDED) throw new IpcborError('IPCBOR_ERR_CANCELLED', 'the call has ended: its params are gone', { method: this.method });
     if (payload === undefined || payload.length === 0) return undefined;
     this.payload = undefined;
     // Kept: the event loop's message.params() may be called more than once.
-    this.decoded = { value: this.conn.decodeParams(this, payload) };
-    return this.decoded.value;
+    this.value = this.conn.decodeParams(this, payload);
+    this.decoded = true;
+    return this.value;
   }
 
   reply(value: unknown): void {
-    this.conn.complete(this, { ok: true, value });
+    this.conn.complete(this, value);
   }
 
   fail(error: IpcborError): void {
-    this.conn.complete(this, { ok: false, error });
+    this.conn.complete(this, undefined, error);
   }
 
   report(error: IpcborError): void {
@@ -470,16 +471,16 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     return this.peer.closedCleanly ? undefined : this.peer.reason;
   }
 
-  private baseAnswer(outcome: Outcome): FrameParts {
-    if (!outcome.ok) return encodeErrorResponse(clip(outcome.error.message));
-    if (isAsyncIterable(outcome.value)) {
+  private baseAnswer(value: unknown, error: IpcborError | undefined): FrameParts {
+    if (error !== undefined) return encodeErrorResponse(clip(error.message));
+    if (isAsyncIterable(value)) {
       // The base framing has one answer per request: no streams. Close the
       // source so its cleanup runs, and say why.
-      discardIterable(outcome.value);
+      discardIterable(value);
       return encodeErrorResponse('this method answers with a stream, which needs the extended protocol');
     }
     try {
-      return encodeResponse(0, this.peer.codec.encode(outcome.value));
+      return encodeResponse(0, this.peer.codec.encode(value));
     } catch (err) {
       return encodeErrorResponse(clip(`result could not be encoded: ${messageOf(err)}`));
     }
@@ -517,11 +518,10 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     if (this.calls.has(id)) throw new IpcborError('IPCBOR_ERR_PROTOCOL', `call id ${id} is already in flight`);
     const peer = this.peer;
     const limits = this.shared.limits;
-    const refuse = (err: IpcborError) => peer.writeError(id, err);
-    if (peer.phase.stage !== 'open') return refuse(new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method }));
-    if (this.calls.size >= limits.maxInflight) return refuse(new IpcborError('IPCBOR_ERR_OVERLOADED', `more than ${limits.maxInflight} calls in flight on this connection`, { method }));
+    if (peer.phase.stage !== 'open') return peer.writeError(id, new IpcborError('IPCBOR_ERR_SHUTTING_DOWN', 'the server is shutting down', { method }));
+    if (this.calls.size >= limits.maxInflight) return peer.writeError(id, new IpcborError('IPCBOR_ERR_OVERLOADED', `more than ${limits.maxInflight} calls in flight on this connection`, { method }));
     if (utf8Length(method) > limits.maxMethodBytes) {
-      return refuse(new IpcborError('IPCBOR_ERR_METHOD_TOO_LONG', `method name of ${utf8Length(method)} bytes is over the limit of ${limits.maxMethodBytes} bytes`));
+      return peer.writeError(id, new IpcborError('IPCBOR_ERR_METHOD_TOO_LONG', `method name of ${utf8Length(method)} bytes is over the limit of ${limits.maxMethodBytes} bytes`));
     }
     const max = limits.maxTimeout;
     const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
@@ -599,34 +599,33 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
   }
 
   /** @internal A call settled (the handler's value or error, a deadline, a refusal): answer it as its framing wants. */
-  complete(call: ServerCall, outcome: Outcome): void {
+  complete(call: ServerCall, value: unknown, error?: IpcborError): void {
     if (call.done || (call.kind === 'base' && call.answer !== undefined)) {
       // Cancelled, past its deadline, or the connection went: a stream
       // returned now is read by nobody.
-      if (outcome.ok) discardIterable(outcome.value);
+      if (error === undefined) discardIterable(value);
       return;
     }
     if (call.kind === 'notify') {
-      if (outcome.ok) discardIterable(outcome.value);
-      else this.report(outcome.error);
+      if (error === undefined) discardIterable(value);
+      else this.report(error);
       this.finish(call);
       return;
     }
     const peer = this.peer;
     if (call.kind === 'base') {
-      const answer = this.baseAnswer(outcome);
+      const answer = this.baseAnswer(value, error);
       call.answer = answer;
       peer.budget.charge(answerBytes(answer));
-      this.finish(call, outcome.ok ? undefined : outcome.error);
+      this.finish(call, error);
       this.flushSlots();
       return;
     }
-    if (!outcome.ok) {
-      peer.writeError(call.id, outcome.error);
-      this.finish(call, outcome.error);
+    if (error !== undefined) {
+      peer.writeError(call.id, error);
+      this.finish(call, error);
       return;
     }
-    const value = outcome.value;
     if (isAsyncIterable(value)) {
       // The call stays in flight until its stream ends.
       void peer.streams.send(call.id, value, call.method).then((end) => this.finish(call, end instanceof IpcborError ? end : undefined));
@@ -639,6 +638,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     }
     this.finish(call);
   }
+
 
   /** The call is over: release all it held; `reason` (if any) aborts its handler's signal. */
   private finish(call: ServerCall, reason?: IpcborError): void {
