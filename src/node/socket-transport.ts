@@ -29,8 +29,30 @@ function joined(parts: readonly Uint8Array[], total: number): Buffer {
   return buf;
 }
 
+/**
+ * Transports written to in this tick: flushed together at its end, by one
+ * process.nextTick for all of them (not one per connection: with many
+ * connections busy at once, that would be an allocation and a callback
+ * each).
+ */
+let toFlush: SocketTransport[] = [];
+
+function flushAll(): void {
+  const list = toFlush;
+  let i = 0;
+  // A flush can lead to more writes (a drain lets a writer go on): those
+  // join this list and are flushed in this same pass.
+  try {
+    for (; i < list.length; i++) list[i]!.flush();
+  } finally {
+    toFlush = [];
+    // One that threw does not strand those behind it.
+    for (i++; i < list.length; i++) flushLater(list[i]!);
+  }
+}
+
 function flushLater(t: SocketTransport): void {
-  t.flush();
+  if (toFlush.push(t) === 1) process.nextTick(flushAll);
 }
 
 export class SocketTransport implements OpenTransport {
@@ -75,7 +97,7 @@ export class SocketTransport implements OpenTransport {
     this.queuedBytes += header.length + body.length;
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(flushLater, this);
+      flushLater(this);
     }
     return s.writableLength + this.queuedBytes < DEFAULT_WRITE_HIGH_WATER;
   }

@@ -525,15 +525,19 @@ class ClientImpl implements Client {
       discardIterable(params);
       return Promise.reject(err);
     }
-    const conn = this.conn;
-    if (!this.disconnected) return new Promise<R>((resolve, reject) => conn.send(new OutgoingCall(method, params, timeout, signal, resolve as (v: unknown) => void, reject, this.giveUp)));
+    if (!this.disconnected) {
+      const call = new OutgoingCall(method, params, timeout, signal, this.giveUp);
+      const promise = call.promise<R>();
+      this.conn.send(call);
+      return promise;
+    }
     if (this.whileDisconnected === 'fail') return this.refuse(method, params, this.notConnected(method));
     if (this.waiting.length >= this.maxQueued) return this.refuse(method, params, this.queueFull(method));
-    return new Promise<R>((resolve, reject) => {
-      const call = new OutgoingCall(method, params, timeout, signal, resolve as (v: unknown) => void, reject, this.giveUp);
-      call.markWaiting();
-      this.waiting.push(call);
-    });
+    const call = new OutgoingCall(method, params, timeout, signal, this.giveUp);
+    const promise = call.promise<R>();
+    call.markWaiting();
+    this.waiting.push(call);
+    return promise;
   }
 
   private refuse<R>(method: string, params: unknown, err: IpcborError): Promise<R> {

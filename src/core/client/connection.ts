@@ -6,6 +6,7 @@
  * goes. What outlives one connection (the calls waiting for one, the
  * subscriptions, reconnecting) is the client's (client.ts).
  */
+import { IdTable } from '../peer/id-table.js';
 import { IpcborError, RemoteError, asIpcborError, messageOf } from '../errors.js';
 import { encodeRequest } from '../frame/encoder.js';
 import { ConnectionBudget } from '../peer/budget.js';
@@ -43,7 +44,7 @@ export class ClientConnection implements PeerRole {
   /** Base framing: what each request sent is waiting for, in order. */
   private readonly fifo: Answered[] = [];
   /** Extended protocol: calls sent, by id. */
-  private readonly pending = new Map<number, OutgoingCall>();
+  private readonly pending = new IdTable<OutgoingCall>();
   /** Calls waiting for a free server slot (the server's maxInflight). */
   private queue: OutgoingCall[] = [];
   private peerMaxInflight = Infinity;
@@ -344,7 +345,10 @@ export class ClientConnection implements PeerRole {
 
   /** A call of the protocol's own (subscribe, unsubscribe), with the client's default timeout. */
   private call(method: string, params: unknown): Promise<unknown> {
-    return new Promise((resolve, reject) => this.send(new OutgoingCall(method, params, this.opts.timeout, undefined, resolve, reject, (c, err) => this.abandon(c, err))));
+    const call = new OutgoingCall(method, params, this.opts.timeout, undefined, (c, err) => this.abandon(c, err));
+    const promise = call.promise();
+    this.send(call);
+    return promise;
   }
 
   /** @internal `eventOverflow: 'pause'`: a subscription's reader is a full queue behind. */
@@ -437,7 +441,7 @@ export class ClientConnection implements PeerRole {
 
   /** @internal */
   connectionClosed(reason: IpcborError): void {
-    const all: OutgoingCall[] = [...this.pending.values(), ...this.queue];
+    const all: OutgoingCall[] = [...this.pending.valuesList(), ...this.queue];
     for (const w of this.fifo) if (typeof w !== 'function') all.push(w);
     this.fifo.length = 0;
     this.pending.clear();

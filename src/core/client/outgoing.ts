@@ -22,6 +22,18 @@ export interface CallCarrier {
   abandon(call: OutgoingCall, err: IpcborError): void;
 }
 
+const noSettler = (): void => {};
+
+/** The call whose promise is being made: the executor below is one function for all calls, not a closure per call. */
+let making: OutgoingCall | undefined;
+
+function takeSettlers(resolve: (value: never) => void, reject: (err: unknown) => void): void {
+  const call = making!;
+  making = undefined;
+  call.resolveFn = resolve as (value: unknown) => void;
+  call.rejectFn = reject;
+}
+
 export class OutgoingCall {
   /** The id it was sent with (extended protocol); 0 until then. */
   id = 0;
@@ -48,8 +60,6 @@ export class OutgoingCall {
     /** ms (already checked: see checkTimeout), or none. */
     private readonly timeout: number | undefined,
     private readonly signal: AbortSignal | undefined,
-    private readonly resolveFn: (value: unknown) => void,
-    private readonly rejectFn: (err: unknown) => void,
     /** The caller gave up (timeout, abort): take the call back from wherever it is. */
     giveUp: (call: OutgoingCall, err: IpcborError) => void,
   ) {
@@ -63,6 +73,17 @@ export class OutgoingCall {
       signal.addEventListener('abort', this.onAbort, { once: true });
     }
   }
+
+  /** The caller's promise, settled by finish(); made once, right after the call. */
+  promise<R>(): Promise<R> {
+    making = this;
+    return new Promise<R>(takeSettlers);
+  }
+
+  /** @internal set by takeSettlers */
+  resolveFn: (value: unknown) => void = noSettler;
+  /** @internal set by takeSettlers */
+  rejectFn: (err: unknown) => void = noSettler;
 
   /** It waits (for a connection, or for a free server slot): when it is sent, the deadline it carries is what is left of its timeout. The first wait counts from its start. */
   markWaiting(): void {

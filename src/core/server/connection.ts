@@ -23,6 +23,7 @@ import {
   FAIL_GRACE_MS,
   MAX_TIMER_MS,
 } from '../constants.js';
+import { IdTable } from '../peer/id-table.js';
 import { cbor, type Codec } from '../codec/cbor.js';
 import { IpcborError, asIpcborError, guarded, messageOf } from '../errors.js';
 import { encodeErrorResponse, encodeResponse, type FrameParts } from '../frame/encoder.js';
@@ -201,9 +202,6 @@ export const CALL_BYTES = 1536;
  */
 const EVENT_ENTRY_BYTES = 384;
 
-/** The empty call table every connection starts with, shared and never written to. */
-const NO_CALLS: Map<number, never> = new Map<number, never>();
-
 
 const utf8 = new TextEncoder();
 const utf8Length = (text: string): number => (text.length * 3 <= 255 ? text.length : utf8.encode(text).length);
@@ -303,7 +301,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
   /** Base-framing calls, in request order: their answers leave in this order. */
   private readonly slots: ServerCall[] = [];
   /** Extended calls by id. */
-  private calls: Map<number, ServerCall> = NO_CALLS;
+  private readonly calls = new IdTable<ServerCall>();
   /** Base-framing calls and notifications running, aborted when the connection goes. */
   private running: Set<ServerCall> | undefined;
   private requests = 0;
@@ -527,7 +525,6 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
     const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload, this.shared.callBytes);
     peer.budget.charge(call.cost);
-    if (this.calls === NO_CALLS) this.calls = new Map();
     this.calls.set(id, call);
     if (streamed) call.input = peer.streams.open(id);
     this.start(call, ms);
@@ -665,7 +662,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
   /** PeerRole: the connection closed; settle everything. */
   connectionClosed(reason: IpcborError): void {
     // Handlers learn why: the connection closed, or the error it failed with.
-    for (const c of [...(this.running ?? []), ...this.calls.values()]) this.finish(c, reason);
+    for (const c of [...(this.running ?? []), ...this.calls.valuesList()]) this.finish(c, reason);
     this.slots.length = 0;
     this.eventBacklog = NO_EVENTS;
     this.eventBytes = 0;

@@ -1,0 +1,122 @@
+/**
+ * Calls in flight by id, on both sides: a hash table of its own rather
+ * than a Map. A Map whose keys keep changing (every call a new id, set then
+ * deleted) fills with deleted entries and is rebuilt every few calls: an
+ * allocation and a copy per call or two, on the path every call takes.
+ * Here a set and a delete allocate nothing.
+ *
+ * Open addressing with linear probing; a delete moves later entries of the
+ * same run back (no tombstones, so lookups never slow down with churn).
+ * Ids are mixed with a random per-table seed before they pick a slot, so a
+ * peer choosing its call ids cannot make them collide on purpose. The
+ * table grows at half full and shrinks once a burst is over; a table
+ * never used holds no arrays.
+ */
+
+const MIN_CAPACITY = 8;
+/** What a table never used holds: shared, and never written to (a set resizes first). */
+const NO_IDS = new Uint32Array(0);
+const NO_VALUES: never[] = [];
+
+export class IdTable<T> {
+  private ids = NO_IDS;
+  /** undefined: a free slot. */
+  private values: (T | undefined)[] = NO_VALUES;
+  private mask = -1;
+  private count = 0;
+  private readonly seed = (Math.random() * 0x100000000) >>> 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  private slot(id: number): number {
+    return (Math.imul(id ^ this.seed, 0x9e3779b1) >>> 0) & this.mask;
+  }
+
+  get(id: number): T | undefined {
+    if (this.count === 0) return undefined;
+    const values = this.values;
+    for (let i = this.slot(id); ; i = (i + 1) & this.mask) {
+      const v = values[i];
+      if (v === undefined) return undefined;
+      if (this.ids[i] === id) return v;
+    }
+  }
+
+  has(id: number): boolean {
+    return this.get(id) !== undefined;
+  }
+
+  /** Add or replace the value of `id` (an integer 0 ≤ id < 2^32; `value` never undefined). */
+  set(id: number, value: T): void {
+    if ((this.count + 1) * 2 > this.values.length) this.resize(Math.max(MIN_CAPACITY, this.values.length * 2));
+    const values = this.values;
+    let i = this.slot(id);
+    for (; values[i] !== undefined; i = (i + 1) & this.mask) {
+      if (this.ids[i] === id) {
+        values[i] = value;
+        return;
+      }
+    }
+    this.ids[i] = id;
+    values[i] = value;
+    this.count++;
+  }
+
+  delete(id: number): boolean {
+    if (this.count === 0) return false;
+    const values = this.values;
+    const ids = this.ids;
+    const mask = this.mask;
+    let i = this.slot(id);
+    for (; ; i = (i + 1) & mask) {
+      if (values[i] === undefined) return false;
+      if (ids[i] === id) break;
+    }
+    // Backward shift: an entry further along the run moves into the hole
+    // unless its own slot lies (cyclically) after the hole.
+    let hole = i;
+    for (let j = (i + 1) & mask; values[j] !== undefined; j = (j + 1) & mask) {
+      const home = this.slot(ids[j]!);
+      const movable = hole <= j ? home <= hole || home > j : home <= hole && home > j;
+      if (movable) {
+        ids[hole] = ids[j]!;
+        values[hole] = values[j];
+        hole = j;
+      }
+    }
+    values[hole] = undefined;
+    this.count--;
+    // Kept while small (one call at a time must not reallocate per call); a burst's large table is given back.
+    if (values.length > 64 && this.count * 8 < values.length) this.resize(values.length / 2);
+    return true;
+  }
+
+  /** The values, in no particular order (a copy: the table may change while it is read). */
+  valuesList(): T[] {
+    const out: T[] = [];
+    for (const v of this.values) if (v !== undefined) out.push(v);
+    return out;
+  }
+
+  clear(): void {
+    this.ids = NO_IDS;
+    this.values = NO_VALUES;
+    this.mask = -1;
+    this.count = 0;
+  }
+
+  private resize(capacity: number): void {
+    const oldIds = this.ids;
+    const oldValues = this.values;
+    this.ids = new Uint32Array(capacity);
+    this.values = new Array<T | undefined>(capacity).fill(undefined);
+    this.mask = capacity - 1;
+    this.count = 0;
+    for (let i = 0; i < oldValues.length; i++) {
+      const v = oldValues[i];
+      if (v !== undefined) this.set(oldIds[i]!, v);
+    }
+  }
+}
