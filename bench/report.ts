@@ -252,6 +252,7 @@ function paced(r: Report): string[] {
     out.push(`${w.id}: ${int(w.connections)} connections to one server, each starting a call every ${w.periodMs} ms (offered ${int(w.offered ?? 0)} calls/s), schedules spread over the first ${w.periodMs} ms:`);
     out.push(table(['system', 'achieved (of offered)', 'p50 ms', 'p99 ms', 'server RSS', 'heap used', 'RSS growth', 'heap growth', 'CPU us/call'], rows));
     out.push(`Server memory read in the server after two GCs: at the window's end, and growth over its idle baseline before the connections opened (${w.once ? `one run, ${w.once.warmup} s warm-up, ${w.once.seconds} s measured` : 'median run'}).`);
+    out.push('RSS seldom shrinks back after earlier cells, so where systems share a server (ipcbor extended and base) heap growth compares them better.');
   }
   return out;
 }
@@ -314,6 +315,19 @@ const COLORS: Record<string, string> = {
   nodeipc: '#8c5bbf',
 };
 
+/** Lines of at most `width` characters, broken at spaces (the SVG has no text wrapping). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return line ? [...lines, line] : lines;
+}
+
 function short(v: number, unit: string): string {
   if (unit === 'MiB/s') return `${v.toFixed(v < 10 ? 1 : 0)} MiB/s`;
   if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M/s`;
@@ -360,18 +374,26 @@ export function renderSvg(r: Report): string {
       parts.push(`<rect x="${labelW}" y="${top + 3}" width="${len.toFixed(1)}" height="${rowH - 6}" rx="2" fill="${COLORS[s.id] ?? '#999'}"/>`);
       const x = ratio(v, ext);
       const note = s.id === 'extended' ? ' · reference' : x === undefined ? '' : ` · ${x.toFixed(2)}×`;
-      parts.push(`<text x="${(labelW + len + 6).toFixed(1)}" y="${mid}" class="value${strong}">${esc(short(v, w.unit) + note)}</text>`);
+      const c = cellOf(r, w.id, s.id)?.cpu;
+      const cpu = c && c.server.length > 0 ? ` · CPU ${us(median(c.server.map((v, i) => v + c.client[i]!)))} µs/call` : '';
+      parts.push(`<text x="${(labelW + len + 6).toFixed(1)}" y="${mid}" class="value${strong}">${esc(short(v, w.unit) + note + cpu)}</text>`);
     });
     y += r.systems.length * rowH + 6;
   }
   y += 8;
-  const unavailable = r.systems.filter((s) => s.unavailable);
-  for (const s of unavailable) {
-    parts.push(`<text x="16" y="${y}" class="meta">${esc(`${s.label}: unavailable: ${s.unavailable}`)}</text>`);
-    y += 16;
+  const footnotes = [
+    ...r.systems.filter((s) => s.unavailable).map((s) => `${s.label}: unavailable: ${s.unavailable}`),
+    ...Object.entries(r.cells)
+      .filter(([, c]) => c.unavailable)
+      .map(([k, c]) => `${r.systems.find((s) => s.id === k.split('/')[1])?.label ?? k}: unavailable on ${k.split('/')[0]}: ${c.unavailable}`),
+    ...r.workloads.filter((w) => w.once).map((w) => `${w.id}: measured once per system (${w.once!.warmup} s warm-up, ${w.once!.seconds} s).`),
+    ...(r.workloads.some((w) => w.id === 'W3') ? ['W3: JSON peers carry the 1 MiB as base64 text; grpc and zeromq as raw bytes.'] : []),
+    'CPU: client + server µs per call, each process read over the window. Source: bench/run.ts (npm run bench).',
+  ];
+  for (const line of footnotes.flatMap((f) => wrap(f, 150))) {
+    parts.push(`<text x="16" y="${y}" class="meta">${esc(line)}</text>`);
+    y += 14;
   }
-  parts.push(`<text x="16" y="${y}" class="meta">W3: JSON peers carry the 1 MiB as base64 text; grpc and zeromq as raw bytes. Source: bench/run.ts (npm run bench).</text>`);
-  y += 14;
   if (r.systems.some((s) => s.via !== undefined && !s.unavailable)) {
     parts.push(`<text x="16" y="${y}" class="meta">Via relay / bridge: a relay process between client (TCP or WebSocket on loopback) and the ipcbor server (unix socket).</text>`);
     y += 14;
