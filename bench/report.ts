@@ -47,6 +47,8 @@ export interface CellReport {
   /** Why the system was not run on this workload, known before trying (it cannot hold its connections here). */
   unavailable?: string;
   errors: string[];
+  /** The medians over repeats of the above, as the tables show them (written once the run is over). */
+  summary?: { figure?: number; p50?: number; p99?: number; cpu?: { client: number; server: number; total: number } };
 }
 
 export interface WorkloadReport {

@@ -47,9 +47,9 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerUsage } from './child.js';
 import { cleanup, cleanupOnExit, pinSelf, startServers, type ServerProcess } from './processes.js';
-import { renderSvg, renderTables, type CellReport, type Mem, type Report, type SystemReport } from './report.js';
+import { median, renderSvg, renderTables, type CellReport, type Mem, type Report, type SystemReport } from './report.js';
 import { DEFAULT_SYSTEMS, SYSTEM_IDS, SYSTEMS, type ServerSpec, type System, type SystemId } from './systems.js';
-import { judge } from './targets.js';
+import { cpuPerCall, judge } from './targets.js';
 import { WORKLOADS, measure, offered, openMany, sleep, type Caller, type Measured, type Workload } from './workloads.js';
 
 const env = process.env;
@@ -285,6 +285,11 @@ async function main(): Promise<void> {
     ...(idle ? { idle } : {}),
   };
   report.targets = judge(report);
+  for (const [k, c] of cells) {
+    const [w, id] = k.split('/') as [string, string];
+    const cpu = cpuPerCall(report, w, id);
+    c.summary = { figure: median(c.samples), p50: median(c.p50s), p99: median(c.p99s), ...(cpu ? { cpu } : {}) };
+  }
   console.log(renderTables(report));
   if (jsonPath) {
     mkdirSync(dirname(jsonPath), { recursive: true });
