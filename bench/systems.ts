@@ -62,6 +62,8 @@ export interface System {
   open(server: ServerProcess, w: Workload): Promise<Caller>;
   /** Whether an answer is the echo of the workload's params. */
   check(answer: unknown, w: Workload): boolean;
+  /** Its package is installed with bench/peers (not always there): its absence does not fail the run. */
+  fromPeers?: boolean;
   /** Why the system cannot run here, or undefined (a peer is loaded to find out). */
   unavailable(): Promise<string | undefined>;
   /** Why it cannot run one workload here (e.g. hold W6's 10,000 connections in one process), known before trying. */
@@ -175,7 +177,7 @@ function peer(id: PeerId, label: string, note: string): System {
  * bench/codecs.ts on both ends: the client encodes the params and decodes
  * the answer on every call, the server decodes and encodes again.
  */
-function rawWith(id: SystemId, codec: CodecId, what: { label: string; pkg: string; version: string | undefined; note?: string }): System {
+function rawWith(id: SystemId, codec: CodecId, what: { label: string; pkg: string; version: string | undefined; note?: string; fromPeers?: boolean }): System {
   return {
     id,
     label: `raw loop + ${what.label}${what.version ? ` ${what.version}` : ''}`,
@@ -183,6 +185,7 @@ function rawWith(id: SystemId, codec: CodecId, what: { label: string; pkg: strin
     pkg: what.pkg,
     ...(what.version ? { version: what.version } : {}),
     ...(what.note ? { note: what.note } : {}),
+    ...(what.fromPeers ? { fromPeers: true } : {}),
     server: rawServer(codec),
     unavailable: async () => {
       if (what.version === undefined) return `${what.pkg} is not installed (npm run bench:peers)`;
@@ -224,6 +227,7 @@ export const SYSTEMS: Record<SystemId, System> = {
     label: 'cbor-x',
     pkg: CBORX_PACKAGE,
     version: cborxVersion(),
+    fromPeers: true,
     note: `cbor-x in pure JS: its native part (cbor-extract) is not installed, and CBOR_NATIVE_ACCELERATION_DISABLED=true is set in every process that loads it, before it loads; ${CBORX_OPTIONS}`,
   }),
   rawcborg: rawWith('rawcborg', 'cborg', { label: 'cborg', pkg: 'cborg', version: CBORG_VERSION }),
