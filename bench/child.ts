@@ -4,7 +4,8 @@
  * told to stop, when the channel drops (the orchestrator died, however it
  * died: no orphan server is ever left behind), or on SIGINT/SIGTERM.
  * Leaving through a normal exit (not a kill) lets `--cpu-prof` write its
- * profile.
+ * profile. Asked `{type: 'usage', id}`, it reports its own CPU time and
+ * memory (the bench's CPU per call and W6's server memory).
  */
 import { rmdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -13,6 +14,40 @@ import { dirname } from 'node:path';
 export interface ChildReady {
   type: 'ready';
   address: string;
+}
+
+/** Asks a server for its usage; with `gc` (and --expose-gc) after two full GCs, so memory is what it holds. */
+export interface UsageRequest {
+  type: 'usage';
+  id: number;
+  gc?: boolean;
+}
+
+/** A server process's own view of itself, answered to a UsageRequest. */
+export interface ServerUsage {
+  type: 'usage';
+  id: number;
+  /** CPU time used so far, user + system, all threads, microseconds (process.cpuUsage()). */
+  cpuUs: number;
+  /** When cpuUs was read, milliseconds on this process's own clock (performance.now()). */
+  at: number;
+  /** Resident set and V8 heap used, bytes (read after the GCs when asked). */
+  rss: number;
+  heapUsed: number;
+}
+
+function usage(m: UsageRequest): ServerUsage {
+  // CPU first: the GCs asked for must not count in the window that ends here.
+  const cpu = process.cpuUsage();
+  const at = performance.now();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (m.gc && gc) {
+    // Twice: the second GC first finishes sweeping what the first one freed.
+    gc();
+    gc();
+  }
+  const mem = process.memoryUsage();
+  return { type: 'usage', id: m.id, cpuUs: cpu.user + cpu.system, at, rss: mem.rss, heapUsed: mem.heapUsed };
 }
 
 /** Start a server on the unix socket path given as argv[2]; it returns its own stop function. */
@@ -41,7 +76,9 @@ export function runChild(start: (socketPath: string) => Promise<{ address: strin
     });
   };
   process.on('message', (m: unknown) => {
-    if ((m as { type?: unknown } | null)?.type === 'stop') leave(0);
+    const type = (m as { type?: unknown } | null)?.type;
+    if (type === 'stop') leave(0);
+    else if (type === 'usage') process.send!(usage(m as UsageRequest));
   });
   process.on('disconnect', () => leave(0));
   process.on('SIGINT', () => leave(130));

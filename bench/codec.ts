@@ -1,8 +1,11 @@
 /**
  * `npm run bench:codec`: ns per encode and per decode of a few typical
  * messages, ipcbor's codec against the cborg-based codec it replaced
- * (test/unit/codec-reference.ts), in one process and one run, their timed
- * rounds interleaved.
+ * (test/unit/codec-reference.ts) and against cbor-x in pure JS (from
+ * bench/peers, loaded as bench/codecs.ts does: native acceleration off), in
+ * one process and one run, their timed rounds interleaved. A line per
+ * message says whether ipcbor's codec is at or below cbor-x's time. Without
+ * bench/peers installed, cbor-x is left out and the output says so.
  *
  *   node dist/bench/codec.js [--json]
  *
@@ -12,6 +15,7 @@
  */
 import { cbor } from '../src/core/codec/cbor.js';
 import { referenceCbor } from '../test/unit/codec-reference.js';
+import { CBORX_OPTIONS, cborxVersion, loadCborX, type BenchCodec } from './codecs.js';
 
 const env = process.env;
 const json = process.argv.includes('--json');
@@ -63,48 +67,96 @@ function round(fn: () => unknown, batch: number): number {
 
 /**
  * ns per call of each function, the median of `rounds` rounds. The rounds
- * of the two alternate, so that a busy spell of the machine hits both.
+ * of the functions alternate, so that a busy spell of the machine hits all.
  */
-function timePair(a: () => unknown, b: () => unknown): [number, number] {
-  const batchA = calibrate(a);
-  const batchB = calibrate(b);
-  round(a, batchA); // warm-up
-  round(b, batchB);
-  const ra: number[] = [];
-  const rb: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    ra.push(round(a, batchA));
-    rb.push(round(b, batchB));
-  }
+function timeAll(fns: readonly (() => unknown)[]): number[] {
+  const batches = fns.map(calibrate);
+  fns.forEach((fn, i) => round(fn, batches[i]!)); // warm-up
+  const times: number[][] = fns.map(() => []);
+  for (let r = 0; r < rounds; r++) fns.forEach((fn, i) => times[i]!.push(round(fn, batches[i]!)));
   const median = (xs: number[]) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-  return [median(ra), median(rb)];
+  return times.map(median);
+}
+
+/** cbor-x, or why it is left out. */
+function cborx(): { codec?: BenchCodec; version?: string; missing?: string } {
+  const version = cborxVersion();
+  if (version === undefined) return { missing: 'cbor-x is not installed (npm run bench:peers): it is left out' };
+  try {
+    return { codec: loadCborX(), version };
+  } catch (err) {
+    return { missing: `cbor-x ${version} does not load (${(err as Error).message.split('\n')[0]}): it is left out` };
+  }
+}
+
+const x = cborx();
+if (x.missing) process.stderr.write(`${x.missing}\n`);
+
+interface Row {
+  message: string;
+  bytes: number;
+  oldEncode: number;
+  newEncode: number;
+  oldDecode: number;
+  newDecode: number;
+  /** cbor-x, when installed: its times, its encoding's size, and whether ipcbor's codec is at or below its time. */
+  cborx?: { encode: number; decode: number; bytes: number; sameBytes: boolean; ipcborEncodeAtOrBelow: boolean; ipcborDecodeAtOrBelow: boolean; decodesBytesAsView?: boolean };
 }
 
 let sink = 0;
-const rows: { message: string; bytes: number; oldEncode: number; newEncode: number; oldDecode: number; newDecode: number }[] = [];
+const rows: Row[] = [];
 for (const [message, value] of MESSAGES) {
   const bytes = cbor.encode(value);
   if (Buffer.compare(bytes, referenceCbor.encode(value)) !== 0) throw new Error(`${message}: the encoders disagree`);
   process.stderr.write(`${message}...\n`);
-  const [oldEncode, newEncode] = timePair(
-    () => (sink += referenceCbor.encode(value).length),
-    () => (sink += cbor.encode(value).length),
-  );
-  const [oldDecode, newDecode] = timePair(
-    () => (sink += referenceCbor.decode(bytes) === null ? 1 : 0),
-    () => (sink += cbor.decode(bytes) === null ? 1 : 0),
-  );
-  rows.push({ message, bytes: bytes.length, oldEncode, newEncode, oldDecode, newDecode });
+  const c = x.codec;
+  const encoders = [() => (sink += referenceCbor.encode(value).length), () => (sink += cbor.encode(value).length)];
+  const decoders = [() => (sink += referenceCbor.decode(bytes) === null ? 1 : 0), () => (sink += cbor.decode(bytes) === null ? 1 : 0)];
+  // cbor-x decodes its own encoding (the same bytes as ipcbor's but where its float or map-header choices differ).
+  const theirs = c?.encode(value);
+  if (c && theirs) {
+    encoders.push(() => (sink += c.encode(value).length));
+    decoders.push(() => (sink += c.decode(theirs) === null ? 1 : 0));
+  }
+  const [oldEncode, newEncode, xEncode] = timeAll(encoders);
+  const [oldDecode, newDecode, xDecode] = timeAll(decoders);
+  const row: Row = { message, bytes: bytes.length, oldEncode: oldEncode!, newEncode: newEncode!, oldDecode: oldDecode!, newDecode: newDecode! };
+  if (theirs && xEncode !== undefined && xDecode !== undefined) {
+    row.cborx = {
+      encode: xEncode,
+      decode: xDecode,
+      bytes: theirs.length,
+      sameBytes: Buffer.compare(bytes, theirs) === 0,
+      ipcborEncodeAtOrBelow: newEncode! <= xEncode,
+      ipcborDecodeAtOrBelow: newDecode! <= xDecode,
+    };
+    // A byte string cbor-x returns as a view into the input it decoded, not a copy: far less work than ipcbor's decode(), which copies.
+    const back = c!.decode(theirs);
+    if (back instanceof Uint8Array) row.cborx.decodesBytesAsView = back.buffer === theirs.buffer;
+  }
+  rows.push(row);
 }
 
 if (json) {
-  console.log(JSON.stringify({ node: process.version, rows }, null, 2));
+  console.log(JSON.stringify({ node: process.version, ...(x.version ? { cborx: { version: x.version, options: CBORX_OPTIONS, pureJs: true } } : { cborx: { missing: x.missing } }), rows }, null, 2));
 } else {
   const f = (n: number) => n.toFixed(0);
-  const x = (a: number, b: number) => `${(a / b).toFixed(1)}x`;
+  const times = (a: number, b: number) => `${(a / b).toFixed(1)}x`;
+  const withX = rows.some((r) => r.cborx);
   const table = [
-    ['message', 'bytes', 'encode old', 'encode new', 'speed-up', 'decode old', 'decode new', 'speed-up'],
-    ...rows.map((r) => [r.message, String(r.bytes), f(r.oldEncode), f(r.newEncode), x(r.oldEncode, r.newEncode), f(r.oldDecode), f(r.newDecode), x(r.oldDecode, r.newDecode)]),
+    ['message', 'bytes', 'encode old', 'encode new', 'speed-up', ...(withX ? ['encode cbor-x'] : []), 'decode old', 'decode new', 'speed-up', ...(withX ? ['decode cbor-x'] : [])],
+    ...rows.map((r) => [
+      r.message,
+      String(r.bytes),
+      f(r.oldEncode),
+      f(r.newEncode),
+      times(r.oldEncode, r.newEncode),
+      ...(withX ? [r.cborx ? f(r.cborx.encode) : '-'] : []),
+      f(r.oldDecode),
+      f(r.newDecode),
+      times(r.oldDecode, r.newDecode),
+      ...(withX ? [r.cborx ? f(r.cborx.decode) : '-'] : []),
+    ]),
   ];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   for (const [i, row] of table.entries()) {
@@ -112,5 +164,16 @@ if (json) {
     if (i === 0) console.log(`|${widths.map((w, j) => (j === 0 ? ':' : '-') + '-'.repeat(w) + (j === 0 ? '-' : ':')).join('|')}|`);
   }
   console.log(`\nns per call, median of ${rounds} interleaved rounds of ${ms} ms; node ${process.version}. old = the cborg-based codec (test/unit/codec-reference.ts).`);
+  if (withX) {
+    console.log(`cbor-x ${x.version} in pure JS (CBOR_NATIVE_ACCELERATION_DISABLED=true), ${CBORX_OPTIONS}; it decodes its own encoding.`);
+    const verdict = (ok: boolean) => (ok ? 'at or below cbor-x' : 'ABOVE cbor-x');
+    for (const r of rows) {
+      if (!r.cborx) continue;
+      const size = (r.cborx.sameBytes ? 'same bytes' : `cbor-x writes ${r.cborx.bytes} bytes`) + (r.cborx.decodesBytesAsView ? '; cbor-x decodes the bytes as a view into its input (no copy)' : '');
+      console.log(`  ${r.message}: ipcbor encode ${verdict(r.cborx.ipcborEncodeAtOrBelow)} (${f(r.newEncode)} vs ${f(r.cborx.encode)} ns), decode ${verdict(r.cborx.ipcborDecodeAtOrBelow)} (${f(r.newDecode)} vs ${f(r.cborx.decode)} ns); ${size}`);
+    }
+  } else {
+    console.log(x.missing);
+  }
 }
 if (sink === -1) console.log(sink);

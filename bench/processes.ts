@@ -9,7 +9,7 @@ import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildReady } from './child.js';
+import type { ChildReady, ServerUsage, UsageRequest } from './child.js';
 
 const children = new Set<ChildProcess>();
 let tempDir: string | undefined;
@@ -45,7 +45,34 @@ export interface ServerProcess {
   readonly socketPath: string;
   /** The forked process (its IPC channel carries a bench's own requests, e.g. bench/idle.ts). */
   readonly child: ChildProcess;
+  /** The server's CPU time and memory, read in its own process (with `gc`: memory after GCs, if it runs with --expose-gc). */
+  usage(gc?: boolean): Promise<ServerUsage>;
   stop(): Promise<void>;
+}
+
+let nextUsage = 1;
+
+/** Ask a bench server for its usage (child.ts answers); rejects if it leaves first. */
+function askUsage(child: ChildProcess, gc: boolean): Promise<ServerUsage> {
+  const id = nextUsage++;
+  return new Promise((resolve, reject) => {
+    const on = (m: Partial<ServerUsage>) => {
+      if (m.type !== 'usage' || m.id !== id) return;
+      done();
+      resolve(m as ServerUsage);
+    };
+    const gone = () => {
+      done();
+      reject(new Error('the server left before it reported its usage'));
+    };
+    const done = () => {
+      child.off('message', on);
+      child.off('exit', gone);
+    };
+    child.on('message', on);
+    child.once('exit', gone);
+    child.send({ type: 'usage', id, gc } satisfies UsageRequest);
+  });
 }
 
 /**
@@ -80,6 +107,7 @@ export function startServer(script: string, name: string, nodeArgs: readonly str
         address: m.address,
         socketPath,
         child,
+        usage: (gc = false) => askUsage(child, gc),
         stop: async () => {
           if (child.exitCode !== null || child.signalCode !== null) return;
           child.send({ type: 'stop' });

@@ -7,17 +7,17 @@
  * Started with the extra argument `codec`, it also decodes each payload
  * with ipcbor's codec and encodes the answer again (the `raw+codec`
  * system): the Node limit for this framing plus the CBOR work ipcbor cannot
- * avoid. With `cborg`, the same with plain cborg instead (`raw+cborg`).
+ * avoid. With `cborg` or `cborx`, the same with plain cborg or cbor-x
+ * instead (bench/codecs.ts).
  *
  *   request : [u32 method_len][method][u32 payload_len][payload]
  *   response: [i32 ret][u32 body_len][body]
  */
 import { createServer, type Socket } from 'node:net';
 import { unlinkSync } from 'node:fs';
-import { decode, encode } from 'cborg';
-import { cbor } from '../src/index.js';
 import { ByteQueue } from './byte-queue.js';
 import { runChild } from './child.js';
+import { CODECS, type CodecId } from './codecs.js';
 
 /** Bodies up to this size are copied behind their header (one write); larger ones go as their own write, uncopied. */
 const COPY_LIMIT = 16 * 1024;
@@ -38,13 +38,12 @@ function answer(socket: Socket, body: Buffer): void {
   }
 }
 
-// The same key order ipcbor sends (cborg sorts keys by default).
-const INSERTION_ORDER = { mapSorter: undefined };
-const mode = process.argv[3];
-/** The codec's output is already a copy of its own: a view, not another copy. */
+const mode = process.argv[3] as CodecId | undefined;
+if (mode !== undefined && !(mode in CODECS)) throw new Error(`raw-server: unknown codec ${mode}`);
+const codec = mode === undefined ? undefined : CODECS[mode]();
+/** The codec's output is already a copy of its own (or, cbor-x's, a slice it never writes again): a view, not another copy. */
 const view = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-const transform: ((payload: Buffer) => Buffer) | undefined =
-  mode === 'codec' ? (p) => view(cbor.encode(cbor.decode(p))) : mode === 'cborg' ? (p) => Buffer.from(encode(decode(p), INSERTION_ORDER)) : undefined;
+const transform: ((payload: Buffer) => Buffer) | undefined = codec && ((p) => view(codec.encode(codec.decode(p))));
 
 function onConnection(socket: Socket): void {
   const q = new ByteQueue();

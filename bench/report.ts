@@ -4,10 +4,14 @@
  * system, each bar annotated with its figure and its ratio to ipcbor
  * extended).
  */
+import type { TargetResult } from './targets.js';
+
 export interface SystemReport {
   id: string;
   label: string;
   kind: 'baseline' | 'ipcbor' | 'peer';
+  /** The package measured (node:net for the raw loop) and its version. */
+  pkg?: string;
   version?: string;
   note?: string;
   /** What stands between its client and the server (ipcbor through a relay): judged against direct ipcbor extended, not the raw loop. */
@@ -20,13 +24,44 @@ export interface SystemReport {
   unavailable?: string;
 }
 
+/** Server memory, bytes. */
+export interface Mem {
+  rss: number;
+  heapUsed: number;
+}
+
 export interface CellReport {
   /** One figure per repeat (calls/s, or MiB/s for W3). */
   samples: number[];
-  /** W1: per-repeat latency percentiles, microseconds. */
+  /** Per-repeat latency percentiles, microseconds (workloads with latency). */
   p50s: number[];
   p99s: number[];
+  /**
+   * CPU time per completed call, user + system, microseconds, per repeat:
+   * the client process, and the server process(es) (a relay and the server
+   * behind it, summed), each read in its own process over the window.
+   */
+  cpu: { client: number[]; server: number[] };
+  /** Workloads with memory (W6): the server's, after GCs, idle before the connections opened and at the window's end. */
+  memory?: { baseline: Mem; end: Mem };
+  /** Why the system was not run on this workload, known before trying (it cannot hold its connections here). */
+  unavailable?: string;
   errors: string[];
+  /** The medians over repeats of the above, as the tables show them (written once the run is over). */
+  summary?: { figure?: number; p50?: number; p99?: number; cpu?: { client: number; server: number; total: number } };
+}
+
+export interface WorkloadReport {
+  id: string;
+  title: string;
+  unit: 'calls/s' | 'MiB/s';
+  connections: number;
+  inflight: number;
+  /** Paced: each connection starts a call this often, ms; `offered` calls/s in all. */
+  periodMs?: number;
+  offered?: number;
+  /** Measured once per system with this warm-up and window, seconds (not `meta`'s). */
+  once?: { warmup: number; seconds: number };
 }
 
 export interface Report {
@@ -36,12 +71,15 @@ export interface Report {
     loadAfter?: number;
     /** Pinned, with a relay in the run: the CPU the relay processes ran on. */
     relayCpu?: number;
+    /** The checkout measured (git describe), when known. */
+    commit?: string;
   };
-  workloads: { id: string; title: string; unit: 'calls/s' | 'MiB/s'; connections: number; inflight: number; target: number }[];
-  p99Target: number;
+  workloads: WorkloadReport[];
   systems: SystemReport[];
   /** Keyed "W1/extended". */
   cells: Record<string, CellReport>;
+  /** ipcbor's targets, judged in this run (bench/targets.ts). */
+  targets: TargetResult[];
   /** The idle-memory section (bench/idle.js), when it ran. */
   idle?: { status: number | null; text: string; data?: unknown };
 }
@@ -58,10 +96,18 @@ export const figure = (r: Report, w: string, s: string) => median(cellOf(r, w, s
 const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? a / b : undefined);
 /** Truncated, not rounded: 0.799 must not print as a passing 0.80. */
 const r2 = (x: number) => (Math.floor(x * 100) / 100).toFixed(2);
+/** Target ratios are judged on the exact value; three decimals show which side of a bound like 0.95 or 1.1 it fell. */
+const r3 = (x: number) => x.toFixed(3);
+const int = (v: number) => Math.round(v).toLocaleString('en-US');
+/** Microseconds: one decimal under 100, whole numbers above. */
+const us = (v: number | undefined) => (v === undefined ? '-' : v < 100 ? v.toFixed(1) : int(v));
+/** Microseconds shown as milliseconds. */
+const ms = (v: number | undefined) => (v === undefined ? '-' : (v / 1000).toFixed(1));
+const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 
 function fmt(v: number | undefined, unit: string): string {
   if (v === undefined) return '-';
-  return unit === 'MiB/s' ? `${v.toFixed(1)} MiB/s` : `${Math.round(v).toLocaleString('en-US')}/s`;
+  return unit === 'MiB/s' ? `${v.toFixed(1)} MiB/s` : `${int(v)}/s`;
 }
 
 function table(head: string[], rows: string[][], leftCols = 1): string {
@@ -70,13 +116,11 @@ function table(head: string[], rows: string[][], leftCols = 1): string {
   return [line(head), widths.map((n) => '-'.repeat(n)).join('-|-'), ...rows.map(line)].join('\n');
 }
 
-/** ipcbor as a client reaches a server itself, not through a relay. */
-const direct = (s: SystemReport) => s.kind === 'ipcbor' && s.via === undefined;
-
 function statusOf(r: Report, w: string, s: SystemReport): string | undefined {
   if (s.unavailable) return 'unavailable';
   if (s.only && !s.only.workloads.includes(w)) return 'not run';
   const c = cellOf(r, w, s.id);
+  if (c?.unavailable) return 'unavailable';
   if (c && c.errors.length > 0) return 'failed';
   return undefined;
 }
@@ -84,15 +128,10 @@ function statusOf(r: Report, w: string, s: SystemReport): string | undefined {
 const relays = (m: Report['meta']) => (m.relayCpu === undefined ? '' : `, relays on CPU ${m.relayCpu}`);
 const load = (m: Report['meta']) => (m.loadBefore === undefined ? '' : ` | load ${m.loadBefore.toFixed(1)}${m.loadAfter === undefined ? '' : ` to ${m.loadAfter.toFixed(1)}`}`);
 
-export function renderTables(r: Report): string {
-  const out: string[] = [];
-  const m = r.meta;
-  out.push(`node ${m.node} | ${m.cpu} | ${m.cores} cores${m.pinned ? `, client on CPU 0, servers on CPU 1${relays(m)}` : ', not pinned'} | median of ${m.repeats} x ${m.seconds} s per cell after ${m.warmup} s warm-up${load(m)}`);
-  out.push('');
+/** Every system on every workload, with its ratio to ipcbor extended. */
+function throughput(r: Report): string[] {
   const ext = 'extended';
   const hasExt = r.systems.some((s) => s.id === ext && !s.unavailable);
-
-  // Every system on every workload, with its ratio to ipcbor extended.
   const head = ['system', ...r.workloads.map((w) => `${w.id} ${w.title}`)];
   const rows = r.systems.map((s) => [
     s.label,
@@ -104,84 +143,155 @@ export function renderTables(r: Report): string {
       return `${fmt(v, w.unit)}${x !== undefined ? ` ${x.toFixed(2)}x` : ''}`;
     }),
   ]);
-  out.push(table(head, rows));
-  out.push('');
-  out.push(`Figures are medians; "1.23x" is the system's figure over ipcbor extended's on that workload (above 1: faster than ipcbor).`);
-  out.push('W3 MiB/s counts the 1 MiB payload once per call (it crosses the socket both ways).');
+  const once = r.workloads.filter((w) => w.once);
+  return [
+    table(head, rows),
+    '',
+    `Figures are medians; "1.23x" is the system's figure over ipcbor extended's on that workload (above 1: faster than ipcbor).`,
+    ...(r.workloads.some((w) => w.unit === 'MiB/s') ? ['W3 MiB/s counts the 1 MiB payload once per call (it crosses the socket both ways).'] : []),
+    ...once.map((w) => `${w.id} is measured once per system (${w.once!.warmup} s warm-up, ${w.once!.seconds} s measured), not ${r.meta.repeats} times: its figure is that one run${w.offered ? `; it offers ${int(w.offered)} calls/s in all` : ''}.`),
+  ];
+}
 
-  // Issue 10's targets: ipcbor over the raw loop.
-  const raw = 'raw';
-  if (r.systems.some((s) => s.id === raw && !s.unavailable) && r.systems.some((s) => direct(s) && !s.unavailable)) {
-    out.push('');
-    out.push('Targets (ipcbor / raw loop with no CBOR):');
-    const ipc = r.systems.filter((s) => direct(s) && !s.unavailable);
-    const codec = r.systems.some((s) => s.id === 'rawcodec' && !s.unavailable);
-    const th = ['workload', ...ipc.map((s) => `${s.id} / raw`), 'target', ...(codec ? ['raw+codec / raw', 'extended / raw+codec'] : [])];
-    const tr = r.workloads.map((w) => {
-      const base = figure(r, w.id, raw);
-      return [
-        w.id,
-        ...ipc.map((s) => {
-          const x = ratio(figure(r, w.id, s.id), base);
-          return x === undefined ? '-' : `${r2(x)} ${x >= w.target ? 'PASS' : 'below'}`;
-        }),
-        `>= ${w.target}`,
-        ...(codec ? [ratio(figure(r, w.id, 'rawcodec'), base), ratio(figure(r, w.id, ext), figure(r, w.id, 'rawcodec'))].map((x) => (x === undefined ? '-' : r2(x))) : []),
-      ];
-    });
-    out.push(table(th, tr));
-  }
+function targets(r: Report): string[] {
+  if (r.targets.length === 0) return [];
+  const rows = r.targets.map((t) => [
+    t.what,
+    t.workload,
+    t.ratio === undefined ? '-' : r3(t.ratio),
+    `${t.op} ${t.bound}`,
+    t.met === undefined ? `not judged: ${t.unjudged}` : t.met ? 'met' : 'NOT MET',
+  ]);
+  return ['', 'Targets (ratios of figures measured in this run):', table(['target', 'workload', 'ratio', 'bound', 'verdict'], rows, 2)];
+}
 
-  // ipcbor through a relay, over ipcbor extended direct.
-  const relayed = r.systems.filter((s) => s.via !== undefined && !s.unavailable);
-  const targeted = r.workloads.filter((w) => relayed.some((s) => !s.only || s.only.workloads.includes(w.id)));
-  if (hasExt && relayed.length > 0 && targeted.length > 0) {
-    out.push('');
-    out.push('Through a relay (figure / ipcbor extended direct, same run):');
-    const th = ['workload', ...relayed.map((s) => `${s.id} / extended`)];
-    const tr = targeted.map((w) => [
-      w.id,
-      ...relayed.map((s) => {
-        const st = statusOf(r, w.id, s);
-        if (st) return st;
-        const x = ratio(figure(r, w.id, s.id), figure(r, w.id, ext));
-        const t = s.targets?.[w.id];
-        if (x === undefined) return '-';
-        return t === undefined ? r2(x) : `${r2(x)} ${x >= t ? 'PASS' : 'below'} (>= ${t})`;
+/** ipcbor through a relay, over ipcbor extended direct. */
+function relayed(r: Report): string[] {
+  const ext = 'extended';
+  const hasExt = r.systems.some((s) => s.id === ext && !s.unavailable);
+  const via = r.systems.filter((s) => s.via !== undefined && !s.unavailable);
+  const targeted = r.workloads.filter((w) => via.some((s) => !s.only || s.only.workloads.includes(w.id)));
+  if (!hasExt || via.length === 0 || targeted.length === 0) return [];
+  const th = ['workload', ...via.map((s) => `${s.id} / extended`)];
+  const tr = targeted.map((w) => [
+    w.id,
+    ...via.map((s) => {
+      const st = statusOf(r, w.id, s);
+      if (st) return st;
+      const x = ratio(figure(r, w.id, s.id), figure(r, w.id, ext));
+      const t = s.targets?.[w.id];
+      if (x === undefined) return '-';
+      return t === undefined ? r2(x) : `${r2(x)} ${x >= t ? 'met' : 'NOT MET'} (>= ${t})`;
+    }),
+  ]);
+  return ['', 'Through a relay (figure / ipcbor extended direct, same run):', table(th, tr)];
+}
+
+/** p50 / p99 of every system on the workloads that time their calls (the paced one apart). */
+function latency(r: Report): string[] {
+  const ws = r.workloads.filter((w) => !w.periodMs && r.systems.some((s) => (cellOf(r, w.id, s.id)?.p99s.length ?? 0) > 0));
+  if (ws.length === 0) return [];
+  const rows = r.systems
+    .filter((s) => !s.unavailable)
+    .map((s) => [
+      s.label,
+      ...ws.map((w) => {
+        const c = cellOf(r, w.id, s.id);
+        return statusOf(r, w.id, s) ?? (c && c.p99s.length > 0 ? `${us(median(c.p50s))} / ${us(median(c.p99s))}` : '-');
       }),
     ]);
-    out.push(table(th, tr));
-  }
+  return ['', 'Latency per call, p50 / p99, microseconds (the median over repeats of each repeat\'s percentile):', table(['system', ...ws.map((w) => `${w.id} p50 / p99`)], rows)];
+}
 
-  // W1 latency.
-  if (r.workloads.some((w) => w.id === 'W1')) {
-    const rawP99 = median(cellOf(r, 'W1', raw)?.p99s ?? []);
-    out.push('');
-    out.push(`W1 latency per call, microseconds (median over repeats of each repeat's percentile); target: ipcbor p99 within ${r.p99Target}x of raw's:`);
-    const lr = r.systems
-      .filter((s) => !s.unavailable && (cellOf(r, 'W1', s.id)?.p99s.length ?? 0) > 0)
+/** CPU per call, client + server, on every workload. */
+function cpu(r: Report): string[] {
+  const rows = r.systems
+    .filter((s) => !s.unavailable)
+    .map((s) => [
+      s.label,
+      ...r.workloads.map((w) => {
+        const c = cellOf(r, w.id, s.id)?.cpu;
+        const st = statusOf(r, w.id, s);
+        if (st || !c || c.client.length === 0) return st ?? '-';
+        const client = median(c.client)!;
+        if (c.server.length === 0) return `${us(client)} (client only)`;
+        const server = median(c.server)!;
+        return `${us(median(c.server.map((x, i) => x + c.client[i]!)))} = ${us(client)} + ${us(server)}`;
+      }),
+    ]);
+  return [
+    '',
+    'CPU per call, microseconds: client + server = total (user + system time of each process over the window, each read in its own process; a relay counts with its server; median over repeats):',
+    table(['system', ...r.workloads.map((w) => w.id)], rows),
+  ];
+}
+
+/** The paced workload with memory (W6): rate against the offer, latency, the server's memory. */
+function paced(r: Report): string[] {
+  const out: string[] = [];
+  for (const w of r.workloads.filter((x) => x.periodMs)) {
+    const rows = r.systems
+      .filter((s) => !s.unavailable && !(s.only && !s.only.workloads.includes(w.id)))
       .map((s) => {
-        const c = cellOf(r, 'W1', s.id)!;
-        const p99 = median(c.p99s)!;
-        const x = ratio(p99, rawP99);
-        const verdict = x === undefined || !direct(s) ? '' : x <= r.p99Target ? ' PASS' : ' above';
-        return [s.label, median(c.p50s)!.toFixed(1), p99.toFixed(1), x === undefined ? '-' : `${x.toFixed(2)}${verdict}`];
+        const c = cellOf(r, w.id, s.id);
+        const st = statusOf(r, w.id, s);
+        if (st || !c || c.samples.length === 0) return [s.label, st ?? '-', '', '', '', '', '', '', ''];
+        const m = c.memory;
+        const total = c.cpu.server.length > 0 ? c.cpu.server[0]! + c.cpu.client[0]! : undefined;
+        return [
+          s.label,
+          `${fmt(figure(r, w.id, s.id), w.unit)}${w.offered ? ` (${((figure(r, w.id, s.id)! / w.offered) * 100).toFixed(0)}%)` : ''}`,
+          ms(median(c.p50s)),
+          ms(median(c.p99s)),
+          m ? mib(m.end.rss) : '-',
+          m ? mib(m.end.heapUsed) : '-',
+          m ? `+${mib(m.end.rss - m.baseline.rss)}` : '-',
+          m ? `+${mib(m.end.heapUsed - m.baseline.heapUsed)} (${int((m.end.heapUsed - m.baseline.heapUsed) / w.connections)} B/conn)` : '-',
+          us(total),
+        ];
       });
-    out.push(table(['system', 'p50 us', 'p99 us', 'p99 / raw p99'], lr));
-  }
-
-  const notes = r.systems.filter((s) => s.note || s.unavailable || s.only);
-  if (notes.length > 0) {
     out.push('');
-    for (const s of notes) {
-      const skipped = r.workloads.filter((w) => s.only && !s.only.workloads.includes(w.id)).map((w) => w.id);
-      const why = skipped.length > 0 ? `not run on ${skipped.join(', ')}: ${s.only!.why}` : undefined;
-      out.push(`${s.label}: ${s.unavailable ? `unavailable: ${s.unavailable}` : [s.note, why].filter(Boolean).join('; ')}`);
-    }
+    out.push(`${w.id}: ${int(w.connections)} connections to one server, each starting a call every ${w.periodMs} ms (offered ${int(w.offered ?? 0)} calls/s), schedules spread over the first ${w.periodMs} ms:`);
+    out.push(table(['system', 'achieved (of offered)', 'p50 ms', 'p99 ms', 'server RSS', 'heap used', 'RSS growth', 'heap growth', 'CPU us/call'], rows));
+    out.push(`Server memory read in the server after two GCs: at the window's end, and growth over its idle baseline before the connections opened (${w.once ? `one run, ${w.once.warmup} s warm-up, ${w.once.seconds} s measured` : 'median run'}).`);
+    out.push('RSS seldom shrinks back after earlier cells, so where systems share a server (ipcbor extended and base) heap growth compares them better.');
   }
-  const failures = Object.entries(r.cells).filter(([, c]) => c.errors.length > 0);
-  for (const [k, c] of failures) out.push(`${k} failed: ${c.errors[0]}`);
+  return out;
+}
 
+function notes(r: Report): string[] {
+  const out: string[] = [];
+  const noted = r.systems.filter((s) => s.note || s.unavailable || s.only);
+  if (noted.length > 0) out.push('');
+  for (const s of noted) {
+    const skipped = r.workloads.filter((w) => s.only && !s.only.workloads.includes(w.id)).map((w) => w.id);
+    const why = skipped.length > 0 ? `not run on ${skipped.join(', ')}: ${s.only!.why}` : undefined;
+    out.push(`${s.label}: ${s.unavailable ? `unavailable: ${s.unavailable}` : [s.note, why].filter(Boolean).join('; ')}`);
+  }
+  for (const [k, c] of Object.entries(r.cells)) {
+    if (c.errors.length === 0 && !c.unavailable) continue;
+    const [w, id] = k.split('/') as [string, string];
+    const s = r.systems.find((x) => x.id === id);
+    // A peer that cannot hold a paced workload's many connections is not a failure of the run.
+    const peerCannot = c.unavailable !== undefined || (s?.kind === 'peer' && r.workloads.find((x) => x.id === w)?.periodMs !== undefined);
+    out.push(`${s?.label ?? id}: ${peerCannot ? `unavailable on ${w}` : `${w} failed`}: ${c.unavailable ?? c.errors[0]}`);
+  }
+  return out;
+}
+
+export function renderTables(r: Report): string {
+  const m = r.meta;
+  const out: string[] = [
+    `node ${m.node} | ${m.cpu} | ${m.cores} cores${m.pinned ? `, client on CPU 0, servers on CPU 1${relays(m)}` : ', not pinned'} | median of ${m.repeats} x ${m.seconds} s per cell after ${m.warmup} s warm-up${load(m)}${m.commit ? ` | ipcbor ${m.commit}` : ''}`,
+    '',
+    ...throughput(r),
+    ...targets(r),
+    ...relayed(r),
+    ...latency(r),
+    ...cpu(r),
+    ...paced(r),
+    ...notes(r),
+  ];
   if (r.idle) {
     out.push('');
     out.push(`Idle connections (bench/idle.js${r.idle.status === 0 ? '' : `, exit ${r.idle.status}`}):`);
@@ -195,6 +305,7 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 const COLORS: Record<string, string> = {
   raw: '#8d939a',
   rawcodec: '#b3b8be',
+  rawcborx: '#a5abb3',
   rawcborg: '#c9cdd2',
   extended: '#1a66d2',
   base: '#6b9de6',
@@ -206,6 +317,19 @@ const COLORS: Record<string, string> = {
   nodeipc: '#8c5bbf',
 };
 
+/** Lines of at most `width` characters, broken at spaces (the SVG has no text wrapping). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return line ? [...lines, line] : lines;
+}
+
 function short(v: number, unit: string): string {
   if (unit === 'MiB/s') return `${v.toFixed(v < 10 ? 1 : 0)} MiB/s`;
   if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M/s`;
@@ -216,8 +340,9 @@ function short(v: number, unit: string): string {
 
 /** One panel per workload, one bar per system (scaled to the panel's best), figure and ratio to ipcbor extended at the bar's end. */
 export function renderSvg(r: Report): string {
-  const W = 820;
-  const labelW = 200;
+  const W = 900;
+  // Labels name the package and version measured.
+  const labelW = 270;
   const barMax = 420;
   const rowH = 20;
   const m = r.meta;
@@ -232,7 +357,9 @@ export function renderSvg(r: Report): string {
     const max = Math.max(1, ...values.filter((v): v is number => v !== undefined));
     const ext = figure(r, w.id, 'extended');
     y += 10;
-    parts.push(`<text x="16" y="${y + 4}" class="panel">${esc(`${w.id} · ${w.title} · ${w.unit}`)}</text>`);
+    const offer = w.offered ? ` achieved of ${int(w.offered)} offered` : '';
+    const once = w.once ? ` · once per system, ${w.once.seconds} s` : '';
+    parts.push(`<text x="16" y="${y + 4}" class="panel">${esc(`${w.id} · ${w.title} · ${w.unit}${offer}${once}`)}</text>`);
     y += 12;
     r.systems.forEach((s, i) => {
       const v = values[i];
@@ -249,18 +376,26 @@ export function renderSvg(r: Report): string {
       parts.push(`<rect x="${labelW}" y="${top + 3}" width="${len.toFixed(1)}" height="${rowH - 6}" rx="2" fill="${COLORS[s.id] ?? '#999'}"/>`);
       const x = ratio(v, ext);
       const note = s.id === 'extended' ? ' · reference' : x === undefined ? '' : ` · ${x.toFixed(2)}×`;
-      parts.push(`<text x="${(labelW + len + 6).toFixed(1)}" y="${mid}" class="value${strong}">${esc(short(v, w.unit) + note)}</text>`);
+      const c = cellOf(r, w.id, s.id)?.cpu;
+      const cpu = c && c.server.length > 0 ? ` · CPU ${us(median(c.server.map((v, i) => v + c.client[i]!)))} µs/call` : '';
+      parts.push(`<text x="${(labelW + len + 6).toFixed(1)}" y="${mid}" class="value${strong}">${esc(short(v, w.unit) + note + cpu)}</text>`);
     });
     y += r.systems.length * rowH + 6;
   }
   y += 8;
-  const unavailable = r.systems.filter((s) => s.unavailable);
-  for (const s of unavailable) {
-    parts.push(`<text x="16" y="${y}" class="meta">${esc(`${s.label}: unavailable: ${s.unavailable}`)}</text>`);
-    y += 16;
+  const footnotes = [
+    ...r.systems.filter((s) => s.unavailable).map((s) => `${s.label}: unavailable: ${s.unavailable}`),
+    ...Object.entries(r.cells)
+      .filter(([, c]) => c.unavailable)
+      .map(([k, c]) => `${r.systems.find((s) => s.id === k.split('/')[1])?.label ?? k}: unavailable on ${k.split('/')[0]}: ${c.unavailable}`),
+    ...r.workloads.filter((w) => w.once).map((w) => `${w.id}: measured once per system (${w.once!.warmup} s warm-up, ${w.once!.seconds} s).`),
+    ...(r.workloads.some((w) => w.id === 'W3') ? ['W3: JSON peers carry the 1 MiB as base64 text; grpc and zeromq as raw bytes.'] : []),
+    'CPU: client + server µs per call, each process read over the window. Source: bench/run.ts (npm run bench).',
+  ];
+  for (const line of footnotes.flatMap((f) => wrap(f, 150))) {
+    parts.push(`<text x="16" y="${y}" class="meta">${esc(line)}</text>`);
+    y += 14;
   }
-  parts.push(`<text x="16" y="${y}" class="meta">W3: JSON peers carry the 1 MiB as base64 text; grpc and zeromq as raw bytes. Source: bench/run.ts (npm run bench).</text>`);
-  y += 14;
   if (r.systems.some((s) => s.via !== undefined && !s.unavailable)) {
     parts.push(`<text x="16" y="${y}" class="meta">Via relay / bridge: a relay process between client (TCP or WebSocket on loopback) and the ipcbor server (unix socket).</text>`);
     y += 14;

@@ -1,11 +1,14 @@
 /**
  * The systems `npm run bench` compares, each reduced to a server (a script
- * forked on its own unix socket) and a way to open a `Caller` to it.
+ * forked on its own unix socket) and a way to open a `Caller` to it. Every
+ * one names the package and version it measured (in its label too).
  *
  * - raw: a hand-written `net` loop with the base framing and no CBOR, the
  *   params' CBOR bytes encoded once and echoed as bytes: the Node limit.
  * - rawcodec: the same loop, encoding and decoding with ipcbor's codec on
  *   both ends: the Node limit plus the CBOR work ipcbor cannot avoid.
+ * - rawcborx: the same with cbor-x in pure JS (bench/codecs.ts), the
+ *   fastest JS CBOR library: what that CBOR work costs done by it.
  * - rawcborg (opt-in): the same with plain cborg.
  * - extended, base: ipcbor's `connect()` (negotiated extended protocol, or
  *   the base framing) against one `serve()`.
@@ -14,21 +17,22 @@
  *   through the bridge. Judged against direct ipcbor extended.
  * - jsonrpc, grpc, zeromq, nodeipc: the peers (bench/peers/).
  */
-import { decode, encode } from 'cborg';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { connect as connectWebSocket } from '../src/browser/index.js';
 import { cbor, connect, type Client } from '../src/index.js';
+import { CBORG_VERSION, CBORX_OPTIONS, CBORX_PACKAGE, CODECS, cborxVersion, type CodecId } from './codecs.js';
 import type { ServerProcess } from './processes.js';
 import { RawClient } from './raw-client.js';
 import { PEERS, type PeerId } from './peers/index.js';
-import { peerRequire, peerVersion } from './peers/load.js';
+import { peerEnginesFloor, peerVersion } from './peers/load.js';
 import type { Caller, Workload, WorkloadId } from './workloads.js';
 
-export const SYSTEM_IDS = ['raw', 'rawcodec', 'rawcborg', 'extended', 'base', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'] as const;
+export const SYSTEM_IDS = ['raw', 'rawcodec', 'rawcborx', 'rawcborg', 'extended', 'base', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'] as const;
 export type SystemId = (typeof SYSTEM_IDS)[number];
 /** What runs when no selection is given (rawcborg is history: the codec ipcbor used before its own). */
-export const DEFAULT_SYSTEMS: readonly SystemId[] = ['raw', 'rawcodec', 'extended', 'base', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'];
+export const DEFAULT_SYSTEMS: readonly SystemId[] = ['raw', 'rawcodec', 'rawcborx', 'extended', 'base', 'relay', 'bridge', 'jsonrpc', 'grpc', 'zeromq', 'nodeipc'];
 
 export interface ServerSpec {
   /** One server process per key; systems with the same key share it. */
@@ -43,8 +47,8 @@ export interface System {
   id: SystemId;
   label: string;
   kind: 'baseline' | 'ipcbor' | 'peer';
-  /** Package and version for peers. */
-  pkg?: string;
+  /** The package measured and its version (undefined: not installed). */
+  pkg: string;
   version?: string;
   /** How the system carries the workloads, where it differs from ipcbor. */
   note?: string;
@@ -58,13 +62,19 @@ export interface System {
   open(server: ServerProcess, w: Workload): Promise<Caller>;
   /** Whether an answer is the echo of the workload's params. */
   check(answer: unknown, w: Workload): boolean;
-  /** Why the system cannot run here, or undefined. */
-  unavailable(): string | undefined;
+  /** Its package is installed with bench/peers (not always there): its absence does not fail the run. */
+  fromPeers?: boolean;
+  /** Why the system cannot run here, or undefined (a peer is loaded to find out). */
+  unavailable(): Promise<string | undefined>;
+  /** Why it cannot run one workload here (e.g. hold W6's 10,000 connections in one process), known before trying. */
+  cannot?(w: Workload): string | undefined;
 }
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const METHOD = Buffer.from('echo');
-const INSERTION_ORDER = { mapSorter: undefined };
+const available = async (): Promise<undefined> => undefined;
+/** ipcbor's version (this checkout's package.json). */
+const IPCBOR_VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 
 /** Structural equality of decoded values (bytes by content). */
 export function same(a: unknown, b: unknown): boolean {
@@ -78,7 +88,7 @@ export function same(a: unknown, b: unknown): boolean {
   return ka.length === kb.length && ka.every((k) => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
-const rawServer = (mode?: string): ServerSpec => ({ key: mode ? `raw-${mode}` : 'raw', script: here('./raw-server.js'), args: mode ? [mode] : [] });
+const rawServer = (mode?: CodecId): ServerSpec => ({ key: mode ? `raw-${mode}` : 'raw', script: here('./raw-server.js'), args: mode ? [mode] : [] });
 const ipcborServer: ServerSpec = { key: 'ipcbor', script: here('./server.js'), args: [] };
 const decoded = (answer: unknown, w: Workload) => same(answer, w.params);
 
@@ -99,10 +109,12 @@ async function calling(c: Pick<Client, 'protocol' | 'call' | 'close'>, protocol:
 function ipcbor(id: 'extended' | 'base'): System {
   return {
     id,
-    label: `ipcbor ${id}`,
+    label: `ipcbor ${IPCBOR_VERSION} ${id}`,
     kind: 'ipcbor',
+    pkg: 'ipcbor',
+    version: IPCBOR_VERSION,
     server: ipcborServer,
-    unavailable: () => undefined,
+    unavailable: available,
     check: decoded,
     open: (server, w) => ipcborCaller(server.address, id, w),
   };
@@ -116,40 +128,79 @@ function ipcbor(id: 'extended' | 'base'): System {
 function viaRelay(id: 'relay' | 'bridge', listen: 'tcp' | 'ws', via: string, note: string, target: number, dial: (address: string) => Promise<Pick<Client, 'protocol' | 'call' | 'close'>>): System {
   return {
     id,
-    label: `ipcbor via ${via}`,
+    label: `ipcbor ${IPCBOR_VERSION} via ${via}`,
     kind: 'ipcbor',
+    pkg: 'ipcbor',
+    version: IPCBOR_VERSION,
     via,
     note: `${note}; pinned, the relay runs with the servers (CPU 1: it shares the service side's core with the server; BENCH_RELAY_CPU moves it)`,
     only: { workloads: ['W1', 'W2', 'W4'], why: 'measured on the small-call workloads W1, W2 and W4 only' },
     targets: { W2: target, W4: target },
     server: { key: `relay-${listen}`, script: here('./relay-server.js'), args: [listen], fronts: ipcborServer },
-    unavailable: () => undefined,
+    unavailable: available,
     check: decoded,
     open: async (server, w) => calling(await dial(server.address), 'extended', w),
   };
 }
 
-function peer(id: PeerId, label: string, note: string, main: string): System {
+function peer(id: PeerId, label: string, note: string): System {
   const mod = PEERS[id];
   const version = peerVersion(mod.PACKAGE);
+  const floor = peerEnginesFloor(mod.PACKAGE);
+  const outside = floor === undefined ? '' : `; its engines field asks for Node >= ${floor}, this run is on ${process.version} (it loaded, and every cell checks its echo)`;
   return {
     id,
     label: `${label} ${version ?? ''}`.trim(),
     kind: 'peer',
     pkg: mod.PACKAGE,
     ...(version ? { version } : {}),
-    note,
+    note: note + outside,
     server: { key: id, script: here('./peer-server.js'), args: [id] },
     check: decoded,
     open: (server, w) => mod.connect(server.socketPath, w),
-    unavailable() {
+    ...('cannot' in mod ? { cannot: mod.cannot } : {}),
+    async unavailable() {
       if (!version) return `${mod.PACKAGE} is not installed (npm run bench:peers)`;
       try {
-        peerRequire(main);
+        await mod.load();
         return undefined;
       } catch (err) {
-        return `${mod.PACKAGE} does not load: ${(err as Error).message.split('\n')[0]}`;
+        const why = `${mod.PACKAGE} ${version} does not load on node ${process.version}: ${(err as Error).message.split('\n')[0]}`;
+        return floor === undefined ? why : `${why} (its engines field asks for Node >= ${floor})`;
       }
+    },
+  };
+}
+
+/**
+ * The raw loop (bench/raw-client.ts, raw-server.ts) with a codec of
+ * bench/codecs.ts on both ends: the client encodes the params and decodes
+ * the answer on every call, the server decodes and encodes again.
+ */
+function rawWith(id: SystemId, codec: CodecId, what: { label: string; pkg: string; version: string | undefined; note?: string; fromPeers?: boolean }): System {
+  return {
+    id,
+    label: `raw loop + ${what.label}${what.version ? ` ${what.version}` : ''}`,
+    kind: 'baseline',
+    pkg: what.pkg,
+    ...(what.version ? { version: what.version } : {}),
+    ...(what.note ? { note: what.note } : {}),
+    ...(what.fromPeers ? { fromPeers: true } : {}),
+    server: rawServer(codec),
+    unavailable: async () => {
+      if (what.version === undefined) return `${what.pkg} is not installed (npm run bench:peers)`;
+      try {
+        CODECS[codec]();
+        return undefined;
+      } catch (err) {
+        return `${what.pkg} does not load: ${(err as Error).message.split('\n')[0]}`;
+      }
+    },
+    check: decoded,
+    async open(server, w) {
+      const c = await RawClient.connect(server.socketPath);
+      const { encode, decode } = CODECS[codec]();
+      return { call: async () => decode(await c.call(METHOD, encode(w.params))), close: () => c.close() };
     },
   };
 }
@@ -157,10 +208,12 @@ function peer(id: PeerId, label: string, note: string, main: string): System {
 export const SYSTEMS: Record<SystemId, System> = {
   raw: {
     id: 'raw',
-    label: 'raw net loop (no CBOR)',
+    label: `raw net loop (no CBOR, node:net ${process.version})`,
     kind: 'baseline',
+    pkg: 'node:net',
+    version: process.version,
     server: rawServer(),
-    unavailable: () => undefined,
+    unavailable: available,
     // The same bytes ipcbor puts on the wire as params, encoded once; the answer is those bytes.
     check: (answer, w) => same(answer, cbor.encode(w.params)),
     async open(server, w) {
@@ -169,30 +222,15 @@ export const SYSTEMS: Record<SystemId, System> = {
       return { call: () => c.call(METHOD, payload), close: () => c.close() };
     },
   },
-  rawcodec: {
-    id: 'rawcodec',
-    label: 'raw loop + ipcbor codec',
-    kind: 'baseline',
-    server: rawServer('codec'),
-    unavailable: () => undefined,
-    check: decoded,
-    async open(server, w) {
-      const c = await RawClient.connect(server.socketPath);
-      return { call: async () => cbor.decode(await c.call(METHOD, cbor.encode(w.params))), close: () => c.close() };
-    },
-  },
-  rawcborg: {
-    id: 'rawcborg',
-    label: 'raw loop + cborg',
-    kind: 'baseline',
-    server: rawServer('cborg'),
-    unavailable: () => undefined,
-    check: decoded,
-    async open(server, w) {
-      const c = await RawClient.connect(server.socketPath);
-      return { call: async () => decode(await c.call(METHOD, encode(w.params, INSERTION_ORDER))), close: () => c.close() };
-    },
-  },
+  rawcodec: rawWith('rawcodec', 'codec', { label: 'ipcbor codec', pkg: 'ipcbor', version: IPCBOR_VERSION }),
+  rawcborx: rawWith('rawcborx', 'cborx', {
+    label: 'cbor-x',
+    pkg: CBORX_PACKAGE,
+    version: cborxVersion(),
+    fromPeers: true,
+    note: `cbor-x in pure JS: its native part (cbor-extract) is not installed, and CBOR_NATIVE_ACCELERATION_DISABLED=true is set in every process that loads it, before it loads; ${CBORX_OPTIONS}`,
+  }),
+  rawcborg: rawWith('rawcborg', 'cborg', { label: 'cborg', pkg: 'cborg', version: CBORG_VERSION }),
   extended: ipcbor('extended'),
   base: ipcbor('base'),
   relay: viaRelay(
@@ -212,8 +250,8 @@ export const SYSTEMS: Record<SystemId, System> = {
     0.5,
     (address) => connectWebSocket(address, { WebSocket }),
   ),
-  jsonrpc: peer('jsonrpc', 'vscode-jsonrpc', 'JSON-RPC 2.0, Content-Length framing, JSON; W3 as base64 text', 'vscode-jsonrpc/node'),
-  grpc: peer('grpc', '@grpc/grpc-js', 'unary calls over HTTP/2; JSON messages, W3 as raw bytes', '@grpc/grpc-js'),
-  zeromq: peer('zeromq', 'zeromq', 'DEALER/ROUTER over ipc://; JSON messages, W3 as a raw bytes frame', 'zeromq'),
-  nodeipc: peer('nodeipc', 'node-ipc', 'event messages, JSON with \\f delimiters, answers in order; W3 as base64 text', 'node-ipc'),
+  jsonrpc: peer('jsonrpc', 'vscode-jsonrpc', 'JSON-RPC 2.0, Content-Length framing, JSON; W3 as base64 text'),
+  grpc: peer('grpc', '@grpc/grpc-js', 'unary calls over HTTP/2; JSON messages, W3 as raw bytes'),
+  zeromq: peer('zeromq', 'zeromq', 'DEALER/ROUTER over ipc://; JSON messages, W3 as a raw bytes frame'),
+  nodeipc: peer('nodeipc', 'node-ipc', "event messages (its default 'fast' parser: JSON with \\f delimiters), answers in order; W3 as base64 text"),
 };

@@ -29,7 +29,7 @@ interface Grpc {
 }
 
 export const PACKAGE = '@grpc/grpc-js';
-const load = () => peerRequire<Grpc>('@grpc/grpc-js');
+export const load = () => peerRequire<Grpc>('@grpc/grpc-js');
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 const unjson = (b: Buffer) => JSON.parse(b.toString('utf8')) as unknown;

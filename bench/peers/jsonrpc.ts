@@ -23,7 +23,7 @@ interface JsonRpc {
 }
 
 export const PACKAGE = 'vscode-jsonrpc';
-const load = () => peerRequire<JsonRpc>('vscode-jsonrpc/node');
+export const load = () => peerRequire<JsonRpc>('vscode-jsonrpc/node');
 
 const over = (rpc: JsonRpc, socket: Socket) => rpc.createMessageConnection(new rpc.StreamMessageReader(socket), new rpc.StreamMessageWriter(socket));
 

@@ -2,14 +2,16 @@
  * Loading the peers ipcbor is compared with. They live in their own
  * package (bench/peers/package.json, installed with `npm run bench:peers`,
  * that is `npm ci --ignore-scripts`), not in the library's dependencies, and
- * are loaded at run time with a require rooted there: the library's build
- * and tests never need them, and a peer that is missing or does not load
- * shows up in the bench output as "unavailable: why".
+ * are loaded at run time with a require (or, for an ES module, an import)
+ * rooted there: the library's build and tests never need them, and a peer
+ * that is missing or does not load shows up in the bench output as
+ * "unavailable: why".
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** bench/peers in the source tree (this file runs as dist/bench/peers/load.js). */
 export const PEERS_DIR = fileURLToPath(new URL('../../../bench/peers/', import.meta.url));
@@ -21,13 +23,46 @@ export function peerRequire<T>(name: string): T {
   return req(name) as T;
 }
 
-/** The installed version of a peer package, or undefined when it is not installed. */
-export function peerVersion(name: string): string | undefined {
+/** import() a peer package that is an ES module (node-ipc 14), resolved from bench/peers/node_modules. */
+export async function peerImport<T>(name: string): Promise<T> {
+  return (await import(pathToFileURL(req.resolve(name)).href)) as T;
+}
+
+interface Manifest {
+  version?: string;
+  engines?: { node?: string };
+}
+
+function manifest(name: string): Manifest | undefined {
   try {
-    return (JSON.parse(readFileSync(join(PEERS_DIR, 'node_modules', name, 'package.json'), 'utf8')) as { version?: string }).version;
+    return JSON.parse(readFileSync(join(PEERS_DIR, 'node_modules', name, 'package.json'), 'utf8')) as Manifest;
   } catch {
     return undefined;
   }
+}
+
+/** The installed version of a peer package, or undefined when it is not installed. */
+export function peerVersion(name: string): string | undefined {
+  return manifest(name)?.version;
+}
+
+const numbers = (v: string) => v.replace(/^v/, '').split('.').map((x) => Number.parseInt(x, 10) || 0);
+
+/** Whether version a is below b (x.y.z, numerically). */
+function below(a: string, b: string): boolean {
+  const [x, y] = [numbers(a), numbers(b)];
+  for (let i = 0; i < 3; i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) < (y[i] ?? 0);
+  return false;
+}
+
+/**
+ * The package's declared Node floor (its engines field, a ">=x.y.z") when
+ * this Node is below it, else undefined: the report says the package ran
+ * outside what it supports (every cell still checks its echo).
+ */
+export function peerEnginesFloor(name: string, node = process.version): string | undefined {
+  const floor = /^\s*>=\s*v?(\d+(?:\.\d+){0,2})\s*$/.exec(manifest(name)?.engines?.node ?? '')?.[1];
+  return floor !== undefined && below(node, floor) ? floor : undefined;
 }
 
 /**
@@ -58,4 +93,11 @@ export class Fifo {
   fail(e: Error): void {
     for (const w of this.waiting.splice(0)) w.reject(e);
   }
+}
+
+/** This process's limit on open files (the shell's `ulimit -n`, which children inherit), or undefined if unknown. */
+export function openFileLimit(): number | undefined {
+  const r = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' });
+  const n = Number.parseInt(r.stdout ?? '', 10);
+  return r.status === 0 && Number.isFinite(n) ? n : undefined;
 }

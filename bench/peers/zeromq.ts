@@ -12,7 +12,7 @@
  */
 import { unlinkSync } from 'node:fs';
 import type { Caller, Workload } from '../workloads.js';
-import { peerRequire } from './load.js';
+import { openFileLimit, peerRequire } from './load.js';
 
 type Frames = Buffer[];
 interface ZSocket extends AsyncIterable<Frames> {
@@ -25,10 +25,23 @@ interface ZSocket extends AsyncIterable<Frames> {
 interface Zmq {
   Router: new () => ZSocket;
   Dealer: new () => ZSocket;
+  context: { maxSockets: number };
 }
 
 export const PACKAGE = 'zeromq';
-const load = () => peerRequire<Zmq>('zeromq');
+let zmq: Zmq | undefined;
+/**
+ * The module, its shared context allowed W6's 10,000 sockets and more
+ * (libzmq's default is 1,023; the limit is read when the context's first
+ * socket is made, so it is set before).
+ */
+export function load(): Zmq {
+  if (zmq === undefined) {
+    zmq = peerRequire<Zmq>('zeromq');
+    zmq.context.maxSockets = 20_000;
+  }
+  return zmq;
+}
 
 const JSON_KIND = Buffer.from('j');
 const BYTES_KIND = Buffer.from('b');
@@ -60,6 +73,22 @@ export async function serve(socketPath: string): Promise<{ address: string; stop
       }
     },
   };
+}
+
+/** File descriptors a DEALER holds in the client process: its connection and its mailbox's eventfd (counted: 2 per socket). */
+const FDS_PER_CLIENT = 2;
+
+/**
+ * Why this client process cannot hold the workload's connections, if it
+ * cannot: one process holds them all, and at two descriptors a socket
+ * 10,000 DEALERs need more than a 20,000 open-file limit leaves (libzmq
+ * then waits to connect rather than failing, so the bench says so up front).
+ */
+export function cannot(w: Workload): string | undefined {
+  const limit = openFileLimit();
+  const need = w.connections * FDS_PER_CLIENT;
+  if (limit === undefined || need + 200 <= limit) return undefined;
+  return `one process holding ${w.connections.toLocaleString('en-US')} DEALER sockets needs over ${need.toLocaleString('en-US')} file descriptors (each holds its connection and its mailbox's eventfd), and the open-file limit (ulimit -n) is ${limit.toLocaleString('en-US')}`;
 }
 
 export async function connect(socketPath: string, w: Workload): Promise<Caller> {
