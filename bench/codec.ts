@@ -100,7 +100,18 @@ interface Row {
   oldDecode: number;
   newDecode: number;
   /** cbor-x, when installed: its times, its encoding's size, and whether ipcbor's codec is at or below its time. */
-  cborx?: { encode: number; decode: number; bytes: number; sameBytes: boolean; ipcborEncodeAtOrBelow: boolean; ipcborDecodeAtOrBelow: boolean; decodesBytesAsView?: boolean };
+  cborx?: {
+    encode: number;
+    decode: number;
+    bytes: number;
+    sameBytes: boolean;
+    ipcborEncodeAtOrBelow: boolean;
+    ipcborDecodeAtOrBelow: boolean;
+    decodesBytesAsView?: boolean;
+    /** Where cbor-x's decode returns byte strings as views: like against like, copies against copies (ipcbor decode, cbor-x copyBuffers) and views against views (ipcbor decodeOwned, what the framing uses for frames it owns, against cbor-x's default). */
+    copying?: { ipcbor: number; cborx: number; atOrBelow: boolean };
+    views?: { ipcbor: number; cborx: number; atOrBelow: boolean };
+  };
 }
 
 let sink = 0;
@@ -133,6 +144,18 @@ for (const [message, value] of MESSAGES) {
     // A byte string cbor-x returns as a view into the input it decoded, not a copy: far less work than ipcbor's decode(), which copies.
     const back = c!.decode(theirs);
     if (back instanceof Uint8Array) row.cborx.decodesBytesAsView = back.buffer === theirs.buffer;
+    if (row.cborx.decodesBytesAsView && c!.decodeCopying) {
+      const owned = bytes.slice();
+      const [ipcborCopy, xCopy, ipcborViews, xViews] = timeAll([
+        () => (sink += cbor.decode(bytes) === null ? 1 : 0),
+        () => (sink += c!.decodeCopying!(theirs) === null ? 1 : 0),
+        () => (sink += cbor.decodeOwned!(owned) === null ? 1 : 0),
+        () => (sink += c!.decode(theirs) === null ? 1 : 0),
+      ]);
+      row.cborx.copying = { ipcbor: ipcborCopy!, cborx: xCopy!, atOrBelow: ipcborCopy! <= xCopy! };
+      row.cborx.views = { ipcbor: ipcborViews!, cborx: xViews!, atOrBelow: ipcborViews! <= xViews! };
+      row.cborx.ipcborDecodeAtOrBelow = row.cborx.copying.atOrBelow && row.cborx.views.atOrBelow;
+    }
   }
   rows.push(row);
 }
@@ -170,7 +193,12 @@ if (json) {
     for (const r of rows) {
       if (!r.cborx) continue;
       const size = (r.cborx.sameBytes ? 'same bytes' : `cbor-x writes ${r.cborx.bytes} bytes`) + (r.cborx.decodesBytesAsView ? '; cbor-x decodes the bytes as a view into its input (no copy)' : '');
-      console.log(`  ${r.message}: ipcbor encode ${verdict(r.cborx.ipcborEncodeAtOrBelow)} (${f(r.newEncode)} vs ${f(r.cborx.encode)} ns), decode ${verdict(r.cborx.ipcborDecodeAtOrBelow)} (${f(r.newDecode)} vs ${f(r.cborx.decode)} ns); ${size}`);
+      const { copying, views } = r.cborx;
+      const decode =
+        copying && views
+          ? `decode copying byte strings ${verdict(copying.atOrBelow)} (${f(copying.ipcbor)} vs ${f(copying.cborx)} ns with copyBuffers), decode into views ${verdict(views.atOrBelow)} (decodeOwned ${f(views.ipcbor)} vs ${f(views.cborx)} ns)`
+          : `decode ${verdict(r.cborx.ipcborDecodeAtOrBelow)} (${f(r.newDecode)} vs ${f(r.cborx.decode)} ns)`;
+      console.log(`  ${r.message}: ipcbor encode ${verdict(r.cborx.ipcborEncodeAtOrBelow)} (${f(r.newEncode)} vs ${f(r.cborx.encode)} ns), ${decode}; ${size}`);
     }
   } else {
     console.log(x.missing);

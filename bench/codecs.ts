@@ -15,6 +15,8 @@ import { peerRequire, peerVersion } from './peers/load.js';
 export interface BenchCodec {
   encode(value: unknown): Uint8Array;
   decode(bytes: Uint8Array): unknown;
+  /** Where `decode` returns byte strings as views into its input: a decode that copies them (cbor-x's copyBuffers). */
+  decodeCopying?(bytes: Uint8Array): unknown;
 }
 
 export type CodecId = 'codec' | 'cborg' | 'cborx';
@@ -61,7 +63,9 @@ export function loadCborX(): BenchCodec {
   if (x.isNativeAccelerationEnabled) throw new Error('cbor-x loaded its native acceleration although CBOR_NATIVE_ACCELERATION_DISABLED=true');
   const encoder = new x.Encoder({ useRecords: false, tagUint8Array: false });
   const decoder = new x.Decoder({ useRecords: false, mapsAsObjects: true });
-  cborx = { encode: (v) => encoder.encode(v), decode: (b) => decoder.decode(b) };
+  // The same decoder copying byte strings out, as ipcbor's decode() does (its default returns views into the input).
+  const copying = new x.Decoder({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
+  cborx = { encode: (v) => encoder.encode(v), decode: (b) => decoder.decode(b), decodeCopying: (b) => copying.decode(b) };
   return cborx;
 }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { cbor, createCodec } from '../../src/core/codec/cbor.js';
+import { kept as keptBytes } from '../../src/core/codec/encode.js';
 import { IpcborError } from '../../src/core/errors.js';
 import { golden, hex, toHex, values } from '../fixtures/golden.js';
 
@@ -302,5 +303,34 @@ describe('codec: decoder edges', () => {
     const big = hex('ff 83 01 02 03 ff'.replace(/ /g, ''));
     assert.deepEqual(cbor.decode(big.subarray(1, 5)), [1, 2, 3]);
     assert.equal(decodeCode(big.subarray(1, 4)), 'IPCBOR_ERR_DECODE');
+  });
+});
+
+describe('encode results', () => {
+  it('small results share a slab but are never overwritten: every one kept still holds its own bytes', () => {
+    const kept: [unknown, Uint8Array][] = [];
+    // Enough results of every size up to the slab's item limit to fill many slabs.
+    for (let i = 0; i < 3000; i++) {
+      const value = { i, text: 'x'.repeat(i % 1500), bytes: new Uint8Array(i % 700).fill(i & 0xff) };
+      kept.push([value, cbor.encode(value)]);
+    }
+    for (const [value, bytes] of kept) assert.deepEqual(cbor.decode(bytes), value);
+    // Slab views: a result is a view of a larger buffer, starting on an 8-byte boundary.
+    const small = cbor.encode({ a: 1 });
+    assert.ok(small.buffer.byteLength > small.byteLength && small.byteOffset % 8 === 0);
+  });
+
+  it('kept() copies a small view of a shared slab, and leaves large or whole results alone', () => {
+    const small = cbor.encode('hello');
+    const copy = keptBytes(small);
+    assert.notEqual(copy.buffer, small.buffer);
+    assert.equal(copy.buffer.byteLength, small.byteLength);
+    assert.deepEqual(copy, small);
+    const big = cbor.encode(new Uint8Array(100_000).fill(7));
+    assert.equal(keptBytes(big), big);
+    // A large byte string on its own: exactly its head and its bytes, in a buffer of its own.
+    assert.equal(big.buffer.byteLength, big.byteLength);
+    assert.equal(big.byteLength, 5 + 100_000);
+    assert.deepEqual(cbor.decode(big), new Uint8Array(100_000).fill(7));
   });
 });

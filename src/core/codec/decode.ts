@@ -13,6 +13,7 @@
  * the input's size, and nested claims cannot add up beyond it either.
  */
 import { IpcborError } from '../errors.js';
+import { copyOf } from './encode.js';
 
 export interface DecodeLimits {
   maxDepth: number;
@@ -189,7 +190,7 @@ function decodeItem(depth: number): unknown {
       objects++;
       // A copy: the input's memory belongs to a socket chunk (unless the
       // caller handed over the whole buffer: then a large one is a view).
-      const out = share && n >= SHARE_BYTES && n * 2 >= end ? data.subarray(pos, pos + n) : data.slice(pos, pos + n);
+      const out = share && n >= SHARE_BYTES && n * 2 >= end ? data.subarray(pos, pos + n) : copyOf(data.subarray(pos, pos + n));
       pos += n;
       return out;
     }

@@ -36,6 +36,74 @@ function fail(message: string): never {
   throw new IpcborError('IPCBOR_ERR_ENCODE', message);
 }
 
+/**
+ * Small results are copied into a shared slab and handed out as views of
+ * it, as Node's Buffer pool does: a typed array of its own costs an
+ * allocation of its own memory (most of an encode's time for a 1 KiB
+ * result), a view of the slab does not. Bytes in the slab are never
+ * written twice (a full slab is replaced, not reused), so a result stays
+ * valid as long as it is kept; what it costs is that a kept result keeps
+ * its slab's memory too, at most SLAB_BYTES.
+ */
+const SLAB_BYTES = 32 * 1024;
+const SLAB_ITEM_BYTES = 4 * 1024;
+let slab = new ArrayBuffer(0);
+let slabUsed = 0;
+
+/** The `n` bytes just written, copied into the slab. */
+function fromSlab(n: number): Uint8Array {
+  if (slabUsed + n > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, n);
+  // Small results byte by byte: set() costs more than the copy at that size.
+  if (n <= 32) for (let i = 0; i < n; i++) out[i] = buf[i]!;
+  else out.set(buf.subarray(0, n));
+  // Views start on 8-byte boundaries, as Node's pool keeps them.
+  slabUsed += (n + 7) & ~7;
+  return out;
+}
+
+/**
+ * `bytes` to keep past this turn: a small result that is a view into a
+ * slab (or any small view into a larger buffer) is copied, so that keeping
+ * it does not keep the rest of that memory, which nothing accounts for.
+ */
+export function kept(bytes: Uint8Array): Uint8Array {
+  return bytes.byteLength <= SLAB_ITEM_BYTES && bytes.byteLength < bytes.buffer.byteLength ? bytes.slice() : bytes;
+}
+
+/**
+ * `n` bytes of memory the caller fills at once. Where the platform can give
+ * memory that is not zeroed first (Node's Buffer.allocUnsafeSlow), a large
+ * copy does not pay to clear it beforehand; elsewhere a plain Uint8Array.
+ * Either way a plain Uint8Array of its own memory is returned.
+ */
+const allocUnsafeSlow = (globalThis as { Buffer?: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer?.allocUnsafeSlow;
+export function freshBytes(n: number): Uint8Array {
+  if (allocUnsafeSlow === undefined || n < 1024) return new Uint8Array(n);
+  const b = allocUnsafeSlow(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
+}
+
+/** A copy of `bytes` in memory of its own. */
+export function copyOf(bytes: Uint8Array): Uint8Array {
+  const out = freshBytes(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
+/** A large byte string on its own: its head and its bytes in one allocation of exactly their size, one copy. */
+function wholeBytes(bytes: Uint8Array): Uint8Array {
+  pos = 0;
+  writeHead(0x40, bytes.length);
+  const out = freshBytes(pos + bytes.length);
+  out.set(buf.subarray(0, pos));
+  out.set(bytes, pos);
+  return out;
+}
+
 /** Encodes `value`; every error is an IpcborError IPCBOR_ERR_ENCODE. */
 export function encodeValue(value: unknown): Uint8Array {
   if (busy) return encodeNested(value);
@@ -43,8 +111,10 @@ export function encodeValue(value: unknown): Uint8Array {
   pos = 0;
   depth = 0;
   try {
+    if (value instanceof Uint8Array && value.length > SLAB_ITEM_BYTES && depth === 0) return wholeBytes(value);
     writeValue(value);
-    if (pos <= KEEP_BYTES) return buf.slice(0, pos);
+    if (pos <= SLAB_ITEM_BYTES) return fromSlab(pos);
+    if (pos <= KEEP_BYTES) return copyOf(buf.subarray(0, pos));
     // A large result: hand over the buffer itself rather than copy it
     // (a 64 MiB message is copied once, into here), and start afresh.
     const out = buf.subarray(0, pos);

@@ -24,6 +24,7 @@ import {
   MAX_TIMER_MS,
 } from '../constants.js';
 import { IdTable } from '../peer/id-table.js';
+import { kept } from '../codec/encode.js';
 import { cbor, type Codec } from '../codec/cbor.js';
 import { IpcborError, asIpcborError, guarded, messageOf } from '../errors.js';
 import { encodeErrorResponse, encodeResponse, type FrameParts } from '../frame/encoder.js';
@@ -612,7 +613,8 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     const peer = this.peer;
     if (call.kind === 'base') {
       const answer = this.baseAnswer(value, error);
-      call.answer = answer;
+      // An answer that must wait for those before it is kept a while: not as a view into a shared slab.
+      call.answer = this.slots[0] === call ? answer : [answer[0], kept(answer[1])];
       peer.budget.charge(answerBytes(answer));
       this.finish(call, error);
       this.flushSlots();
@@ -746,7 +748,8 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     if (!room) peer.flow.waitForRoom();
     const limits = this.shared.limits;
     if (this.eventBacklog === NO_EVENTS) this.eventBacklog = [];
-    this.eventBacklog.push({ payload, name, alias });
+    // Held for a while, maybe long: not as a view that keeps a shared slab alive.
+    this.eventBacklog.push({ payload: kept(payload), name, alias });
     this.eventBytes += payload.length;
     peer.budget.charge(payload.length + EVENT_ENTRY_BYTES);
     while (this.eventBacklog.length > 1 && (this.eventBacklog.length > limits.eventQueue || this.eventBytes > limits.eventQueueBytes || !this.eventRoom)) {
