@@ -390,7 +390,9 @@ export async function startTarget(memEvery = 10): Promise<Target> {
         `# fuzz ${JSON.stringify({ property: name, cases: t.cases, baseline: mb(held(baseline)), peak: mb(held(t.peak)), after: mb(held(after)), bound: mb(bound), peakRss: mb(t.peak.rss), connsLeft: conns - 1 })}`,
       );
       t.cases = 0;
-      assert.equal(conns, 1, 'only the probe is left connected');
+      // What holds a connection that should have gone: the failure says why.
+      const left = conns === 1 ? [] : await probe.call<unknown[]>('leftover');
+      assert.equal(conns, 1, `only the probe is left connected; left: ${JSON.stringify(left)}`);
     },
     async close() {
       probe.destroy();
