@@ -188,7 +188,8 @@ export async function listenAll(
       }
       // Errors after accept are the connection's business (its close says why).
       socket.on('error', () => {});
-      hand(new SocketTransport(socket), {
+      // A client that left is gone, also while its connection is not read (see SocketTransport).
+      hand(new SocketTransport(socket, { watchPeer: true }), {
         transport: a.kind,
         ...(socket.remoteAddress ? { remote: `${socket.remoteAddress}:${socket.remotePort}` } : {}),
         ...(peer ? { peer } : {}),

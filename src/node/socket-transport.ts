@@ -13,6 +13,76 @@ import type { TransportSink } from '../core/transport.js';
 /** Parts up to this size are copied into the tick's batch; larger ones are written as they are. */
 const COALESCE_BYTES = 16 * 1024;
 
+/** How often a paused server socket is checked for a client that left (see checkPeer). */
+export const PEER_CHECK_MS = 1000;
+
+/** A write of no bytes: nothing goes on the wire, but it fails once the operating system knows the peer is gone. */
+const NOTHING = Buffer.alloc(0);
+
+/**
+ * Paused server sockets, all checked by one background timer (pauses
+ * come and go with the budget: no timer is made per pause). The timer
+ * stops at the first tick that finds none.
+ */
+const paused = new Set<SocketTransport>();
+let checking: ReturnType<typeof setInterval> | undefined;
+
+function watchPaused(t: SocketTransport): void {
+  paused.add(t);
+  if (checking !== undefined) return;
+  checking = setInterval(checkPaused, PEER_CHECK_MS);
+  checking.unref();
+}
+
+function checkPaused(): void {
+  if (paused.size === 0) {
+    clearInterval(checking);
+    checking = undefined;
+    return;
+  }
+  for (const t of paused) checkPeer(t.socket);
+}
+
+/**
+ * Has the client of this paused socket left? Node cannot say by itself: a
+ * paused socket reads ahead until its buffer reaches the high-water mark
+ * and then stops reading, and it emits 'end' only once everything before
+ * the FIN has been read. So a connection that stays paused (its calls hold
+ * its budget, and they end only when the client cancels them or leaves)
+ * would never learn that its client left, and hold all it holds for good.
+ */
+function checkPeer(s: Socket): void {
+  if (s.destroyed) return;
+  const buffered = s.readableLength;
+  if (buffered < s.readableHighWaterMark) {
+    // Node still reads, so the FIN may have come in behind what it
+    // buffered. Asking for one byte more than it holds returns it all if
+    // the stream has ended, and nothing otherwise (Readable.read(size));
+    // what it returns goes to the 'data' listener, so the connection takes
+    // it as its next chunk (a decoder that is held keeps it, charged), and
+    // 'end' follows: the socket closes as at any FIN (allowHalfOpen is false).
+    if (buffered > 0) s.read(buffered + 1);
+    return;
+  }
+  // Node stopped reading: the FIN, if there is one, is behind bytes not
+  // read, and reading them is what the pause is there to prevent. A
+  // write asks instead: once a unix socket's peer has closed, or a TCP
+  // peer has reset, it fails (EPIPE), and the socket closes with the error.
+  // A write already waiting asks the same; TLS would send an empty record.
+  if (s.writableLength === 0 && !s.writableEnded && (s as { encrypted?: boolean }).encrypted !== true) s.write(NOTHING);
+}
+
+export interface SocketTransportOptions {
+  /**
+   * A server's socket: while paused, it is checked every PEER_CHECK_MS for
+   * a client that left (checkPeer), whose connection then closes even
+   * though it is not read (what the client sent before it left and was
+   * not read by then is not). Default false: a client keeps what its
+   * server sent before closing, to be read when its application reads it.
+   */
+  watchPeer?: boolean;
+}
+
 /** The same memory as a Buffer (net writes Buffers without converting them). */
 function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -65,8 +135,14 @@ export class SocketTransport implements OpenTransport {
 
   /** A paused net socket still reads one chunk (up to 64 KiB) into its own buffer. */
   readonly readAhead = 64 * 1024;
+  private readonly watchPeer: boolean;
 
-  constructor(readonly socket: Socket) {}
+  constructor(
+    readonly socket: Socket,
+    options: SocketTransportOptions = {},
+  ) {
+    this.watchPeer = options.watchPeer === true;
+  }
 
   /** Wire the socket's events to a connection. */
   attach(sink: TransportSink): void {
@@ -78,7 +154,10 @@ export class SocketTransport implements OpenTransport {
     s.on('data', (chunk: Buffer) => sink.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
     s.on('drain', () => sink.onDrain());
     s.on('error', (err: Error) => (this.error = err));
-    s.on('close', () => sink.onClose(this.error));
+    s.on('close', () => {
+      paused.delete(this);
+      sink.onClose(this.error);
+    });
     // Closed before it was attached (a relay attaches once the service's
     // connection is open): the close it missed is told now.
     if (s.closed) queueMicrotask(() => sink.onClose(this.error ?? s.errored ?? undefined));
@@ -147,9 +226,11 @@ export class SocketTransport implements OpenTransport {
 
   pause(): void {
     this.socket.pause();
+    if (this.watchPeer) watchPaused(this);
   }
 
   resume(): void {
+    paused.delete(this);
     this.socket.resume();
   }
 
@@ -161,6 +242,7 @@ export class SocketTransport implements OpenTransport {
   destroy(): void {
     this.queued = [];
     this.queuedBytes = 0;
+    paused.delete(this);
     this.socket.destroy();
   }
 }
