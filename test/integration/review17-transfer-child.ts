@@ -4,8 +4,12 @@
  * says a caller may, while another call's result waits in the socket
  * transport's queue for the tick's flush.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cbor, connect, serve } from '../../src/index.js';
-import { tempSocket } from '../helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ipcbor-r17-'));
 
 const server = await serve(
   {
@@ -17,10 +21,11 @@ const server = await serve(
       return 'ok';
     },
   },
-  `unix:${tempSocket()}`,
+  `unix:${join(dir, 's.sock')}`,
 );
 const client = await connect(server.addresses[0]!);
 const results = await Promise.allSettled([client.call('first'), client.call('second')]);
 process.stdout.write(JSON.stringify(results.map((r) => (r.status === 'fulfilled' ? r.value : String(r.reason)))) + '\n');
 await client.close();
 await server.close();
+rmSync(dir, { recursive: true, force: true });
