@@ -19,6 +19,12 @@ export interface Transport {
    * Queue a frame for writing. Returns false once the bytes not yet handed
    * to the operating system reach the transport's high-water mark: wait for
    * `onDrain` before writing more.
+   *
+   * The parts may be views into memory shared with other frames (a small
+   * encoding is a view of a 32 KiB slab): send their bytes, never their
+   * whole `.buffer`, never transfer that buffer (postMessage with a
+   * transfer list) or write into it, and copy a part that is held long
+   * (a queue that waits for a slow reader), or it keeps its slab alive.
    */
   write(parts: FrameParts): boolean;
   /** Bytes written and not yet handed to the operating system. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { cbor, createCodec } from '../../src/core/codec/cbor.js';
-import { kept as keptBytes } from '../../src/core/codec/encode.js';
+import { encodeTransient, kept as keptBytes } from '../../src/core/codec/encode.js';
 import { IpcborError } from '../../src/core/errors.js';
 import { golden, hex, toHex, values } from '../fixtures/golden.js';
 
@@ -307,21 +307,24 @@ describe('codec: decoder edges', () => {
 });
 
 describe('encode results', () => {
-  it('small results share a slab but are never overwritten: every one kept still holds its own bytes', () => {
+  it('small wire results share a slab but are never overwritten: every one kept still holds its own bytes', () => {
     const kept: [unknown, Uint8Array][] = [];
     // Enough results of every size up to the slab's item limit to fill many slabs.
     for (let i = 0; i < 3000; i++) {
       const value = { i, text: 'x'.repeat(i % 1500), bytes: new Uint8Array(i % 700).fill(i & 0xff) };
-      kept.push([value, cbor.encode(value)]);
+      kept.push([value, encodeTransient(value)]);
     }
     for (const [value, bytes] of kept) assert.deepEqual(cbor.decode(bytes), value);
     // Slab views: a result is a view of a larger buffer, starting on an 8-byte boundary.
-    const small = cbor.encode({ a: 1 });
+    const small = encodeTransient({ a: 1 });
     assert.ok(small.buffer.byteLength > small.byteLength && small.byteOffset % 8 === 0);
+    // The public codec's results are exact buffers of their own (docs/CODEC.md).
+    const own = cbor.encode({ a: 1 });
+    assert.ok(own.byteOffset === 0 && own.buffer.byteLength === own.byteLength);
   });
 
   it('kept() copies a small view of a shared slab, and leaves large or whole results alone', () => {
-    const small = cbor.encode('hello');
+    const small = encodeTransient('hello');
     const copy = keptBytes(small);
     assert.notEqual(copy.buffer, small.buffer);
     assert.equal(copy.buffer.byteLength, small.byteLength);

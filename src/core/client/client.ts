@@ -528,7 +528,12 @@ class ClientImpl implements Client {
     if (!this.disconnected) {
       const call = new OutgoingCall(method, params, timeout, signal, this.giveUp);
       const promise = call.promise<R>();
-      this.conn.send(call);
+      try {
+        this.conn.send(call);
+      } catch (err) {
+        // As when the executor sent it: the caller's promise rejects, call() does not throw.
+        call.finish(undefined, err);
+      }
       return promise;
     }
     if (this.whileDisconnected === 'fail') return this.refuse(method, params, this.notConnected(method));

@@ -7,6 +7,7 @@
  * subscriptions, reconnecting) is the client's (client.ts).
  */
 import { IdTable } from '../peer/id-table.js';
+import { kept } from '../codec/encode.js';
 import { IpcborError, RemoteError, asIpcborError, messageOf } from '../errors.js';
 import { encodeRequest } from '../frame/encoder.js';
 import { ConnectionBudget } from '../peer/budget.js';
@@ -198,6 +199,8 @@ export class ClientConnection implements PeerRole {
     if (this.pending.size < this.peerMaxInflight) {
       this.writeCall(call);
     } else {
+      // It may wait long: its params not as a view that keeps a shared slab alive.
+      call.payload = kept(payload);
       call.markWaiting();
       this.queue.push(call);
     }

@@ -3,7 +3,7 @@
  * once (every use site reads the resolved value).
  */
 import { CLOSE_LINGER_MS, DEFAULT_EVENT_QUEUE, DEFAULT_EVENT_QUEUE_BYTES, DEFAULT_MAX_CONNECTION_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_STREAM_WINDOW } from '../constants.js';
-import { cbor, type Codec } from '../codec/cbor.js';
+import { wireCodec, type Codec } from '../codec/cbor.js';
 import { peerConfig, type PeerConfig } from '../peer/peer.js';
 import { Kind } from '../protocol/heads.js';
 import type { EventLimits } from './subscription.js';
@@ -59,7 +59,7 @@ export interface ResolvedClientOptions {
 
 export function clientConnectionOptions(o: ClientConnectionOptions, timeout: number | undefined): ResolvedClientOptions {
   const eventOverflow = o.eventOverflow ?? 'drop';
-  const codec = o.codec ?? cbor;
+  const codec = o.codec ?? wireCodec;
   const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   const window = o.window ?? DEFAULT_STREAM_WINDOW;
   const frameTimeout = o.frameTimeout ?? 0;

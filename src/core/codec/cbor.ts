@@ -22,7 +22,7 @@
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS } from '../constants.js';
 import { IpcborError } from '../errors.js';
 import { decodeStrict, lastItemCount, lastObjectCount, type DecodeLimits } from './decode.js';
-import { encodeValue } from './encode.js';
+import { encodeTransient, encodeValue } from './encode.js';
 
 export { DEFAULT_MAX_ITEMS };
 
@@ -85,12 +85,16 @@ export type StrictCodec = Codec & { readonly lastItems: number; readonly lastObj
  * ```
  */
 export function createCodec(options: CodecOptions = {}): StrictCodec {
+  return makeCodec(options, encodeValue);
+}
+
+function makeCodec(options: CodecOptions, encode: (value: unknown) => Uint8Array): StrictCodec {
   const limits: DecodeLimits = { maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH, maxItems: options.maxItems ?? DEFAULT_MAX_ITEMS };
   // Closures, not methods: `const { decode } = codec` works too.
   const codec = {
     lastItems: 0,
     lastObjects: 0,
-    encode: encodeValue,
+    encode,
     decode(input: Uint8Array): unknown {
       return decodeWith(input, false);
     },
@@ -132,3 +136,10 @@ export function createCodec(options: CodecOptions = {}): StrictCodec {
  * ```
  */
 export const cbor: Codec = createCodec();
+
+/**
+ * @internal The default codec of servers, clients and relays: `cbor`'s
+ * limits, and small encodings as views of a shared slab (encodeTransient),
+ * written at once and never handed to the application.
+ */
+export const wireCodec: Codec = makeCodec({}, encodeTransient);

@@ -94,26 +94,45 @@ export function copyOf(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
+/** A typed array's own length (its internal slot: a subclass may override the `length` getter, and set() copies by the slot). */
+const lengthOf = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'length')!.get as (this: Uint8Array) => number;
+
 /** A large byte string on its own: its head and its bytes in one allocation of exactly their size, one copy. */
-function wholeBytes(bytes: Uint8Array): Uint8Array {
+function wholeBytes(bytes: Uint8Array, n: number): Uint8Array {
   pos = 0;
-  writeHead(0x40, bytes.length);
-  const out = freshBytes(pos + bytes.length);
+  writeHead(0x40, n);
+  const out = freshBytes(pos + n);
   out.set(buf.subarray(0, pos));
   out.set(bytes, pos);
   return out;
 }
 
-/** Encodes `value`; every error is an IpcborError IPCBOR_ERR_ENCODE. */
+/** Encodes `value` into memory of its own (what the public codecs return: it may be kept, transferred, its `.buffer` used whole); every error is an IpcborError IPCBOR_ERR_ENCODE. */
 export function encodeValue(value: unknown): Uint8Array {
-  if (busy) return encodeNested(value);
+  return encodeWith(value, false);
+}
+
+/**
+ * @internal Encodes `value` for the wire: a small result is a view into a
+ * shared slab, to be written at once and not kept (see kept()); never
+ * handed to the application.
+ */
+export function encodeTransient(value: unknown): Uint8Array {
+  return encodeWith(value, true);
+}
+
+function encodeWith(value: unknown, transient: boolean): Uint8Array {
+  if (busy) return encodeNested(value, transient);
   busy = true;
   pos = 0;
   depth = 0;
   try {
-    if (value instanceof Uint8Array && value.length > SLAB_ITEM_BYTES && depth === 0) return wholeBytes(value);
+    if (value instanceof Uint8Array) {
+      const n = lengthOf.call(value);
+      if (n > SLAB_ITEM_BYTES) return wholeBytes(value, n);
+    }
     writeValue(value);
-    if (pos <= SLAB_ITEM_BYTES) return fromSlab(pos);
+    if (pos <= SLAB_ITEM_BYTES) return transient ? fromSlab(pos) : buf.slice(0, pos);
     if (pos <= KEEP_BYTES) return copyOf(buf.subarray(0, pos));
     // A large result: hand over the buffer itself rather than copy it
     // (a 64 MiB message is copied once, into here), and start afresh.
@@ -132,13 +151,13 @@ export function encodeValue(value: unknown): Uint8Array {
 }
 
 /** An encode started from a getter while another runs: keep the outer one's state. */
-function encodeNested(value: unknown): Uint8Array {
+function encodeNested(value: unknown, transient: boolean): Uint8Array {
   const saved = [buf, pos, stack, depth] as const;
   buf = new Uint8Array(INITIAL_BYTES);
   stack = [];
   busy = false;
   try {
-    return encodeValue(value);
+    return encodeWith(value, transient);
   } finally {
     [buf, pos, stack, depth] = saved;
     busy = true;
@@ -355,7 +374,7 @@ function writeString(s: string): void {
 }
 
 function writeBytes(bytes: Uint8Array): void {
-  const n = bytes.length;
+  const n = lengthOf.call(bytes);
   writeHead(0x40, n);
   if (pos + n > buf.length) grow(n);
   buf.set(bytes, pos);

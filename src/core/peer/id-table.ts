@@ -31,7 +31,13 @@ export class IdTable<T> {
   }
 
   private slot(id: number): number {
-    return (Math.imul(id ^ this.seed, 0x9e3779b1) >>> 0) & this.mask;
+    // Every bit of the id must reach the low bits that pick the slot: a
+    // multiply alone leaves them to the id's low bits, so ids that differ
+    // only above them (i << 16) would share one run whatever the seed.
+    let h = id ^ this.seed;
+    h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+    h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+    return (h ^ (h >>> 16)) & this.mask;
   }
 
   get(id: number): T | undefined {

@@ -58,7 +58,16 @@ export class TurnClock {
     const waiting = this.waiting;
     if (waiting.length === 0) return;
     this.waiting = [];
-    for (const f of waiting) f();
+    let i = 0;
+    try {
+      for (; i < waiting.length; i++) waiting[i]!();
+    } finally {
+      // One that threw does not strand those behind it: they go at the next turn.
+      if (i < waiting.length - 1) {
+        for (i++; i < waiting.length; i++) this.waiting.push(waiting[i]!);
+        this.now();
+      }
+    }
   };
 }
 

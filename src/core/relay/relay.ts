@@ -11,7 +11,7 @@
  * budget; what the service sends toward a client that does not read stops
  * the relay reading the service for that client alone.
  */
-import { cbor, type Codec } from '../codec/cbor.js';
+import { wireCodec, type Codec } from '../codec/cbor.js';
 import { CLOSE_LINGER_MS, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SERVER_BYTES, DEFAULT_STREAM_WINDOW, FAIL_GRACE_MS } from '../constants.js';
 import { IpcborError, asIpcborError, guarded, messageOf } from '../errors.js';
 import { ConnectionBudget, ServerBudget } from '../peer/budget.js';
@@ -81,7 +81,7 @@ export class RelayCore implements AsyncDisposable {
     this.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.maxConnectionBytes = limits.maxConnectionBytes;
     this.budget = new ServerBudget(options.maxServerBytes ?? DEFAULT_MAX_SERVER_BYTES);
-    const codec = options.codec ?? cbor;
+    const codec = options.codec ?? wireCodec;
     const turns = new WriteTurns();
     const common = { codec, maxFrameBytes: limits.maxFrameBytes, window: DEFAULT_STREAM_WINDOW, frameTimeout: limits.frameTimeout, turns };
     const closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;

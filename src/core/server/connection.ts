@@ -25,7 +25,7 @@ import {
 } from '../constants.js';
 import { IdTable } from '../peer/id-table.js';
 import { kept } from '../codec/encode.js';
-import { cbor, type Codec } from '../codec/cbor.js';
+import { cbor, wireCodec, type Codec } from '../codec/cbor.js';
 import { IpcborError, asIpcborError, guarded, messageOf } from '../errors.js';
 import { encodeErrorResponse, encodeResponse, type FrameParts } from '../frame/encoder.js';
 import { decodedBytes, type ConnectionBudget } from '../peer/budget.js';
@@ -155,7 +155,7 @@ export interface ConnectionShared {
 /** Make what a server's connections share: its limits resolved and its peer config, once. */
 export function connectionShared(host: ConnectionHost, options: ServerConnectionOptions, limits: ResolvedLimits = serverLimits(options), turns?: WriteTurns): ConnectionShared {
   const config = peerConfig({
-    codec: options.codec ?? cbor,
+    codec: options.codec ?? wireCodec,
     maxFrameBytes: limits.maxFrameBytes,
     maxMethodBytes: limits.maxMethodBytes,
     receives: 'request',

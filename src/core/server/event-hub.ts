@@ -3,13 +3,13 @@
  * encoded once per event, however many subscribers there are, and only if
  * there is at least one.
  */
-import { cbor, type Codec } from '../codec/cbor.js';
+import { wireCodec, type Codec } from '../codec/cbor.js';
 import type { ServerConnection } from './connection.js';
 
 export class EventHub {
   private readonly connections = new Set<ServerConnection>();
 
-  constructor(private readonly codec: Codec = cbor) {}
+  constructor(private readonly codec: Codec = wireCodec) {}
 
   add(connection: ServerConnection): void {
     this.connections.add(connection);
