@@ -1,5 +1,5 @@
 /**
- * Run by review17.test.ts in a child process (it may crash): a handler
+ * Run by encode-transfer.test.ts in a child process (it may crash): a handler
  * transfers the buffer of its own cbor.encode() result, as docs/CODEC.md
  * says a caller may, while another call's result waits in the socket
  * transport's queue for the tick's flush.

@@ -1,6 +1,8 @@
 /**
- * Review of the per-call cost changes (50a8496..886961b): what they broke.
- * Each test here failed on 886961b.
+ * The per-call fast paths against hostile or unusual input: call ids a
+ * peer picks to collide, encode results that share a slab, a client
+ * holding calls for a server slot, the shared promise executor, and the
+ * turn clock when one waiter throws.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -23,7 +25,7 @@ function longestRun(table: IdTable<unknown>): number {
   return Math.min(best, values.length);
 }
 
-describe('review17: IdTable with ids the peer chooses', () => {
+describe('IdTable with ids the peer chooses', () => {
   it('ids that differ only in their high bits do not all land in one run (the seed does not help: slot = low bits of id*C depend on the low bits of id only)', () => {
     // A server's table holds the ids its client chose. 1,024 calls in
     // flight (maxInflight's default) whose ids share their low 16 bits:
@@ -55,7 +57,7 @@ describe('review17: IdTable with ids the peer chooses', () => {
   });
 });
 
-describe('review17: encode results in a shared slab', () => {
+describe('encode results in a shared slab', () => {
   it("a result's buffer holds that result only (docs/CODEC.md: never a view into a shared pool): other results' bytes are not reachable through .buffer", () => {
     const secret = cbor.encode({ token: 'secret-of-another-connection' });
     const mine = cbor.encode({ hello: 1 });
@@ -100,7 +102,7 @@ describe('review17: encode results in a shared slab', () => {
   });
 });
 
-describe('review17: the client holds calls waiting for a server slot', () => {
+describe('the client holds calls waiting for a server slot', () => {
   it('a call queued behind the server\'s maxInflight keeps its own few bytes, not a 32 KiB slab', async () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
@@ -133,7 +135,7 @@ describe('review17: the client holds calls waiting for a server slot', () => {
   });
 });
 
-describe('review17: the shared promise executor', () => {
+describe('the shared promise executor', () => {
   it('a transport whose write throws: call() returns a promise that rejects, as before (not a synchronous throw, with its promise left pending)', async () => {
     const core = new ServerCore({ echo: (p: unknown) => p });
     const [c, s] = MemoryTransport.pair();
@@ -159,7 +161,7 @@ describe('review17: the shared promise executor', () => {
   });
 });
 
-describe('review17: the turn clock', () => {
+describe('the turn clock', () => {
   it('one waiter that throws does not strand the connections waiting behind it', () => {
     let pending: (() => void) | undefined;
     const clock = new TurnClock((f) => (pending = f));
