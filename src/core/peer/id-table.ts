@@ -7,24 +7,27 @@
  *
  * Open addressing with linear probing; a delete moves later entries of the
  * same run back (no tombstones, so lookups never slow down with churn).
- * Ids are mixed with a random per-table seed before they pick a slot, so a
+ * Ids are mixed with a random per-process seed before they pick a slot, so a
  * peer choosing its call ids cannot make them collide on purpose. The
  * table grows at half full and shrinks once a burst is over; a table
  * never used holds no arrays.
  */
 
-const MIN_CAPACITY = 8;
+/** A connection with a call or two in flight at a time (most) keeps the smallest table: it is held per connection. */
+const MIN_CAPACITY = 4;
 /** What a table never used holds: shared, and never written to (a set resizes first). */
-const NO_IDS = new Uint32Array(0);
+const NO_IDS: never[] = [];
 const NO_VALUES: never[] = [];
+/** Random per process: a peer cannot know it, and no table carries a copy. */
+const SEED = (Math.random() * 0x100000000) | 0;
 
 export class IdTable<T> {
-  private ids = NO_IDS;
+  /** Plain arrays, not a Uint32Array: a typed array's own object costs more than small ids (held per connection). */
+  private ids: number[] = NO_IDS;
   /** undefined: a free slot. */
   private values: (T | undefined)[] = NO_VALUES;
   private mask = -1;
   private count = 0;
-  private readonly seed = (Math.random() * 0x100000000) >>> 0;
 
   get size(): number {
     return this.count;
@@ -34,7 +37,7 @@ export class IdTable<T> {
     // Every bit of the id must reach the low bits that pick the slot: a
     // multiply alone leaves them to the id's low bits, so ids that differ
     // only above them (i << 16) would share one run whatever the seed.
-    let h = id ^ this.seed;
+    let h = id ^ SEED;
     h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
     h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
     return (h ^ (h >>> 16)) & this.mask;
@@ -116,7 +119,7 @@ export class IdTable<T> {
   private resize(capacity: number): void {
     const oldIds = this.ids;
     const oldValues = this.values;
-    this.ids = new Uint32Array(capacity);
+    this.ids = new Array<number>(capacity).fill(0);
     this.values = new Array<T | undefined>(capacity).fill(undefined);
     this.mask = capacity - 1;
     this.count = 0;

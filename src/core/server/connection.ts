@@ -194,6 +194,9 @@ export interface ConnectionHost {
  */
 export const CALL_BYTES = 1536;
 
+/** The empty call table every connection starts with, shared and never written to. */
+const NO_CALLS = new IdTable<never>();
+
 /**
  * What an event waiting for a slow subscriber holds beyond its payload's
  * bytes: its entry in the connection's queue and the payload's own object
@@ -302,7 +305,8 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
   /** Base-framing calls, in request order: their answers leave in this order. */
   private readonly slots: ServerCall[] = [];
   /** Extended calls by id. */
-  private readonly calls = new IdTable<ServerCall>();
+  /** Calls in flight by id (the shared empty table until the first call: held per connection). */
+  private calls: IdTable<ServerCall> = NO_CALLS;
   /** Base-framing calls and notifications running, aborted when the connection goes. */
   private running: Set<ServerCall> | undefined;
   private requests = 0;
@@ -526,6 +530,7 @@ export class ServerConnection implements PeerRole, ConnectionHandle, TransportSi
     const ms = timeout === undefined ? max : max === undefined ? timeout : Math.min(timeout, max);
     const call = new ServerCall(this, 'call', id, method, this.context(method, ms), streamed ? undefined : payload, this.shared.callBytes);
     peer.budget.charge(call.cost);
+    if (this.calls === NO_CALLS) this.calls = new IdTable();
     this.calls.set(id, call);
     if (streamed) call.input = peer.streams.open(id);
     this.start(call, ms);
