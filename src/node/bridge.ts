@@ -19,6 +19,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { extname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +31,7 @@ import type { RelayCore } from '../core/relay/relay.js';
 import type { ConnectionInfo, OpenTransport, TransportSink } from '../core/transport.js';
 import { isLoopbackHost, type Address } from './address.js';
 import { listenAll, type Listening } from './server.js';
+import { unwatchPaused, watchPaused } from './socket-transport.js';
 import type { TlsServerOptions } from './tls.js';
 
 /** How often the bridge pings each WebSocket, in ms; a peer that has not answered the previous ping by then is cut. */
@@ -125,7 +127,7 @@ export class WebSocketTransport implements OpenTransport {
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly socket: Duplex,
+    private readonly socket: Socket,
   ) {
     // Nothing is read until the relay attaches a sink (it first opens the service's connection).
     ws.pause();
@@ -160,6 +162,7 @@ export class WebSocketTransport implements OpenTransport {
     this.socket.on('drain', () => sink.onDrain());
     ws.on('error', (err: Error) => (this.error ??= err));
     ws.on('close', (code: number, reason: Buffer) => {
+      unwatchPaused(this.socket);
       const cause = this.error ?? (code === 1000 || code === 1001 || code === 1005 ? undefined : new IpcborError('IPCBOR_ERR_CONNECTION_CLOSED', `the WebSocket closed with code ${code}${reason.length > 0 ? `: ${reason.toString()}` : ''}`));
       sink.onClose(cause);
     });
@@ -205,11 +208,38 @@ export class WebSocketTransport implements OpenTransport {
     this.socket.uncork();
   }
 
+  /**
+   * Paused, the socket is checked for a client that left, as a server's
+   * socket is (watchPaused, every PEER_CHECK_MS): a FIN Node read behind
+   * what it holds is let through, what it held reaches ws first, and ws
+   * closes the WebSocket at the 'end'. Past Node's read ahead the FIN is
+   * not read, and a write of no bytes learns nothing from a TCP peer that
+   * sent one (only from one that reset), so the socket is pinged instead:
+   * the system of a client that closed its socket answers bytes with a
+   * reset, after which the next ping fails (EPIPE) and the socket closes
+   * with the error; a client still there answers with a pong, read (and
+   * charged as a control frame) when the connection is read again. A ping
+   * is a TLS record like any message, so the same holds for wss, where no
+   * write of no bytes is made. What remains: a client that only
+   * half-closed after sending more than the read ahead still reads, and
+   * answers, so it is there as far as the relay can tell (it goes when it
+   * closes); a client whose network went away without a word leaves the
+   * ping unacknowledged, waiting to be sent, so no further one is made:
+   * TCP's own retransmission timeout ends it. A WebSocket already closing
+   * is not watched: ws cuts it after its close timeout.
+   */
   pause(): void {
     this.ws.pause();
+    if (this.ws.readyState === this.ws.OPEN) watchPaused(this.socket, this.ping);
   }
 
+  /** The question asked of a paused socket Node no longer reads (see pause). */
+  private readonly ping = (): void => {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
+  };
+
   resume(): void {
+    unwatchPaused(this.socket);
     this.ws.resume();
   }
 
@@ -218,6 +248,7 @@ export class WebSocketTransport implements OpenTransport {
   }
 
   destroy(): void {
+    unwatchPaused(this.socket);
     this.ws.terminate();
   }
 }
@@ -330,8 +361,12 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
   http.on('request', (req, res) => void servePage(req, res, pages, modules));
   http.on('clientError', (_err, socket) => socket.destroy());
 
-  /** What each HTTP connection not yet upgraded came in on, oldest first. */
-  const waiting = new Map<Duplex, { info: Omit<ConnectionInfo, 'id' | 'protocol'>; kind: 'ws' | 'wss'; originAllowed: (origin: string | undefined) => boolean; timer: ReturnType<typeof setTimeout> }>();
+  /**
+   * What each HTTP connection not yet upgraded came in on, oldest first,
+   * and its socket as the net (or TLS) socket it is (http hands it back as
+   * a Duplex; its WebSocket checks it while paused, see WebSocketTransport).
+   */
+  const waiting = new Map<Duplex, { socket: Socket; info: Omit<ConnectionInfo, 'id' | 'protocol'>; kind: 'ws' | 'wss'; originAllowed: (origin: string | undefined) => boolean; timer: ReturnType<typeof setTimeout> }>();
   const letGo = (socket: Duplex) => {
     const w = waiting.get(socket);
     if (w === undefined) return;
@@ -354,7 +389,7 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
     wss.handleUpgrade(req, socket, head, (ws) => {
       alive.add(ws);
       ws.on('pong', () => alive.add(ws));
-      relay.accept(new WebSocketTransport(ws, socket), { ...from.info, transport: from.kind });
+      relay.accept(new WebSocketTransport(ws, from.socket), { ...from.info, transport: from.kind });
     });
   });
 
@@ -392,7 +427,7 @@ export async function listenWebSocket(list: readonly Address[], relay: RelayCore
           socket.destroy();
         }, WAIT_MS);
         timer.unref();
-        waiting.set(socket, { info, kind, originAllowed, timer });
+        waiting.set(socket, { socket, info, kind, originAllowed, timer });
         socket.once('close', () => letGo(socket));
         http.emit('connection', socket);
       };

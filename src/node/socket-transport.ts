@@ -21,17 +21,32 @@ const NOTHING = Buffer.alloc(0);
 
 /**
  * Paused server sockets, all checked by one background timer (pauses
- * come and go with the budget: no timer is made per pause). The timer
- * stops at the first tick that finds none.
+ * come and go with the budget: no timer is made per pause), each with the
+ * question its owner asks once Node has stopped reading it (see checkPeer;
+ * undefined: a write of no bytes). The timer stops at the first tick that
+ * finds none.
  */
-const paused = new Set<SocketTransport>();
+const paused = new Map<Socket, (() => void) | undefined>();
 let checking: ReturnType<typeof setInterval> | undefined;
 
-function watchPaused(t: SocketTransport): void {
-  paused.add(t);
+/**
+ * @internal Check `socket`, which its owner has just paused, every
+ * PEER_CHECK_MS for a peer that left (checkPeer), until unwatchPaused or
+ * its close. Shared by the transports that pause a server's socket
+ * (SocketTransport, the WebSocket bridge): one timer for all. `ask`, where
+ * given, replaces the write of no bytes once Node has stopped reading it
+ * (the bridge pings: see bridge.ts).
+ */
+export function watchPaused(socket: Socket, ask?: () => void): void {
+  paused.set(socket, ask);
   if (checking !== undefined) return;
   checking = setInterval(checkPaused, PEER_CHECK_MS);
   checking.unref();
+}
+
+/** @internal `socket` is read again, or closed: it is no longer checked. */
+export function unwatchPaused(socket: Socket): void {
+  paused.delete(socket);
 }
 
 function checkPaused(): void {
@@ -40,7 +55,11 @@ function checkPaused(): void {
     checking = undefined;
     return;
   }
-  for (const t of paused) checkPeer(t.socket);
+  for (const [s, ask] of paused) {
+    // Its owner lets go at its close; one that closed unseen is not kept.
+    if (s.destroyed) paused.delete(s);
+    else checkPeer(s, ask);
+  }
 }
 
 /**
@@ -51,14 +70,13 @@ function checkPaused(): void {
  * its budget, and they end only when the client cancels them or leaves)
  * would never learn that its client left, and hold all it holds for good.
  */
-function checkPeer(s: Socket): void {
-  if (s.destroyed) return;
+function checkPeer(s: Socket, ask: (() => void) | undefined): void {
   const buffered = s.readableLength;
   if (buffered < s.readableHighWaterMark) {
     // Node still reads, so the FIN may have come in behind what it
     // buffered. Asking for one byte more than it holds returns it all if
     // the stream has ended, and nothing otherwise (Readable.read(size));
-    // what it returns goes to the 'data' listener, so the connection takes
+    // what it returns goes to the 'data' listeners, so the connection takes
     // it as its next chunk (a decoder that is held keeps it, charged), and
     // 'end' follows: the socket closes as at any FIN (allowHalfOpen is false).
     if (buffered > 0) s.read(buffered + 1);
@@ -69,7 +87,11 @@ function checkPeer(s: Socket): void {
   // write asks instead: once a unix socket's peer has closed, or a TCP
   // peer has reset, it fails (EPIPE), and the socket closes with the error.
   // A write already waiting asks the same; TLS would send an empty record.
-  if (s.writableLength === 0 && !s.writableEnded && (s as { encrypted?: boolean }).encrypted !== true) s.write(NOTHING);
+  // An owner's own question replaces the write (the bridge pings: bytes a
+  // closed TCP peer answers with a reset, TLS or not).
+  if (s.writableLength !== 0 || s.writableEnded) return;
+  if (ask !== undefined) ask();
+  else if ((s as { encrypted?: boolean }).encrypted !== true) s.write(NOTHING);
 }
 
 export interface SocketTransportOptions {
@@ -155,7 +177,7 @@ export class SocketTransport implements OpenTransport {
     s.on('drain', () => sink.onDrain());
     s.on('error', (err: Error) => (this.error = err));
     s.on('close', () => {
-      paused.delete(this);
+      unwatchPaused(s);
       sink.onClose(this.error);
     });
     // Closed before it was attached (a relay attaches once the service's
@@ -226,11 +248,11 @@ export class SocketTransport implements OpenTransport {
 
   pause(): void {
     this.socket.pause();
-    if (this.watchPeer) watchPaused(this);
+    if (this.watchPeer) watchPaused(this.socket);
   }
 
   resume(): void {
-    paused.delete(this);
+    unwatchPaused(this.socket);
     this.socket.resume();
   }
 
@@ -242,7 +264,7 @@ export class SocketTransport implements OpenTransport {
   destroy(): void {
     this.queued = [];
     this.queuedBytes = 0;
-    paused.delete(this);
+    unwatchPaused(this.socket);
     this.socket.destroy();
   }
 }

@@ -8,13 +8,22 @@
  * Over a real unix socket, with the pause made first and the client's
  * bytes and leaving after it, each step waited for: the only timer is the
  * server's own check of its paused sockets (SocketTransport, every
- * PEER_CHECK_MS), well inside the deadlines here.
+ * PEER_CHECK_MS), well inside the deadlines here. The same for a relay's
+ * WebSocket clients (the bridge pauses them as a server does), over ws:
+ * and wss:.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { defineService, method } from '../../src/index.js';
-import { serveWith, type Server } from '../../src/node/server.js';
+import { parseAddress, tcpAddress } from '../../src/node/address.js';
+import { listenWebSocket } from '../../src/node/bridge.js';
+import { dialerFor } from '../../src/node/client.js';
+import { serveWith, type Listening, type Server } from '../../src/node/server.js';
+import { RelayCore } from '../../src/core/relay/relay.js';
+import type { OpenTransport } from '../../src/core/transport.js';
 import { PEER_CHECK_MS } from '../../src/node/socket-transport.js';
 import type { ServerCore } from '../../src/core/server/server.js';
 import type { ServerConnection } from '../../src/core/server/connection.js';
@@ -24,6 +33,7 @@ import { baseFrame } from '../attack/harness.js';
 import { rawConnect, tempSocket } from '../helpers.js';
 import { waitFor } from '../extended-helpers.js';
 import { nothingEscapes } from '../escapes.js';
+import { certs, openssl } from '../tls-helpers.js';
 
 nothingEscapes();
 
@@ -131,3 +141,126 @@ describe('a paused server connection learns that its client left', () => {
     await closesSoon(conn, 'the client that then closed');
   });
 });
+
+/**
+ * The same over the WebSocket bridge: a relay's `ws:` (or `wss:`) listener
+ * in front of the server above. The client's WebSocket connection is
+ * paused by the relay when it holds more than its budget (here: its calls
+ * wait to be written to the service, which stopped reading them, held by
+ * the hang), and the relay must then still learn that the client left,
+ * and close its side of the link, so that the service's connection closes
+ * too and the hanging call is aborted.
+ */
+for (const scheme of ['ws', 'wss'] as const) {
+  describe(`a paused WebSocket bridge connection (${scheme}:) learns that its client left`, { skip: scheme === 'wss' ? openssl.skip : false }, () => {
+    let relay: RelayCore;
+    let bridge: Listening;
+    let url: string;
+    let ca: string | undefined;
+    /** The relay's transport of each WebSocket client, in the order they came. */
+    const accepted: OpenTransport[] = [];
+    before(async () => {
+      relay = new RelayCore(dialerFor(parseAddress(address), {}, 0), { maxConnectionBytes: BUDGET, maxFrameBytes: 1024 * KiB, onError: () => {} });
+      const accept = relay.accept.bind(relay);
+      relay.accept = (transport, info) => {
+        accepted.push(transport);
+        accept(transport, info);
+      };
+      const c = scheme === 'wss' ? certs() : undefined;
+      ca = c?.ca;
+      // No keepalive pings (pingInterval 0): the relay's own check of its paused sockets is the only timer at work.
+      bridge = await listenWebSocket([tcpAddress('127.0.0.1', 0, scheme === 'wss' ? 'tls' : 'tcp')], relay, { pingInterval: 0, maxFrameBytes: relay.maxFrameBytes, ...(c ? { tls: { cert: c.server.cert, key: c.server.key } } : {}) }, () => {});
+      url = `${scheme}://${bridge.addresses[0]!.slice(scheme.length + 1)}/`;
+    });
+    after(() => {
+      bridge.stop();
+      relay.destroy();
+    });
+
+    /**
+     * A WebSocket client whose relay connection the relay has stopped
+     * reading: a `hang` call holds the service's connection over its
+     * budget (the service stops reading the relay), and the client then
+     * sends calls, each once the relay has read the last, until those
+     * waiting to be written to the service hold more than the relay
+     * connection's budget. Resolves once everything sent has been read.
+     */
+    async function pausedWsClient(): Promise<{ client: WebSocket; service: ServerConnection; ws: WebSocket; server: Socket }> {
+      const servedBefore = opened.length;
+      const acceptedBefore = accepted.length;
+      const client = new WebSocket(url, ['ipcbor'], { origin: 'http://localhost', ...(ca === undefined ? {} : { ca }) });
+      client.on('error', () => {});
+      await once(client, 'open');
+      const sent = (client as unknown as { _socket: Socket })._socket;
+      await waitFor(() => accepted.length > acceptedBefore, 'the relay to take the WebSocket');
+      const { ws, socket: s } = accepted[acceptedBefore] as unknown as { ws: WebSocket; socket: Socket };
+      const allRead = () => s.bytesRead === sent.bytesWritten;
+      client.send(baseFrame('hang', cbor.encode(new Uint8Array(BUDGET + 16 * KiB))));
+      await waitFor(() => opened.length > servedBefore && opened[servedBefore]!.inflight === 1, 'the hang call to run at the service');
+      const service = opened[servedBefore]!;
+      await waitFor(() => socketOf(service).isPaused(), 'the service to stop reading the relay');
+      // Small calls, well under what a paused socket reads ahead, one at a time.
+      for (let i = 0; !ws.isPaused; i++) {
+        assert.ok(i < 4096, 'the relay never stopped reading the client');
+        client.send(baseFrame('hang', cbor.encode(new Uint8Array(4 * KiB))));
+        await waitFor(() => ws.isPaused || allRead(), 'the relay to read the call, or stop reading');
+      }
+      await waitFor(allRead, 'the relay to read what was sent before it stopped');
+      assert.ok(s.isPaused(), 'the relay stopped reading the socket');
+      assert.ok(s.readableLength < s.readableHighWaterMark, 'and Node still reads it ahead');
+      return { client, service, ws, server: s };
+    }
+
+    /**
+     * Resolves when the relay's side of the WebSocket, and then the
+     * service's connection, have closed (its call aborted), and the relay
+     * holds nothing of them; fails if either is not within DEADLINE_MS.
+     */
+    async function bothCloseSoon(ws: WebSocket, service: ServerConnection, what: string): Promise<void> {
+      await waitFor(() => ws.readyState === WebSocket.CLOSED, `${what}: the relay to close the WebSocket of the client that left`, DEADLINE_MS);
+      await closesSoon(service, `${what}, then the relay`);
+      await waitFor(() => relay.size === 0 && relay.budget.held === 0, `${what}: the relay to let go of the link and of all it held`);
+    }
+
+    for (const leaves of ['leaves', 'half-closes'] as const) {
+      it(`a client that ${leaves} after a message more (Node reads its FIN, behind that message in the paused socket's buffer)`, async () => {
+        const { client, service, ws, server: s } = await pausedWsClient();
+        const buffered = s.readableLength;
+        client.send(baseFrame('hang', cbor.encode(new Uint8Array(KiB))));
+        await waitFor(() => s.readableLength > buffered, 'the message in the paused socket');
+        assert.ok(s.readableLength < s.readableHighWaterMark, 'Node still reads the socket: it will read the FIN');
+        if (leaves === 'leaves') client.terminate();
+        else (client as unknown as { _socket: Socket })._socket.end();
+        await bothCloseSoon(ws, service, `a client that ${leaves}`);
+      });
+    }
+
+    it('a client that leaves after sending more than Node reads ahead (its FIN is not read: the leaving is found without reading more)', async () => {
+      const { client, service, ws, server: s } = await pausedWsClient();
+      const readAtPause = s.bytesRead;
+      client.send(baseFrame('hang', cbor.encode(new Uint8Array(512 * KiB))));
+      await waitFor(() => s.readableLength >= s.readableHighWaterMark, 'Node to fill its buffer for the paused socket and stop reading');
+      client.terminate();
+      await bothCloseSoon(ws, service, 'a client that left with bytes unread');
+      // What it sent past one read ahead was never read.
+      assert.ok(s.bytesRead - readAtPause <= s.readableHighWaterMark + 64 * KiB, `read ${s.bytesRead - readAtPause} bytes after the pause`);
+    });
+
+    it('a client still there is not taken for gone: its paused connection stays open', async () => {
+      const { client, service, ws, server: s } = await pausedWsClient();
+      client.send(baseFrame('hang', cbor.encode(new Uint8Array(512 * KiB))));
+      await waitFor(() => s.readableLength >= s.readableHighWaterMark, 'Node to stop reading');
+      const bytesRead = s.bytesRead;
+      let pinged = 0;
+      client.on('ping', () => pinged++);
+      // Three checks of the paused socket pass, each a ping the client answers (its pongs are not read).
+      await new Promise((r) => setTimeout(r, 3 * PEER_CHECK_MS + 100));
+      assert.ok(pinged > 0, 'the relay asked the client');
+      assert.equal(ws.readyState, WebSocket.OPEN, 'still open');
+      assert.equal(service.reason, undefined, 'and so is its connection to the service');
+      assert.equal(s.bytesRead, bytesRead, 'and still not read');
+      client.terminate();
+      await bothCloseSoon(ws, service, 'the client that then left');
+    });
+  });
+}
