@@ -204,7 +204,19 @@ function decodeItem(depth: number): unknown {
       claim(n);
       // n is now known to fit in the input (one byte per item at least).
       const arr = new Array<unknown>(n);
-      for (let i = 0; i < n; i++) arr[i] = decodeItem(depth + 1);
+      for (let i = 0; i < n; i++) {
+        // Unsigned integers up to two bytes, the commonest array items, without a call each.
+        const at = pos;
+        const b = data[at]!;
+        const size = b < 24 ? 1 : b === 24 ? 2 : b === 25 ? 3 : 0;
+        if (size === 0 || at + size > end) {
+          arr[i] = decodeItem(depth + 1);
+          continue;
+        }
+        started++;
+        pos = at + size;
+        arr[i] = size === 1 ? b : size === 2 ? data[at + 1]! : (data[at + 1]! << 8) | data[at + 2]!;
+      }
       return arr;
     }
     case 5: {
