@@ -14,7 +14,8 @@
  *   node dist/bench/quick.js
  *
  * Environment:
- *   IPCBOR_BENCH_MIN_RATIO  lowest acceptable ipcbor/rawcodec ratio, each workload (default 0.85)
+ *   IPCBOR_BENCH_MIN_RATIO     lowest acceptable ipcbor/rawcodec ratio on W2 (default 0.85)
+ *   IPCBOR_BENCH_MIN_RATIO_W5  the same on W5 (default 0.75: see minRatioW5)
  *   BENCH_QUICK_ROUNDS      round pairs per workload (default 6)
  *   BENCH_QUICK_MS          milliseconds per system and round (default 300)
  *   BENCH_PIN               0: do not pin (as in run.ts)
@@ -29,7 +30,17 @@ import { SYSTEMS, type System } from './systems.js';
 import { WORKLOADS, measure, openMany, type Caller, type Workload } from './workloads.js';
 
 const env = process.env;
+/**
+ * The floors. W5's is lower: its ratio moves more from run to run (1,000
+ * connections, each round a few hundred ms), between 0.75 and 0.94 per
+ * round on the 2-core machine it was tuned on, with medians of 0.86 to
+ * 0.92; a floor at 0.85 would fail some runs with nothing changed. 0.75
+ * still fails a return of the per-connection costs this check guards
+ * (W5 measured about 0.65 with them).
+ */
 const minRatio = Number(env.IPCBOR_BENCH_MIN_RATIO ?? 0.85);
+const minRatioW5 = Number(env.IPCBOR_BENCH_MIN_RATIO_W5 ?? 0.75);
+const floorOf = (w: Workload) => (w.id === 'W5' ? minRatioW5 : minRatio);
 const rounds = Math.max(1, Math.floor(Number(env.BENCH_QUICK_ROUNDS ?? 6)));
 const ms = Number(env.BENCH_QUICK_MS ?? 300);
 const CHECKED = WORKLOADS.filter((w) => w.id === 'W2' || w.id === 'W5');
@@ -57,10 +68,10 @@ async function check(w: Workload, systems: readonly System[], servers: readonly 
       ratios.push(got[1]! / got[0]!);
     }
     const ratio = median(ratios)!;
-    const ok = ratio >= minRatio;
+    const ok = ratio >= floorOf(w);
     console.log(
       `bench:quick ${w.id} (${w.title}${pinned ? ', pinned' : ''}, load ${loadavg()[0]!.toFixed(1)}): rawcodec ${n(median(rates[0])!)}/s, ipcbor extended ${n(median(rates[1])!)}/s, ` +
-        `ratio ${ratio.toFixed(3)} (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; minimum ${minRatio}): ${ok ? 'ok' : 'BELOW THE MINIMUM'}`,
+        `ratio ${ratio.toFixed(3)} (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; minimum ${floorOf(w)}): ${ok ? 'ok' : 'BELOW THE MINIMUM'}`,
     );
     return ok;
   } finally {
