@@ -1,0 +1,88 @@
+/**
+ * docs/PERFORMANCE.md is written from one run of `npm run bench`, whose
+ * report is committed (bench/results/latest.json). Its results table and
+ * the targets it calls met or not met must be that run's: a figure typed
+ * by hand, or a doc left behind by a new run, fails here. (Times nothing:
+ * it reads two committed files.)
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { figure, type Report } from '../../bench/report.js';
+import { judge } from '../../bench/targets.js';
+
+const root = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
+const report = JSON.parse(readFileSync(root('bench/results/latest.json'), 'utf8')) as Report;
+const doc = readFileSync(root('docs/PERFORMANCE.md'), 'utf8');
+
+/** The row labels of the results table, by system id. */
+const LABELS: Record<string, string> = {
+  raw: 'raw net loop (no CBOR)',
+  rawcodec: 'raw loop + ipcbor codec',
+  rawcborx: 'raw loop + cbor-x',
+  extended: 'ipcbor extended',
+  base: 'ipcbor base framing',
+  relay: 'ipcbor via TCP relay',
+  bridge: 'ipcbor via WebSocket bridge',
+  nodeipc: 'node-ipc',
+  jsonrpc: 'vscode-jsonrpc',
+  grpc: '@grpc/grpc-js',
+  zeromq: 'zeromq',
+};
+
+/** The first table under "## Results": label -> its cells. */
+function resultsTable(): Map<string, string[]> {
+  const section = doc.slice(doc.indexOf('## Results'));
+  const lines = section.split('\n');
+  const first = lines.findIndex((l) => l.startsWith('| system |'));
+  const rows = new Map<string, string[]>();
+  for (const line of lines.slice(first + 2)) {
+    if (!line.startsWith('|')) break;
+    const cells = line.split('|').slice(1, -1).map((c) => c.trim().replaceAll('**', ''));
+    rows.set(cells[0]!, cells.slice(1));
+  }
+  return rows;
+}
+
+function shown(w: string, system: string): string {
+  const v = figure(report, w, system);
+  if (v === undefined) return 'not run';
+  return w === 'W3' ? `${v.toFixed(1)} MiB/s` : `${Math.round(v).toLocaleString('en-US')}/s`;
+}
+
+describe('docs/PERFORMANCE.md against the committed bench report', () => {
+  it('every figure of its results table is the report\'s', () => {
+    const rows = resultsTable();
+    const workloads = report.workloads.map((w) => w.id);
+    assert.deepEqual(workloads, ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'], 'the report is of a full run');
+    for (const s of report.systems) {
+      const label = [...rows.keys()].find((l) => l.startsWith(LABELS[s.id]!));
+      assert.ok(label, `a row for ${s.id}`);
+      const cells = rows.get(label)!;
+      workloads.forEach((w, i) => {
+        if (cells[i] === 'unavailable' || cells[i] === 'not run') {
+          assert.equal(figure(report, w, s.id), undefined, `${s.id} ${w}: the doc says ${cells[i]}`);
+          return;
+        }
+        assert.equal(cells[i], shown(w, s.id), `${s.id} ${w}`);
+      });
+    }
+  });
+
+  it('the targets it calls met and not met are the ones the run judged, with its ratios', () => {
+    const verdicts = judge(report);
+    const targets = doc.slice(doc.indexOf('**Targets**, as this run judged them'));
+    const paragraph = targets.slice(0, targets.indexOf('\n\n'));
+    for (const v of verdicts) {
+      if (v.against !== 'nodeipc' && v.against !== 'rawcodec') continue;
+      const named = v.against === 'nodeipc' ? 'over node-ipc' : "over the raw loop with ipcbor's codec";
+      assert.ok(paragraph.includes(named), named);
+    }
+    const notMet = verdicts.filter((v) => v.met === false).map((v) => v.ratio!.toFixed(2));
+    for (const ratio of notMet) assert.ok(paragraph.includes(`${ratio}×`) || paragraph.includes(`(${ratio}`), `the ratio ${ratio} of a target not met is given`);
+    const w5 = verdicts.find((v) => v.against === 'nodeipc' && v.workload === 'W5')!;
+    assert.equal(w5.met, true);
+    assert.match(paragraph, /met are ipcbor over node-ipc on\s+W5/);
+  });
+});
