@@ -81,7 +81,7 @@ export function kept(bytes: Uint8Array): Uint8Array {
  * Either way a plain Uint8Array of its own memory is returned.
  */
 const allocUnsafeSlow = (globalThis as { Buffer?: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer?.allocUnsafeSlow;
-export function freshBytes(n: number): Uint8Array {
+function freshBytes(n: number): Uint8Array {
   if (allocUnsafeSlow === undefined || n < 1024) return new Uint8Array(n);
   const b = allocUnsafeSlow(n);
   return new Uint8Array(b.buffer, b.byteOffset, n);
