@@ -21,6 +21,22 @@ function cleanup(): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/**
+ * On Ctrl-C: the server may still be removing its socket from the temp dir
+ * (it got the signal too, from the terminal), and a directory emptied
+ * while something writes to it may not go. So the children are stopped
+ * and waited for (at most 5 s) before the directory is removed.
+ */
+async function stopThenCleanup(): Promise<void> {
+  const running = [client, server].filter((c): c is ChildProcess => c !== undefined && c.exitCode === null && c.signalCode === null);
+  const exited = running.map((c) => new Promise((r) => c.once('exit', r)));
+  for (const c of running) c.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(exited), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+  clearTimeout(timer);
+  cleanup();
+}
+
 function run(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(here, 'client.js'), ...args], { stdio: 'inherit' });
@@ -32,8 +48,7 @@ function run(args: string[]): Promise<void> {
 async function main(): Promise<void> {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
-      cleanup();
-      process.exit(130);
+      void stopThenCleanup().finally(() => process.exit(130));
     });
   }
   server = spawn(process.execPath, [join(here, 'server.js'), `unix:${socketPath}`, 'tcp:127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
