@@ -182,6 +182,106 @@ describe('frame decoder', () => {
     assert.equal(codeOf(() => d.push(len)), 'IPCBOR_ERR_BAD_FRAME');
   });
 
+  describe('extended frames straight from the chunk (no queue)', () => {
+    const ext = (i: number) => encodeExtended(Uint8Array.of(0x82, 0x04, i), Uint8Array.of(0xa1, 0x61, 0x6e, i & 0x17));
+    const heads = (frames: Frame[]) => frames.map((f) => f.head);
+
+    it('delivers the whole frames of a chunk and keeps a partial tail, held as the whole chunk', () => {
+      const { d, frames } = collect('extended');
+      const third = concatParts(ext(3));
+      const chunk = concatParts([...ext(1), ...ext(2), third.subarray(0, 3)]);
+      d.push(chunk);
+      assert.deepEqual(heads(frames), ['820401', '820402']);
+      assert.equal(d.buffered, 3);
+      assert.equal(d.heldBytes, chunk.length, 'the chunk is held whole, and charged so');
+      assert.equal(d.idle, false);
+      d.push(third.subarray(3));
+      assert.deepEqual(heads(frames), ['820401', '820402', '820403']);
+      assert.equal(d.heldBytes, 0);
+      assert.ok(d.idle);
+    });
+
+    it('a sink that holds mid-chunk stops delivery; the rest follows on release, in order', () => {
+      const seen: number[] = [];
+      const d: FrameDecoder = new FrameDecoder('extended', {
+        extended: (h) => {
+          seen.push(h[2]!);
+          if (h[2] === 2) d.hold();
+        },
+      });
+      d.push(concatParts([...ext(1), ...ext(2), ...ext(3), ...ext(4)]));
+      assert.deepEqual(seen, [1, 2]);
+      assert.ok(d.buffered > 0);
+      d.release();
+      assert.deepEqual(seen, [1, 2, 3, 4]);
+      assert.equal(d.heldBytes, 0);
+    });
+
+    it('a sink that discards mid-chunk gets nothing more, and nothing stays held', () => {
+      const seen: number[] = [];
+      const d: FrameDecoder = new FrameDecoder('extended', {
+        extended: (h) => {
+          seen.push(h[2]!);
+          if (h[2] === 1) d.discard();
+        },
+      });
+      d.push(concatParts([...ext(1), ...ext(2), ...ext(3)]));
+      assert.deepEqual(seen, [1]);
+      assert.equal(d.heldBytes, 0);
+      assert.equal(d.retainedBytes, 0);
+      assert.equal(codeOf(() => d.push(concatParts(ext(4)))), 'IPCBOR_ERR_CONNECTION_CLOSED');
+    });
+
+    it('a length over its limit fails the chunk there, after the frames before it', () => {
+      const { d, frames } = collect('extended', { maxFrameBytes: 16 });
+      const big = encodeExtended(Uint8Array.of(0x82, 0x04, 9), new Uint8Array(17));
+      assert.equal(codeOf(() => d.push(concatParts([...ext(1), ...big]))), 'IPCBOR_ERR_FRAME_TOO_LARGE');
+      assert.deepEqual(heads(frames), ['820401']);
+      const h = collect('extended');
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(MAX_HEAD_BYTES + 1);
+      assert.equal(codeOf(() => h.d.push(concatParts([...ext(1), len]))), 'IPCBOR_ERR_BAD_FRAME');
+      assert.deepEqual(heads(h.frames), ['820401']);
+    });
+
+    it('property: frames cut anywhere, with the sink holding and releasing at any frame, arrive once each, in order', () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 12 }), fc.uint8Array({ maxLength: 40 })), { maxLength: 20 }),
+          fc.array(fc.nat(), { maxLength: 20 }),
+          fc.array(fc.boolean(), { maxLength: 20 }),
+          (list, cuts, holds) => {
+            const out: string[] = [];
+            let n = 0;
+            const d: FrameDecoder = new FrameDecoder('extended', {
+              extended: (h, p) => {
+                out.push(`${toHex(h)}/${toHex(p)}`);
+                if (holds[n++ % Math.max(1, holds.length)]) d.hold();
+              },
+            });
+            const bytes = concatParts(list.flatMap(([h, p]) => [...encodeExtended(h, p)]));
+            const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+            let at = 0;
+            for (const p of [...points, bytes.length]) {
+              d.push(bytes.subarray(at, p));
+              at = p;
+              assert.ok(d.heldBytes >= d.buffered);
+              // Released now and then, between pushes: frames held back come first.
+              if (p % 3 === 0) d.release();
+            }
+            for (let i = 0; i <= list.length; i++) d.release();
+            assert.deepEqual(
+              out,
+              list.map(([h, p]) => `${toHex(h)}/${toHex(p)}`),
+            );
+            assert.ok(d.idle);
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+  });
+
   it('property: any frames, encoded and cut anywhere, decode to the same frames', () => {
     const frameArb = fc.record({
       method: fc.string({ maxLength: 40 }).filter((m) => Buffer.byteLength(m) <= 256),

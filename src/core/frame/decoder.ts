@@ -88,8 +88,53 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): void {
     if (this.failure) throw this.failure;
-    this.queue.push(chunk);
+    if (this.mode === 'extended' && this.state === State.Head && this.queue.length === 0 && !this.held) {
+      const at = this.direct(chunk);
+      // All of it delivered, or the connection let go (discard) meanwhile.
+      if (at === chunk.length || this.failure) return;
+      // The rest waits in the queue, the chunk held whole and counted so
+      // (heldBytes), as if the frames before had been taken from it there.
+      this.queue.push(chunk);
+      this.queue.skip(at);
+    } else {
+      this.queue.push(chunk);
+    }
     this.drain();
+  }
+
+  /**
+   * The usual case, without the queue: extended frames that lie whole in a
+   * chunk arriving between frames are delivered straight from it, as views.
+   * Stops at the first frame not whole in it, or when the sink holds or
+   * discards; returns how far it got. Limits are checked as in drainFrames,
+   * as soon as each length is read.
+   */
+  private direct(chunk: Uint8Array): number {
+    const n = chunk.length;
+    const buffer = chunk.buffer;
+    const base = chunk.byteOffset;
+    let at = 0;
+    this.draining = true;
+    try {
+      while (n - at >= 4) {
+        const headLen = ((chunk[at]! << 24) | (chunk[at + 1]! << 16) | (chunk[at + 2]! << 8) | chunk[at + 3]!) >>> 0;
+        if (headLen > MAX_HEAD_BYTES) throw this.fail('IPCBOR_ERR_BAD_FRAME', `frame head of ${headLen} bytes is over the limit of ${MAX_HEAD_BYTES} bytes`);
+        const lenAt = at + 4 + headLen;
+        if (n - lenAt < 4) break;
+        const bodyLen = this.checkBody(((chunk[lenAt]! << 24) | (chunk[lenAt + 1]! << 16) | (chunk[lenAt + 2]! << 8) | chunk[lenAt + 3]!) >>> 0);
+        const end = lenAt + 4 + bodyLen;
+        if (end > n) break;
+        const head = new Uint8Array(buffer, base + at + 4, headLen);
+        const body = new Uint8Array(buffer, base + lenAt + 4, bodyLen);
+        at = end;
+        this.delivered++;
+        this.sink.extended?.(head, body);
+        if (this.held || this.failure || this.mode !== 'extended') break;
+      }
+    } finally {
+      this.draining = false;
+    }
+    return at;
   }
 
   /**

@@ -47,6 +47,9 @@ export interface FlowHost {
   roomMade(): void;
 }
 
+/** Frames between two looks at the turn clock (a power of two; FRAMES_PER_TURN is a multiple of it). */
+const TURN_LOOK = 16;
+
 /** The empty list every connection starts with, shared and never written to. */
 const NO_WAITERS: never[] = [];
 
@@ -99,29 +102,32 @@ export class Flow implements TurnTaker {
 
   // ---- reading -----------------------------------------------------------------
 
-  /** A chunk is about to be decoded: its frames count towards this turn. */
-  chunkArrived(): void {
-    const turn = this.clock.now();
-    if (turn !== this.burstTurn) {
-      this.burstTurn = turn;
-      this.burst = 0;
-    }
-  }
-
   /**
    * One received frame ran. Checked per frame, not per chunk: one chunk
    * can carry thousands of small frames, and the budget (or the turn) must
    * stop them between two.
+   *
+   * The clock is looked at every TURN_LOOK frames, not per frame or per
+   * chunk: a connection that gets a frame or two per turn (most) then
+   * costs the process no deferred callback per turn. When a look finds a
+   * new turn, the frames since the last look are counted as this turn's,
+   * so no turn runs more than FRAMES_PER_TURN (a multiple of TURN_LOOK).
    */
   frameDone(): void {
-    if (++this.burst >= FRAMES_PER_TURN && !this.yielding) {
-      this.yielding = true;
-      this.clock.next(this.endTurn);
-      this.update();
-    } else {
-      const budget = this.peer.budget;
-      if (!budget.allows(budget.held - this.chargedIn)) this.update();
+    if ((++this.burst & (TURN_LOOK - 1)) === 0) {
+      const turn = this.clock.now();
+      if (turn !== this.burstTurn) {
+        this.burstTurn = turn;
+        this.burst = TURN_LOOK;
+      } else if (this.burst >= FRAMES_PER_TURN && !this.yielding) {
+        this.yielding = true;
+        this.clock.next(this.endTurn);
+        this.update();
+        return;
+      }
     }
+    const budget = this.peer.budget;
+    if (!budget.allows(budget.held - this.chargedIn)) this.update();
   }
 
   /** A new turn: the frame count starts again, and the connection that yielded reads on. */

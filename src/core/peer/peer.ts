@@ -372,7 +372,6 @@ export class Peer implements TransportSink, FrameSink {
 
   onData(chunk: Uint8Array): void {
     if (this.current.stage === 'closed') return;
-    this.flow.chunkArrived();
     try {
       // An empty chunk: the transport's own count of bytes held changed (see Transport.buffered).
       if (chunk.length > 0) this.decoder.push(chunk);
