@@ -275,9 +275,6 @@ async function open(dial: Dialer, address: string, making: Making, signal: Abort
 
 const noop = (): void => {};
 
-/** What a call made without options reads them from (not a new object per call). */
-const NO_OPTIONS: CallOptions = Object.freeze({});
-
 /** The dialer's explanation of a hello that met a close (see Dialer), within the deadline and the caller's signal; undefined when it has none. */
 async function explainClose(dial: Dialer, signal: AbortSignal | undefined, deadline: number): Promise<IpcborError | undefined> {
   if (dial.explainClose === undefined) return undefined;
@@ -512,18 +509,23 @@ class ClientImpl implements Client {
   // ---- calls -----------------------------------------------------------------
 
   call<R>(method: string, params: unknown = {}, options?: CallOptions): Promise<R> {
-    if (options === undefined) options = NO_OPTIONS;
-    const signal = options.signal;
-    if (signal?.aborted) {
-      discardIterable(params);
-      return Promise.reject(cancelled(method, signal.reason));
-    }
+    let signal: AbortSignal | undefined;
     let timeout: number | undefined;
-    try {
-      timeout = options.timeout === undefined || options.timeout === null ? this.defaultTimeout : checkTimeout(options.timeout);
-    } catch (err) {
-      discardIterable(params);
-      return Promise.reject(err);
+    if (options === undefined) {
+      // The usual call: nothing to read or check.
+      timeout = this.defaultTimeout;
+    } else {
+      signal = options.signal;
+      if (signal?.aborted) {
+        discardIterable(params);
+        return Promise.reject(cancelled(method, signal.reason));
+      }
+      try {
+        timeout = options.timeout === undefined || options.timeout === null ? this.defaultTimeout : checkTimeout(options.timeout);
+      } catch (err) {
+        discardIterable(params);
+        return Promise.reject(err);
+      }
     }
     if (!this.disconnected) {
       const call = new OutgoingCall(method, params, timeout, signal, this.giveUp);

@@ -85,7 +85,24 @@ export interface PeerConfig extends Readonly<Omit<PeerOptions, 'takes' | 'defer'
 export function peerConfig(options: PeerOptions): PeerConfig {
   let takenKinds = 0;
   for (const kind of options.takes) takenKinds |= 1 << kind;
-  return Object.freeze({ ...options, takenKinds, defer: options.defer ?? afterIo });
+  // Every field named, in one order: every config has the same shape, so
+  // the code reading them sees one kind of object (a spread of the caller's
+  // options would give each caller's key order a shape of its own).
+  return Object.freeze({
+    codec: options.codec,
+    maxFrameBytes: options.maxFrameBytes,
+    maxMethodBytes: options.maxMethodBytes,
+    receives: options.receives,
+    other: options.other,
+    window: options.window,
+    guardWrites: options.guardWrites,
+    frameTimeout: options.frameTimeout,
+    idleTimeout: options.idleTimeout,
+    linger: options.linger,
+    turns: options.turns,
+    takenKinds,
+    defer: options.defer ?? afterIo,
+  });
 }
 
 /** How a connection stops taking work: `drain` lets what runs finish; `end` ends our side now. */
@@ -105,6 +122,8 @@ export class Peer implements TransportSink, FrameSink {
   readonly codec: Codec;
   /** An idle timeout is set: each frame tells the timers it arrived. */
   private readonly idleWatched: boolean;
+  /** The config's kinds taken (read for every frame). */
+  private readonly takenKinds: number;
   readonly decoder: FrameDecoder;
   readonly budget: ConnectionBudget;
   readonly role: PeerRole;
@@ -125,6 +144,7 @@ export class Peer implements TransportSink, FrameSink {
     this.config = config;
     this.codec = config.codec;
     this.idleWatched = config.idleTimeout > 0;
+    this.takenKinds = config.takenKinds;
     this.budget = budget;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.flow = new Flow(this, config.turns ?? new WriteTurns(config.defer));
@@ -335,7 +355,7 @@ export class Peer implements TransportSink, FrameSink {
     const head = decodeHead(this.codec, headBytes);
     // A kind the role takes is the role's, control kinds included: a relay
     // moves every frame on as it came, and the peer keeps no stream of it.
-    if ((this.config.takenKinds & (1 << head.kind)) !== 0) return this.role.frame(head, payload, headBytes);
+    if ((this.takenKinds & (1 << head.kind)) !== 0) return this.role.frame(head, payload, headBytes);
     switch (head.kind) {
       case Kind.Item:
       case Kind.End:
