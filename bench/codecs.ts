@@ -45,8 +45,8 @@ let cborx: BenchCodec | undefined;
  * optional dependencies and runs no install script), and it is switched off
  * besides by the environment variable cbor-x reads when it loads, set here
  * before the first load in every process that uses it (the orchestrator,
- * the raw server, bench:codec), and checked after: the comparison is JS
- * against JS.
+ * the cells' clients, the raw server, bench:codec), and checked after: the
+ * comparison is JS against JS.
  *
  * Its dependency tree: cbor-x 1.6.9 has no dependency but the optional
  * cbor-extract 2.2.3 (-> node-gyp-build-optional-packages 5.1.1 ->

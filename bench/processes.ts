@@ -5,7 +5,7 @@
  * Ctrl-C, SIGTERM. Servers also leave by themselves if this process dies
  * (their IPC channel drops; see child.ts).
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,24 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * Fork a bench script with an IPC channel, pinned to `cpu` if given; it is
+ * killed by `cleanup` if still there. `nodeArgs` go to the child's node:
+ * the orchestrator's own flags are not inherited.
+ */
+export function forkBench(script: string, args: readonly string[], nodeArgs: readonly string[] = [], cpu?: number): { child: ChildProcess; exited: Promise<void> } {
+  const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', 'ipc'];
+  // Pinned: node runs under `taskset -c cpu` (taskset execs node, so the pid and the IPC channel are node's).
+  const child =
+    cpu === undefined
+      ? fork(script, [...args], { execArgv: [...nodeArgs], stdio })
+      : fork(script, [...args], { execPath: 'taskset', execArgv: ['-c', String(cpu), process.execPath, ...nodeArgs], stdio });
+  children.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  exited.then(() => children.delete(child));
+  return { child, exited };
+}
+
 let nextUsage = 1;
 
 /** Ask a bench server for its usage (child.ts answers); rejects if it leaves first. */
@@ -78,19 +96,11 @@ function askUsage(child: ChildProcess, gc: boolean): Promise<ServerUsage> {
 /**
  * Fork `script` (a compiled bench server) on a socket in the run dir and
  * wait for it to report ready. `nodeArgs` go to the child's node (e.g.
- * --cpu-prof); the orchestrator's own flags are not inherited.
+ * --cpu-prof).
  */
 export function startServer(script: string, name: string, nodeArgs: readonly string[] = [], cpu?: number, args: readonly string[] = []): Promise<ServerProcess> {
   const socketPath = join(runDir(), `${name}.sock`);
-  const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
-  // Pinned: node runs under `taskset -c cpu` (taskset execs node, so the pid and the IPC channel are node's).
-  const child =
-    cpu === undefined
-      ? fork(script, [socketPath, ...args], { execArgv: [...nodeArgs], stdio: [...stdio] })
-      : fork(script, [socketPath, ...args], { execPath: 'taskset', execArgv: ['-c', String(cpu), process.execPath, ...nodeArgs], stdio: [...stdio] });
-  children.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  exited.then(() => children.delete(child));
+  const { child, exited } = forkBench(script, [socketPath, ...args], nodeArgs, cpu);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`${name} server did not start within 10 s`)), 10_000);
     const fail = (err: Error) => {

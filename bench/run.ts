@@ -4,12 +4,14 @@
  * IPC libraries people use (vscode-jsonrpc, @grpc/grpc-js, zeromq,
  * node-ipc), side by side in one run, and ipcbor through its relay (TCP) and
  * WebSocket bridge. Each system's server runs in its own forked process, and
- * so does a relay in front of one; the client is this process. Unix sockets
- * in a temp dir (the relays listen on loopback TCP ports). Every cell
- * reports calls/s, CPU per call (client and servers, each read in its own
- * process), and on W1, W4, W5 and W6 p50/p99 latency; W6 (10,000 paced
- * connections) also the server's memory. ipcbor's targets are judged at
- * the end (bench/targets.ts).
+ * so does a relay in front of one. Each cell's client runs in a fresh
+ * process of its own (bench/cell-client.ts), so no system's client shares
+ * a heap or JIT state with another's; this process only orchestrates, and
+ * is idle during the measured windows. Unix sockets in a temp dir (the
+ * relays listen on loopback TCP ports). Every cell reports calls/s, CPU
+ * per call (client and servers, each read in its own process), and on W1,
+ * W4, W5 and W6 p50/p99 latency; W6 (10,000 paced connections) also the
+ * server's memory. ipcbor's targets are judged at the end (bench/targets.ts).
  *
  *   node dist/bench/run.js [--workloads W1,W2] [--systems raw,extended,grpc]
  *                          [--seconds S] [--warmup S] [--repeats N]
@@ -33,10 +35,10 @@
  *   BENCH_IDLE         0: skip the idle-memory section (bench/idle.js)
  *   BENCH_PROFILE_DIR  run the servers with --cpu-prof, profiles written there
  *   BENCH_PIN          0: do not pin; by default (with >= 2 CPUs and taskset)
- *                      this process runs on CPU 0 and the servers (relays
- *                      included) on CPU 1
+ *                      this process and the cells' clients run on CPU 0 and
+ *                      the servers (relays included) on CPU 1
  *   BENCH_RELAY_CPU    when pinned, the CPU of the relay processes instead of
- *                      the servers' (e.g. 0: beside the client)
+ *                      the servers' (e.g. 0: beside the clients)
  *
  * Progress goes to stderr; the tables to stdout.
  */
@@ -45,12 +47,13 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CellDone, CellJob, CellProbe, CellProbed } from './cell-client.js';
 import type { ServerUsage } from './child.js';
-import { cleanup, cleanupOnExit, pinSelf, startServers, type ServerProcess } from './processes.js';
+import { cleanup, cleanupOnExit, forkBench, pinSelf, startServers, type ServerProcess } from './processes.js';
 import { median, renderSvg, renderTables, type CellReport, type Mem, type Report, type SystemReport } from './report.js';
 import { DEFAULT_SYSTEMS, SYSTEM_IDS, SYSTEMS, type ServerSpec, type System, type SystemId } from './systems.js';
 import { cpuPerCall, judge } from './targets.js';
-import { WORKLOADS, measure, offered, openMany, sleep, type Caller, type Measured, type Workload } from './workloads.js';
+import { WORKLOADS, offered, type Measured, type Workload } from './workloads.js';
 
 const env = process.env;
 const argv = process.argv.slice(2);
@@ -80,6 +83,8 @@ const svgPath = flag('svg') ?? env.BENCH_SVG ?? (fullRun ? resolve(resultsDir, '
 const serverArgs = ['--expose-gc', ...(env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_PROFILE_DIR}`] : [])];
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
+const messageOf = (err: unknown) => (err as Error).message ?? String(err);
+const CELL_CLIENT = fileURLToPath(new URL('./cell-client.js', import.meta.url));
 
 /** Opening 1,000 connections of a slow peer takes a while; a cell that hangs longer than this (plus 6 ms a connection) fails. */
 const CELL_SLACK_MS = 60_000;
@@ -95,34 +100,78 @@ interface CellResult {
 }
 
 /**
- * One cell: open the workload's connections to `procs[0]` (the system's
- * server; a relay's `procs` go on with the server behind it), check an
- * echo, measure, close. CPU is read in every process of `procs`; memory
- * (with `w.memory`) in the first, after GCs, before the connections open
- * and at the window's end.
+ * Run a cell's client (cell-client.ts) in a fresh process, on `cpu`,
+ * answering its probes with `probe`; resolves with its result once it has
+ * exited, so the next cell starts with it gone. Its error, or its exit
+ * without a result, rejects. On `signal` (the cell timed out) it is killed.
  */
-async function cell(system: System, w: Workload, procs: readonly ServerProcess[]): Promise<CellResult> {
-  const server = procs[0]!;
-  const baseline = w.memory ? await server.usage(true) : undefined;
-  const callers: Caller[] = await openMany(w.connections, () => system.open(server, w), w.openBatch);
+async function runClient(job: CellJob, probe: (end: boolean) => Promise<ServerUsage[]>, cpu: number | undefined, signal: AbortSignal): Promise<Measured> {
+  const { child, exited } = forkBench(CELL_CLIENT, [], [], cpu);
+  const kill = () => child.kill('SIGKILL');
+  signal.addEventListener('abort', kill);
+  // A send to a client that has just died fails; its exit says so.
+  const send = (m: CellJob | CellProbed) => {
+    if (child.connected) child.send(m, () => undefined);
+  };
   try {
-    const answer = await callers[0]!.call();
-    if (!system.check(answer, w)) throw new Error(`${system.id} ${w.id}: the echo did not come back unchanged`);
-    const win = windowOf(w);
-    const probe = (end: boolean) => Promise.all(procs.map((p, i) => p.usage(end && w.memory === true && i === 0)));
-    const m = await measure(callers, { inflight: w.inflight, warmupMs: win.warmup * 1000, measureMs: win.seconds * 1000, latency: w.latency, periodMs: w.periodMs, probe });
-    return { m, ...(baseline && m.end ? { memory: { baseline: mem(baseline), end: mem(m.end[0]!) } } : {}) };
+    return await new Promise<Measured>((resolve, reject) => {
+      let result: Measured | undefined;
+      child.on('message', (m: CellProbe | CellDone) => {
+        if (m.type === 'probe') {
+          // Called from a promise, so a probe that throws is answered with its error (the cell fails) rather than thrown here.
+          Promise.resolve(m.end).then(probe).then(
+            (usage) => send({ type: 'probed', id: m.id, usage }),
+            (err: unknown) => send({ type: 'probed', id: m.id, error: messageOf(err) }),
+          );
+        } else if (m.type === 'result') result = m.m;
+        else reject(new Error(m.message));
+      });
+      child.on('error', reject);
+      child.once('exit', (code, sig) => (result ? resolve(result) : reject(new Error(`${job.system} ${job.workload}: its client process exited (${sig ?? code}) without a result`))));
+      send(job);
+    });
   } finally {
-    await Promise.race([Promise.all(callers.map((c) => c.close().catch(() => undefined))), sleep(10_000)]);
+    signal.removeEventListener('abort', kill);
+    kill(); // a no-op once it has exited
+    // (A process that never started, e.g. spawn failed, may never report an exit.)
+    if (child.pid !== undefined) await exited;
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * One cell: a client process opens the workload's connections to
+ * `procs[0]` (the system's server; a relay's `procs` go on with the server
+ * behind it), checks an echo, measures, closes. CPU is read in every
+ * process of `procs`; memory (with `w.memory`) in the first, after GCs,
+ * before the connections open and at the window's end.
+ */
+async function cell(system: System, w: Workload, procs: readonly ServerProcess[], cpu: number | undefined, signal: AbortSignal): Promise<CellResult> {
+  const server = procs[0]!;
+  const baseline = w.memory ? await server.usage(true) : undefined;
+  const win = windowOf(w);
+  const probe = (end: boolean) => Promise.all(procs.map((p, i) => p.usage(end && w.memory === true && i === 0)));
+  const job: CellJob = {
+    type: 'job',
+    system: system.id,
+    workload: w.id,
+    server: { address: server.address, socketPath: server.socketPath },
+    options: { inflight: w.inflight, warmupMs: win.warmup * 1000, measureMs: win.seconds * 1000, latency: w.latency, periodMs: w.periodMs },
+  };
+  const m = await runClient(job, probe, cpu, signal);
+  return { m, ...(baseline && m.end ? { memory: { baseline: mem(baseline), end: mem(m.end[0]!) } } : {}) };
+}
+
+/** `run`, failing after `ms`; then its signal is aborted (which kills the cell's client). */
+function withTimeout<T>(run: (signal: AbortSignal) => Promise<T>, ms: number, what: string): Promise<T> {
+  const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`)), ms);
+    timer = setTimeout(() => {
+      abort.abort();
+      reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`));
+    }, ms);
   });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  return Promise.race([run(abort.signal), t]).finally(() => clearTimeout(timer));
 }
 
 const fmtValue = (v: number, unit: Workload['unit']) => (unit === 'MiB/s' ? `${v.toFixed(1)} MiB/s` : `${Math.round(v).toLocaleString('en-US')}/s`);
@@ -161,6 +210,7 @@ async function main(): Promise<void> {
   cleanupOnExit();
   const started = Date.now();
   const pinned = env.BENCH_PIN !== '0' && cpus().length >= 2 && pinSelf(0);
+  const clientCpu = pinned ? 0 : undefined;
   const serverCpu = pinned ? 1 : undefined;
   const relayCpu = pinned && env.BENCH_RELAY_CPU ? Number(env.BENCH_RELAY_CPU) : serverCpu;
   const withRelay = systemIds.some((id) => SYSTEMS[id].server.fronts !== undefined);
@@ -251,7 +301,11 @@ async function main(): Promise<void> {
     }
     try {
       const win = windowOf(w);
-      const { m, memory } = await withTimeout(cell(SYSTEMS[s.id], w, serving(SYSTEMS[s.id].server)), (win.warmup + win.seconds) * 1000 + slack(w), `${s.id} ${w.id}`);
+      const { m, memory } = await withTimeout(
+        (signal) => cell(SYSTEMS[s.id], w, serving(SYSTEMS[s.id].server), clientCpu, signal),
+        (win.warmup + win.seconds) * 1000 + slack(w),
+        `${s.id} ${w.id}`,
+      );
       c.samples.push(m.rate * w.perCall);
       if (m.p50 !== undefined) c.p50s.push(m.p50);
       if (m.p99 !== undefined) c.p99s.push(m.p99);
@@ -260,7 +314,7 @@ async function main(): Promise<void> {
       if (memory) c.memory = memory;
       progress(`  ${tag} ${described(m, w)}`);
     } catch (err) {
-      const msg = (err as Error).message ?? String(err);
+      const msg = messageOf(err);
       c.errors.push(msg);
       progress(`  ${tag} FAILED: ${msg}`);
     }

@@ -43,6 +43,9 @@ export interface ServerSpec {
   fronts?: ServerSpec;
 }
 
+/** What a client needs of a server to open a connection to it (all a cell's client process is sent: see cell-client.ts). */
+export type ServerAddress = Pick<ServerProcess, 'address' | 'socketPath'>;
+
 export interface System {
   id: SystemId;
   label: string;
@@ -59,7 +62,7 @@ export interface System {
   /** Lowest acceptable figure over ipcbor extended's in the same run, by workload. */
   targets?: Partial<Record<WorkloadId, number>>;
   server: ServerSpec;
-  open(server: ServerProcess, w: Workload): Promise<Caller>;
+  open(server: ServerAddress, w: Workload): Promise<Caller>;
   /** Whether an answer is the echo of the workload's params. */
   check(answer: unknown, w: Workload): boolean;
   /** Its package is installed with bench/peers (not always there): its absence does not fail the run. */
