@@ -25,7 +25,8 @@
  *                      loop with cborg)
  *   BENCH_SECONDS      measured seconds per cell (default 2; the full run takes
  *                      about 10 minutes on a 2-core machine)
- *   BENCH_WARMUP       warm-up seconds per cell (default 0.5)
+ *   BENCH_WARMUP       warm-up seconds per cell (default 1: each cell's client
+ *                      is a fresh process, whose JIT settles in it)
  *   BENCH_REPEATS      repeats per cell, the median is reported (default 3).
  *                      W6 is measured once per system with its own 1 s warm-up
  *                      and 3 s window (workloads.ts), after the repeats.
@@ -53,7 +54,7 @@ import { cleanup, cleanupOnExit, forkBench, pinSelf, startServers, type ServerPr
 import { median, renderSvg, renderTables, type CellReport, type Mem, type Report, type SystemReport } from './report.js';
 import { DEFAULT_SYSTEMS, SYSTEM_IDS, SYSTEMS, type ServerSpec, type System, type SystemId } from './systems.js';
 import { cpuPerCall, judge } from './targets.js';
-import { WORKLOADS, offered, type Measured, type Workload } from './workloads.js';
+import { WORKLOADS, offered, sleep, type Measured, type Workload } from './workloads.js';
 
 const env = process.env;
 const argv = process.argv.slice(2);
@@ -67,7 +68,7 @@ function flag(name: string): string | undefined {
 const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
 
 const seconds = Number(flag('seconds') ?? env.BENCH_SECONDS ?? 2);
-const warmup = Number(flag('warmup') ?? env.BENCH_WARMUP ?? 0.5);
+const warmup = Number(flag('warmup') ?? env.BENCH_WARMUP ?? 1);
 const repeats = Math.max(1, Math.floor(Number(flag('repeats') ?? env.BENCH_REPEATS ?? 3)));
 const wantWorkloads = list(flag('workloads') ?? env.BENCH_ONLY ?? env.BENCH_WORKLOADS);
 const wantSystems = list(flag('systems') ?? env.BENCH_SYSTEMS ?? env.BENCH_IMPLS);
@@ -106,6 +107,8 @@ interface CellResult {
  * without a result, rejects. On `signal` (the cell timed out) it is killed.
  */
 async function runClient(job: CellJob, probe: (end: boolean) => Promise<ServerUsage[]>, cpu: number | undefined, signal: AbortSignal): Promise<Measured> {
+  // Timed out before it started (the W6 baseline was still being read): no client is started at all.
+  if (signal.aborted) throw new Error(`${job.system} ${job.workload}: timed out before its client started`);
   const { child, exited } = forkBench(CELL_CLIENT, [], [], cpu);
   const kill = () => child.kill('SIGKILL');
   signal.addEventListener('abort', kill);
@@ -127,7 +130,8 @@ async function runClient(job: CellJob, probe: (end: boolean) => Promise<ServerUs
         else reject(new Error(m.message));
       });
       child.on('error', reject);
-      child.once('exit', (code, sig) => (result ? resolve(result) : reject(new Error(`${job.system} ${job.workload}: its client process exited (${sig ?? code}) without a result`))));
+      // 'close', not 'exit': it comes once the IPC channel is closed too, so the result, if sent, has been read.
+      child.once('close', (code, sig) => (result ? resolve(result) : reject(new Error(`${job.system} ${job.workload}: its client process exited (${sig ?? code}) without a result`))));
       send(job);
     });
   } finally {
@@ -161,17 +165,35 @@ async function cell(system: System, w: Workload, procs: readonly ServerProcess[]
   return { m, ...(baseline && m.end ? { memory: { baseline: mem(baseline), end: mem(m.end[0]!) } } : {}) };
 }
 
-/** `run`, failing after `ms`; then its signal is aborted (which kills the cell's client). */
+/**
+ * `run`, failing after `ms`; then its signal is aborted (which kills the
+ * cell's client), and the failure waits (at most 10 s) for `run` to end,
+ * so the next cell does not start beside a client still going.
+ */
 function withTimeout<T>(run: (signal: AbortSignal) => Promise<T>, ms: number, what: string): Promise<T> {
-  const abort = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+  return new Promise<T>((resolve, reject) => {
+    const abort = new AbortController();
+    let timedOut = false;
+    const running = run(abort.signal);
+    const timer = setTimeout(() => {
+      timedOut = true;
       abort.abort();
-      reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`));
+      const fail = () => reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`));
+      void Promise.race([running.then(fail, fail), sleep(10_000).then(fail)]);
     }, ms);
+    running.then(
+      (value) => {
+        if (timedOut) return;
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        if (timedOut) return;
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
   });
-  return Promise.race([run(abort.signal), t]).finally(() => clearTimeout(timer));
 }
 
 const fmtValue = (v: number, unit: Workload['unit']) => (unit === 'MiB/s' ? `${v.toFixed(1)} MiB/s` : `${Math.round(v).toLocaleString('en-US')}/s`);

@@ -244,7 +244,69 @@ describe('frame decoder', () => {
       assert.deepEqual(heads(h.frames), ['820401']);
     });
 
-    it('property: frames cut anywhere, with the sink holding and releasing at any frame, arrive once each, in order', () => {
+    const whole = (i: number) => concatParts(ext(i));
+    const cat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
+
+    it('a push made from inside the sink (a transport whose resume() hands bytes on at once) keeps frames in order', () => {
+      const seen: number[] = [];
+      const d: FrameDecoder = new FrameDecoder('extended', {
+        extended: (h) => {
+          seen.push(h[2]!);
+          if (h[2] === 1) d.push(cat(whole(4), whole(5)));
+        },
+      });
+      d.push(cat(whole(1), whole(2), whole(3)));
+      assert.deepEqual(seen, [1, 2, 3, 4, 5]);
+      assert.ok(d.idle);
+    });
+
+    it('a push from inside the sink, with partial tails in both chunks: frames in order, none garbled', () => {
+      const seen: number[] = [];
+      const three = whole(3);
+      const six = whole(6);
+      const d: FrameDecoder = new FrameDecoder('extended', {
+        extended: (h) => {
+          seen.push(h[2]!);
+          if (h[2] === 1) d.push(cat(three.subarray(5), whole(4), whole(5), six.subarray(0, 5)));
+        },
+      });
+      d.push(cat(whole(1), whole(2), three.subarray(0, 5)));
+      d.push(six.subarray(5));
+      assert.deepEqual(seen, [1, 2, 3, 4, 5, 6]);
+      assert.ok(d.idle);
+    });
+
+    it('hold, a push while held, then release, all from inside the sink: every frame, in order', () => {
+      const seen: number[] = [];
+      const d: FrameDecoder = new FrameDecoder('extended', {
+        extended: (h) => {
+          seen.push(h[2]!);
+          if (h[2] === 1) {
+            d.hold();
+            d.push(cat(whole(4), whole(5)));
+            d.release();
+          }
+        },
+      });
+      d.push(cat(whole(1), whole(2), whole(3)));
+      assert.deepEqual(seen, [1, 2, 3, 4, 5]);
+      assert.equal(d.buffered, 0);
+    });
+
+    it('a sink that throws (not a framing error): the frames after its own in the chunk are kept, and come next', () => {
+      const seen: number[] = [];
+      const d = new FrameDecoder('extended', {
+        extended: (h) => {
+          seen.push(h[2]!);
+          if (h[2] === 1) throw new Error('sink failed');
+        },
+      });
+      assert.throws(() => d.push(cat(whole(1), whole(2), whole(3))), /sink failed/);
+      d.push(whole(4));
+      assert.deepEqual(seen, [1, 2, 3, 4]);
+    });
+
+    it('property: frames cut anywhere, with the sink holding, releasing and pushing the next piece at any frame, arrive once each, in order', () => {
       fc.assert(
         fc.property(
           fc.array(fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 12 }), fc.uint8Array({ maxLength: 40 })), { maxLength: 20 }),
@@ -253,18 +315,27 @@ describe('frame decoder', () => {
           (list, cuts, holds) => {
             const out: string[] = [];
             let n = 0;
+            const bytes = concatParts(list.flatMap(([h, p]) => [...encodeExtended(h, p)]));
+            const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+            const pieces: Uint8Array[] = [];
+            let from = 0;
+            for (const p of [...points, bytes.length]) {
+              pieces.push(bytes.subarray(from, p));
+              from = p;
+            }
+            let next = 0;
             const d: FrameDecoder = new FrameDecoder('extended', {
               extended: (h, p) => {
                 out.push(`${toHex(h)}/${toHex(p)}`);
-                if (holds[n++ % Math.max(1, holds.length)]) d.hold();
+                const k = n++;
+                if (holds[k % Math.max(1, holds.length)]) d.hold();
+                // Now and then the next piece arrives from inside the sink (a transport handing bytes on as it resumes).
+                if (k % 4 === 1 && next < pieces.length) d.push(pieces[next++]!);
               },
             });
-            const bytes = concatParts(list.flatMap(([h, p]) => [...encodeExtended(h, p)]));
-            const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-            let at = 0;
-            for (const p of [...points, bytes.length]) {
-              d.push(bytes.subarray(at, p));
-              at = p;
+            while (next < pieces.length) {
+              d.push(pieces[next++]!);
+              const p = next;
               assert.ok(d.heldBytes >= d.buffered);
               // Released now and then, between pushes: frames held back come first.
               if (p % 3 === 0) d.release();

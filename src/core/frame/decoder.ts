@@ -88,33 +88,55 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): void {
     if (this.failure) throw this.failure;
-    if (this.mode === 'extended' && this.state === State.Head && this.queue.length === 0 && !this.held) {
-      const at = this.direct(chunk);
-      // All of it delivered, or the connection let go (discard) meanwhile.
-      if (at === chunk.length || this.failure) return;
-      // The rest waits in the queue, the chunk held whole and counted so
-      // (heldBytes), as if the frames before had been taken from it there.
+    // From inside a sink callback: the loop running takes it, after what it has.
+    if (this.directing) {
+      (this.late ??= []).push(chunk);
+      return;
+    }
+    if (this.draining) {
       this.queue.push(chunk);
-      this.queue.skip(at);
+      return;
+    }
+    if (this.mode === 'extended' && this.state === State.Head && this.queue.length === 0 && !this.held) {
+      this.direct(chunk);
+      if (this.failure || this.queue.length === 0) return;
     } else {
       this.queue.push(chunk);
     }
     this.drain();
   }
 
+  /** Chunks pushed from inside direct()'s sink calls, in order. */
+  private late: Uint8Array[] | undefined;
+  private directing = false;
+
+  /** What direct() did not deliver waits in the queue: the rest of its chunk (held whole), then the chunks pushed meanwhile. */
+  private keepRest(chunk: Uint8Array, at: number): void {
+    if (at < chunk.length) {
+      this.queue.push(chunk);
+      this.queue.skip(at);
+    }
+    const late = this.late;
+    this.late = undefined;
+    if (late !== undefined) for (const c of late) this.queue.push(c);
+  }
+
   /**
    * The usual case, without the queue: extended frames that lie whole in a
    * chunk arriving between frames are delivered straight from it, as views.
-   * Stops at the first frame not whole in it, or when the sink holds or
-   * discards; returns how far it got. Limits are checked as in drainFrames,
-   * as soon as each length is read.
+   * Stops at the first frame not whole in it, or when the sink holds,
+   * discards or switches the mode; what it did not deliver (and chunks
+   * pushed from inside the sink meanwhile) then waits in the queue, in
+   * order (keepRest). Limits are checked as in drainFrames, as soon as each
+   * length is read.
    */
-  private direct(chunk: Uint8Array): number {
+  private direct(chunk: Uint8Array): void {
     const n = chunk.length;
     const buffer = chunk.buffer;
     const base = chunk.byteOffset;
     let at = 0;
     this.draining = true;
+    this.directing = true;
     try {
       while (n - at >= 4) {
         const headLen = ((chunk[at]! << 24) | (chunk[at + 1]! << 16) | (chunk[at + 2]! << 8) | chunk[at + 3]!) >>> 0;
@@ -133,8 +155,11 @@ export class FrameDecoder {
       }
     } finally {
       this.draining = false;
+      this.directing = false;
+      // Also when the sink threw: the frames after its own are not lost.
+      if (this.failure === undefined) this.keepRest(chunk, at);
+      else this.late = undefined;
     }
-    return at;
   }
 
   /**
