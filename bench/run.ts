@@ -25,7 +25,7 @@
  *                      loop with cborg)
  *   BENCH_SECONDS      measured seconds per cell (default 2; the full run takes
  *                      about 10 minutes on a 2-core machine)
- *   BENCH_WARMUP       warm-up seconds per cell (default 1: each cell's client
+ *   BENCH_WARMUP       warm-up seconds per cell (default 2: each cell's client
  *                      is a fresh process, whose JIT settles in it)
  *   BENCH_REPEATS      repeats per cell, the median is reported (default 3).
  *                      W6 is measured once per system with its own 1 s warm-up
@@ -68,7 +68,7 @@ function flag(name: string): string | undefined {
 const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
 
 const seconds = Number(flag('seconds') ?? env.BENCH_SECONDS ?? 2);
-const warmup = Number(flag('warmup') ?? env.BENCH_WARMUP ?? 1);
+const warmup = Number(flag('warmup') ?? env.BENCH_WARMUP ?? 2);
 const repeats = Math.max(1, Math.floor(Number(flag('repeats') ?? env.BENCH_REPEATS ?? 3)));
 const wantWorkloads = list(flag('workloads') ?? env.BENCH_ONLY ?? env.BENCH_WORKLOADS);
 const wantSystems = list(flag('systems') ?? env.BENCH_SYSTEMS ?? env.BENCH_IMPLS);
