@@ -2,7 +2,10 @@
  * The Transport over a Node stream socket (net or tls). Frames written in
  * one tick leave together, at the next tick: small parts are copied into
  * one Buffer and written once (a socket write costs far more than a small
- * copy), large bodies go out as they are, without a copy.
+ * copy), large bodies go out as they are, without a copy. A tick that
+ * writes many frames (answers to pipelined calls) sends them FLUSH_FRAMES
+ * at a time, as soon as there are that many: the peer starts on the first
+ * while the rest are made, so both ends work at once instead of in turn.
  */
 import type { Socket } from 'node:net';
 import { DEFAULT_WRITE_HIGH_WATER } from '../core/constants.js';
@@ -12,6 +15,14 @@ import type { TransportSink } from '../core/transport.js';
 
 /** Parts up to this size are copied into the tick's batch; larger ones are written as they are. */
 const COALESCE_BYTES = 16 * 1024;
+
+/**
+ * Frames that leave together at most: with 64 calls in flight on one
+ * connection, writes of 16 let client and server overlap (2.5 times the
+ * calls per second of one write per tick on 2 cores, and less CPU per
+ * call, as neither end sleeps between batches); 8 or 32 did less.
+ */
+const FLUSH_FRAMES = 16;
 
 /** How often a paused server socket is checked for a client that left (see checkPeer). */
 export const PEER_CHECK_MS = 1000;
@@ -153,6 +164,8 @@ export class SocketTransport implements OpenTransport {
   /** Parts written this tick, in order, and their size. */
   private queued: Uint8Array[] = [];
   private queuedBytes = 0;
+  /** Frames in `queued`. */
+  private queuedFrames = 0;
   private scheduled = false;
 
   /** A paused net socket still reads one chunk (up to 64 KiB) into its own buffer. */
@@ -196,7 +209,11 @@ export class SocketTransport implements OpenTransport {
     this.queued.push(header);
     if (body.length > 0) this.queued.push(body);
     this.queuedBytes += header.length + body.length;
-    if (!this.scheduled) {
+    if (++this.queuedFrames >= FLUSH_FRAMES) {
+      // Enough to be worth a write of their own: they leave now. The
+      // tick's flush, scheduled by the first of them, sends what follows.
+      this.send();
+    } else if (!this.scheduled) {
       this.scheduled = true;
       flushLater(this);
     }
@@ -206,17 +223,27 @@ export class SocketTransport implements OpenTransport {
   /** Hand this tick's frames to the socket. */
   flush(): void {
     this.scheduled = false;
+    if (this.send()) this.drainedNow();
+  }
+
+  /**
+   * Write what is queued; false when there was nothing to write (or the
+   * socket is gone). The sink hears of the room made at the tick's flush,
+   * not here: send() also runs from inside write(), in the middle of its
+   * caller's work.
+   */
+  private send(): boolean {
     const parts = this.queued;
     const total = this.queuedBytes;
     this.queued = [];
     this.queuedBytes = 0;
+    this.queuedFrames = 0;
     const s = this.socket;
-    if (parts.length === 0 || s.destroyed || s.writableEnded) return;
+    if (parts.length === 0 || s.destroyed || s.writableEnded) return false;
     if (total <= 4 * COALESCE_BYTES) {
       // The usual case: one write, which needs no cork.
       s.write(joined(parts, total));
-      this.drainedNow();
-      return;
+      return true;
     }
     s.cork();
     let run: Uint8Array[] = [];
@@ -238,7 +265,7 @@ export class SocketTransport implements OpenTransport {
     }
     writeRun();
     s.uncork();
-    this.drainedNow();
+    return true;
   }
 
   /** The socket took what it could: the sink re-reads pendingBytes (when the socket backs up, its own 'drain' follows later). */
@@ -264,6 +291,7 @@ export class SocketTransport implements OpenTransport {
   destroy(): void {
     this.queued = [];
     this.queuedBytes = 0;
+    this.queuedFrames = 0;
     unwatchPaused(this.socket);
     this.socket.destroy();
   }

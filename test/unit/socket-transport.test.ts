@@ -1,0 +1,82 @@
+/**
+ * SocketTransport's batching, over a stand-in socket that records its
+ * writes: frames of one tick leave together at the tick's end, except that
+ * a tick writing many leaves them 16 at a time as soon as there are 16
+ * (pipelined answers: the peer starts on the first while the rest are
+ * made). Order and bytes are kept; the sink hears of room at the tick's
+ * flush only, never from inside a write.
+ */
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import { concatParts, encodeExtended } from '../../src/core/frame/encoder.js';
+import { SocketTransport } from '../../src/node/socket-transport.js';
+
+class RecordingSocket extends EventEmitter {
+  readonly writes: Uint8Array[] = [];
+  destroyed = false;
+  writableEnded = false;
+  writableLength = 0;
+  closed = false;
+  write(chunk: Uint8Array): boolean {
+    this.writes.push(new Uint8Array(chunk));
+    return true;
+  }
+  cork(): void {}
+  uncork(): void {}
+}
+
+const frame = (i: number) => encodeExtended(Uint8Array.of(0x82, 0x04, 0x18, i), Uint8Array.of(0x61, 0x61 + (i % 26)));
+const tick = () => new Promise<void>((resolve) => process.nextTick(resolve));
+
+function rig() {
+  const socket = new RecordingSocket();
+  const transport = new SocketTransport(socket as unknown as Socket);
+  const drains: number[] = [];
+  transport.attach({ onData: () => {}, onDrain: () => drains.push(socket.writes.length), onClose: () => {} });
+  return { socket, transport, drains };
+}
+
+describe('SocketTransport: writes', () => {
+  it('frames of one tick leave in one write, at the end of the tick', async () => {
+    const { socket, transport, drains } = rig();
+    for (let i = 0; i < 5; i++) transport.write(frame(i));
+    assert.equal(socket.writes.length, 0, 'nothing is written before the tick ends');
+    await tick();
+    assert.equal(socket.writes.length, 1);
+    assert.deepEqual(socket.writes[0], concatParts([0, 1, 2, 3, 4].flatMap((i) => [...frame(i)])));
+    assert.deepEqual(drains, [1], 'the sink hears of room once, after the write');
+  });
+
+  it('a tick writing many frames sends them 16 at a time as they are written, the rest at its end, all in order', async () => {
+    const { socket, transport, drains } = rig();
+    const all: Uint8Array[] = [];
+    for (let i = 0; i < 40; i++) {
+      transport.write(frame(i));
+      all.push(...frame(i));
+      if (i === 14) assert.equal(socket.writes.length, 0, '15 frames wait for the tick');
+      if (i === 15) assert.equal(socket.writes.length, 1, 'the 16th sends the first 16 at once');
+      if (i === 31) assert.equal(socket.writes.length, 2);
+    }
+    assert.deepEqual(drains, [], 'no word to the sink from inside a write');
+    await tick();
+    assert.equal(socket.writes.length, 3);
+    assert.deepEqual(
+      socket.writes.map((w) => w.length),
+      [16, 16, 8].map((n) => n * concatParts(frame(0)).length),
+    );
+    assert.deepEqual(concatParts(socket.writes), concatParts(all));
+    assert.deepEqual(drains, [3], 'the tick’s flush tells the sink once');
+  });
+
+  it('a socket gone meanwhile takes nothing, and keeps nothing queued', async () => {
+    const { socket, transport } = rig();
+    for (let i = 0; i < 10; i++) transport.write(frame(i));
+    socket.destroyed = true;
+    for (let i = 10; i < 30; i++) transport.write(frame(i));
+    await tick();
+    assert.equal(socket.writes.length, 0);
+    assert.equal(transport.pendingBytes, 0);
+  });
+});
