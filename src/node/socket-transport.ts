@@ -166,6 +166,14 @@ export class SocketTransport implements OpenTransport {
   private queuedBytes = 0;
   /** Frames in `queued`. */
   private queuedFrames = 0;
+  /**
+   * What was unsent when frames were last sent from inside write(): until
+   * the tick's flush, pendingBytes does not fall below it. Bytes leaving
+   * release budget, and a release wakes the connection (held frames run,
+   * a writer goes on); that must happen at the flush, as it did, and not
+   * in the middle of the write of whoever is writing now.
+   */
+  private sentEarly = 0;
   private scheduled = false;
 
   /** A paused net socket still reads one chunk (up to 64 KiB) into its own buffer. */
@@ -199,7 +207,8 @@ export class SocketTransport implements OpenTransport {
   }
 
   get pendingBytes(): number {
-    return this.queuedBytes + this.socket.writableLength;
+    const pending = this.queuedBytes + this.socket.writableLength;
+    return pending > this.sentEarly ? pending : this.sentEarly;
   }
 
   write(parts: FrameParts): boolean {
@@ -211,7 +220,10 @@ export class SocketTransport implements OpenTransport {
     this.queuedBytes += header.length + body.length;
     if (++this.queuedFrames >= FLUSH_FRAMES) {
       // Enough to be worth a write of their own: they leave now. The
-      // tick's flush, scheduled by the first of them, sends what follows.
+      // tick's flush, scheduled by the first of them, sends what follows
+      // and tells the sink.
+      const pending = this.queuedBytes + s.writableLength;
+      if (pending > this.sentEarly) this.sentEarly = pending;
       this.send();
     } else if (!this.scheduled) {
       this.scheduled = true;
@@ -223,7 +235,10 @@ export class SocketTransport implements OpenTransport {
   /** Hand this tick's frames to the socket. */
   flush(): void {
     this.scheduled = false;
-    if (this.send()) this.drainedNow();
+    const sentEarly = this.sentEarly > 0;
+    this.sentEarly = 0;
+    // Also after frames sent from inside write() and nothing since: the sink hears of the room now.
+    if (this.send() || sentEarly) this.drainedNow();
   }
 
   /**
@@ -292,6 +307,7 @@ export class SocketTransport implements OpenTransport {
     this.queued = [];
     this.queuedBytes = 0;
     this.queuedFrames = 0;
+    this.sentEarly = 0;
     unwatchPaused(this.socket);
     this.socket.destroy();
   }

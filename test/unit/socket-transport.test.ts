@@ -4,7 +4,8 @@
  * a tick writing many leaves them 16 at a time as soon as there are 16
  * (pipelined answers: the peer starts on the first while the rest are
  * made). Order and bytes are kept; the sink hears of room at the tick's
- * flush only, never from inside a write.
+ * flush only, never from inside a write, and the bytes counted as unsent
+ * do not fall before then either.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -68,6 +69,28 @@ describe('SocketTransport: writes', () => {
     );
     assert.deepEqual(concatParts(socket.writes), concatParts(all));
     assert.deepEqual(drains, [3], 'the tick’s flush tells the sink once');
+  });
+
+  it('a tick of exactly 32 frames, all sent from inside writes, still tells the sink at its flush', async () => {
+    const { socket, transport, drains } = rig();
+    for (let i = 0; i < 32; i++) transport.write(frame(i));
+    assert.equal(socket.writes.length, 2);
+    await tick();
+    assert.equal(socket.writes.length, 2, 'nothing left for the flush to write');
+    assert.deepEqual(drains, [2], 'the sink hears of the room once, at the flush');
+  });
+
+  it('pendingBytes does not fall inside the tick (bytes leaving release budget, which must not happen inside a write)', async () => {
+    const { transport, drains } = rig();
+    let last = 0;
+    for (let i = 0; i < 40; i++) {
+      transport.write(frame(i));
+      assert.ok(transport.pendingBytes >= last, `frame ${i}: pendingBytes fell from ${last} to ${transport.pendingBytes}`);
+      last = transport.pendingBytes;
+    }
+    await tick();
+    assert.equal(transport.pendingBytes, 0, 'the flush lets it fall');
+    assert.equal(drains.length, 1);
   });
 
   it('a socket gone meanwhile takes nothing, and keeps nothing queued', async () => {
