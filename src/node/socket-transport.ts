@@ -222,8 +222,7 @@ export class SocketTransport implements OpenTransport {
       // Enough to be worth a write of their own: they leave now. The
       // tick's flush, scheduled by the first of them, sends what follows
       // and tells the sink.
-      const pending = this.queuedBytes + s.writableLength;
-      if (pending > this.sentEarly) this.sentEarly = pending;
+      this.sentEarly = this.pendingBytes;
       this.send();
     } else if (!this.scheduled) {
       this.scheduled = true;

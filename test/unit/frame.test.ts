@@ -186,6 +186,18 @@ describe('frame decoder', () => {
     const ext = (i: number) => encodeExtended(Uint8Array.of(0x82, 0x04, i), Uint8Array.of(0xa1, 0x61, 0x6e, i & 0x17));
     const heads = (frames: Frame[]) => frames.map((f) => f.head);
 
+    /** A decoder whose sink records each frame's number (its head's third byte), then runs `then` with it. */
+    function numbered(then: (n: number) => void): { d: FrameDecoder; seen: number[] } {
+      const seen: number[] = [];
+      const d = new FrameDecoder('extended', {
+        extended: (h) => {
+          seen.push(h[2]!);
+          then(h[2]!);
+        },
+      });
+      return { d, seen };
+    }
+
     it('delivers the whole frames of a chunk and keeps a partial tail, held as the whole chunk', () => {
       const { d, frames } = collect('extended');
       const third = concatParts(ext(3));
@@ -202,12 +214,8 @@ describe('frame decoder', () => {
     });
 
     it('a sink that holds mid-chunk stops delivery; the rest follows on release, in order', () => {
-      const seen: number[] = [];
-      const d: FrameDecoder = new FrameDecoder('extended', {
-        extended: (h) => {
-          seen.push(h[2]!);
-          if (h[2] === 2) d.hold();
-        },
+      const { d, seen } = numbered((n) => {
+        if (n === 2) d.hold();
       });
       d.push(concatParts([...ext(1), ...ext(2), ...ext(3), ...ext(4)]));
       assert.deepEqual(seen, [1, 2]);
@@ -218,12 +226,8 @@ describe('frame decoder', () => {
     });
 
     it('a sink that discards mid-chunk gets nothing more, and nothing stays held', () => {
-      const seen: number[] = [];
-      const d: FrameDecoder = new FrameDecoder('extended', {
-        extended: (h) => {
-          seen.push(h[2]!);
-          if (h[2] === 1) d.discard();
-        },
+      const { d, seen } = numbered((n) => {
+        if (n === 1) d.discard();
       });
       d.push(concatParts([...ext(1), ...ext(2), ...ext(3)]));
       assert.deepEqual(seen, [1]);
@@ -248,12 +252,8 @@ describe('frame decoder', () => {
     const cat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
 
     it('a push made from inside the sink (a transport whose resume() hands bytes on at once) keeps frames in order', () => {
-      const seen: number[] = [];
-      const d: FrameDecoder = new FrameDecoder('extended', {
-        extended: (h) => {
-          seen.push(h[2]!);
-          if (h[2] === 1) d.push(cat(whole(4), whole(5)));
-        },
+      const { d, seen } = numbered((n) => {
+        if (n === 1) d.push(cat(whole(4), whole(5)));
       });
       d.push(cat(whole(1), whole(2), whole(3)));
       assert.deepEqual(seen, [1, 2, 3, 4, 5]);
@@ -277,16 +277,12 @@ describe('frame decoder', () => {
     });
 
     it('hold, a push while held, then release, all from inside the sink: every frame, in order', () => {
-      const seen: number[] = [];
-      const d: FrameDecoder = new FrameDecoder('extended', {
-        extended: (h) => {
-          seen.push(h[2]!);
-          if (h[2] === 1) {
-            d.hold();
-            d.push(cat(whole(4), whole(5)));
-            d.release();
-          }
-        },
+      const { d, seen } = numbered((n) => {
+        if (n === 1) {
+          d.hold();
+          d.push(cat(whole(4), whole(5)));
+          d.release();
+        }
       });
       d.push(cat(whole(1), whole(2), whole(3)));
       assert.deepEqual(seen, [1, 2, 3, 4, 5]);
@@ -294,12 +290,8 @@ describe('frame decoder', () => {
     });
 
     it('a sink that throws (not a framing error): the frames after its own in the chunk are kept, and come next', () => {
-      const seen: number[] = [];
-      const d = new FrameDecoder('extended', {
-        extended: (h) => {
-          seen.push(h[2]!);
-          if (h[2] === 1) throw new Error('sink failed');
-        },
+      const { d, seen } = numbered((n) => {
+        if (n === 1) throw new Error('sink failed');
       });
       assert.throws(() => d.push(cat(whole(1), whole(2), whole(3))), /sink failed/);
       d.push(whole(4));
