@@ -89,6 +89,8 @@ export interface OpenTransport extends Transport {
 export type Dialer = ((signal: AbortSignal) => Promise<OpenTransport>) & {
   /** Why a first connection closed before answering the hello, if the dialer can tell (see above); undefined if not. */
   explainClose?: (signal: AbortSignal) => Promise<IpcborError | undefined>;
+  /** The verified identity of the server it reached last (TLS: its certificate), where it has one: the client's `peer`. */
+  identity?: () => PeerIdentity | undefined;
 };
 
 /** Facts about the peer, handed to handlers in `ctx.connection`. */

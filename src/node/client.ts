@@ -104,20 +104,22 @@ function dialOnce(address: Address, signal: AbortSignal, keepAlive: number): Pro
  * TLS with its context made once, a unix socket checked for its owner at
  * each dial. `opened` hears each TLS connection's verified server.
  */
-export function dialerFor(addr: Address, options: Pick<ConnectOptions, 'tls' | 'socketOwner'>, keepAlive: number, opened?: (peer: PeerIdentity | undefined) => void): Dialer {
+export function dialerFor(addr: Address, options: Pick<ConnectOptions, 'tls' | 'socketOwner'>, keepAlive: number): Dialer {
   let context: SecureContext | undefined;
+  let peer: PeerIdentity | undefined;
   if (addr.kind === 'tls') context = clientContext(addr, options.tls);
   else if (options.tls !== undefined) throw new IpcborError('IPCBOR_ERR_INVALID_ADDRESS', `the tls option was given for ${formatAddress(addr)}, which is not a tls: address: the connection would not be encrypted`);
   const dialer: Dialer = async (signal) => {
     if (addr.kind === 'tls') {
       const tls = await dialTls(addr, context!, options.tls, signal, keepAlive);
-      opened?.(tls.peer);
+      peer = tls.peer;
       return tls.transport;
     }
     // Checked at every dial (a reconnect too): whose socket is this?
     checkUnixPeer(addr, options.socketOwner);
     return dial(addr, signal, keepAlive);
   };
+  dialer.identity = () => peer;
   // A tcp: server that closed on the hello may be a TLS port: say so rather than take it for a base-framing peer.
   if (addr.kind === 'tcp') {
     dialer.explainClose = async (signal) =>
@@ -162,12 +164,5 @@ export function dialerFor(addr: Address, options: Pick<ConnectOptions, 'tls' | '
 export async function connect(address: string | Address, options: ConnectOptions = {}): Promise<Client> {
   const addr = parseAddress(address);
   const keepAlive = options.keepAlive ?? (options.reconnect ? DEFAULT_KEEPALIVE : 0);
-  let peer: PeerIdentity | undefined;
-  const client = (await createClient(
-    dialerFor(addr, options, keepAlive, (p) => (peer = p)),
-    formatAddress(addr),
-    options,
-  )) as Client;
-  Object.defineProperty(client, 'peer', { get: () => peer, enumerable: true });
-  return client;
+  return createClient(dialerFor(addr, options, keepAlive), formatAddress(addr), options);
 }

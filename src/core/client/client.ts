@@ -11,7 +11,7 @@ import { AsyncQueue } from '../peer/queue.js';
 import { discardIterable } from '../peer/streams.js';
 import { SUBSCRIBE_METHOD } from '../protocol/heads.js';
 import type { HelloResponse } from '../protocol/hello.js';
-import type { Dialer } from '../transport.js';
+import type { Dialer, PeerIdentity } from '../transport.js';
 import { ClientConnection } from './connection.js';
 import { clientConnectionOptions, type ClientConnectionOptions, type ResolvedClientOptions } from './options.js';
 import { cancelled, OutgoingCall } from './outgoing.js';
@@ -140,6 +140,8 @@ export interface Client extends AsyncDisposable {
   readonly protocol: 'base' | 'extended';
   /** The server's hello answer (extended protocol only). */
   readonly server: HelloResponse | undefined;
+  /** The server's verified identity, where the transport has one (`tls:` addresses: its certificate), of the connection dialed last; undefined otherwise. */
+  readonly peer: PeerIdentity | undefined;
   /** `open`, `closing` or `closed`; with `reconnect` also `reconnecting` and `connecting`. */
   readonly state: ClientState;
   /**
@@ -470,6 +472,13 @@ class ClientImpl implements Client {
 
   get server(): HelloResponse | undefined {
     return this.conn.serverInfo;
+  }
+
+  // A getter of the class, not a property set on each client: clients
+  // given properties of their own each get a hidden class of their own,
+  // and every property read on the call path then goes through a lookup.
+  get peer(): PeerIdentity | undefined {
+    return this.dial.identity?.();
   }
 
   get state(): ClientState {
