@@ -16,10 +16,13 @@
  *   to find dead peers, the relay's byte budgets and timeouts;
  * - pages: only the files of the `pages` folder and the browser client.
  */
+// Imported, not read from the globals: Node's `process` and `Buffer` globals are getters, run at every use.
+import { Buffer } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { nextTick } from 'node:process';
 import type { Duplex } from 'node:stream';
 import { extname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -186,7 +189,7 @@ export class WebSocketTransport implements OpenTransport {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(uncorkLater, this);
+      nextTick(uncorkLater, this);
     }
     const [header, body] = parts;
     if (body.length > 16 * 1024) {

@@ -1,13 +1,17 @@
 /**
  * The Transport over a Node stream socket (net or tls). Frames written in
- * one tick leave together, at the next tick: small parts are copied into
- * one Buffer and written once (a socket write costs far more than a small
- * copy), large bodies go out as they are, without a copy. A tick that
+ * one tick leave together, at the next tick (those written while the
+ * connection reads a chunk: as soon as it has read it): small parts are
+ * copied into one Buffer and written once (a socket write costs far more
+ * than a small copy), large bodies go out as they are, without a copy. A tick that
  * writes many frames (answers to pipelined calls) sends them FLUSH_FRAMES
  * at a time, as soon as there are that many: the peer starts on the first
  * while the rest are made, so both ends work at once instead of in turn.
  */
+// Imported, not read from the globals: Node's `process` and `Buffer` globals are getters, run at every use.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { nextTick } from 'node:process';
 import { DEFAULT_WRITE_HIGH_WATER } from '../core/constants.js';
 import type { FrameParts } from '../core/frame/encoder.js';
 import type { OpenTransport } from '../core/transport.js';
@@ -155,7 +159,7 @@ function flushAll(): void {
 }
 
 function flushLater(t: SocketTransport): void {
-  if (toFlush.push(t) === 1) process.nextTick(flushAll);
+  if (toFlush.push(t) === 1) nextTick(flushAll);
 }
 
 export class SocketTransport implements OpenTransport {
@@ -175,6 +179,10 @@ export class SocketTransport implements OpenTransport {
    */
   private sentEarly = 0;
   private scheduled = false;
+  /** The sink is taking a chunk in: what it writes meanwhile leaves once it is done (see attach). */
+  private reading = false;
+  /** Written while reading: the flush is the read's to make, at its end. */
+  private flushAfterRead = false;
 
   /** A paused net socket still reads one chunk (up to 64 KiB) into its own buffer. */
   readonly readAhead = 64 * 1024;
@@ -194,7 +202,22 @@ export class SocketTransport implements OpenTransport {
     // A plain Uint8Array view of each chunk, once: the frames cut from it
     // are then plain views too, cheaper to make than Buffer slices and
     // taken by the codec as they are.
-    s.on('data', (chunk: Buffer) => sink.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+    s.on('data', (chunk: Buffer) => {
+      const outer = this.reading;
+      this.reading = true;
+      try {
+        sink.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      } finally {
+        this.reading = outer;
+        // The answers to the calls in this chunk leave now, together, as
+        // the tick's flush would send them: a server answering at once
+        // then needs no deferred callback per chunk it reads.
+        if (!outer && this.flushAfterRead) {
+          this.flushAfterRead = false;
+          this.flush();
+        }
+      }
+    });
     s.on('drain', () => sink.onDrain());
     s.on('error', (err: Error) => (this.error = err));
     s.on('close', () => {
@@ -226,7 +249,8 @@ export class SocketTransport implements OpenTransport {
       this.send();
     } else if (!this.scheduled) {
       this.scheduled = true;
-      flushLater(this);
+      if (this.reading) this.flushAfterRead = true;
+      else flushLater(this);
     }
     return s.writableLength + this.queuedBytes < DEFAULT_WRITE_HIGH_WATER;
   }

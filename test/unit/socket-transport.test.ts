@@ -3,7 +3,8 @@
  * writes: frames of one tick leave together at the tick's end, except that
  * a tick writing many leaves them 16 at a time as soon as there are 16
  * (pipelined answers: the peer starts on the first while the rest are
- * made). Order and bytes are kept; the sink hears of room at the tick's
+ * made), and frames written while a chunk is read leave as soon as it is
+ * read (a server's answers: no deferred callback per chunk). Order and bytes are kept; the sink hears of room at the tick's
  * flush only, never from inside a write, and the bytes counted as unsent
  * do not fall before then either.
  */
@@ -31,13 +32,16 @@ class RecordingSocket extends EventEmitter {
 const frame = (i: number) => encodeExtended(Uint8Array.of(0x82, 0x04, 0x18, i), Uint8Array.of(0x61, 0x61 + (i % 26)));
 const tick = () => new Promise<void>((resolve) => process.nextTick(resolve));
 
-function rig() {
+function rig(onData: (chunk: Uint8Array, transport: SocketTransport) => void = () => {}) {
   const socket = new RecordingSocket();
   const transport = new SocketTransport(socket as unknown as Socket);
   const drains: number[] = [];
-  transport.attach({ onData: () => {}, onDrain: () => drains.push(socket.writes.length), onClose: () => {} });
+  transport.attach({ onData: (chunk) => onData(chunk, transport), onDrain: () => drains.push(socket.writes.length), onClose: () => {} });
   return { socket, transport, drains };
 }
+
+/** The frames numbered `ids`, as the bytes of one write. */
+const framesOf = (...ids: number[]) => concatParts(ids.flatMap((i) => [...frame(i)]));
 
 describe('SocketTransport: writes', () => {
   it('frames of one tick leave in one write, at the end of the tick', async () => {
@@ -101,5 +105,63 @@ describe('SocketTransport: writes', () => {
     await tick();
     assert.equal(socket.writes.length, 0);
     assert.equal(transport.pendingBytes, 0);
+  });
+});
+
+describe('SocketTransport: writes made while a chunk is read', () => {
+  it('leave as soon as the chunk is read, in one write, and the sink hears of the room then', async () => {
+    const { socket, drains } = rig((chunk, t) => {
+      for (const i of chunk) t.write(frame(i));
+    });
+    socket.emit('data', Buffer.from([1, 2, 3]));
+    assert.equal(socket.writes.length, 1, 'written before the data event returned');
+    assert.deepEqual(socket.writes[0], framesOf(1, 2, 3));
+    assert.deepEqual(drains, [1]);
+    await tick();
+    assert.equal(socket.writes.length, 1, 'nothing is left for the tick');
+    assert.deepEqual(drains, [1]);
+  });
+
+  it('frames written before the chunk in the same tick keep their place: all leave together at the tick\'s end', async () => {
+    const { socket, transport, drains } = rig((chunk, t) => t.write(frame(chunk[0]!)));
+    transport.write(frame(0));
+    socket.emit('data', Buffer.from([1]));
+    assert.equal(socket.writes.length, 0, 'the tick owns the flush');
+    await tick();
+    assert.deepEqual(socket.writes, [framesOf(0, 1)]);
+    assert.deepEqual(drains, [1]);
+  });
+
+  it('a chunk read from inside another one\'s reading is flushed with it, once, when the outer one is done', () => {
+    let nested = false;
+    const { socket } = rig((chunk, t) => {
+      t.write(frame(chunk[0]!));
+      if (!nested) {
+        nested = true;
+        socket.emit('data', Buffer.from([2]));
+        assert.equal(socket.writes.length, 0, 'the inner read does not flush');
+      }
+      t.write(frame(chunk[0]! + 10));
+    });
+    socket.emit('data', Buffer.from([1]));
+    assert.deepEqual(socket.writes, [framesOf(1, 2, 12, 11)]);
+  });
+
+  it('a sink that throws while reading still has what it wrote sent', () => {
+    const { socket } = rig((chunk, t) => {
+      t.write(frame(chunk[0]!));
+      throw new Error('sink failed');
+    });
+    assert.throws(() => socket.emit('data', Buffer.from([5])), /sink failed/);
+    assert.deepEqual(socket.writes, [framesOf(5)]);
+  });
+
+  it('16 frames written while reading leave from inside the writes, the rest when the read ends', () => {
+    const { socket, drains } = rig((chunk, t) => {
+      for (let i = 0; i < chunk[0]!; i++) t.write(frame(i));
+    });
+    socket.emit('data', Buffer.from([20]));
+    assert.deepEqual(socket.writes, [framesOf(...Array.from({ length: 16 }, (_, i) => i)), framesOf(16, 17, 18, 19)]);
+    assert.deepEqual(drains, [2], 'once, at the end of the read');
   });
 });
