@@ -37,6 +37,47 @@ describe('IdTable', () => {
     );
   });
 
+  it('answers as a Map does going in and out of one entry kept alone, with clears', () => {
+    const few = fc.array(fc.record({ op: fc.constantFrom('set', 'set', 'delete', 'get', 'clear'), id: fc.integer({ min: 0, max: 3 }) }), { maxLength: 60 });
+    fc.assert(
+      fc.property(few, (list) => {
+        const table = new IdTable<{ n: number }>();
+        const model = new Map<number, { n: number }>();
+        list.forEach(({ op, id }, n) => {
+          if (op === 'set') {
+            const v = { n };
+            table.set(id, v);
+            model.set(id, v);
+          } else if (op === 'delete') {
+            assert.equal(table.delete(id), model.delete(id));
+          } else if (op === 'clear') {
+            table.clear();
+            model.clear();
+          }
+          for (let k = 0; k <= 3; k++) assert.equal(table.get(k), model.get(k));
+          assert.equal(table.size, model.size);
+          assert.deepEqual(new Set(table.valuesList()), new Set(model.values()));
+        });
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('one entry at a time uses no arrays', () => {
+    const table = new IdTable<number>();
+    for (let id = 1; id <= 100; id++) {
+      table.set(id, id);
+      assert.equal(table.get(id), id);
+      assert.equal(table.delete(id), true);
+    }
+    assert.equal((table as unknown as { values: unknown[] }).values.length, 0);
+    table.set(1, 1);
+    table.set(2, 2);
+    assert.ok((table as unknown as { values: unknown[] }).values.length > 0, 'a second entry moves both into the arrays');
+    assert.equal(table.get(1), 1);
+    assert.equal(table.get(2), 2);
+  });
+
   it('holds thousands at once and gives the room back when they are gone', () => {
     const table = new IdTable<number>();
     for (let id = 1; id <= 5000; id++) table.set(id, id);

@@ -149,7 +149,7 @@ export class Flow implements TurnTaker {
       this.chargedIn = held;
       this.peer.budget.charge(delta);
     }
-    if (this.framesTimed) this.peer.timers.syncFrame();
+    // update() times the frame, once it has decided on delivering.
     this.update();
   }
 

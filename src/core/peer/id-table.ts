@@ -11,6 +11,11 @@
  * peer choosing its call ids cannot make them collide on purpose. The
  * table grows at half full and shrinks once a burst is over; a table
  * never used holds no arrays.
+ *
+ * A table holding one entry alone (a connection with one call in flight
+ * at a time, the most common kind) keeps it in two fields of its own: no
+ * hashing, and its arrays are not touched. A second entry moves it into
+ * the arrays; once the table is empty, the next entry is kept alone again.
  */
 
 /** A connection with a call or two in flight at a time (most) keeps the smallest table: it is held per connection. */
@@ -27,7 +32,11 @@ export class IdTable<T> {
   /** undefined: a free slot. */
   private values: (T | undefined)[] = NO_VALUES;
   private mask = -1;
+  /** Entries, the one kept alone included. */
   private count = 0;
+  /** The entry kept alone (`oneValue` undefined: none; then the entries, if any, are in the arrays). */
+  private oneId = 0;
+  private oneValue: T | undefined = undefined;
 
   get size(): number {
     return this.count;
@@ -44,6 +53,7 @@ export class IdTable<T> {
   }
 
   get(id: number): T | undefined {
+    if (this.oneValue !== undefined) return this.oneId === id ? this.oneValue : undefined;
     if (this.count === 0) return undefined;
     const values = this.values;
     for (let i = this.slot(id); ; i = (i + 1) & this.mask) {
@@ -59,6 +69,28 @@ export class IdTable<T> {
 
   /** Add or replace the value of `id` (an integer 0 ≤ id < 2^32; `value` never undefined). */
   set(id: number, value: T): void {
+    if (this.count === 0) {
+      this.oneId = id;
+      this.oneValue = value;
+      this.count = 1;
+      return;
+    }
+    const alone = this.oneValue;
+    if (alone !== undefined) {
+      if (this.oneId === id) {
+        this.oneValue = value;
+        return;
+      }
+      // A second entry: both go in the arrays.
+      this.oneValue = undefined;
+      this.count = 0;
+      this.put(this.oneId, alone);
+    }
+    this.put(id, value);
+  }
+
+  /** Add or replace in the arrays (nothing is kept alone). */
+  private put(id: number, value: T): void {
     if ((this.count + 1) * 2 > this.values.length) this.resize(Math.max(MIN_CAPACITY, this.values.length * 2));
     const values = this.values;
     let i = this.slot(id);
@@ -74,6 +106,12 @@ export class IdTable<T> {
   }
 
   delete(id: number): boolean {
+    if (this.oneValue !== undefined) {
+      if (this.oneId !== id) return false;
+      this.oneValue = undefined;
+      this.count = 0;
+      return true;
+    }
     if (this.count === 0) return false;
     const values = this.values;
     const ids = this.ids;
@@ -105,11 +143,13 @@ export class IdTable<T> {
   /** The values, in no particular order (a copy: the table may change while it is read). */
   valuesList(): T[] {
     const out: T[] = [];
+    if (this.oneValue !== undefined) out.push(this.oneValue);
     for (const v of this.values) if (v !== undefined) out.push(v);
     return out;
   }
 
   clear(): void {
+    this.oneValue = undefined;
     this.ids = NO_IDS;
     this.values = NO_VALUES;
     this.mask = -1;
@@ -125,7 +165,7 @@ export class IdTable<T> {
     this.count = 0;
     for (let i = 0; i < oldValues.length; i++) {
       const v = oldValues[i];
-      if (v !== undefined) this.set(oldIds[i]!, v);
+      if (v !== undefined) this.put(oldIds[i]!, v);
     }
   }
 }
