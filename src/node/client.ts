@@ -20,7 +20,7 @@ import { checkUnixPeer } from './trust.js';
  * services, events, reconnection) and the TLS peer's certificate.
  */
 export interface Client extends CoreClient {
-  /** `tls:` addresses: the server's verified certificate (of the connection now open); undefined otherwise. */
+  /** `tls:` addresses: the server's verified certificate, from the last completed TLS handshake (the open connection's while `state` is `open`); undefined otherwise. */
   readonly peer: PeerIdentity | undefined;
 }
 

@@ -140,7 +140,7 @@ export interface Client extends AsyncDisposable {
   readonly protocol: 'base' | 'extended';
   /** The server's hello answer (extended protocol only). */
   readonly server: HelloResponse | undefined;
-  /** The server's verified identity, where the transport has one (`tls:` addresses: its certificate), of the connection dialed last; undefined otherwise. */
+  /** The server's verified identity, where the transport has one (`tls:` addresses: its certificate), from the last dial whose handshake completed (a failed dial leaves it as it was: while reconnecting it may name a server not connected now); undefined otherwise. */
   readonly peer: PeerIdentity | undefined;
   /** `open`, `closing` or `closed`; with `reconnect` also `reconnecting` and `connecting`. */
   readonly state: ClientState;
