@@ -102,7 +102,8 @@ function dialOnce(address: Address, signal: AbortSignal, keepAlive: number): Pro
 /**
  * @internal How to open transports to `address`, every time the same way:
  * TLS with its context made once, a unix socket checked for its owner at
- * each dial. `opened` hears each TLS connection's verified server.
+ * each dial. Its `identity()` is the verified server of the last TLS
+ * connection it made (the client's `peer`).
  */
 export function dialerFor(addr: Address, options: Pick<ConnectOptions, 'tls' | 'socketOwner'>, keepAlive: number): Dialer {
   let context: SecureContext | undefined;
