@@ -3,10 +3,11 @@
  * one tick leave together, at the next tick (those written while the
  * connection reads a chunk: as soon as it has read it): small parts are
  * copied into one Buffer and written once (a socket write costs far more
- * than a small copy), large bodies go out as they are, without a copy. A tick that
- * writes many frames (answers to pipelined calls) sends them FLUSH_FRAMES
- * at a time, as soon as there are that many: the peer starts on the first
- * while the rest are made, so both ends work at once instead of in turn.
+ * than a small copy), large bodies go out as they are, without a copy. A
+ * tick that writes many frames (answers to pipelined calls) sends them
+ * FLUSH_FRAMES at a time, as soon as there are that many: the peer starts
+ * on the first while the rest are made, so both ends work at once instead
+ * of in turn.
  */
 // Imported, not read from the globals: Node's `process` and `Buffer` globals are getters, run at every use.
 import { Buffer } from 'node:buffer';
