@@ -1,8 +1,7 @@
 /**
  * The Transport over a Node stream socket (net or tls). Frames written in
- * one tick leave together, once the tick's queued promise jobs have run
- * (those written while the connection reads a chunk: as soon as it has
- * read it): small parts are
+ * one tick leave together, at the next tick (those written while the
+ * connection reads a chunk: as soon as it has read it): small parts are
  * copied into one Buffer and written once (a socket write costs far more
  * than a small copy), large bodies go out as they are, without a copy. A
  * tick that writes many frames (answers to pipelined calls) sends them
@@ -10,9 +9,10 @@
  * on the first while the rest are made, so both ends work at once instead
  * of in turn.
  */
-// Imported, not read from the global: Node's `Buffer` global is a getter, run at every use.
+// Imported, not read from the globals: Node's `process` and `Buffer` globals are getters, run at every use.
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { nextTick } from 'node:process';
 import { DEFAULT_WRITE_HIGH_WATER } from '../core/constants.js';
 import type { FrameParts } from '../core/frame/encoder.js';
 import type { OpenTransport } from '../core/transport.js';
@@ -139,13 +139,9 @@ function joined(parts: readonly Uint8Array[], total: number): Buffer {
 
 /**
  * Transports written to in this tick: flushed together at its end, by one
- * promise job for all of them (not one per connection: with many
+ * process.nextTick for all of them (not one per connection: with many
  * connections busy at once, that would be an allocation and a callback
- * each). A promise job, queued behind the jobs already waiting, rather
- * than a process.nextTick: a caller that makes its next call in a promise
- * job (after `await`) has its frame sent in that same run of jobs, with
- * none of Node's tick queue work, and the calls of a pipelined burst, all
- * made in jobs queued before it, still leave together.
+ * each).
  */
 let toFlush: SocketTransport[] = [];
 
@@ -163,10 +159,8 @@ function flushAll(): void {
   }
 }
 
-const settled = Promise.resolve();
-
 function flushLater(t: SocketTransport): void {
-  if (toFlush.push(t) === 1) void settled.then(flushAll);
+  if (toFlush.push(t) === 1) nextTick(flushAll);
 }
 
 export class SocketTransport implements OpenTransport {

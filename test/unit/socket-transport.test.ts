@@ -54,28 +54,6 @@ describe('SocketTransport: writes', () => {
     assert.deepEqual(drains, [1], 'the sink hears of room once, after the write');
   });
 
-  it('frames written by promise jobs queued one after another leave in one write', async () => {
-    const { socket, transport } = rig();
-    // As the answers of pipelined calls whose handlers are async: each is written from a promise job of its own.
-    await Promise.all([0, 1, 2, 3].map((i) => Promise.resolve().then(() => transport.write(frame(i)))));
-    await tick();
-    assert.equal(socket.writes.length, 1);
-    assert.deepEqual(socket.writes[0], framesOf(0, 1, 2, 3));
-  });
-
-  it('a frame written from a promise job leaves in that run of jobs, before the tick queue runs', async () => {
-    const { socket, transport } = rig();
-    await Promise.resolve();
-    // Now in a promise job (as a call made after an await is): a callback
-    // queued with process.nextTick before the write still finds it sent.
-    let sentBeforeTick = -1;
-    process.nextTick(() => (sentBeforeTick = socket.writes.length));
-    transport.write(frame(7));
-    await tick();
-    assert.equal(sentBeforeTick, 1);
-    assert.deepEqual(socket.writes[0], framesOf(7));
-  });
-
   it('a tick writing many frames sends them 16 at a time as they are written, the rest at its end, all in order', async () => {
     const { socket, transport, drains } = rig();
     const all: Uint8Array[] = [];
