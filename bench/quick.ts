@@ -39,16 +39,41 @@ const env = process.env;
  * loops. A return of the per-connection costs this check guards (W5 was
  * about 0.65 with them) fails it by far.
  */
-const minRatio = Number(env.IPCBOR_BENCH_MIN_RATIO ?? 0.85);
-const minRatioW5 = Number(env.IPCBOR_BENCH_MIN_RATIO_W5 ?? minRatio);
-const floorOf = (w: Workload) => (w.id === 'W5' ? minRatioW5 : minRatio);
-const rounds = Math.max(1, Math.floor(Number(env.BENCH_QUICK_ROUNDS ?? 10)));
-const ms = Number(env.BENCH_QUICK_MS ?? 300);
+/** What a run takes from the environment (see above). */
+interface Settings {
+  floorOf(w: Workload): number;
+  rounds: number;
+  ms: number;
+}
+
+/**
+ * A positive number from the environment, `fallback` when unset or empty.
+ * Anything else is a mistake in the setting, said as one (exit 2), not
+ * taken as a floor no ratio reaches or one every ratio passes.
+ */
+function positive(name: string, fallback: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const x = Number(v);
+  if (!Number.isFinite(x) || x <= 0) throw new Error(`${name}=${JSON.stringify(v)} is not a positive number`);
+  return x;
+}
+
+function settings(): Settings {
+  const minRatio = positive('IPCBOR_BENCH_MIN_RATIO', 0.85);
+  const minRatioW5 = positive('IPCBOR_BENCH_MIN_RATIO_W5', minRatio);
+  return {
+    floorOf: (w) => (w.id === 'W5' ? minRatioW5 : minRatio),
+    rounds: Math.max(1, Math.floor(positive('BENCH_QUICK_ROUNDS', 10))),
+    ms: positive('BENCH_QUICK_MS', 300),
+  };
+}
+
 const CHECKED = WORKLOADS.filter((w) => w.id === 'W2' || w.id === 'W5');
 const n = (x: number) => Math.round(x).toLocaleString('en-US');
 
 /** One workload: both systems' connections open, warmed up, then the interleaved rounds. True when its median ratio is at or above the floor. */
-async function check(w: Workload, systems: readonly System[], servers: readonly ServerProcess[], pinned: boolean): Promise<boolean> {
+async function check(w: Workload, systems: readonly System[], servers: readonly ServerProcess[], pinned: boolean, { floorOf, rounds, ms }: Settings): Promise<boolean> {
   const callers: Caller[][] = [];
   try {
     for (const [i, s] of systems.entries()) {
@@ -81,13 +106,15 @@ async function check(w: Workload, systems: readonly System[], servers: readonly 
 }
 
 async function main(): Promise<number> {
+  // Read first: a setting that is wrong stops the check before anything starts.
+  const config = settings();
   cleanupOnExit();
   const pinned = env.BENCH_PIN !== '0' && cpus().length >= 2 && pinSelf(0);
   const systems = [SYSTEMS.rawcodec, SYSTEMS.extended];
   const servers: ServerProcess[] = await Promise.all(systems.map((s) => startServer(s.server.script, s.server.key, [], pinned ? 1 : undefined, s.server.args)));
   try {
     let ok = true;
-    for (const w of CHECKED) ok = (await check(w, systems, servers, pinned)) && ok;
+    for (const w of CHECKED) ok = (await check(w, systems, servers, pinned, config)) && ok;
     return ok ? 0 : 1;
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
