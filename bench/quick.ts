@@ -31,15 +31,15 @@ import { WORKLOADS, measure, openMany, type Caller, type Workload } from './work
 
 const env = process.env;
 /**
- * The floors, both 0.85 by default. W5's ratio moves more from round to
- * round than W2's (1,000 connections, each round a few hundred ms: single
- * rounds from 0.76 to 1.12 on the 2-core machine it was tuned on), so the
- * check takes the median of 10 round pairs, 16 in CI. Medians measured
- * there: 0.91 to 0.96 on a quiet machine, 0.90 to 0.98 beside two busy
- * loops. A return of the per-connection costs this check guards (W5 was
- * about 0.65 with them) fails it by far.
+ * What a run takes from the environment (see above). The floors are both
+ * 0.85 by default. W5's ratio moves more from round to round than W2's
+ * (1,000 connections, each round a few hundred ms: single rounds from
+ * 0.76 to 1.17 on the 2-core machine it was tuned on), so the check takes
+ * the median of 10 round pairs, 16 in CI. Medians measured there: 0.90 to
+ * 0.99 on a quiet machine, 0.90 to 0.98 beside two busy loops. A return of
+ * the per-connection costs this check guards (W5 was about 0.65 with
+ * them) fails it by far.
  */
-/** What a run takes from the environment (see above). */
 interface Settings {
   floorOf(w: Workload): number;
   rounds: number;
