@@ -34,11 +34,12 @@ const env = process.env;
  * What a run takes from the environment (see above). The floors are both
  * 0.85 by default. W5's ratio moves more from round to round than W2's
  * (1,000 connections, each round a few hundred ms: single rounds from
- * 0.76 to 1.17 on the 2-core machine it was tuned on), so the check takes
- * the median of 10 round pairs, 16 in CI. Medians measured there: 0.90 to
- * 0.99 on a quiet machine, 0.90 to 0.98 beside two busy loops. A return of
- * the per-connection costs this check guards (W5 was about 0.65 with
- * them) fails it by far.
+ * 0.72 to 1.17 on the 2-core machine it was tuned on, a standard
+ * deviation near 0.08), so its median needs many rounds to hold still:
+ * 10 by default, 32 in CI, where the medians of 16 were 0.90 to 0.97
+ * from run to run (0.90 to 0.99 on a quiet machine, 0.90 to 0.98 beside
+ * two busy loops). A return of the per-connection costs this check guards
+ * (W5 was about 0.65 with them) fails it by far.
  */
 interface Settings {
   floorOf(w: Workload): number;
