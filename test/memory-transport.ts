@@ -45,7 +45,7 @@ export class MemoryTransport implements OpenTransport {
   }
 
   write(parts: FrameParts): boolean {
-    if (this.closed || this.ending) return true;
+    if (this.closed || this.ending) return false;
     const [h, b] = parts;
     const chunk = new Uint8Array(h.length + b.length);
     chunk.set(h, 0);
@@ -58,6 +58,10 @@ export class MemoryTransport implements OpenTransport {
   /** Raw bytes into the other end, as a misbehaving peer would send them. */
   writeRaw(bytes: Uint8Array): void {
     this.other.enqueue(bytes);
+  }
+
+  get writable(): boolean {
+    return !this.closed && !this.ending;
   }
 
   get pendingBytes(): number {

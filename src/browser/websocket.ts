@@ -101,10 +101,14 @@ export class BrowserWebSocketTransport implements OpenTransport {
     return this.ws.bufferedAmount;
   }
 
+  get writable(): boolean {
+    return !this.closed && this.ws.readyState === OPEN;
+  }
+
   /** One message per frame: its header and body joined. */
   write(parts: FrameParts): boolean {
     const ws = this.ws;
-    if (this.closed || ws.readyState !== OPEN) return true;
+    if (this.closed || ws.readyState !== OPEN) return false;
     const [header, body] = parts;
     const message = new Uint8Array(header.length + body.length);
     message.set(header, 0);

@@ -89,6 +89,15 @@ export const MAX_ERROR_TEXT = 4096;
  */
 export const FRAMES_PER_TURN = 256;
 
+/**
+ * Stream items a server (or a client connection) asks its sources for in
+ * one turn of the event loop, at most: then pending I/O goes first. Items
+ * written into a fast socket leave at once, so nothing else would stop
+ * many streams from making items for as long as their credit lasts while
+ * every other peer waits.
+ */
+export const ITEMS_PER_TURN = 256;
+
 /** How long an end that closed its side waits for the other to close in turn before it cuts the connection, in ms. */
 export const CLOSE_LINGER_MS = 2000;
 

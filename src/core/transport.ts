@@ -18,7 +18,10 @@ export interface Transport {
   /**
    * Queue a frame for writing. Returns false once the bytes not yet handed
    * to the operating system reach the transport's high-water mark: wait for
-   * `onDrain` before writing more.
+   * `onDrain` before writing more. A transport that is ending or closed
+   * takes nothing and returns false (no `onDrain` follows; `onClose`
+   * does): whoever writes into it, a stream's source for one, stops
+   * making what would only be dropped.
    *
    * The parts may be views into memory shared with other frames (a small
    * encoding is a view of a 32 KiB slab): send their bytes, never their
@@ -29,6 +32,13 @@ export interface Transport {
   write(parts: FrameParts): boolean;
   /** Bytes written and not yet handed to the operating system. */
   readonly pendingBytes: number;
+  /**
+   * False once the transport is ending or closed (its write side was
+   * ended, by us or because the peer's end arrived and the socket ended
+   * in turn): nothing written would be sent, so nothing is made to be
+   * written (a stream's next item). Default true.
+   */
+  readonly writable?: boolean;
   /** Stop delivering received bytes (backpressure); `resume` starts again. */
   pause(): void;
   /**

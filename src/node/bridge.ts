@@ -183,9 +183,13 @@ export class WebSocketTransport implements OpenTransport {
     return this.ws.bufferedAmount;
   }
 
+  get writable(): boolean {
+    return this.ws.readyState === this.ws.OPEN;
+  }
+
   write(parts: FrameParts): boolean {
     const ws = this.ws;
-    if (ws.readyState !== ws.OPEN) return true;
+    if (ws.readyState !== ws.OPEN) return false;
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();

@@ -230,6 +230,10 @@ export class SocketTransport implements OpenTransport {
     if (s.closed) queueMicrotask(() => sink.onClose(this.error ?? s.errored ?? undefined));
   }
 
+  get writable(): boolean {
+    return !this.socket.destroyed && !this.socket.writableEnded;
+  }
+
   get pendingBytes(): number {
     const pending = this.queuedBytes + this.socket.writableLength;
     return pending > this.sentEarly ? pending : this.sentEarly;
@@ -237,7 +241,7 @@ export class SocketTransport implements OpenTransport {
 
   write(parts: FrameParts): boolean {
     const s = this.socket;
-    if (s.destroyed || s.writableEnded) return true;
+    if (s.destroyed || s.writableEnded) return false;
     const [header, body] = parts;
     this.queued.push(header);
     if (body.length > 0) this.queued.push(body);

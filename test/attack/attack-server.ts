@@ -32,8 +32,9 @@
  * of exactly `size` bytes encoded).
  *
  * `stats` reports the attacked server's byte budget (held, peak since the
- * last reset, limit) and the bytes its sockets have read (in all, and the
- * most one socket read since the reset). A budget that goes below zero
+ * last reset, limit), the bytes its sockets have read (in all, and the
+ * most one socket read since the reset) and the waiting connections its
+ * budget's wakes called back since the reset. A budget that goes below zero
  * anywhere prints the violation and exits with code 86 (NEGATIVE_EXIT).
  */
 import { Server as NetServer, type Socket } from 'node:net';
@@ -66,6 +67,8 @@ budgetAudit.negative = (what, held) => {
 // The attacked server's budget: the only one made while the set is there.
 const budgets = new Set<ServerBudget>();
 budgetAudit.servers = budgets;
+let rechecks = 0;
+budgetAudit.woke = (n) => void (rechecks += n);
 
 // The bytes read from the attacked server's sockets (those of the listeners
 // made while `attacked` is true), counted at the socket: what the server
@@ -116,6 +119,7 @@ const stats = (): Stats => {
     maxSocketRead: maxSocket,
     sockets: live.size,
     waiting: waiting(),
+    rechecks,
   };
 };
 
@@ -217,6 +221,7 @@ if (config.control) {
       mem: () => gcMem(),
       reset: () => {
         for (const b of budgets) b.peak = b.held;
+        rechecks = 0;
         readMark = bytesRead();
         for (const s of live) (s as { readMark?: number }).readMark = s.bytesRead;
         return null;

@@ -20,6 +20,8 @@ export interface Stats {
   sockets: number;
   /** Calls parked (lazy) or messages kept unanswered (loop). */
   waiting: number;
+  /** Waiters the server budget's wakes called back since the last `reset`. */
+  rechecks: number;
 }
 
 /** The length of the byte string whose CBOR encoding is exactly `size` bytes (size >= 1). */

@@ -45,7 +45,9 @@
  * a server that stopped reading a connection learns that its peer went
  * when it next writes to it, or when the frame it stopped in times out),
  * the server's budget must come back to 0 and a fresh client must be
- * served (by the application, for lazy and loop).
+ * served (by the application, for lazy and loop). Waking the connections
+ * that wait for room must have cost at most RECHECKS_PER_CONN re-checks
+ * per connection (plus one slice), their leaving included.
  *
  * Calls and notifications offer at most maxInflight (1024) frames per
  * connection: beyond that another limit refuses or drops them, which is
@@ -62,6 +64,7 @@ import { cbor } from '../../src/core/codec/cbor.js';
 import { rawConnect, tempSocket } from '../helpers.js';
 import { extendedHeader, held, KiB, MiB, mb, rawHello, baseFrame, settled, sleep, SLACK, startServer, unbounded, until, writeMany, type ChildServer, type Mem } from './harness.js';
 import { NEGATIVE_EXIT, padLength, padOf, type Stats } from './matrix-shared.js';
+import { WAKE_SLICE } from '../../src/core/peer/budget.js';
 
 export type ServerKind = 'serve' | 'lazy' | 'loop';
 export type Kind = 'call' | 'notify' | 'item-up' | 'item-down' | 'event';
@@ -82,6 +85,13 @@ export const SHAPES: readonly (readonly [Framing, Kind])[] = [
 ];
 
 const READ = 192 * KiB;
+/**
+ * Re-checks of waiting connections (ServerBudget's wakes) per connection of
+ * a cell, from its start to its server's budget back at 0: a few wakes,
+ * each of the connections waiting then. (Before wakes were bounded, 1,000
+ * connections leaving cost about 500,000.)
+ */
+const RECHECKS_PER_CONN = 5;
 const CONN_FIXED = 32 * KiB;
 const HEADS = 64;
 const MAX_INFLIGHT = 1024;
@@ -335,6 +345,9 @@ async function runCell(env: Env, cell: Cell): Promise<{ failures: string[]; fres
     await sleep(50);
     last = await stats(env);
   }
+  // What waking the waiting connections cost, the attackers' leaving included (N² re-checks, once).
+  const recheckBound = RECHECKS_PER_CONN * conns + WAKE_SLICE;
+  if (last.rechecks > recheckBound) failures.push(`the server re-checked waiting connections ${last.rechecks} times, over ${recheckBound}`);
   if (last.held !== 0 || last.sockets !== 0) failures.push(`once the attackers left, the server still holds ${last.held} bytes for ${last.sockets} of their sockets`);
   try {
     await served(env, server);

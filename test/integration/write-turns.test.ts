@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { connect, serve } from '../../src/index.js';
+import { ITEMS_PER_TURN } from '../../src/core/constants.js';
+import { afterIo, clockFor } from '../../src/core/peer/turns.js';
 import { deferred, waitFor } from '../extended-helpers.js';
 import { tempSocket } from '../helpers.js';
 
@@ -77,6 +79,89 @@ describe('write turns', () => {
       );
       second.resolve(b);
       assert.deepEqual(await Promise.all([first, b]), [3, 3]);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+});
+
+describe('write turns and the server budget', () => {
+  it('a stream that asked for the turn while another filled the server budget gets it once those bytes leave', { timeout: 20_000 }, async () => {
+    // `big` takes the turn and waits; `go` lets it go in the same read as
+    // `range` asks for the turn: big's item fills more than half the server
+    // budget before range's turn comes. Range must then wait for those
+    // bytes to leave, not be dropped from the turns for good.
+    const gate = deferred<void>();
+    const server = await serve(
+      {
+        big: async function* () {
+          await gate.promise;
+          yield new Uint8Array(1.5 * MiB);
+        },
+        go: () => (gate.resolve(), true),
+        range: async function* (p: { n: number }) {
+          for (let i = 0; i < p.n; i++) yield i;
+        },
+      },
+      `unix:${tempSocket()}`,
+      { maxServerBytes: 2 * MiB },
+    );
+    const a = await connect(server.addresses[0]!);
+    const b = await connect(server.addresses[0]!);
+    try {
+      const big = (async () => {
+        let n = 0;
+        for await (const x of await a.call<AsyncIterable<Uint8Array>>('big')) n += x.length;
+        return n;
+      })();
+      // big's source waits for `go`: the turn is held.
+      await waitFor(() => server.connections === 2, 'two connections');
+      const range = (async () => {
+        const got: number[] = [];
+        for await (const x of await b.call<AsyncIterable<number>>('range', { n: 3 })) got.push(x);
+        return got;
+      })();
+      // Written in the same tick as range's call: the server reads both at once.
+      await b.call('go');
+      assert.equal(await big, 1.5 * MiB);
+      assert.deepEqual(await range, [0, 1, 2]);
+    } finally {
+      a.destroy();
+      b.destroy();
+      await server.close();
+    }
+  });
+
+  it(`streams with credit make at most ITEMS_PER_TURN (${ITEMS_PER_TURN}) items in one turn of the event loop, then let I/O in`, async () => {
+    const clock = clockFor(afterIo);
+    const perTurn = new Map<number, number>();
+    const server = await serve(
+      {
+        range: async function* (p: { n: number }) {
+          for (let i = 0; i < p.n; i++) {
+            perTurn.set(clock.turn, (perTurn.get(clock.turn) ?? 0) + 1);
+            yield i;
+          }
+        },
+      },
+      `unix:${tempSocket()}`,
+    );
+    const client = await connect(server.addresses[0]!);
+    try {
+      // 20 streams of 64 small items (each within its first credit): far
+      // under any byte bound, so only the per-turn limit stops them.
+      const streams = 20;
+      const sums = await Promise.all(
+        Array.from({ length: streams }, async () => {
+          let n = 0;
+          for await (const _ of await client.call<AsyncIterable<number>>('range', { n: 64 })) n++;
+          return n;
+        }),
+      );
+      assert.deepEqual(sums, Array(streams).fill(64));
+      const most = Math.max(...perTurn.values());
+      assert.ok(most <= ITEMS_PER_TURN, `${most} items in one turn (turns: ${[...perTurn.values()].join(', ')})`);
     } finally {
       await client.close();
       await server.close();

@@ -106,6 +106,19 @@ describe('SocketTransport: writes', () => {
     assert.equal(socket.writes.length, 0);
     assert.equal(transport.pendingBytes, 0);
   });
+
+  it('a socket ended or gone is not writable, and a write into it returns false: it took nothing, and its writer waits for the close', () => {
+    const { socket, transport } = rig();
+    assert.equal(transport.writable, true);
+    assert.equal(transport.write(frame(0)), true);
+    socket.writableEnded = true;
+    assert.equal(transport.writable, false);
+    assert.equal(transport.write(frame(1)), false);
+    socket.writableEnded = false;
+    socket.destroyed = true;
+    assert.equal(transport.writable, false);
+    assert.equal(transport.write(frame(2)), false);
+  });
 });
 
 describe('SocketTransport: writes made while a chunk is read', () => {

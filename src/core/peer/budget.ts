@@ -12,6 +12,7 @@
  */
 
 import type { Codec } from '../codec/cbor.js';
+import { afterIo } from './turns.js';
 
 /** Bytes of one decoded CBOR item (a JS value with its slot), charged on top of the wire bytes: a number, a short string. */
 export const DECODED_ITEM_BYTES = 32;
@@ -49,6 +50,8 @@ export function decodedBytes(codec: Codec): number {
 export const budgetAudit: {
   negative?: (what: 'connection' | 'server', held: number) => void;
   servers?: Set<ServerBudget>;
+  /** Told how many waiters a wake of the server's budget called back. */
+  woke?: (n: number) => void;
 } = {};
 
 /**
@@ -70,14 +73,20 @@ export class ServerBudget {
   held = 0;
   /** Of which: bytes written and not yet sent, on all connections. */
   out = 0;
+  /** Bytes written on all connections, in all (it only grows). */
+  written = 0;
   /** The most it has held at once. */
   peak = 0;
   /** Connections that share the budget. */
   members = 0;
   /** Half the bound: held past it, the server is over and fair shares apply. */
   private readonly half: number;
-  private readonly waiters = new Set<() => void>();
-  private waking = false;
+  /** Connections (reading, or with events to send) waiting for the server to hold less. */
+  private readonly room = new WaitQueue(() => this.held <= this.limit);
+  /** What waits for the unsent bytes to go under half the bound (the server's write turns). */
+  private readonly sent = new WaitQueue(() => this.mayMake);
+  /** The number of members when waiters were last told that fair shares grew. */
+  private shareMark = 0;
 
   constructor(readonly limit: number) {
     this.half = limit / 2;
@@ -111,11 +120,22 @@ export class ServerBudget {
     return this.held - own <= this.limit;
   }
 
+  /**
+   * The most bytes the server's streams make in one turn of the event
+   * loop (half the bound): items written into sockets that take them at
+   * once, or into sockets whose peer is gone (the write fails, and the
+   * close is told only after pending I/O), never count as unsent for long.
+   */
+  get turnBytes(): number {
+    return this.half;
+  }
+
   addOut(n: number): void {
     const was = this.out;
     this.out += n;
-    // Sent: streams waiting for room to make items look again.
-    if (was > this.half && this.out <= this.half) this.wake();
+    if (n > 0) this.written += n;
+    // Sent: the write turns may go on.
+    if (was > this.half && this.out <= this.half) this.sent.wake();
   }
 
   add(n: number): void {
@@ -128,39 +148,111 @@ export class ServerBudget {
     this.held -= n;
     if (this.held < 0) budgetAudit.negative?.('server', this.held);
     // Back under a threshold: those waiting for room look again.
-    if ((was > this.half && this.held <= this.half) || (was > this.limit && this.held <= this.limit)) this.wake();
+    if ((was > this.half && this.held <= this.half) || (was > this.limit && this.held <= this.limit)) this.room.wake();
   }
 
-  /** Call `f` once when the server next goes under half its bound or under its bound (or a member leaves). */
+  /** Call `f` once when the server next goes under half its bound or under its bound (or fair shares grow). */
   waitUnder(f: () => void): void {
-    this.waiters.add(f);
+    this.room.add(f);
+  }
+
+  /** Call `f` once when the unsent bytes next go under half the bound (see mayMake). */
+  whenSent(f: () => void): void {
+    this.sent.add(f);
   }
 
   forget(f: () => void): void {
-    this.waiters.delete(f);
+    this.room.delete(f);
   }
 
   join(): void {
-    this.members++;
+    if (++this.members > this.shareMark) this.shareMark = this.members;
   }
 
+  /**
+   * A connection left: fair shares grew. Waiters are told only where a
+   * share is more than FLOOR (a connection holding at most FLOOR is read
+   * anyway), and only once shares grew by an eighth since they were last
+   * told: with N connections waiting, a mass disconnect then costs a few
+   * wakes, not one per connection (N², in re-checks). A waiter over its
+   * share by less waits for that, or for the server to go under a threshold.
+   */
   leave(): void {
-    this.members--;
-    // Fair shares grew: a waiting connection may read again.
-    if (this.waiters.size > 0) this.wake();
+    const members = --this.members;
+    if (this.room.size === 0) {
+      this.shareMark = members;
+      return;
+    }
+    if (members * 8 <= this.shareMark * 7 && this.half / Math.max(1, members) > FLOOR) {
+      this.shareMark = members;
+      this.room.wake();
+    }
+  }
+}
+
+/** The most waiters one turn of the event loop re-checks, however many wait. */
+export const WAKE_SLICE = 64;
+
+/**
+ * Those waiting for room, longest waiting first. A wake calls back every
+ * one waiting at that moment, WAKE_SLICE at a time: the first slice in a
+ * microtask (many releases in one run of code wake once), each next after
+ * pending I/O, so that what a wake costs a turn of the event loop does not
+ * grow with the number of connections. A waiter still without room waits
+ * again, at the back. A wake stops as soon as `room()` says nobody could
+ * go; those not yet called back keep their place at the front.
+ */
+class WaitQueue {
+  private readonly waiters = new Set<() => void>();
+  /** Waiters still to be called back in the wake under way, from the front. */
+  private due = 0;
+  private scheduled = false;
+
+  constructor(private readonly room: () => boolean) {}
+
+  get size(): number {
+    return this.waiters.size;
   }
 
-  /** Once per microtask, however many releases there were: each waiter re-checks for itself. */
-  private wake(): void {
-    if (this.waking) return;
-    this.waking = true;
-    queueMicrotask(() => {
-      this.waking = false;
-      const all = [...this.waiters];
-      this.waiters.clear();
-      for (const f of all) f();
-    });
+  add(f: () => void): void {
+    this.waiters.add(f);
   }
+
+  delete(f: () => void): void {
+    this.waiters.delete(f);
+  }
+
+  wake(): void {
+    this.due = this.waiters.size;
+    if (this.scheduled || this.due === 0) return;
+    this.scheduled = true;
+    queueMicrotask(this.run);
+  }
+
+  private readonly run = (): void => {
+    this.scheduled = false;
+    let called = 0;
+    try {
+      for (let n = Math.min(this.due, WAKE_SLICE); n > 0 && this.room(); n--) {
+        const f = this.waiters.values().next().value;
+        if (f === undefined) break;
+        this.waiters.delete(f);
+        this.due--;
+        called++;
+        f();
+      }
+      if (!this.room()) this.due = 0;
+    } finally {
+      budgetAudit.woke?.(called);
+      // One that threw does not strand those behind it.
+      if (this.due > 0 && this.waiters.size > 0) {
+        this.scheduled = true;
+        afterIo(this.run);
+      } else {
+        this.due = 0;
+      }
+    }
+  };
 }
 
 export class ConnectionBudget {

@@ -231,19 +231,6 @@ export class Flow implements TurnTaker {
   }
 
   /**
-   * May a stream ask its source for another item? Not while the transport
-   * is backed up, nor (guarded writes) while the server's unsent bytes, on
-   * all its connections, are over half its budget. Only bytes on their way
-   * out count here: they drain as peers read, whatever the streams do, so a
-   * stream never waits on itself or on the calls it would end.
-   */
-  private get mayWrite(): boolean {
-    if (this.writeBlocked) return false;
-    const server = this.peer.budget.server;
-    return !this.guardWrites || server === undefined || server.mayMake;
-  }
-
-  /**
    * Wait for the turn to ask a stream's source for one item: a number at
    * once when it is free, nobody waits and the writes have room. The
    * holder gives it back with `endWriteTurn(turn)`.
@@ -265,9 +252,17 @@ export class Flow implements TurnTaker {
     this.turns.end(turn);
   }
 
-  /** TurnTaker: a stream waits, and more may be written. */
+  /** TurnTaker: a stream waits, and its item would be written (the server's unsent bytes are the turns' gate). */
   get mayTakeTurn(): boolean {
     return this.peer.phase.stage !== 'closed' && this.writeWaiters.length > 0 && this.mayWrite;
+  }
+
+  /**
+   * The transport takes more: it is not backed up ('drain' says when it
+   * is again), nor ending (its close follows, and wakes the writers).
+   */
+  private get mayWrite(): boolean {
+    return !this.writeBlocked && this.peer.transport.writable !== false;
   }
 
   /** TurnTaker: the turn is this connection's; its first waiting stream goes. */
@@ -277,16 +272,11 @@ export class Flow implements TurnTaker {
     if (this.writeWaiters.length > 0) this.turns.ask(this);
   }
 
-  /** A stream waits: ask for the turn, or for room first. */
+  /** A stream waits: ask for the turn, unless the transport takes nothing now ('drain', or the close, says when). */
   private askTurn(): void {
     if (this.writeWaiters.length === 0) return;
     if (this.peer.phase.stage === 'closed') return this.wakeWriters();
-    if (!this.mayWrite) {
-      // Room comes back with 'drain', or when the server goes under its budget.
-      if (!this.writeBlocked) this.peer.budget.server?.waitUnder(this.recheck);
-      return;
-    }
-    this.turns.ask(this);
+    if (this.mayWrite) this.turns.ask(this);
   }
 
   /** Be told (the role's roomMade) when the server next goes under a threshold. */

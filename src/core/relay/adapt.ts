@@ -97,6 +97,9 @@ export function adaptTransport(transport: OpenTransport, adapter: RelayAdapter):
     get readAhead() {
       return transport.readAhead ?? 0;
     },
+    get writable() {
+      return transport.writable ?? true;
+    },
     pause() {
       pausedByRelay = true;
       sync();

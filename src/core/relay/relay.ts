@@ -16,7 +16,7 @@ import { CLOSE_LINGER_MS, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAUL
 import { IpcborError, asIpcborError, guarded, messageOf } from '../errors.js';
 import { ConnectionBudget, ServerBudget } from '../peer/budget.js';
 import { peerConfig } from '../peer/peer.js';
-import { WriteTurns } from '../peer/turns.js';
+import { afterIo, WriteTurns } from '../peer/turns.js';
 import { backgroundTimer } from '../peer/timers.js';
 import { Kind } from '../protocol/heads.js';
 import { refuseConnection } from '../server/server.js';
@@ -82,7 +82,7 @@ export class RelayCore implements AsyncDisposable {
     this.maxConnectionBytes = limits.maxConnectionBytes;
     this.budget = new ServerBudget(options.maxServerBytes ?? DEFAULT_MAX_SERVER_BYTES);
     const codec = options.codec ?? wireCodec;
-    const turns = new WriteTurns();
+    const turns = new WriteTurns(afterIo, this.budget);
     const common = { codec, maxFrameBytes: limits.maxFrameBytes, window: DEFAULT_STREAM_WINDOW, frameTimeout: limits.frameTimeout, turns };
     const closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.shared = Object.freeze({

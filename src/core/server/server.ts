@@ -8,7 +8,7 @@
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SERVER_BYTES, REFUSE_GRACE_MS } from '../constants.js';
 import { IpcborError, guarded } from '../errors.js';
 import { ConnectionBudget, ServerBudget } from '../peer/budget.js';
-import { WriteTurns } from '../peer/turns.js';
+import { afterIo, WriteTurns } from '../peer/turns.js';
 import { backgroundTimer } from '../peer/timers.js';
 import { isService, ServiceRouter, type AnyService, type Mounted } from '../service.js';
 import type { ConnectionInfo, Disposable, Transport, TransportSink } from '../transport.js';
@@ -99,8 +99,8 @@ export class ServerCore implements AsyncDisposable {
   private readonly limits: ResolvedLimits;
   /** What every connection shares, made once. */
   private readonly shared: ConnectionShared;
-  /** One stream item made at a time across all connections (see peer/turns.ts). */
-  private readonly turns = new WriteTurns();
+  /** One stream item made at a time across all connections, while the server's unsent bytes are within half its budget (see peer/turns.ts). */
+  private readonly turns: WriteTurns;
   private readonly options: ServerCoreOptions;
   private readonly connections = new Map<number, ServerConnection>();
   private readonly host: ConnectionHost;
@@ -122,6 +122,7 @@ export class ServerCore implements AsyncDisposable {
     this.dispatcher = toDispatcher(target, options.defaultService);
     this.hub = new EventHub();
     this.budget = new ServerBudget(options.maxServerBytes ?? DEFAULT_MAX_SERVER_BYTES);
+    this.turns = new WriteTurns(afterIo, this.budget);
     const dispatcher = this.dispatcher;
     this.host = {
       executor: executor ?? immediate(dispatcher),
