@@ -82,11 +82,13 @@ export class ServerBudget {
   /** Half the bound: held past it, the server is over and fair shares apply. */
   private readonly half: number;
   /** Connections (reading, or with events to send) waiting for the server to hold less. */
-  private readonly room = new WaitQueue(() => this.held <= this.limit);
+  private readonly room = new WaitQueue();
   /** What waits for the unsent bytes to go under half the bound (the server's write turns). */
-  private readonly sent = new WaitQueue(() => this.mayMake);
-  /** The number of members when waiters were last told that fair shares grew. */
-  private shareMark = 0;
+  private readonly sent = new WaitQueue();
+  /** Connections with a frame half in, waiting for the server to be within its bound without it. */
+  private readonly frames = new WaitQueue();
+  /** The most the server may hold for one of `frames` to go on (the bound plus the largest frame's bytes in). */
+  private frameNeed = 0;
 
   constructor(readonly limit: number) {
     this.half = limit / 2;
@@ -149,11 +151,25 @@ export class ServerBudget {
     if (this.held < 0) budgetAudit.negative?.('server', this.held);
     // Back under a threshold: those waiting for room look again.
     if ((was > this.half && this.held <= this.half) || (was > this.limit && this.held <= this.limit)) this.room.wake();
+    if (this.held <= this.frameNeed && this.frames.size > 0) {
+      this.frameNeed = 0;
+      this.frames.wake();
+    }
   }
 
-  /** Call `f` once when the server next goes under half its bound or under its bound (or fair shares grow). */
+  /** Call `f` once when the server next goes under half its bound or under its bound (or a connection leaves). */
   waitUnder(f: () => void): void {
     this.room.add(f);
+  }
+
+  /**
+   * Call `f` once when the server would be within its bound without the
+   * `own` bytes of a frame half in (withinWithout): releases that cross no
+   * threshold can make room for it.
+   */
+  waitWithin(f: () => void, own: number): void {
+    this.frames.add(f);
+    if (this.limit + own > this.frameNeed) this.frameNeed = this.limit + own;
   }
 
   /** Call `f` once when the unsent bytes next go under half the bound (see mayMake). */
@@ -163,52 +179,45 @@ export class ServerBudget {
 
   forget(f: () => void): void {
     this.room.delete(f);
+    this.frames.delete(f);
   }
 
   join(): void {
-    if (++this.members > this.shareMark) this.shareMark = this.members;
+    this.members++;
   }
 
   /**
-   * A connection left: fair shares grew. Waiters are told only where a
+   * A connection left: fair shares grew. Those waiting look again, where a
    * share is more than FLOOR (a connection holding at most FLOOR is read
-   * anyway), and only once shares grew by an eighth since they were last
-   * told: with N connections waiting, a mass disconnect then costs a few
-   * wakes, not one per connection (N², in re-checks). A waiter over its
-   * share by less waits for that, or for the server to go under a threshold.
+   * anyway, so a smaller share lets nobody go): the wakes of all the
+   * connections leaving in one turn of the event loop are one, and it
+   * re-checks at most WAKE_SLICE of them per turn. (What the connection
+   * held was released before, and woke whom that could let go.)
    */
   leave(): void {
-    const members = --this.members;
-    if (this.room.size === 0) {
-      this.shareMark = members;
-      return;
-    }
-    if (members * 8 <= this.shareMark * 7 && this.half / Math.max(1, members) > FLOOR) {
-      this.shareMark = members;
-      this.room.wake();
-    }
+    this.members--;
+    if (this.room.size > 0 && this.half / Math.max(1, this.members) > FLOOR) this.room.wake();
   }
 }
 
-/** The most waiters one turn of the event loop re-checks, however many wait. */
+/** The most waiters a queue re-checks in one turn of the event loop, however many wait. */
 export const WAKE_SLICE = 64;
 
 /**
  * Those waiting for room, longest waiting first. A wake calls back every
- * one waiting at that moment, WAKE_SLICE at a time: the first slice in a
- * microtask (many releases in one run of code wake once), each next after
- * pending I/O, so that what a wake costs a turn of the event loop does not
- * grow with the number of connections. A waiter still without room waits
- * again, at the back. A wake stops as soon as `room()` says nobody could
- * go; those not yet called back keep their place at the front.
+ * one waiting at that moment, after pending I/O and WAKE_SLICE per turn
+ * of the event loop: all the wakes of one turn (a threshold crossed, many
+ * connections closing) are one, and what they cost a turn does not grow
+ * with the number of connections. A waiter still without room waits
+ * again, at the back; a wake while one is under way has everyone waiting
+ * then looked at again, from the front.
  */
 class WaitQueue {
   private readonly waiters = new Set<() => void>();
   /** Waiters still to be called back in the wake under way, from the front. */
   private due = 0;
+  /** A run is scheduled (after pending I/O). */
   private scheduled = false;
-
-  constructor(private readonly room: () => boolean) {}
 
   get size(): number {
     return this.waiters.size;
@@ -224,16 +233,21 @@ class WaitQueue {
 
   wake(): void {
     this.due = this.waiters.size;
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.scheduled || this.due === 0) return;
     this.scheduled = true;
-    queueMicrotask(this.run);
+    afterIo(this.run);
   }
 
   private readonly run = (): void => {
+    // Cleared first: a wake from inside a callback schedules the next run, once.
     this.scheduled = false;
     let called = 0;
     try {
-      for (let n = Math.min(this.due, WAKE_SLICE); n > 0 && this.room(); n--) {
+      for (let n = Math.min(this.due, WAKE_SLICE); n > 0; n--) {
         const f = this.waiters.values().next().value;
         if (f === undefined) break;
         this.waiters.delete(f);
@@ -241,16 +255,11 @@ class WaitQueue {
         called++;
         f();
       }
-      if (!this.room()) this.due = 0;
     } finally {
       budgetAudit.woke?.(called);
       // One that threw does not strand those behind it.
-      if (this.due > 0 && this.waiters.size > 0) {
-        this.scheduled = true;
-        afterIo(this.run);
-      } else {
-        this.due = 0;
-      }
+      if (this.waiters.size === 0) this.due = 0;
+      this.schedule();
     }
   };
 }

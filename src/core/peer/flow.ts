@@ -171,6 +171,8 @@ export class Flow implements TurnTaker {
       // Released bytes, here or anywhere on the server, bring us back.
       budget.listener = this.recheck;
       server?.waitUnder(this.recheck);
+      // A frame half in may go on once the server would be within its bound without it.
+      if (deliver && server !== undefined && !peer.decoder.idle) server.waitWithin(this.recheck, this.chargedIn);
     } else {
       budget.listener = undefined;
     }
@@ -203,7 +205,8 @@ export class Flow implements TurnTaker {
 
   /** A frame was handed to the transport; `taken` is what its write returned. */
   wrote(taken: boolean): void {
-    if (!taken) this.writeBlocked = true;
+    // An ending transport took nothing, and no 'drain' will come: its close will.
+    if (!taken && this.peer.transport.writable !== false) this.writeBlocked = true;
     if (!this.guardWrites) return;
     this.syncOut();
     if (this.writeBlocked) this.update();

@@ -49,7 +49,7 @@ export function adaptTransport(transport: OpenTransport, adapter: RelayAdapter):
     sink?.onClose(err);
   };
   const reply = (bytes: Uint8Array) => {
-    if (!transport.write([bytes, EMPTY]) && !pausedByReplies) {
+    if (!transport.write([bytes, EMPTY]) && !pausedByReplies && transport.writable !== false) {
       pausedByReplies = true;
       sync();
     }
