@@ -14,6 +14,7 @@ import { Kind } from '../../src/core/protocol/heads.js';
 import { serveWith } from '../../src/node/server.js';
 import type { IpcborError } from '../../src/core/errors.js';
 import { extendedHeader, rawHello } from '../attack/harness.js';
+import { RawExtended } from '../extended-helpers.js';
 import { tempSocket } from '../helpers.js';
 
 const call = (id: number) => {
@@ -42,6 +43,32 @@ describe('a connection whose side has ended', () => {
     } finally {
       s.destroy();
       await server.close();
+    }
+  });
+
+  it('whose writes had backed up before it ended reads on: no drain comes after the end, and none is waited for', async () => {
+    const path = tempSocket();
+    const { server, core } = await serveWith({ big: () => new Uint8Array(3 * 1024 * 1024) }, `unix:${path}`, {}, undefined);
+    const closed = new Promise<IpcborError | undefined>((resolve) => core.onDisconnect((_c, reason) => resolve(reason)));
+    const c = await RawExtended.open(`unix:${path}`);
+    try {
+      c.socket.allowHalfOpen = true;
+      // A 3 MiB answer the client does not read: the server's writes back up.
+      c.pause();
+      c.send([Kind.Call, 1, 'big'], null);
+      await new Promise((r) => setTimeout(r, 200));
+      const closing = server.close();
+      const ended = once(c.socket, 'end');
+      c.resume();
+      // The server ends its side once its answer is out; the client then calls once more, and ends.
+      await ended;
+      c.send([Kind.Call, 2, 'big'], null);
+      c.socket.end();
+      assert.equal(await closed, undefined, 'the connection closed cleanly, with no error');
+      await closing;
+    } finally {
+      c.destroy();
+      server.destroy();
     }
   });
 });

@@ -10,7 +10,9 @@ import { describe, it } from 'node:test';
 import { connect, serve } from '../../src/index.js';
 import { ITEMS_PER_TURN } from '../../src/core/constants.js';
 import { afterIo, clockFor } from '../../src/core/peer/turns.js';
-import { deferred, waitFor } from '../extended-helpers.js';
+import { cbor } from '../../src/core/codec/cbor.js';
+import { serveWith } from '../../src/node/server.js';
+import { deferred, RawExtended, waitFor } from '../extended-helpers.js';
 import { tempSocket } from '../helpers.js';
 
 const MiB = 1024 * 1024;
@@ -206,6 +208,39 @@ describe('events held back for want of room', () => {
     } finally {
       await sub.close();
       await other.close();
+      await server.close();
+    }
+  });
+
+  it('leave once the subscriber reads what was sent to it, though its writes never backed up (the server over half its budget)', async () => {
+    const KiB = 1024;
+    const path = tempSocket();
+    const { server, core } = await serveWith({ hold: () => new Promise(() => {}) }, `unix:${path}`, { maxServerBytes: 2 * MiB }, undefined);
+    const address = `unix:${path}`;
+    const peers: RawExtended[] = [];
+    try {
+      // A call holding 1.2 MiB that never ends: the server is over half its bound, and fair shares apply.
+      const holder = await RawExtended.open(address);
+      peers.push(holder);
+      holder.send([1, 1, 'hold'], new Uint8Array(1.2 * MiB));
+      for (let i = 0; i < 6; i++) peers.push(await RawExtended.open(address));
+      const sub = await RawExtended.open(address);
+      peers.push(sub);
+      sub.send([1, 1, '$ipcbor.subscribe'], { event: 'e' });
+      await sub.next();
+      await waitFor(() => core.budget.held > 1 * MiB, 'the held call');
+      // The subscriber reads nothing for a while: what is sent to it takes its share, the rest waits.
+      sub.pause();
+      for (let seq = 0; seq < 40; seq++) {
+        server.emit('e', { seq, pad: new Uint8Array(32 * KiB) });
+        await new Promise((r) => setImmediate(r));
+      }
+      sub.resume();
+      // It reads what was sent: the last event, held back, follows with no other event to push it.
+      const seqs = () => sub.frames.filter((f) => f.head[0] === 9).map((f) => (cbor.decode(f.payload) as { seq: number }).seq);
+      await waitFor(() => seqs().at(-1) === 39, `the last event (got ${seqs().slice(-3).join(', ')})`);
+    } finally {
+      for (const p of peers) p.destroy();
       await server.close();
     }
   });

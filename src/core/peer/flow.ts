@@ -157,6 +157,8 @@ export class Flow implements TurnTaker {
   update(): void {
     const peer = this.peer;
     if (peer.phase.stage === 'closed') return;
+    // Writes backed up before the transport ended get no 'drain' now: they wait for nothing more.
+    if (this.writeBlocked && peer.transport.writable === false) this.writeBlocked = false;
     const budget = peer.budget;
     // What the pause itself is charged does not keep the connection paused.
     const held = budget.held - this.chargedAhead;
@@ -212,9 +214,14 @@ export class Flow implements TurnTaker {
     if (this.writeBlocked) this.update();
   }
 
+  /** The last drain let charged bytes go (guarded writes): room was made on this connection. */
+  drainReleased = false;
+
   /** The transport handed on what it held: writers go on. Returns whether writes had been blocked. */
   drained(): boolean {
+    const charged = this.chargedOut;
     if (this.guardWrites) this.syncOut();
+    this.drainReleased = this.chargedOut < charged;
     const wasBlocked = this.writeBlocked;
     this.writeBlocked = false;
     this.askTurn();

@@ -403,7 +403,11 @@ export class Peer implements TransportSink, FrameSink {
   }
 
   onDrain(): void {
-    if (!this.flow.drained()) return;
+    if (!this.flow.drained()) {
+      // Bytes left though writes were not backed up: what waited for the connection's own room (held-back events) may go.
+      if (this.flow.drainReleased) this.role.roomMade?.();
+      return;
+    }
     this.role.drained?.();
     this.flow.update();
   }

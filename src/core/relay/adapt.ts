@@ -108,7 +108,12 @@ export function adaptTransport(transport: OpenTransport, adapter: RelayAdapter):
       pausedByRelay = false;
       sync();
     },
-    end: () => transport.end(),
+    end: () => {
+      // Replies backed up before the end get no 'drain' now: reading is the relay's to decide.
+      pausedByReplies = false;
+      sync();
+      transport.end();
+    },
     destroy: () => transport.destroy(),
   };
 }
