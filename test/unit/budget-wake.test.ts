@@ -58,7 +58,7 @@ describe('waking the server budget’s waiters', () => {
       seen = total;
     }
     assert.ok(Math.max(...perTurn) <= WAKE_SLICE, `re-checks per turn: ${perTurn.join(', ')}`);
-    // Every leave used to re-check every waiter: about 20,000 here, 499,500 with one leave per turn.
+    // Every leave used to re-check every waiter: 9,500 here (each turn all of them), 499,500 with one leave per turn.
     console.log(`# ${seen} re-checks for ${n} connections leaving in ${perTurn.length} turns`);
   });
 
