@@ -214,14 +214,9 @@ export class Flow implements TurnTaker {
     if (this.writeBlocked) this.update();
   }
 
-  /** The last drain let charged bytes go (guarded writes): room was made on this connection. */
-  drainReleased = false;
-
   /** The transport handed on what it held: writers go on. Returns whether writes had been blocked. */
   drained(): boolean {
-    const charged = this.chargedOut;
     if (this.guardWrites) this.syncOut();
-    this.drainReleased = this.chargedOut < charged;
     const wasBlocked = this.writeBlocked;
     this.writeBlocked = false;
     this.askTurn();

@@ -403,9 +403,10 @@ export class Peer implements TransportSink, FrameSink {
   }
 
   onDrain(): void {
+    const unsent = this.flow.unsent;
     if (!this.flow.drained()) {
       // Bytes left though writes were not backed up: what waited for the connection's own room (held-back events) may go.
-      if (this.flow.drainReleased) this.role.roomMade?.();
+      if (this.flow.unsent < unsent) this.role.roomMade?.();
       return;
     }
     this.role.drained?.();

@@ -209,14 +209,15 @@ export class WriteTurns {
   }
 
   /**
-   * The gate opened: the turns go on after pending I/O, not at once. When
-   * many connections close together (their peers left), each close lets
-   * unsent bytes go; a pass at once would have the next connection's
-   * source make an item that only its own close, a moment later, drops.
+   * The gate opened. Its callback comes after pending I/O (ServerBudget's
+   * wakes do): when many connections close together (their peers left),
+   * each close lets unsent bytes go, and a pass at once would have the
+   * next connection's source make an item that its own close, a moment
+   * later, drops.
    */
   private readonly reopen = (): void => {
     this.gateAwaited = false;
-    this.passLater();
+    this.pass();
   };
 
   /** Pass at the next turn of the event loop. */
