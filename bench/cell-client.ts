@@ -22,6 +22,39 @@ export interface CellJob {
   server: ServerAddress;
   /** measure's options but the probe, which the client asks of run.ts (CellProbe). */
   options: Omit<MeasureOptions, 'probe'>;
+  /**
+   * A paired cell: after the warm-up (options.warmupMs) the client reports
+   * ready (CellReady) and then measures a window each time it is sent a
+   * CellWindow, until it is sent a CellClose (see run.ts, the paired
+   * rounds). options.measureMs is unused.
+   */
+  paired?: boolean;
+}
+
+/** run.ts -> client (paired): measure one window of `measureMs` after `rampMs` of calls not counted. */
+export interface CellWindow {
+  type: 'window';
+  id: number;
+  rampMs: number;
+  measureMs: number;
+}
+
+/** run.ts -> client (paired): close the connections, report, exit. */
+export interface CellClose {
+  type: 'close';
+}
+
+/** client -> run.ts (paired): warmed up, waiting for windows. */
+export interface CellReady {
+  type: 'ready';
+}
+
+/** client -> run.ts (paired): one window's figures, or why it failed. */
+export interface CellWindowDone {
+  type: 'window-done';
+  id: number;
+  m?: Measured;
+  error?: string;
 }
 
 /** run.ts -> client: the servers' usage asked by a CellProbe, or why it could not be read. */
@@ -53,6 +86,39 @@ function probe(end: boolean): Promise<ServerUsage[]> {
   });
 }
 
+/** Windows and the close asked by run.ts (paired cells), in order. */
+const orders: (CellWindow | CellClose)[] = [];
+let wake: (() => void) | undefined;
+
+async function nextOrder(): Promise<CellWindow | CellClose> {
+  while (orders.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+  wake = undefined;
+  return orders.shift()!;
+}
+
+/**
+ * A paired cell: warm up once, say so, then measure each window asked,
+ * with the calls stopped in between (so the other clients of the round
+ * have CPU 0 to themselves). Resolves with the last window's figures at
+ * the close (run.ts has them all already).
+ */
+async function windows(callers: readonly Caller[], job: CellJob): Promise<Measured> {
+  const o = job.options;
+  let last = await measure(callers, { ...o, measureMs: 0 });
+  process.send!({ type: 'ready' } satisfies CellReady);
+  for (;;) {
+    const order = await nextOrder();
+    if (order.type === 'close') return last;
+    try {
+      last = await measure(callers, { ...o, warmupMs: order.rampMs, measureMs: order.measureMs, probe });
+      process.send!({ type: 'window-done', id: order.id, m: last } satisfies CellWindowDone);
+    } catch (err) {
+      process.send!({ type: 'window-done', id: order.id, error: (err as Error).message ?? String(err) } satisfies CellWindowDone);
+      throw err;
+    }
+  }
+}
+
 /** What run.ts's cell() did in its own process before: open, check, measure, close (at most 10 s). */
 async function run(job: CellJob): Promise<Measured> {
   const system = SYSTEMS[job.system];
@@ -61,6 +127,7 @@ async function run(job: CellJob): Promise<Measured> {
   try {
     const answer = await callers[0]!.call();
     if (!system.check(answer, w)) throw new Error(`${system.id} ${w.id}: the echo did not come back unchanged`);
+    if (job.paired) return await windows(callers, job);
     return await measure(callers, { ...job.options, probe });
   } finally {
     await Promise.race([Promise.all(callers.map((c) => c.close().catch(() => undefined))), sleep(10_000)]);
@@ -71,12 +138,17 @@ if (!process.send) {
   console.error('usage: forked by bench/run.js, which sends the cell to run');
   process.exit(2);
 }
-process.on('message', (m: CellJob | CellProbed) => {
+process.on('message', (m: CellJob | CellProbed | CellWindow | CellClose) => {
   if (m.type === 'probed') {
     const p = probing.get(m.id);
     probing.delete(m.id);
     if (m.usage) p?.resolve(m.usage);
     else p?.reject(new Error(m.error));
+    return;
+  }
+  if (m.type === 'window' || m.type === 'close') {
+    orders.push(m);
+    wake?.();
     return;
   }
   run(m)

@@ -51,6 +51,26 @@ export interface CellReport {
   summary?: { figure?: number; p50?: number; p99?: number; cpu?: { client: number; server: number; total: number } };
 }
 
+/** One system's windows in a paired group, one entry per round (see run.ts, the paired rounds). */
+export interface PairedSeries {
+  /** calls/s (MiB/s on W3). */
+  rates: number[];
+  /** Latency percentiles, microseconds (workloads with latency). */
+  p50s: number[];
+  p99s: number[];
+  /** CPU per call, microseconds: the client, and its server(s). */
+  cpu: { client: number[]; server: number[] };
+}
+
+/** ipcbor extended and the systems it is judged against on one workload, measured in alternating windows. */
+export interface PairedGroup {
+  workload: string;
+  systems: string[];
+  series: Record<string, PairedSeries>;
+  /** Why the group stopped short (its ratios are then not used). */
+  error?: string;
+}
+
 export interface WorkloadReport {
   id: string;
   title: string;
@@ -78,6 +98,12 @@ export interface Report {
   systems: SystemReport[];
   /** Keyed "W1/extended". */
   cells: Record<string, CellReport>;
+  /**
+   * The paired rounds the targets are judged on: `rounds` in all, over
+   * `sessions` sets of fresh client processes warmed up for `warmup` s;
+   * each window `windowMs` after `rampMs` of calls not counted.
+   */
+  paired?: { sessions: number; rounds: number; windowMs: number; rampMs: number; warmup: number; groups: PairedGroup[] };
   /** ipcbor's targets, judged in this run (bench/targets.ts). */
   targets: TargetResult[];
   /** The idle-memory section (bench/idle.js), when it ran. */
@@ -153,6 +179,34 @@ function throughput(r: Report): string[] {
   ];
 }
 
+/** The paired rounds: each group's systems, their median window, and ipcbor extended's per-round ratio to them. */
+function pairedRounds(r: Report): string[] {
+  const p = r.paired;
+  if (!p || p.groups.length === 0) return [];
+  const label = (id: string) => r.systems.find((s) => s.id === id)?.label ?? id;
+  const rows: string[][] = [];
+  for (const g of p.groups) {
+    const w = r.workloads.find((x) => x.id === g.workload);
+    const ext = g.series[g.systems[0]!]!;
+    for (const id of g.systems) {
+      const x = g.series[id]!;
+      const per = ext.rates.map((v, i) => v / x.rates[i]!).filter((v) => Number.isFinite(v));
+      rows.push([
+        g.workload,
+        label(id),
+        g.error !== undefined ? `failed: ${g.error}` : fmt(median(x.rates), w?.unit ?? 'calls/s'),
+        id === g.systems[0] || g.error !== undefined ? '' : r3(median(per) ?? NaN),
+        x.p99s.length > 0 ? us(median(x.p99s)) : '',
+      ]);
+    }
+  }
+  return [
+    '',
+    `Paired rounds (what the targets are judged on): on each workload, ipcbor extended and the systems it is judged against, each with its own client process, all connected at once and warmed up ${p.warmup} s each; then rounds in which each measures a ${p.windowMs} ms window in turn (order rotating), the others idle; ${p.rounds} rounds in all, over ${p.sessions} sets of fresh processes. A target's ratio is the median over rounds of the two systems' ratio in the same round.`,
+    table(['workload', 'system', 'median window', 'extended / it, median per round', 'p99 us'], rows, 2),
+  ];
+}
+
 function targets(r: Report): string[] {
   if (r.targets.length === 0) return [];
   const rows = r.targets.map((t) => [
@@ -162,7 +216,10 @@ function targets(r: Report): string[] {
     `${t.op} ${t.bound}`,
     t.met === undefined ? `not judged: ${t.unjudged}` : t.met ? 'met' : 'NOT MET',
   ]);
-  return ['', 'Targets (ratios of figures measured in this run):', table(['target', 'workload', 'ratio', 'bound', 'verdict'], rows, 2)];
+  const fromCells = r.targets.some((t) => t.basis === 'cells');
+  const fromPairs = r.targets.some((t) => t.basis === 'paired');
+  const basis = fromPairs && fromCells ? 'the paired rounds where the run has them, else the cells\' medians' : fromPairs ? 'the paired rounds below' : 'the cells\' medians';
+  return ['', `Targets (ratios of figures measured in this run, from ${basis}):`, table(['target', 'workload', 'ratio', 'bound', 'verdict'], rows, 2)];
 }
 
 /** ipcbor through a relay, over ipcbor extended direct. */
@@ -286,6 +343,7 @@ export function renderTables(r: Report): string {
     '',
     ...throughput(r),
     ...targets(r),
+    ...pairedRounds(r),
     ...relayed(r),
     ...latency(r),
     ...cpu(r),

@@ -11,10 +11,14 @@
  * relays listen on loopback TCP ports). Every cell reports calls/s, CPU
  * per call (client and servers, each read in its own process), and on W1,
  * W4, W5 and W6 p50/p99 latency; W6 (10,000 paced connections) also the
- * server's memory. ipcbor's targets are judged at the end (bench/targets.ts).
+ * server's memory. After the repeated cells come the paired rounds:
+ * on each workload a target names, ipcbor extended and the systems it is
+ * judged against measure short windows in turn, several rounds, and
+ * ipcbor's targets are judged on them at the end (bench/targets.ts).
  *
  *   node dist/bench/run.js [--workloads W1,W2] [--systems raw,extended,grpc]
  *                          [--seconds S] [--warmup S] [--repeats N]
+ *                          [--paired-sessions N] [--paired-rounds N] [--paired-ms MS]
  *                          [--json FILE] [--svg FILE]
  *
  * Environment (flags win):
@@ -30,6 +34,11 @@
  *   BENCH_REPEATS      repeats per cell, the median is reported (default 3).
  *                      W6 is measured once per system with its own 1 s warm-up
  *                      and 3 s window (workloads.ts), after the repeats.
+ *   BENCH_PAIRED_SESSIONS  sessions of the paired measurement, each with fresh
+ *                      client processes (default 3)
+ *   BENCH_PAIRED_ROUNDS  rounds per session (default 4; 0: no paired
+ *                      measurement, the targets are then judged on the cells' medians)
+ *   BENCH_PAIRED_MS    each paired window, ms (default 750)
  *   BENCH_JSON, BENCH_SVG  output files. With the default selection they
  *                      default to bench/results/latest.json and latest.svg;
  *                      a partial run writes them only when asked.
@@ -48,12 +57,12 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CellDone, CellJob, CellProbe, CellProbed } from './cell-client.js';
+import type { CellClose, CellDone, CellJob, CellProbe, CellProbed, CellReady, CellWindow, CellWindowDone } from './cell-client.js';
 import type { ServerUsage } from './child.js';
 import { cleanup, cleanupOnExit, forkBench, pinSelf, startServers, type ServerProcess } from './processes.js';
-import { median, renderSvg, renderTables, type CellReport, type Mem, type Report, type SystemReport } from './report.js';
+import { median, renderSvg, renderTables, type CellReport, type Mem, type PairedGroup, type PairedSeries, type Report, type SystemReport } from './report.js';
 import { DEFAULT_SYSTEMS, SYSTEM_IDS, SYSTEMS, type ServerSpec, type System, type SystemId } from './systems.js';
-import { cpuPerCall, judge } from './targets.js';
+import { SUBJECT, cpuPerCall, judge, referencesOn } from './targets.js';
 import { WORKLOADS, offered, sleep, type Measured, type Workload } from './workloads.js';
 
 const env = process.env;
@@ -100,6 +109,50 @@ interface CellResult {
   memory?: CellReport['memory'];
 }
 
+/** A cell's client process (cell-client.ts), forked with its job sent. */
+interface CellChild {
+  send(m: CellJob | CellProbed | CellWindow | CellClose): void;
+  kill(): void;
+  /** Its close (exit, IPC channel closed too): what it sent before is read. */
+  closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Its exit; never settles if it never started. */
+  exited: Promise<void>;
+  readonly started: boolean;
+}
+
+/**
+ * Fork a cell's client on `cpu` and send it `job`. Its probes are answered
+ * with `probe` (called from a promise, so a probe that throws is answered
+ * with its error, the window failing, rather than thrown here); its other
+ * messages go to `on`, its 'error' to `onError`.
+ */
+function forkCell(job: CellJob, probe: (end: boolean) => Promise<ServerUsage[]>, cpu: number | undefined, on: (m: CellDone | CellReady | CellWindowDone) => void, onError: (err: Error) => void): CellChild {
+  const { child, exited } = forkBench(CELL_CLIENT, [], [], cpu);
+  // A send to a client that has just died fails; its exit says so.
+  const send = (m: CellJob | CellProbed | CellWindow | CellClose) => {
+    if (child.connected) child.send(m, () => undefined);
+  };
+  child.on('message', (m: CellProbe | CellDone | CellReady | CellWindowDone) => {
+    if (m.type === 'probe') {
+      Promise.resolve(m.end).then(probe).then(
+        (usage) => send({ type: 'probed', id: m.id, usage }),
+        (err: unknown) => send({ type: 'probed', id: m.id, error: messageOf(err) }),
+      );
+    } else on(m);
+  });
+  // 'close', not 'exit': it comes once the IPC channel is closed too, so the result, if sent, has been read.
+  // An 'error' (it could not be started) counts as its close.
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('close', (code, signal) => resolve({ code, signal }));
+    child.on('error', (err) => {
+      onError(err);
+      resolve({ code: null, signal: null });
+    });
+  });
+  send(job);
+  return { send, kill: () => child.kill('SIGKILL'), closed, exited, started: child.pid !== undefined };
+}
+
 /**
  * Run a cell's client (cell-client.ts) in a fresh process, on `cpu`,
  * answering its probes with `probe`; resolves with its result once it has
@@ -109,36 +162,29 @@ interface CellResult {
 async function runClient(job: CellJob, probe: (end: boolean) => Promise<ServerUsage[]>, cpu: number | undefined, signal: AbortSignal): Promise<Measured> {
   // Timed out before it started (the W6 baseline was still being read): no client is started at all.
   if (signal.aborted) throw new Error(`${job.system} ${job.workload}: timed out before its client started`);
-  const { child, exited } = forkBench(CELL_CLIENT, [], [], cpu);
-  const kill = () => child.kill('SIGKILL');
-  signal.addEventListener('abort', kill);
-  // A send to a client that has just died fails; its exit says so.
-  const send = (m: CellJob | CellProbed) => {
-    if (child.connected) child.send(m, () => undefined);
-  };
+  let result: Measured | undefined;
+  let failed: Error | undefined;
+  const c = forkCell(
+    job,
+    probe,
+    cpu,
+    (m) => {
+      if (m.type === 'result') result = m.m;
+      else if (m.type === 'error') failed ??= new Error(m.message);
+    },
+    (err) => (failed ??= err),
+  );
+  signal.addEventListener('abort', c.kill);
   try {
-    return await new Promise<Measured>((resolve, reject) => {
-      let result: Measured | undefined;
-      child.on('message', (m: CellProbe | CellDone) => {
-        if (m.type === 'probe') {
-          // Called from a promise, so a probe that throws is answered with its error (the cell fails) rather than thrown here.
-          Promise.resolve(m.end).then(probe).then(
-            (usage) => send({ type: 'probed', id: m.id, usage }),
-            (err: unknown) => send({ type: 'probed', id: m.id, error: messageOf(err) }),
-          );
-        } else if (m.type === 'result') result = m.m;
-        else reject(new Error(m.message));
-      });
-      child.on('error', reject);
-      // 'close', not 'exit': it comes once the IPC channel is closed too, so the result, if sent, has been read.
-      child.once('close', (code, sig) => (result ? resolve(result) : reject(new Error(`${job.system} ${job.workload}: its client process exited (${sig ?? code}) without a result`))));
-      send(job);
-    });
+    const { code, signal: sig } = await c.closed;
+    if (failed) throw failed;
+    if (!result) throw new Error(`${job.system} ${job.workload}: its client process exited (${sig ?? code}) without a result`);
+    return result;
   } finally {
-    signal.removeEventListener('abort', kill);
-    kill(); // a no-op once it has exited
+    signal.removeEventListener('abort', c.kill);
+    c.kill(); // a no-op once it has exited
     // (A process that never started, e.g. spawn failed, may never report an exit.)
-    if (child.pid !== undefined) await exited;
+    if (c.started) await c.exited;
   }
 }
 
@@ -194,6 +240,120 @@ function withTimeout<T>(run: (signal: AbortSignal) => Promise<T>, ms: number, wh
       },
     );
   });
+}
+
+/**
+ * The paired measurement the targets are judged on: sessions, rounds per
+ * session, each window (0 rounds: none, the cells' medians judge).
+ */
+const pairedSessions = Math.max(1, Math.floor(Number(flag('paired-sessions') ?? env.BENCH_PAIRED_SESSIONS ?? 3)));
+const pairedPerSession = Math.max(0, Math.floor(Number(flag('paired-rounds') ?? env.BENCH_PAIRED_ROUNDS ?? 4)));
+const pairedCount = pairedSessions * pairedPerSession;
+const pairedMs = Number(flag('paired-ms') ?? env.BENCH_PAIRED_MS ?? 750);
+if (!(pairedMs > 0)) throw new Error('--paired-ms must be a positive number of milliseconds');
+/** Calls made, not counted, before each paired window: every loop is going when it opens. */
+const RAMP_MS = 100;
+
+/**
+ * A paired group, in `pairedSessions` sessions. In each, one client
+ * process per system of `ids` (ipcbor extended first), all connected at
+ * once, each warmed up in turn; then `pairedPerSession` rounds in which
+ * each client measures one window while the others wait with no call
+ * going, the order rotating by one each round. A round's systems are
+ * measured within seconds of each other, so a change in the machine's
+ * speed (on a shared VM a cell's figure moves by a tenth from one cell to
+ * the next) hits them alike: the ratio of two systems' windows in one
+ * round keeps far less of it than the ratio of cells measured minutes
+ * apart. Fresh processes each session: how a process's JIT settles also
+ * moves its figure, and one process per system would carry that into
+ * every round. A client that fails ends the group.
+ */
+async function pairedGroup(w: Workload, ids: readonly SystemId[], procsOf: (id: SystemId) => ServerProcess[], cpu: number | undefined): Promise<PairedGroup> {
+  const series: Record<string, PairedSeries> = {};
+  for (const id of ids) series[id] = { rates: [], p50s: [], p99s: [], cpu: { client: [], server: [] } };
+  const group: PairedGroup = { workload: w.id, systems: [...ids], series };
+  for (let session = 0; session < pairedSessions && group.error === undefined; session++) {
+    // The warm-ups rotate too: the first one warmed waits longest for its first window.
+    const order = ids.map((_, k) => ids[(session + k) % ids.length]!);
+    await pairedSession(w, order, procsOf, cpu, series).catch((err: unknown) => (group.error = messageOf(err)));
+  }
+  return group;
+}
+
+let nextWindow = 1;
+
+/** One session of a paired group (see pairedGroup); its windows go into `series`. */
+async function pairedSession(w: Workload, ids: readonly SystemId[], procsOf: (id: SystemId) => ServerProcess[], cpu: number | undefined, series: Record<string, PairedSeries>): Promise<void> {
+  const clients: { id: SystemId; child: CellChild; ready: Promise<void>; window: (n: number) => Promise<Measured> }[] = [];
+  try {
+    for (const id of ids) {
+      const procs = procsOf(id);
+      const pending = new Map<number, { resolve: (m: Measured) => void; reject: (err: Error) => void }>();
+      let readied!: { resolve: () => void; reject: (err: Error) => void };
+      const ready = new Promise<void>((resolve, reject) => (readied = { resolve, reject }));
+      const fail = (err: Error) => {
+        readied.reject(err);
+        for (const p of pending.values()) p.reject(err);
+        pending.clear();
+      };
+      const job: CellJob = {
+        type: 'job',
+        system: id,
+        workload: w.id,
+        server: { address: procs[0]!.address, socketPath: procs[0]!.socketPath },
+        options: { inflight: w.inflight, warmupMs: warmup * 1000, measureMs: 0, latency: w.latency },
+        paired: true,
+      };
+      const child = forkCell(
+        job,
+        () => Promise.all(procs.map((p) => p.usage(false))),
+        cpu,
+        (m) => {
+          if (m.type === 'ready') readied.resolve();
+          else if (m.type === 'window-done') {
+            const p = pending.get(m.id);
+            pending.delete(m.id);
+            if (m.m) p?.resolve(m.m);
+            else p?.reject(new Error(m.error));
+          } else if (m.type === 'error') fail(new Error(`${id}: ${m.message}`));
+        },
+        (err) => fail(err),
+      );
+      child.closed.then(() => fail(new Error(`${id}: its client process left`)));
+      const window = (n: number) =>
+        new Promise<Measured>((resolve, reject) => {
+          pending.set(n, { resolve, reject });
+          child.send({ type: 'window', id: n, rampMs: RAMP_MS, measureMs: pairedMs });
+        });
+      clients.push({ id, child, ready, window });
+      // Warmed up one after the other: each has CPU 0 to itself meanwhile.
+      await timed(ready, warmup * 1000 + slack(w), `${id} ${w.id} (paired): not ready`);
+    }
+    for (let round = 0; round < pairedPerSession; round++) {
+      for (let k = 0; k < clients.length; k++) {
+        const c = clients[(round + k) % clients.length]!;
+        const m = await timed(c.window(nextWindow++), pairedMs + RAMP_MS + CELL_SLACK_MS, `${c.id} ${w.id} (paired): no window`);
+        const x = series[c.id]!;
+        x.rates.push(m.rate * w.perCall);
+        if (m.p50 !== undefined) x.p50s.push(m.p50);
+        if (m.p99 !== undefined) x.p99s.push(m.p99);
+        x.cpu.client.push(m.cpu.client);
+        if (m.cpu.server !== undefined) x.cpu.server.push(m.cpu.server);
+      }
+    }
+  } finally {
+    for (const c of clients) c.child.send({ type: 'close' });
+    // Closing 1,000 connections takes a moment; a client that has not left after that is killed.
+    await Promise.all(clients.map((c) => timed(c.child.closed, 15_000, 'close').catch(() => c.child.kill())));
+    for (const c of clients) if (c.child.started) await c.child.exited;
+  }
+}
+
+/** `p`, or a rejection after `ms`. */
+function timed<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${Math.round(ms / 1000)} s`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 const fmtValue = (v: number, unit: Workload['unit']) => (unit === 'MiB/s' ? `${v.toFixed(1)} MiB/s` : `${Math.round(v).toLocaleString('en-US')}/s`);
@@ -301,14 +461,44 @@ async function main(): Promise<void> {
   /** A system's server processes: its own and, for a relay, the one behind it. */
   const serving = (spec: ServerSpec | undefined): ServerProcess[] => (spec ? [servers.get(spec.key)!, ...serving(spec.fronts)] : []);
 
+  /**
+   * The paired rounds: on each workload a target names, ipcbor extended
+   * and the systems it is judged against (those whose cells ran without a
+   * failure), in one group each (pairedGroup).
+   */
+  const pairedRounds = async (done: Map<string, CellReport>, systemsRunning: readonly (SystemReport & { id: SystemId })[]): Promise<Report['paired']> => {
+    if (pairedCount === 0) return undefined;
+    const groups: PairedGroup[] = [];
+    for (const w of workloads.filter((x) => !x.once && !x.periodMs)) {
+      const ok = (id: string) => {
+        const s = systemsRunning.find((x) => x.id === id);
+        const c = done.get(key(w.id, id));
+        return s !== undefined && runs(s, w) && c !== undefined && c.errors.length === 0 && !c.unavailable && c.samples.length > 0;
+      };
+      const refs = referencesOn(w.id).filter(ok);
+      if (!ok(SUBJECT) || refs.length === 0) continue;
+      const ids = [SUBJECT, ...refs] as SystemId[];
+      progress(`  paired ${w.id}: ${ids.join(', ')}, ${pairedSessions} x ${pairedPerSession} rounds of ${pairedMs} ms`);
+      const g = await pairedGroup(w, ids, (id) => serving(SYSTEMS[id].server), clientCpu);
+      if (g.error) progress(`  paired ${w.id} FAILED: ${g.error}`);
+      else progress(`  paired ${w.id}: ${ids.map((id) => `${id} ${fmtValue(median(g.series[id]!.rates)! * w.perCall, w.unit)}`).join(', ')}`);
+      groups.push(g);
+    }
+    return { sessions: pairedSessions, rounds: pairedCount, windowMs: pairedMs, rampMs: RAMP_MS, warmup, groups };
+  };
+
   // Repeats are interleaved (every cell once, then again) so that drift in
   // the machine's speed spreads over all cells rather than hitting one. The
   // workloads measured once (W6) come after, so their 10,000 connections
   // leave nothing behind in the servers during the others.
+  // The paired rounds the targets are judged on come between the two.
   const plan: { w: Workload; s: SystemReport & { id: SystemId } }[] = [];
   for (let r = 1; r <= repeats; r++) for (const w of workloads.filter((x) => !x.once)) for (const s of running) if (runs(s, w)) plan.push({ w, s });
+  const pairedAt = plan.length;
   for (const w of workloads.filter((x) => x.once)) for (const s of running) if (runs(s, w)) plan.push({ w, s });
+  let paired: Report['paired'];
   for (const [i, { w, s }] of plan.entries()) {
+    if (i === pairedAt) paired = await pairedRounds(cells, running);
     const c = cells.get(key(w.id, s.id))!;
     const tag = `[${String(i + 1).padStart(String(plan.length).length)}/${plan.length}] ${w.id} ${s.id.padEnd(8)}`;
     if (c.errors.length > 0 || c.unavailable) {
@@ -341,6 +531,7 @@ async function main(): Promise<void> {
       progress(`  ${tag} FAILED: ${msg}`);
     }
   }
+  if (plan.length === pairedAt) paired = await pairedRounds(cells, running);
   await processes.stop();
 
   const idle = runIdle();
@@ -357,6 +548,7 @@ async function main(): Promise<void> {
     })),
     systems,
     cells: Object.fromEntries(cells),
+    ...(paired ? { paired } : {}),
     targets: [],
     ...(idle ? { idle } : {}),
   };

@@ -1,12 +1,17 @@
 /**
  * ipcbor's targets in the bench, each a ratio taken in the same run:
  * ipcbor extended's figure over a reference system's, on a workload,
- * against a bound. `judge` turns a run's cells into met / not met (or why
- * it could not be judged); run.ts stores the verdicts in the report, and
+ * against a bound. `judge` turns a run into met / not met (or why it
+ * could not be judged); run.ts stores the verdicts in the report, and
  * report.ts prints them. The relay and bridge targets (over ipcbor extended)
  * stay with their systems (systems.ts).
+ *
+ * A ratio is taken from the paired rounds when the run has them (run.ts:
+ * ipcbor extended and its references measured in alternating windows):
+ * the median over rounds of each round's ratio. Otherwise, or when the
+ * paired group failed, it is the ratio of the cells' medians.
  */
-import { figure, median, type Report } from './report.js';
+import { figure, median, type PairedGroup, type Report } from './report.js';
 
 type Metric = 'rate' | 'cpu' | 'p99';
 
@@ -20,7 +25,7 @@ interface TargetDef {
   workloads: readonly string[];
 }
 
-const SUBJECT = 'extended';
+export const SUBJECT = 'extended';
 
 export const TARGETS: readonly TargetDef[] = [
   { what: 'ipcbor extended calls/s over node-ipc', metric: 'rate', against: 'nodeipc', op: '>=', bound: 1.0, workloads: ['W1', 'W2', 'W4', 'W5'] },
@@ -28,6 +33,11 @@ export const TARGETS: readonly TargetDef[] = [
   { what: 'ipcbor extended CPU per call (client + server) over the raw loop with cbor-x (rawcborx)', metric: 'cpu', against: 'rawcborx', op: '<=', bound: 1.15, workloads: ['W5'] },
   { what: 'ipcbor extended p99 latency over the raw loop\'s (raw)', metric: 'p99', against: 'raw', op: '<=', bound: 1.1, workloads: ['W1'] },
 ];
+
+/** The systems ipcbor extended is judged against on workload `w`, each once. */
+export function referencesOn(w: string): string[] {
+  return [...new Set(TARGETS.filter((t) => t.workloads.includes(w)).map((t) => t.against))];
+}
 
 export interface TargetResult {
   what: string;
@@ -41,6 +51,9 @@ export interface TargetResult {
   met?: boolean;
   /** Why there is no ratio. */
   unjudged?: string;
+  /** Where the ratio comes from: the paired rounds (median of per-round ratios, over `rounds` rounds) or the cells' medians. */
+  basis?: 'paired' | 'cells';
+  rounds?: number;
 }
 
 /** CPU per call, client + server, microseconds: the median over repeats of each repeat's total. */
@@ -57,6 +70,36 @@ function value(r: Report, m: Metric, w: string, s: string): number | undefined {
   return median(r.cells[`${w}/${s}`]?.p99s ?? []);
 }
 
+/** One round's figure of system `s` in a paired group. */
+function roundValue(g: PairedGroup, m: Metric, s: string, i: number): number | undefined {
+  const x = g.series[s];
+  if (!x) return undefined;
+  if (m === 'rate') return x.rates[i];
+  if (m === 'p99') return x.p99s[i];
+  const client = x.cpu.client[i];
+  const server = x.cpu.server[i];
+  return client === undefined || server === undefined ? undefined : client + server;
+}
+
+/**
+ * The median over the rounds of a paired group on `w` of a's figure over
+ * b's in the same round, with the number of rounds; undefined when the
+ * run has no such group, it failed, or it has no round with both figures.
+ */
+export function pairedRatio(r: Report, m: Metric, w: string, a: string, b: string): { ratio: number; rounds: number } | undefined {
+  const g = r.paired?.groups.find((x) => x.workload === w && x.systems.includes(a) && x.systems.includes(b));
+  if (!g || g.error !== undefined) return undefined;
+  const ratios: number[] = [];
+  const n = Math.min(g.series[a]?.rates.length ?? 0, g.series[b]?.rates.length ?? 0);
+  for (let i = 0; i < n; i++) {
+    const x = roundValue(g, m, a, i);
+    const y = roundValue(g, m, b, i);
+    if (x !== undefined && y !== undefined && y > 0) ratios.push(x / y);
+  }
+  const ratio = median(ratios);
+  return ratio === undefined ? undefined : { ratio, rounds: ratios.length };
+}
+
 /** Every target on every workload of the run that it names. */
 export function judge(r: Report): TargetResult[] {
   const ran = new Set(r.workloads.map((w) => w.id));
@@ -68,11 +111,16 @@ export function judge(r: Report): TargetResult[] {
         const base = { what: t.what, workload: w, system: SUBJECT, against: t.against, op: t.op, bound: t.bound };
         const missing = [SUBJECT, t.against].filter((s) => !present(s));
         if (missing.length > 0) return { ...base, unjudged: `${missing.join(' and ')} not in this run` };
+        const paired = pairedRatio(r, t.metric, w, SUBJECT, t.against);
+        if (paired) {
+          const { ratio, rounds } = paired;
+          return { ...base, ratio, met: t.op === '>=' ? ratio >= t.bound : ratio <= t.bound, basis: 'paired', rounds };
+        }
         const a = value(r, t.metric, w, SUBJECT);
         const b = value(r, t.metric, w, t.against);
         if (a === undefined || !b) return { ...base, unjudged: 'not measured (failed or not run)' };
         const ratio = a / b;
-        return { ...base, ratio, met: t.op === '>=' ? ratio >= t.bound : ratio <= t.bound };
+        return { ...base, ratio, met: t.op === '>=' ? ratio >= t.bound : ratio <= t.bound, basis: 'cells' };
       }),
   );
 }
