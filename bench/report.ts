@@ -51,15 +51,19 @@ export interface CellReport {
   summary?: { figure?: number; p50?: number; p99?: number; cpu?: { client: number; server: number; total: number } };
 }
 
-/** One system's windows in a paired group, one entry per round (see run.ts, the paired rounds). */
+/**
+ * One system's windows in a paired group (see run.ts, the paired rounds):
+ * entry i of each list is round i; null where that window has no such
+ * figure.
+ */
 export interface PairedSeries {
   /** calls/s (MiB/s on W3). */
   rates: number[];
-  /** Latency percentiles, microseconds (workloads with latency). */
-  p50s: number[];
-  p99s: number[];
+  /** Latency percentiles, microseconds (workloads with latency; empty on the others). */
+  p50s: (number | null)[];
+  p99s: (number | null)[];
   /** CPU per call, microseconds: the client, and its server(s). */
-  cpu: { client: number[]; server: number[] };
+  cpu: { client: number[]; server: (number | null)[] };
 }
 
 /** ipcbor extended and the systems it is judged against on one workload, measured in alternating windows. */
@@ -196,7 +200,7 @@ function pairedRounds(r: Report): string[] {
         label(id),
         g.error !== undefined ? `failed: ${g.error}` : fmt(median(x.rates), w?.unit ?? 'calls/s'),
         id === g.systems[0] || g.error !== undefined ? '' : r3(median(per) ?? NaN),
-        x.p99s.length > 0 ? us(median(x.p99s)) : '',
+        x.p99s.length > 0 ? us(median(x.p99s.filter((v): v is number => v !== null))) : '',
       ]);
     }
   }

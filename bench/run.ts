@@ -246,8 +246,13 @@ function withTimeout<T>(run: (signal: AbortSignal) => Promise<T>, ms: number, wh
  * The paired measurement the targets are judged on: sessions, rounds per
  * session, each window (0 rounds: none, the cells' medians judge).
  */
-const pairedSessions = Math.max(1, Math.floor(Number(flag('paired-sessions') ?? env.BENCH_PAIRED_SESSIONS ?? 3)));
-const pairedPerSession = Math.max(0, Math.floor(Number(flag('paired-rounds') ?? env.BENCH_PAIRED_ROUNDS ?? 4)));
+function count(name: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be a whole number, at least ${min} (got ${value})`);
+  return n;
+}
+const pairedSessions = count('paired-sessions', flag('paired-sessions') ?? env.BENCH_PAIRED_SESSIONS ?? '3', 1);
+const pairedPerSession = count('paired-rounds', flag('paired-rounds') ?? env.BENCH_PAIRED_ROUNDS ?? '4', 0);
 const pairedCount = pairedSessions * pairedPerSession;
 const pairedMs = Number(flag('paired-ms') ?? env.BENCH_PAIRED_MS ?? 750);
 if (!(pairedMs > 0)) throw new Error('--paired-ms must be a positive number of milliseconds');
@@ -291,7 +296,10 @@ async function pairedSession(w: Workload, ids: readonly SystemId[], procsOf: (id
       const pending = new Map<number, { resolve: (m: Measured) => void; reject: (err: Error) => void }>();
       let readied!: { resolve: () => void; reject: (err: Error) => void };
       const ready = new Promise<void>((resolve, reject) => (readied = { resolve, reject }));
+      /** Why it can measure no more windows (it failed, or left). */
+      let gone: Error | undefined;
       const fail = (err: Error) => {
+        gone ??= err;
         readied.reject(err);
         for (const p of pending.values()) p.reject(err);
         pending.clear();
@@ -322,6 +330,7 @@ async function pairedSession(w: Workload, ids: readonly SystemId[], procsOf: (id
       child.closed.then(() => fail(new Error(`${id}: its client process left`)));
       const window = (n: number) =>
         new Promise<Measured>((resolve, reject) => {
+          if (gone) return reject(gone);
           pending.set(n, { resolve, reject });
           child.send({ type: 'window', id: n, rampMs: RAMP_MS, measureMs: pairedMs });
         });
@@ -333,12 +342,15 @@ async function pairedSession(w: Workload, ids: readonly SystemId[], procsOf: (id
       for (let k = 0; k < clients.length; k++) {
         const c = clients[(round + k) % clients.length]!;
         const m = await timed(c.window(nextWindow++), pairedMs + RAMP_MS + CELL_SLACK_MS, `${c.id} ${w.id} (paired): no window`);
+        // One entry per round in every list (null where a window has no such figure), so round i is entry i.
         const x = series[c.id]!;
         x.rates.push(m.rate * w.perCall);
-        if (m.p50 !== undefined) x.p50s.push(m.p50);
-        if (m.p99 !== undefined) x.p99s.push(m.p99);
+        if (w.latency) {
+          x.p50s.push(m.p50 ?? null);
+          x.p99s.push(m.p99 ?? null);
+        }
         x.cpu.client.push(m.cpu.client);
-        if (m.cpu.server !== undefined) x.cpu.server.push(m.cpu.server);
+        x.cpu.server.push(m.cpu.server ?? null);
       }
     }
   } finally {
@@ -481,7 +493,7 @@ async function main(): Promise<void> {
       progress(`  paired ${w.id}: ${ids.join(', ')}, ${pairedSessions} x ${pairedPerSession} rounds of ${pairedMs} ms`);
       const g = await pairedGroup(w, ids, (id) => serving(SYSTEMS[id].server), clientCpu);
       if (g.error) progress(`  paired ${w.id} FAILED: ${g.error}`);
-      else progress(`  paired ${w.id}: ${ids.map((id) => `${id} ${fmtValue(median(g.series[id]!.rates)! * w.perCall, w.unit)}`).join(', ')}`);
+      else progress(`  paired ${w.id}: ${ids.map((id) => `${id} ${fmtValue(median(g.series[id]!.rates)!, w.unit)}`).join(', ')}`);
       groups.push(g);
     }
     return { sessions: pairedSessions, rounds: pairedCount, windowMs: pairedMs, rampMs: RAMP_MS, warmup, groups };

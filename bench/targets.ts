@@ -70,14 +70,16 @@ function value(r: Report, m: Metric, w: string, s: string): number | undefined {
   return median(r.cells[`${w}/${s}`]?.p99s ?? []);
 }
 
-/** One round's figure of system `s` in a paired group. */
+const finite = (v: number | null | undefined): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** Round i's figure of system `s` in a paired group (undefined where that window has none). */
 function roundValue(g: PairedGroup, m: Metric, s: string, i: number): number | undefined {
   const x = g.series[s];
   if (!x) return undefined;
-  if (m === 'rate') return x.rates[i];
-  if (m === 'p99') return x.p99s[i];
-  const client = x.cpu.client[i];
-  const server = x.cpu.server[i];
+  if (m === 'rate') return finite(x.rates[i]);
+  if (m === 'p99') return finite(x.p99s[i]);
+  const client = finite(x.cpu.client[i]);
+  const server = finite(x.cpu.server[i]);
   return client === undefined || server === undefined ? undefined : client + server;
 }
 

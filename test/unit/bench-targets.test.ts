@@ -100,14 +100,31 @@ describe('bench targets', () => {
     assert.equal(verdict(report(cells), 'W4', 'rawcodec').basis, 'cells');
   });
 
-  it('a round missing a figure is left out of the median, and none at all leaves the cells to judge', () => {
+  it('a round missing a figure is left out of the median without moving the later rounds, and none at all leaves the cells to judge', () => {
+    // Round 2 of extended has no p99: rounds 1 and 3 pair 120/100 and 150/100 (median 1.35). Had round 3's
+    // figure moved up to round 2, the pairs would be 120/100 and 150/200 (median 0.975).
     const g: PairedGroup = {
       workload: 'W1',
       systems: ['extended', 'raw'],
-      series: { extended: series([1, 1, 1], { p99s: [120] }), raw: series([1, 1, 1], { p99s: [100, 100, 100] }) },
+      series: { extended: series([1, 1, 1], { p99s: [120, null, 150] }), raw: series([1, 1, 1], { p99s: [100, 200, 100] }) },
     };
-    assert.deepEqual(pairedRatio(report({}, [g]), 'p99', 'W1', 'extended', 'raw'), { ratio: 1.2, rounds: 1 });
+    assert.deepEqual(pairedRatio(report({}, [g]), 'p99', 'W1', 'extended', 'raw'), { ratio: 1.35, rounds: 2 });
+    // A server figure missing in one round leaves that round out of the CPU ratio only.
+    const c: PairedGroup = {
+      workload: 'W5',
+      systems: ['extended', 'rawcborx'],
+      series: {
+        extended: series([1, 1], { cpu: { client: [10, 10], server: [null, 10] } }),
+        rawcborx: series([1, 1], { cpu: { client: [10, 10], server: [10, 10] } }),
+      },
+    };
+    assert.deepEqual(pairedRatio(report({}, [c]), 'cpu', 'W5', 'extended', 'rawcborx'), { ratio: 1, rounds: 1 });
     const none: PairedGroup = { ...g, series: { extended: series([1]), raw: series([0]) } };
     assert.equal(pairedRatio(report({}, [none]), 'rate', 'W1', 'extended', 'raw'), undefined);
+    // W1 against raw is the p99 target: the group has no p99 in any round, so the cells' p99s judge.
+    const cells = { 'W1/extended': cell([90], { p99s: [121] }), 'W1/raw': cell([100], { p99s: [110] }) };
+    const judged = verdict(report(cells, [none]), 'W1', 'raw');
+    assert.equal(judged.basis, 'cells');
+    assert.equal(judged.ratio, 1.1);
   });
 });
