@@ -1,7 +1,8 @@
 /**
  * docs/PERFORMANCE.md is written from one run of `npm run bench`, whose
- * report is committed (bench/results/latest.json). Its results table and
- * the targets it calls met or not met must be that run's: a figure typed
+ * report is committed (bench/results/latest.json). Its tables (results,
+ * latency, CPU per call) and the targets it calls met or not met must be
+ * that run's: a figure typed
  * by hand, or a doc left behind by a new run, fails here. (Times nothing:
  * it reads two committed files.)
  */
@@ -9,6 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { NAMES, cpuTable, latencyTable, targetsTable, throughputTable } from '../../bench/doc-tables.js';
 import { figure, type Report } from '../../bench/report.js';
 import { judge } from '../../bench/targets.js';
 
@@ -16,20 +18,8 @@ const root = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.u
 const report = JSON.parse(readFileSync(root('bench/results/latest.json'), 'utf8')) as Report;
 const doc = readFileSync(root('docs/PERFORMANCE.md'), 'utf8');
 
-/** The row labels of the results table, by system id. */
-const LABELS: Record<string, string> = {
-  raw: 'raw net loop (no CBOR)',
-  rawcodec: 'raw loop + ipcbor codec',
-  rawcborx: 'raw loop + cbor-x',
-  extended: 'ipcbor extended',
-  base: 'ipcbor base framing',
-  relay: 'ipcbor via TCP relay',
-  bridge: 'ipcbor via WebSocket bridge',
-  nodeipc: 'node-ipc',
-  jsonrpc: 'vscode-jsonrpc',
-  grpc: '@grpc/grpc-js',
-  zeromq: 'zeromq',
-};
+/** The row labels of the results table, by system id (peers and cbor-x followed by their version). */
+const LABELS = NAMES;
 
 /** The first table under "## Results": label -> its cells. */
 function resultsTable(): Map<string, string[]> {
@@ -67,6 +57,17 @@ describe('docs/PERFORMANCE.md against the committed bench report', () => {
         }
         assert.equal(cells[i], shown(w, s.id), `${s.id} ${w}`);
       });
+    }
+  });
+
+  it('its throughput, latency, CPU and targets tables are bench/doc-tables.js\'s, word for word', () => {
+    for (const [what, t] of [
+      ['throughput', throughputTable(report)],
+      ['latency', latencyTable(report)],
+      ['CPU per call', cpuTable(report)],
+      ['targets', targetsTable(report)],
+    ] as const) {
+      assert.ok(doc.includes(`\n${t}\n`), `the ${what} table is not the report's; doc-tables.js prints it:\n${t}`);
     }
   });
 
