@@ -28,7 +28,7 @@
  *                      jsonrpc, grpc, zeromq, nodeipc (add rawcborg for the raw
  *                      loop with cborg)
  *   BENCH_SECONDS      measured seconds per cell (default 2; the full run takes
- *                      about 13 minutes on a 2-core machine)
+ *                      about 17 minutes on a 2-core machine, paired rounds included)
  *   BENCH_WARMUP       warm-up seconds per cell (default 2: each cell's client
  *                      is a fresh process, whose JIT settles in it)
  *   BENCH_REPEATS      repeats per cell, the median is reported (default 3).
