@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { figure, median, type Report, type SystemReport } from './report.js';
+import { figure, fmt, median, statusOf, us, type Report, type SystemReport } from './report.js';
 import { cpuPerCall } from './targets.js';
 
 /** The doc's name for each system (a peer's and cbor-x's version follow it where `versioned`). */
@@ -44,8 +44,6 @@ const THROUGHPUT = ['raw', 'rawcodec', 'rawcborx', 'rawcborg', 'extended', 'base
 const LATENCY = ['raw', 'rawcodec', 'rawcborx', 'rawcborg', 'extended', 'base', 'nodeipc', 'zeromq', 'jsonrpc', 'grpc'];
 const CPU = ['raw', 'rawcodec', 'rawcborx', 'rawcborg', 'extended', 'base', 'nodeipc'];
 
-const int = (v: number) => Math.round(v).toLocaleString('en-US');
-const us = (v: number | undefined) => (v === undefined ? '-' : v < 100 ? v.toFixed(1) : int(v));
 const row = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
 const table = (head: readonly string[], rows: readonly (readonly string[])[]) => [row(head), row(head.map(() => '---')), ...rows.map(row)].join('\n');
 
@@ -61,23 +59,15 @@ function present(r: Report, order: readonly string[]): SystemReport[] {
   return order.map((id) => r.systems.find((s) => s.id === id)).filter((s): s is SystemReport => s !== undefined);
 }
 
-/** Why a system has no figure on a workload, if it has none. */
+/** Why a system has no figure on a workload, if it has none (a cell with no sample was not run). */
 function status(r: Report, w: string, s: SystemReport): string | undefined {
-  if (s.unavailable) return 'unavailable';
-  if (s.only && !s.only.workloads.includes(w)) return 'not run';
-  const c = r.cells[`${w}/${s.id}`];
-  if (c === undefined) return 'not run';
-  if (c.unavailable) return 'unavailable';
-  if (c.errors.length > 0) return 'failed';
-  if (c.samples.length === 0) return 'not run';
-  return undefined;
+  return statusOf(r, w, s) ?? ((r.cells[`${w}/${s.id}`]?.samples.length ?? 0) === 0 ? 'not run' : undefined);
 }
 
 /** A throughput figure as the doc shows it. */
-export function shownFigure(r: Report, w: string, s: string): string {
+function shownFigure(r: Report, w: string, s: string): string {
   const v = figure(r, w, s);
-  if (v === undefined) return 'not run';
-  return w === 'W3' ? `${v.toFixed(1)} MiB/s` : `${int(v)}/s`;
+  return v === undefined ? 'not run' : fmt(v, r.workloads.find((x) => x.id === w)?.unit ?? 'calls/s');
 }
 
 export function throughputTable(r: Report): string {

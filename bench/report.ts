@@ -128,14 +128,14 @@ const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined
 const r2 = (x: number) => (Math.floor(x * 100) / 100).toFixed(2);
 /** Target ratios are judged on the exact value; three decimals show which side of a bound like 0.95 or 1.1 it fell. */
 const r3 = (x: number) => x.toFixed(3);
-const int = (v: number) => Math.round(v).toLocaleString('en-US');
+export const int = (v: number) => Math.round(v).toLocaleString('en-US');
 /** Microseconds: one decimal under 100, whole numbers above. */
-const us = (v: number | undefined) => (v === undefined ? '-' : v < 100 ? v.toFixed(1) : int(v));
+export const us = (v: number | undefined) => (v === undefined ? '-' : v < 100 ? v.toFixed(1) : int(v));
 /** Microseconds shown as milliseconds. */
 const ms = (v: number | undefined) => (v === undefined ? '-' : (v / 1000).toFixed(1));
 const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 
-function fmt(v: number | undefined, unit: string): string {
+export function fmt(v: number | undefined, unit: string): string {
   if (v === undefined) return '-';
   return unit === 'MiB/s' ? `${v.toFixed(1)} MiB/s` : `${int(v)}/s`;
 }
@@ -146,7 +146,8 @@ function table(head: string[], rows: string[][], leftCols = 1): string {
   return [line(head), widths.map((n) => '-'.repeat(n)).join('-|-'), ...rows.map(line)].join('\n');
 }
 
-function statusOf(r: Report, w: string, s: SystemReport): string | undefined {
+/** Why system `s` has no figure on workload `w`, known from the run (undefined: it ran). */
+export function statusOf(r: Report, w: string, s: SystemReport): string | undefined {
   if (s.unavailable) return 'unavailable';
   if (s.only && !s.only.workloads.includes(w)) return 'not run';
   const c = cellOf(r, w, s.id);
